@@ -1,0 +1,185 @@
+"""The `dispatch-tui` command: every desk action as a verb, plus server, schema and demo set-up.
+
+Exit codes (stable, for scripts): 0 done, 1 unexpected (logged with context), 2 invalid input,
+3 not found, 4 conflict (the state changed under you), 5 forbidden, 6 database unavailable or
+schema not current. Errors are one `error: ...` line on stderr; with `--json`, stdout also gets
+a JSON object `{"ok": false, "error": {"kind": ..., "message": ...}}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from rich.console import Console
+
+from dispatch_tui import __version__
+from dispatch_tui.config import Settings
+from dispatch_tui.db.connect import Database, open_database
+from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
+from dispatch_tui.db.engine import make_sessionmaker, schema_state, upgrade
+from dispatch_tui.domain import commands, demo, grammar
+from dispatch_tui.domain.errors import DispatchError, ExitCode, Unavailable
+from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.output import json_document, print_outcome
+
+log = logging.getLogger("dispatch_tui")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, metavar="URL",
+                        help="PostgreSQL URL of a shared server (default: DISPATCH_DATABASE_URL, else embedded)")
+    common.add_argument("--as", dest="operator", default=argparse.SUPPRESS, metavar="USER",
+                        help="act as this operator (default: DISPATCH_USER, else the OS user)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print the result as one JSON object")
+
+    parser = grammar.GrammarParser(
+        prog="dispatch-tui",
+        description="Ambulance dispatch desk and its command-line verbs.",
+        parents=[common],
+        epilog="exit codes: 0 done, 1 unexpected, 2 invalid input, 3 not found, 4 conflict, "
+        "5 forbidden, 6 database unavailable",
+    )
+    parser.add_argument("--version", action="version", version=f"dispatch-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=grammar.GrammarParser)
+    grammar.add_verbs(sub, [common])
+
+    server = sub.add_parser("server", help="the embedded PostgreSQL server").add_subparsers(
+        dest="server_verb", required=True
+    )
+    for name, text in (("start", "start it (detached)"), ("stop", "stop it"), ("status", "is it running?")):
+        server.add_parser(name, help=text, parents=[common]).set_defaults(verb=f"server.{name}")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_verb", required=True)
+    db.add_parser("upgrade", help="apply migrations (safe to repeat)", parents=[common]).set_defaults(
+        verb="db.upgrade"
+    )
+    db.add_parser("status", help="schema revision", parents=[common]).set_defaults(verb="db.status")
+    demo_p = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_verb", required=True)
+    demo_p.add_parser("seed", help="load the demo service area (safe to repeat)", parents=[common]).set_defaults(
+        verb="demo.seed"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    # Piped output gets wide lines rather than 80-column wrapping that scripts would have to undo.
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    try:
+        ns = build_parser().parse_args(grammar.expand(args))
+        settings = Settings.load(
+            database_url=getattr(ns, "db", None), operator=getattr(ns, "operator", None), desk=None
+        )
+    except DispatchError as err:
+        return _fail(err.exit_code, err.kind, err.message, as_json)
+    _log_to_file(settings.log_file)
+    try:
+        return _run(ns, settings, out, as_json)
+    except DispatchError as err:
+        return _fail(err.exit_code, err.kind, err.message, as_json)
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        log.exception("unexpected error in %r as %s on %s", args, settings.operator, settings.database_url or "embedded")
+        return _fail(ExitCode.UNEXPECTED, "unexpected", f"unexpected error; details in {settings.log_file}", as_json)
+
+
+def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    if as_json:
+        print(json.dumps({"ok": False, "error": {"kind": kind, "message": message, "exit_code": int(code)}}))
+    return int(code)
+
+
+def _log_to_file(path: Path) -> None:
+    """Logs go to a file, never over the terminal; no file at all is better than a crash."""
+    root = logging.getLogger()
+    if any(isinstance(h, logging.FileHandler) for h in root.handlers):
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool) -> int:
+    verb: str = ns.verb
+    if verb.startswith("server."):
+        return _server(verb, settings, out, as_json)
+    if verb in ("db.upgrade", "db.status"):
+        db = open_database(settings.database_url, settings.data_dir, check_schema=False)
+        try:
+            state = upgrade(db.engine) if verb == "db.upgrade" else schema_state(db.engine)
+        except Exception as err:
+            if "OperationalError" in type(err).__name__:
+                raise Unavailable(f"cannot reach the dispatch database at {db.label}") from None
+            raise
+        message = f"schema at {state.current or 'nothing'} (this version: {state.head}) on {db.label}"
+        _emit(out, as_json, message, {"current": state.current, "head": state.head, "database": db.label})
+        return 0 if verb == "db.upgrade" or state.is_current else int(ExitCode.UNAVAILABLE)
+    if verb == "demo.seed":
+        db = open_database(settings.database_url, settings.data_dir, check_schema=False)
+        upgrade(db.engine)
+        report = demo.seed(_service(db, settings))
+        message = (
+            f"demo service area ready on {db.label}: {report.calls} new pending calls"
+            + (f"; {report.os_user} can dispatch" if report.os_user else "")
+        )
+        _emit(out, as_json, message, asdict(report))
+        return 0
+    db = open_database(settings.database_url, settings.data_dir)
+    outcome = commands.execute(_service(db, settings), settings.operator, ns)
+    if as_json:
+        out.print(json_document(outcome), markup=False, highlight=False, soft_wrap=True)
+    else:
+        print_outcome(out, outcome)
+        if outcome.kind in ("call",) and not verb.endswith("show"):
+            out.print(outcome.message, markup=False)
+    return 0
+
+
+def _service(db: Database, settings: Settings) -> DispatchService:
+    return DispatchService(make_sessionmaker(db.engine), desk=f"cli@{settings.desk}")
+
+
+def _server(verb: str, settings: Settings, out: Console, as_json: bool) -> int:
+    if settings.database_url:
+        raise Unavailable("DISPATCH_DATABASE_URL names a shared server; `server` manages only the embedded one")
+    server = EmbeddedServer(settings.data_dir)
+    try:
+        if verb == "server.start":
+            server.start()
+        elif verb == "server.stop":
+            stopped = server.stop()
+            _emit(out, as_json, "embedded server stopped" if stopped else "embedded server was not running",
+                  {"running": False, "data_dir": str(settings.data_dir)})
+            return 0
+    except EmbeddedServerError as err:
+        raise Unavailable(str(err)) from None
+    status = server.status()
+    message = (
+        f"embedded server running (pid {status.pid}, socket in {status.socket_dir})"
+        if status.running
+        else f"embedded server not running (data in {settings.data_dir})"
+    )
+    _emit(out, as_json, message, {"running": status.running, "pid": status.pid, "data_dir": str(settings.data_dir)})
+    return 0 if status.running or verb != "server.status" else 3
+
+
+def _emit(out: Console, as_json: bool, message: str, data: dict[str, object]) -> None:
+    if as_json:
+        print(json.dumps({"ok": True, "message": message, **data}))
+    else:
+        out.print(message, markup=False, highlight=False)

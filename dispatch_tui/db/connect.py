@@ -1,0 +1,67 @@
+"""Open the dispatch database a command needs: the shared server, or the embedded one.
+
+Every command that touches data comes through here, so every one of them starts the embedded
+server when needed and refuses to work on a schema that is not the one this version expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
+from dispatch_tui.db.engine import make_engine, normalise_url, schema_state
+from dispatch_tui.domain.errors import InvalidInput, Unavailable
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    engine: Engine
+    label: str  # what the status line shows: "embedded" or the host
+    embedded: bool
+
+
+def open_database(
+    url: str | None, data_dir: Path, *, check_schema: bool = True, application_name: str = "dispatch-tui"
+) -> Database:
+    if url:
+        try:
+            parsed = normalise_url(url)
+        except Exception as err:  # sqlalchemy raises several kinds for a malformed URL
+            raise InvalidInput(f"DISPATCH_DATABASE_URL / --db is not a PostgreSQL URL ({err})") from None
+        engine = make_engine(parsed, application_name=application_name)
+        label = f"{parsed.host or 'local socket'}/{parsed.database}"
+        embedded = False
+    else:
+        try:
+            engine = make_engine(EmbeddedServer(data_dir).ensure_running(), application_name=application_name)
+        except EmbeddedServerError as err:
+            raise Unavailable(f"the embedded database could not start: {err}") from None
+        label = "embedded"
+        embedded = True
+    db = Database(engine, label, embedded)
+    if check_schema:
+        require_current_schema(db)
+    return db
+
+
+def require_current_schema(db: Database) -> None:
+    try:
+        state = schema_state(db.engine)
+    except OperationalError as err:
+        raise Unavailable(f"cannot reach the dispatch database at {db.label}: {_first_line(err)}") from None
+    if state.current is None:
+        raise Unavailable("the dispatch database is empty; run `dispatch-tui db upgrade` (or `demo seed`)")
+    if not state.is_current:
+        raise Unavailable(
+            f"the database schema is at {state.current}, this version needs {state.head}; "
+            "run `dispatch-tui db upgrade`"
+        )
+
+
+def _first_line(err: Exception) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -1,0 +1,76 @@
+"""Engines, sessions and the schema version check.
+
+One Session per user action (the service opens and commits it). The engine checks connections
+before use so a desk survives a server restart without a stale-connection traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS = "dispatch_tui.db:migrations"
+
+
+def normalise_url(url: str) -> URL:
+    """Accept `postgresql://` and `postgres://` too, and always drive them with psycopg 3."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
+    return parsed.set(drivername="postgresql+psycopg")
+
+
+def make_engine(url: str | URL, *, pool_size: int = 5, application_name: str = "dispatch-tui") -> Engine:
+    return create_engine(
+        normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False)),
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"application_name": application_name, "connect_timeout": 5},
+    )
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    # expire_on_commit=False: the service returns plain data built before commit; nothing lazy
+    # should reach back into a closed session.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    if engine is not None:
+        config.attributes["engine"] = engine
+    return config
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    current: str | None
+    head: str
+
+    @property
+    def is_current(self) -> bool:
+        return self.current == self.head
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations directory has no head revision"
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return SchemaState(current=current, head=head)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> SchemaState:
+    """Apply migrations up to `revision`; a no-op when the schema is already there."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+    return schema_state(engine)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the dispatch schema (applied with `dispatch-tui db upgrade`)."""

@@ -1,0 +1,344 @@
+"""Tables of the dispatch database, as typed SQLAlchemy models.
+
+The database keeps every invariant it can: statuses are CHECKed against the domain enums, a unit
+has at most one active assignment and a paramedic at most one active call (partial unique
+indexes), assignment times are ordered (NEMSIS eTimes rules), and every timestamp comes from the
+database clock. The migrations in `migrations/versions` create exactly this schema; a test
+compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    TIMESTAMP,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Sequence,
+    SmallInteger,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from dispatch_tui.domain.enums import (
+    CallStatus,
+    Capability,
+    HospitalCapability,
+    HospitalStatus,
+    Role,
+    UnitStatus,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Lengths shared by the CHECK constraints here and the validation in the domain, so a value the
+# service accepts always fits the column.
+CODE_MAX = 16
+NAME_MAX = 120
+PHONE_MAX = 32
+NATURE_MAX = 200
+LOCATION_MAX = 300
+NOTES_MAX = 4000
+
+TS = TIMESTAMP(timezone=True)
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    """A CHECK expression limiting `column` to the values of a domain enum."""
+    quoted = ", ".join(f"'{v.value}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+def _len(column: str, maximum: int) -> str:
+    return f"char_length({column}) <= {maximum}"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+    __table_args__ = (
+        CheckConstraint(_len("code", CODE_MAX), name="code_len"),
+        CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position"),
+        Index("uq_stations_code_ci", func.upper(text("code")), unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_MAX))
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+
+
+class Staff(Base):
+    __tablename__ = "staff"
+    __table_args__ = (
+        CheckConstraint(_in("role", Role), name="role"),
+        CheckConstraint("username ~ '^[A-Za-z0-9_.-]{1,63}$'", name="username_format"),
+        Index("uq_staff_username_ci", func.lower(text("username")), unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(63))
+    full_name: Mapped[str] = mapped_column(String(NAME_MAX))
+    role: Mapped[str] = mapped_column(String(16))
+    # The unit a paramedic is crewing this shift: they may change that unit's status.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", use_alter=True))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class Unit(Base):
+    __tablename__ = "units"
+    __table_args__ = (
+        CheckConstraint(_in("capability", Capability), name="capability"),
+        CheckConstraint(_in("status", UnitStatus), name="status"),
+        CheckConstraint("code ~ '^[A-Z0-9-]{1,16}$'", name="code_format"),
+        CheckConstraint(
+            "(lat IS NULL) = (lon IS NULL) AND (lat IS NULL) = (position_at IS NULL)",
+            name="position_complete",
+        ),
+        CheckConstraint(
+            "lat IS NULL OR (lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180)",
+            name="position_range",
+        ),
+        Index("uq_units_code", "code", unique=True),
+        Index("ix_units_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_MAX))
+    capability: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(
+        String(16), server_default=text(f"'{UnitStatus.AVAILABLE.value}'")
+    )
+    status_since: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+    lat: Mapped[float | None] = mapped_column(Double)
+    lon: Mapped[float | None] = mapped_column(Double)
+    position_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class Hospital(Base):
+    __tablename__ = "hospitals"
+    __table_args__ = (
+        CheckConstraint(_in("status", HospitalStatus), name="status"),
+        CheckConstraint("code ~ '^[A-Z0-9-]{1,16}$'", name="code_format"),
+        CheckConstraint("beds_available IS NULL OR beds_available >= 0", name="beds"),
+        CheckConstraint(
+            f"capabilities <@ ARRAY[{', '.join(repr(c.value) for c in HospitalCapability)}]"
+            "::varchar[]",
+            name="capabilities",
+        ),
+        CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position"),
+        Index("uq_hospitals_code", "code", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_MAX))
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(
+        String(16), server_default=text(f"'{HospitalStatus.OPEN.value}'")
+    )
+    status_since: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    beds_available: Mapped[int | None] = mapped_column(Integer)
+    capabilities: Mapped[list[str]] = mapped_column(
+        ARRAY(String(16)), server_default=text("'{}'::varchar[]")
+    )
+
+
+class Place(Base):
+    """A named place the intake form can look up: landmarks, schools, malls, junctions."""
+
+    __tablename__ = "places"
+    __table_args__ = (
+        CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position"),
+        Index("uq_places_name_ci", func.lower(text("name")), unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    address: Mapped[str] = mapped_column(String(LOCATION_MAX))
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+
+
+call_number_seq = Sequence("call_number_seq", start=1001, metadata=Base.metadata)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(_in("status", CallStatus), name="status"),
+        CheckConstraint("priority BETWEEN 1 AND 4", name="priority"),
+        CheckConstraint(
+            "determinant IS NULL OR determinant ~ '^[0-9]{1,2}-[A-EO]-[0-9]{1,2}[A-Z]?$'",
+            name="determinant_format",
+        ),
+        CheckConstraint(_len("caller_name", NAME_MAX), name="caller_name_len"),
+        CheckConstraint(_len("caller_phone", PHONE_MAX), name="caller_phone_len"),
+        CheckConstraint(_len("nature", NATURE_MAX) + " AND nature <> ''", name="nature_len"),
+        CheckConstraint(
+            _len("location_text", LOCATION_MAX) + " AND location_text <> ''", name="location_len"
+        ),
+        CheckConstraint(_len("notes", NOTES_MAX), name="notes_len"),
+        CheckConstraint("(lat IS NULL) = (lon IS NULL)", name="position_complete"),
+        CheckConstraint(
+            "lat IS NULL OR (lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180)",
+            name="position_range",
+        ),
+        CheckConstraint(
+            "(status = 'CLOSED') = (closed_at IS NOT NULL)"
+            " AND (status = 'CANCELLED') = (cancelled_at IS NOT NULL)",
+            name="end_times",
+        ),
+        CheckConstraint(
+            "status = 'RECEIVED' OR first_dispatched_at IS NOT NULL"
+            " OR status = 'CANCELLED'",
+            name="dispatched_time",
+        ),
+        Index("uq_calls_number", "number", unique=True),
+        Index("ix_calls_open", "status", postgresql_where=text("status NOT IN ('CLOSED','CANCELLED')")),
+        Index("ix_calls_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(
+        String(CODE_MAX),
+        server_default=text("'C-' || nextval('call_number_seq')::text"),
+    )
+    received_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    caller_name: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    caller_phone: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    location_text: Mapped[str] = mapped_column(Text)
+    lat: Mapped[float | None] = mapped_column(Double)
+    lon: Mapped[float | None] = mapped_column(Double)
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"))
+    nature: Mapped[str] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    determinant: Mapped[str | None] = mapped_column(String(8))
+    notes: Mapped[str] = mapped_column(Text, server_default=text("''"))
+    status: Mapped[str] = mapped_column(
+        String(16), server_default=text(f"'{CallStatus.RECEIVED.value}'")
+    )
+    destination_hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    dispatched_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    first_dispatched_at: Mapped[datetime | None] = mapped_column(TS)
+    closed_at: Mapped[datetime | None] = mapped_column(TS)
+    cancelled_at: Mapped[datetime | None] = mapped_column(TS)
+    disposition: Mapped[str | None] = mapped_column(Text)
+
+
+class Assignment(Base):
+    """One unit sent to one call, with its NEMSIS-style times (eTimes.03 onward).
+
+    Times are set when the step happens and never backfilled: a skipped step stays NULL. The
+    CHECKs keep the recorded ones in order (NEMSIS rules e046-e055).
+    """
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        CheckConstraint("en_route_at IS NULL OR en_route_at >= notified_at", name="en_route_order"),
+        CheckConstraint(
+            "on_scene_at IS NULL OR on_scene_at >= coalesce(en_route_at, notified_at)",
+            name="on_scene_order",
+        ),
+        CheckConstraint(
+            "transporting_at IS NULL OR (on_scene_at IS NOT NULL AND transporting_at >= on_scene_at)",
+            name="transporting_order",
+        ),
+        CheckConstraint(
+            "at_destination_at IS NULL"
+            " OR (transporting_at IS NOT NULL AND at_destination_at >= transporting_at)",
+            name="at_destination_order",
+        ),
+        CheckConstraint(
+            "cleared_at IS NULL OR cleared_at >= greatest(notified_at, en_route_at, on_scene_at,"
+            " transporting_at, at_destination_at)",
+            name="cleared_order",
+        ),
+        CheckConstraint(
+            "cancelled_at IS NULL OR (cleared_at IS NULL AND cancelled_at >= notified_at)",
+            name="cancelled_order",
+        ),
+        CheckConstraint(
+            "transporting_at IS NULL OR hospital_id IS NOT NULL", name="transport_destination"
+        ),
+        # The heart of "two desks can never book the same unit": at most one open assignment
+        # per unit, and a paramedic on at most one open call.
+        Index(
+            "uq_assignments_active_unit",
+            "unit_id",
+            unique=True,
+            postgresql_where=text("cleared_at IS NULL AND cancelled_at IS NULL"),
+        ),
+        Index(
+            "uq_assignments_active_paramedic",
+            "paramedic_id",
+            unique=True,
+            postgresql_where=text(
+                "paramedic_id IS NOT NULL AND cleared_at IS NULL AND cancelled_at IS NULL"
+            ),
+        ),
+        Index("ix_assignments_call_id", "call_id"),
+        Index("ix_assignments_notified_at", "notified_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    paramedic_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    dispatcher_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"))
+    notified_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    en_route_at: Mapped[datetime | None] = mapped_column(TS)
+    on_scene_at: Mapped[datetime | None] = mapped_column(TS)
+    transporting_at: Mapped[datetime | None] = mapped_column(TS)
+    at_destination_at: Mapped[datetime | None] = mapped_column(TS)
+    cleared_at: Mapped[datetime | None] = mapped_column(TS)
+    cancelled_at: Mapped[datetime | None] = mapped_column(TS)
+
+
+class AuditEntry(Base):
+    """Append-only log of every change: a trigger refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_call_id", "call_id"),
+        Index("ix_audit_log_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    operator: Mapped[str] = mapped_column(Text)
+    desk: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(40))
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
+    hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))

@@ -1,0 +1,145 @@
+"""Plain frozen records that cross from the service to the CLI, the desk and the board.
+
+No ORM object leaves the service: a Session and its objects belong to one thread, and a screen
+must never trigger a lazy load on the UI thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    id: int
+    username: str
+    full_name: str
+    role: str
+    unit_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentView:
+    id: int
+    call_number: str
+    unit_code: str
+    unit_status: str
+    capability: str
+    paramedic: str | None
+    dispatcher: str | None
+    hospital_code: str | None
+    notified_at: datetime
+    en_route_at: datetime | None
+    on_scene_at: datetime | None
+    transporting_at: datetime | None
+    at_destination_at: datetime | None
+    cleared_at: datetime | None
+    cancelled_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.cleared_at is None and self.cancelled_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class CallView:
+    id: int
+    number: str
+    status: str
+    priority: int
+    determinant: str | None
+    nature: str
+    location_text: str
+    lat: float | None
+    lon: float | None
+    caller_name: str
+    caller_phone: str
+    notes: str
+    received_at: datetime
+    first_dispatched_at: datetime | None
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+    disposition: str | None
+    destination_code: str | None
+    dispatched_by: str | None
+    assignments: tuple[AssignmentView, ...] = field(default=())
+
+    @property
+    def active_units(self) -> tuple[str, ...]:
+        return tuple(a.unit_code for a in self.assignments if a.active)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitView:
+    id: int
+    code: str
+    capability: str
+    status: str
+    status_since: datetime
+    station_code: str | None
+    lat: float | None
+    lon: float | None
+    position_at: datetime | None
+    call_number: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HospitalView:
+    id: int
+    code: str
+    name: str
+    status: str
+    status_since: datetime
+    beds_available: int | None
+    capabilities: tuple[str, ...]
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceView:
+    id: int
+    name: str
+    address: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    rank: int
+    unit: UnitView
+    distance_km: float | None
+    eta_seconds: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditView:
+    id: int
+    at: datetime
+    operator: str
+    desk: str
+    action: str
+    call_number: str | None
+    unit_code: str | None
+    hospital_code: str | None
+    details: dict[str, Any]
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn DTOs (and lists of them) into JSON-ready data: datetimes as ISO 8601 strings."""
+    if hasattr(value, "__dataclass_fields__"):
+        data = asdict(value)
+        if isinstance(value, CallView):
+            data["active_units"] = list(value.active_units)
+        return to_jsonable(data)
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -1,0 +1,202 @@
+"""One grammar for the CLI and the desk's command bar.
+
+The verbs (`dispatch C-1042 M12`, `unit status M12 on_scene`, ...) are argparse sub-commands, so a
+verb added here works in both places. Dispatcher shorthands as CAD users type them (`d C-1042
+M12`, `os M12`, `tx M12 MERCY`, `av M12`; TicketsCAD's aliases) are rewritten to those verbs
+before parsing. A parse error is an `InvalidInput`, never an exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from dispatch_tui.domain.errors import InvalidInput
+
+# shorthand -> the canonical words it stands for; the rest of the line follows.
+STATUS_SHORTHANDS: dict[str, str] = {
+    "en": "en_route",
+    "enr": "en_route",
+    "os": "on_scene",
+    "ar": "on_scene",
+    "tx": "transporting",
+    "t": "transporting",
+    "ah": "at_hospital",
+    "af": "at_hospital",
+    "av": "available",
+    "f": "available",
+    "oos": "out_of_service",
+}
+STATUS_WORDS: dict[str, str] = {
+    **{k: v.upper() for k, v in STATUS_SHORTHANDS.items()},
+    "en_route": "EN_ROUTE",
+    "enroute": "EN_ROUTE",
+    "on_scene": "ON_SCENE",
+    "onscene": "ON_SCENE",
+    "transporting": "TRANSPORTING",
+    "at_hospital": "AT_HOSPITAL",
+    "available": "AVAILABLE",
+    "out_of_service": "OUT_OF_SERVICE",
+    "oos": "OUT_OF_SERVICE",
+}
+VERB_SHORTHANDS: dict[str, list[str]] = {
+    "d": ["dispatch"],
+    "disp": ["dispatch"],
+    "rec": ["recommend"],
+    "cx": ["unit", "cancel"],
+    "loc": ["unit", "locate"],
+    "hs": ["hospital", "status"],
+    "new": ["call", "new"],
+}
+
+
+class GrammarParser(argparse.ArgumentParser):
+    """argparse that raises `InvalidInput` instead of printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InvalidInput(f"{self.prog.removeprefix('dispatch-tui ')}: {message}")
+
+
+def _status(value: str) -> str:
+    word = value.strip().lower().replace("-", "_").replace(" ", "_")
+    if word not in STATUS_WORDS:
+        raise argparse.ArgumentTypeError(
+            f"'{value[:24]}' is not a unit status (en_route, on_scene, transporting, at_hospital, "
+            "available, out_of_service)"
+        )
+    return STATUS_WORDS[word]
+
+
+# Options that may stand before the verb on the CLI, and whether they take a value.
+_LEADING_OPTIONS = {"--db": True, "--as": True, "--json": False, "--version": False, "-h": False, "--help": False}
+
+
+def expand(tokens: Sequence[str]) -> list[str]:
+    """Rewrite a dispatcher shorthand into the canonical verb words (after any leading options)."""
+    i = 0
+    while i < len(tokens) and tokens[i] in _LEADING_OPTIONS:
+        i += 2 if _LEADING_OPTIONS[tokens[i]] else 1
+    if i >= len(tokens):
+        return list(tokens)
+    return list(tokens[:i]) + _expand_verb(tokens[i:])
+
+
+def _expand_verb(tokens: Sequence[str]) -> list[str]:
+    head, rest = tokens[0].lower(), list(tokens[1:])
+    if head in STATUS_SHORTHANDS and rest:
+        # `tx M12 MERCY` -> unit status M12 transporting --hospital MERCY
+        unit, extra = rest[0], rest[1:]
+        words = ["unit", "status", unit, STATUS_SHORTHANDS[head]]
+        if head in ("tx", "t") and extra and not extra[0].startswith("-"):
+            words += ["--hospital", extra[0]]
+            extra = extra[1:]
+        return words + extra
+    if head in VERB_SHORTHANDS:
+        return VERB_SHORTHANDS[head] + rest
+    return [tokens[0], *rest]
+
+
+def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
+    """Add the dispatch verbs to a sub-parser collection (the CLI's, or the command bar's)."""
+    parents = list(common)
+
+    def verb(parent: Any, name: str, help_text: str, **defaults: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = parent.add_parser(
+            name, help=help_text, description=help_text, parents=parents
+        )
+        parser.set_defaults(**defaults)
+        return parser
+
+    call = sub.add_parser("call", help="take, show, cancel and close calls").add_subparsers(
+        dest="call_verb", required=True, metavar="{new,show,cancel,close}"
+    )
+    new = verb(call, "new", "take a new call", verb="call.new")
+    new.add_argument("nature", help="what happened, e.g. 'chest pain'")
+    new.add_argument("-p", "--priority", help="1 (most urgent) to 4; derived from --determinant if omitted")
+    new.add_argument("--determinant", default="", help="MPDS determinant, e.g. 10-D-1")
+    new.add_argument("-l", "--location", default="", help="address or description of the scene")
+    new.add_argument("--place", default="", help="a named place (looked up; gives coordinates)")
+    new.add_argument("--lat", help="latitude of the scene")
+    new.add_argument("--lon", help="longitude of the scene")
+    new.add_argument("--caller", default="", help="caller's name")
+    new.add_argument("--phone", default="", help="caller's phone number")
+    new.add_argument("--notes", default="", help="free-text notes")
+    show = verb(call, "show", "show one call with its units and times", verb="call.show")
+    show.add_argument("call")
+    cancel = verb(call, "cancel", "cancel a call and release its units", verb="call.cancel")
+    cancel.add_argument("call")
+    cancel.add_argument("--reason", default="")
+    close = verb(call, "close", "close a call a unit has reached", verb="call.close")
+    close.add_argument("call")
+    close.add_argument("--disposition", default="")
+
+    dispatch = verb(sub, "dispatch", "send units to a call", verb="dispatch")
+    dispatch.add_argument("call")
+    dispatch.add_argument("units", nargs="+", metavar="UNIT")
+    dispatch.add_argument("--paramedic", help="user name of the paramedic going with the unit")
+    dispatch.add_argument("--hospital", help="destination hospital code")
+    dispatch.add_argument("--add", action="store_true", help="send more units to a call that has some")
+    dispatch.add_argument("--divert-override", action="store_true", help="send to a hospital on diversion")
+
+    unit = sub.add_parser("unit", help="unit status, position and cancel").add_subparsers(
+        dest="unit_verb", required=True, metavar="{status,locate,cancel}"
+    )
+    status = verb(unit, "status", "change a unit's status", verb="unit.status")
+    status.add_argument("unit")
+    status.add_argument("status", type=_status, help="en_route, on_scene, transporting, at_hospital, "
+                        "available, out_of_service (or en, os, tx, ah, av, oos)")
+    status.add_argument("--hospital", help="destination, when transporting")
+    status.add_argument("--divert-override", action="store_true", help="transport to a hospital on diversion")
+    locate = verb(unit, "locate", "record a unit's position", verb="unit.locate")
+    locate.add_argument("unit")
+    locate.add_argument("lat")
+    locate.add_argument("lon")
+    ucancel = verb(unit, "cancel", "cancel a unit's assignment before it arrives", verb="unit.cancel")
+    ucancel.add_argument("unit")
+    ucancel.add_argument("--reason", default="")
+
+    hospital = sub.add_parser("hospital", help="hospital status and beds").add_subparsers(
+        dest="hospital_verb", required=True, metavar="{status}"
+    )
+    hstatus = verb(hospital, "status", "set a hospital's status and/or beds", verb="hospital.status")
+    hstatus.add_argument("hospital")
+    hstatus.add_argument("status", nargs="?", help="open, diversion or closed")
+    hstatus.add_argument("--beds", help="beds available")
+
+    rec = verb(sub, "recommend", "rank available units for a call", verb="recommend")
+    rec.add_argument("call")
+    rec.add_argument("-n", "--limit", type=int, default=5)
+
+    show_all = verb(sub, "show", "list calls, units, hospitals or places", verb="show")
+    show_all.add_argument("what", choices=["calls", "units", "hospitals", "places"])
+    show_all.add_argument("--all", action="store_true", help="calls: include closed and cancelled")
+
+    audit = verb(sub, "audit", "the audit log, newest last", verb="audit")
+    audit.add_argument("--call", help="only this call")
+    audit.add_argument("-n", "--limit", type=int, default=50)
+
+
+def bar_parser() -> GrammarParser:
+    """The command bar's parser: the dispatch verbs, no help flags (nothing may print)."""
+    parser = GrammarParser(prog="dispatch-tui", add_help=False)
+    add_verbs(parser.add_subparsers(dest="command", required=True, parser_class=_NoHelp))
+    return parser
+
+
+class _NoHelp(GrammarParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)
+
+
+def parse_line(line: str, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
+    """Parse one command-bar line (shell-like quoting) into the same namespace the CLI gets."""
+    try:
+        tokens = shlex.split(line)
+    except ValueError as err:
+        raise InvalidInput(f"cannot read that line: {err}") from None
+    if not tokens:
+        raise InvalidInput("type a command, e.g. d C-1042 M12")
+    return (parser or bar_parser()).parse_args(expand(tokens))

@@ -1,0 +1,87 @@
+"""The unit and call lifecycles: which status changes exist, and what each one records.
+
+Pure rules, no database. The service asks `unit_step` what a requested change means and refuses
+everything the table does not list, with a hint at the step the dispatcher probably wanted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dispatch_tui.domain.enums import CallStatus, UnitStatus
+from dispatch_tui.domain.errors import Conflict
+
+U = UnitStatus
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStep:
+    """What one allowed unit status change does to the unit's assignment."""
+
+    to: UnitStatus
+    time_column: str | None  # assignment column stamped with now(); None: no assignment involved
+    ends_assignment: bool = False
+    needs_destination: bool = False
+
+
+# (from, to) -> step. AVAILABLE -> EN_ROUTE happens only by dispatch, never by a status key.
+UNIT_STEPS: dict[tuple[UnitStatus, UnitStatus], UnitStep] = {
+    (U.EN_ROUTE, U.EN_ROUTE): UnitStep(U.EN_ROUTE, "en_route_at"),
+    (U.EN_ROUTE, U.ON_SCENE): UnitStep(U.ON_SCENE, "on_scene_at"),
+    (U.ON_SCENE, U.TRANSPORTING): UnitStep(U.TRANSPORTING, "transporting_at", needs_destination=True),
+    (U.TRANSPORTING, U.AT_HOSPITAL): UnitStep(U.AT_HOSPITAL, "at_destination_at"),
+    (U.AT_HOSPITAL, U.AVAILABLE): UnitStep(U.AVAILABLE, "cleared_at", ends_assignment=True),
+    # Cleared on scene without transport (treated and released, refusal, no patient).
+    (U.ON_SCENE, U.AVAILABLE): UnitStep(U.AVAILABLE, "cleared_at", ends_assignment=True),
+    (U.AVAILABLE, U.OUT_OF_SERVICE): UnitStep(U.OUT_OF_SERVICE, None),
+    (U.OUT_OF_SERVICE, U.AVAILABLE): UnitStep(U.AVAILABLE, None),
+}
+
+BUSY = (U.EN_ROUTE, U.ON_SCENE, U.TRANSPORTING, U.AT_HOSPITAL)
+
+# The call follows its most advanced active unit.
+_CALL_FOR_UNIT = {
+    U.EN_ROUTE: CallStatus.DISPATCHED,
+    U.ON_SCENE: CallStatus.ON_SCENE,
+    U.TRANSPORTING: CallStatus.TRANSPORTING,
+    U.AT_HOSPITAL: CallStatus.AT_HOSPITAL,
+}
+_CALL_ORDER = [
+    CallStatus.DISPATCHED,
+    CallStatus.ON_SCENE,
+    CallStatus.TRANSPORTING,
+    CallStatus.AT_HOSPITAL,
+]
+
+
+def label(status: str) -> str:
+    """`ON_SCENE` -> `on scene`, for messages."""
+    return status.lower().replace("_", " ")
+
+
+def unit_step(unit: str, current: UnitStatus, target: UnitStatus, en_route_reported: bool) -> UnitStep:
+    """The step from `current` to `target`, or a Conflict that says what to do instead."""
+    if (current, target) == (U.EN_ROUTE, U.EN_ROUTE) and en_route_reported:
+        raise Conflict(f"{unit} is already reported en route")
+    step = UNIT_STEPS.get((current, target))
+    if step is not None:
+        return step
+    if current == target:
+        raise Conflict(f"{unit} is already {label(current)}")
+    if target == U.EN_ROUTE and current == U.AVAILABLE:
+        raise Conflict(f"{unit} is not on a call; dispatch it to one (d CALL {unit})")
+    if target == U.AVAILABLE and current == U.EN_ROUTE:
+        raise Conflict(f"{unit} has not arrived; cancel its assignment instead (unit cancel {unit})")
+    if target == U.OUT_OF_SERVICE and current in BUSY:
+        raise Conflict(f"{unit} is {label(current)} on a call; clear it before taking it out of service")
+    if current == U.OUT_OF_SERVICE:
+        raise Conflict(f"{unit} is out of service; put it back in service first (av {unit})")
+    raise Conflict(f"{unit} cannot go from {label(current)} to {label(target)}")
+
+
+def call_status_for(active_unit_statuses: list[UnitStatus]) -> CallStatus | None:
+    """Status of a call from its active units; None when it has no active unit."""
+    stages = [_CALL_FOR_UNIT[s] for s in active_unit_statuses if s in _CALL_FOR_UNIT]
+    if not stages:
+        return None
+    return max(stages, key=_CALL_ORDER.index)

@@ -1,0 +1,74 @@
+"""Which available unit to send: ranked by estimated travel time, capability matched to priority.
+
+Distances are great-circle from the unit's last known position (or its home station), turned into
+minutes with a road factor and an average speed under lights. Good enough to rank a handful of
+units across a service area; a routing engine can replace `estimate_seconds` later.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from dispatch_tui.domain.dto import Recommendation, UnitView
+
+EARTH_KM = 6371.0
+ROAD_FACTOR = 1.35  # streets are longer than the straight line
+SPEED_KMH = 55.0  # urban average under lights and sirens
+TURNOUT_SECONDS = 60  # NFPA 1710 EMS turnout
+
+
+def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
+    lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * math.asin(math.sqrt(h))
+
+
+def estimate_seconds(distance_km: float) -> int:
+    return TURNOUT_SECONDS + round(distance_km * ROAD_FACTOR / SPEED_KMH * 3600)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    unit: UnitView
+    position: tuple[float, float] | None
+    from_station: bool  # no live position: measured from the home station
+
+
+def _minutes(seconds: int) -> str:
+    return f"{max(1, round(seconds / 60))} min"
+
+
+def rank(
+    priority: int, call_position: tuple[float, float] | None, candidates: list[Candidate], limit: int
+) -> list[Recommendation]:
+    """Rank available units for a call. P1/P2 prefer ALS; P3/P4 take the nearest unit."""
+    wants_als = priority <= 2
+    scored: list[tuple[tuple[int, float, int, str], Recommendation]] = []
+    for c in candidates:
+        distance = haversine_km(c.position, call_position) if c.position and call_position else None
+        eta = estimate_seconds(distance) if distance is not None else None
+        mismatch = 1 if wants_als and c.unit.capability != "ALS" else 0
+        parts = [c.unit.capability]
+        if distance is not None and eta is not None:
+            where = f"from station {c.unit.station_code}" if c.from_station else "from last position"
+            parts.append(f"{distance:.1f} km, ETA {_minutes(eta)} {where}")
+        elif call_position is None:
+            parts.append("call has no coordinates: distance unknown")
+        else:
+            parts.append("unit position unknown")
+        if mismatch:
+            parts.append(f"ALS preferred for P{priority}")
+        elif wants_als:
+            parts.append(f"ALS for P{priority}")
+        elif c.unit.capability == "BLS":
+            parts.append(f"BLS suffices for P{priority}")
+        # At equal ETA a low-acuity call takes the BLS unit and keeps the ALS one free.
+        spare_als = 1 if not wants_als and c.unit.capability == "ALS" else 0
+        key = (mismatch, float(eta) if eta is not None else math.inf, spare_als, c.unit.code)
+        scored.append((key, Recommendation(0, c.unit, distance, eta, " · ".join(parts))))
+    scored.sort(key=lambda pair: pair[0])
+    return [
+        Recommendation(i + 1, r.unit, r.distance_km, r.eta_seconds, r.reason)
+        for i, (_, r) in enumerate(scored[:limit])
+    ]

@@ -1,0 +1,185 @@
+"""Checks on what a user types, shared by the CLI, the command bar and the intake form.
+
+Everything here is pure: it either returns a clean value or raises `InvalidInput` with one line a
+dispatcher can act on. The limits come from the table definitions so an accepted value always fits.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from dispatch_tui.db.models import LOCATION_MAX, NAME_MAX, NATURE_MAX, NOTES_MAX, PHONE_MAX
+from dispatch_tui.domain.errors import InvalidInput
+
+UNIT_CODE = re.compile(r"^[A-Z0-9-]{1,16}$")
+HOSPITAL_CODE = UNIT_CODE
+CALL_NUMBER = re.compile(r"^C-?(\d{1,9})$")
+USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+PHONE = re.compile(r"^\+?[0-9 ()./-]{3,32}$")
+DETERMINANT = re.compile(r"^(\d{1,2})-([A-EO])-(\d{1,2}[A-Z]?)$")
+
+# MPDS determinant level -> desk priority (Echo/Delta critical, Charlie/Bravo emergent, Alpha
+# lower acuity, Omega non-acute; DOMAIN.md). Bravo is emergent but below Charlie: P3.
+LEVEL_PRIORITY = {"E": 1, "D": 1, "C": 2, "B": 3, "A": 4, "O": 4}
+
+
+def _short(value: str, limit: int = 24) -> str:
+    """Echo a bad value back without flooding the one-line message."""
+    value = value.replace("\n", " ")
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def unit_code(value: str) -> str:
+    code = value.strip().upper()
+    if not UNIT_CODE.match(code):
+        raise InvalidInput(f"'{_short(value)}' is not a unit number (like M12)")
+    return code
+
+
+def hospital_code(value: str) -> str:
+    code = value.strip().upper()
+    if not HOSPITAL_CODE.match(code):
+        raise InvalidInput(f"'{_short(value)}' is not a hospital code (like MERCY)")
+    return code
+
+
+def call_number(value: str) -> str:
+    """Accept `C-1042`, `c1042` or plain `1042`; return the canonical `C-1042`."""
+    text = value.strip().upper()
+    if text.isdigit():
+        text = "C-" + text
+    match = CALL_NUMBER.match(text)
+    if not match:
+        raise InvalidInput(f"'{_short(value)}' is not a call number (like C-1042)")
+    return f"C-{int(match.group(1))}"
+
+
+def username(value: str) -> str:
+    name = value.strip()
+    if not USERNAME.match(name):
+        raise InvalidInput(f"'{_short(value)}' is not a user name (letters, digits, . _ -)")
+    return name
+
+
+def text_field(label: str, value: str, limit: int, *, required: bool = False) -> str:
+    """Trim, refuse control characters and over-long text; keep any printable Unicode."""
+    clean = value.strip()
+    if required and not clean:
+        raise InvalidInput(f"{label} is required")
+    if len(clean) > limit:
+        raise InvalidInput(f"{label} is too long ({len(clean)} characters, at most {limit})")
+    for ch in clean:
+        if unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn") and ch not in "\t":
+            raise InvalidInput(f"{label} contains a control character (U+{ord(ch):04X})")
+    return clean.replace("\t", " ")
+
+
+def priority(value: int | str) -> int:
+    try:
+        number = int(str(value).strip().upper().removeprefix("P"))
+    except ValueError:
+        raise InvalidInput(f"priority '{_short(str(value))}' is not 1–4") from None
+    if not 1 <= number <= 4:
+        raise InvalidInput(f"priority {number} is not 1–4")
+    return number
+
+
+def determinant(value: str) -> str:
+    text = value.strip().upper()
+    match = DETERMINANT.match(text)
+    if not match:
+        raise InvalidInput(f"'{_short(value)}' is not an MPDS determinant (like 10-D-1)")
+    return text
+
+
+def priority_for_determinant(code: str) -> int:
+    match = DETERMINANT.match(code)
+    assert match is not None
+    return LEVEL_PRIORITY[match.group(2)]
+
+
+def coordinate(lat: float | str, lon: float | str) -> tuple[float, float]:
+    try:
+        la, lo = float(lat), float(lon)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"'{_short(str(lat))} {_short(str(lon))}' is not a position") from None
+    if not (math.isfinite(la) and math.isfinite(lo)) or not -90 <= la <= 90 or not -180 <= lo <= 180:
+        raise InvalidInput(f"position {la}, {lo} is out of range (lat ±90, lon ±180)")
+    return la, lo
+
+
+def beds(value: int | str) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"beds '{_short(str(value))}' is not a whole number") from None
+    if not 0 <= number <= 10_000:
+        raise InvalidInput(f"beds {number} is out of range (0–10000)")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class CallIntake:
+    """A new call as the intake form or `call new` supplies it, before validation."""
+
+    nature: str
+    location: str = ""
+    place: str = ""
+    priority: int | str | None = None
+    determinant: str = ""
+    caller_name: str = ""
+    caller_phone: str = ""
+    notes: str = ""
+    lat: float | str | None = None
+    lon: float | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CleanIntake:
+    nature: str
+    location: str
+    place: str
+    priority: int
+    determinant: str | None
+    caller_name: str
+    caller_phone: str
+    notes: str
+    position: tuple[float, float] | None
+
+
+def intake(raw: CallIntake) -> CleanIntake:
+    """Validate a new call; the place lookup itself happens in the service, against the DB."""
+    nature = text_field("nature", raw.nature, NATURE_MAX, required=True)
+    location = text_field("location", raw.location, LOCATION_MAX)
+    place = text_field("place", raw.place, NAME_MAX)
+    if not location and not place:
+        raise InvalidInput("a location or a named place is required")
+    code = determinant(raw.determinant) if raw.determinant.strip() else None
+    if raw.priority is not None and str(raw.priority).strip():
+        prio = priority(raw.priority)
+    elif code is not None:
+        prio = priority_for_determinant(code)
+    else:
+        raise InvalidInput("priority is required (1–4), or an MPDS determinant to derive it")
+    phone = text_field("caller phone", raw.caller_phone, PHONE_MAX)
+    if phone and not PHONE.match(phone):
+        raise InvalidInput(f"caller phone '{_short(phone)}' is not a phone number")
+    has_lat = raw.lat is not None and str(raw.lat).strip() != ""
+    has_lon = raw.lon is not None and str(raw.lon).strip() != ""
+    if has_lat != has_lon:
+        raise InvalidInput("give both latitude and longitude, or neither")
+    position = coordinate(raw.lat, raw.lon) if has_lat and has_lon else None  # type: ignore[arg-type]
+    return CleanIntake(
+        nature=nature,
+        location=location,
+        place=place,
+        priority=prio,
+        determinant=code,
+        caller_name=text_field("caller name", raw.caller_name, NAME_MAX),
+        caller_phone=phone,
+        notes=text_field("notes", raw.notes, NOTES_MAX),
+        position=position,
+    )
