@@ -32,13 +32,26 @@ log = logging.getLogger("dispatch_tui")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", default=argparse.SUPPRESS, metavar="URL",
-                        help="PostgreSQL URL of a shared server (default: DISPATCH_DATABASE_URL, else embedded)")
-    common.add_argument("--as", dest="operator", default=argparse.SUPPRESS, metavar="USER",
-                        help="act as this operator (default: DISPATCH_USER, else the OS user)")
-    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help="print the result as one JSON object")
+    common = grammar.GrammarParser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="PostgreSQL URL of a shared server (default: DISPATCH_DATABASE_URL, else embedded)",
+    )
+    common.add_argument(
+        "--as",
+        dest="operator",
+        default=argparse.SUPPRESS,
+        metavar="USER",
+        help="act as this operator (default: DISPATCH_USER, else the OS user)",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print the result as one JSON object",
+    )
 
     parser = grammar.GrammarParser(
         prog="dispatch-tui",
@@ -54,17 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     server = sub.add_parser("server", help="the embedded PostgreSQL server").add_subparsers(
         dest="server_verb", required=True
     )
-    for name, text in (("start", "start it (detached)"), ("stop", "stop it"), ("status", "is it running?")):
+    for name, text in (
+        ("start", "start it (detached)"),
+        ("stop", "stop it"),
+        ("status", "is it running?"),
+    ):
         server.add_parser(name, help=text, parents=[common]).set_defaults(verb=f"server.{name}")
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_verb", required=True)
-    db.add_parser("upgrade", help="apply migrations (safe to repeat)", parents=[common]).set_defaults(
-        verb="db.upgrade"
-    )
+    db.add_parser(
+        "upgrade", help="apply migrations (safe to repeat)", parents=[common]
+    ).set_defaults(verb="db.upgrade")
     db.add_parser("status", help="schema revision", parents=[common]).set_defaults(verb="db.status")
-    demo_p = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_verb", required=True)
-    demo_p.add_parser("seed", help="load the demo service area (safe to repeat)", parents=[common]).set_defaults(
-        verb="demo.seed"
+    demo_p = sub.add_parser("demo", help="demo data").add_subparsers(
+        dest="demo_verb", required=True
     )
+    demo_p.add_parser(
+        "seed", help="load the demo service area (safe to repeat)", parents=[common]
+    ).set_defaults(verb="demo.seed")
     return parser
 
 
@@ -88,14 +107,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:
-        log.exception("unexpected error in %r as %s on %s", args, settings.operator, settings.database_url or "embedded")
-        return _fail(ExitCode.UNEXPECTED, "unexpected", f"unexpected error; details in {settings.log_file}", as_json)
+        log.exception(
+            "unexpected error in %r as %s on %s",
+            args,
+            settings.operator,
+            settings.database_url or "embedded",
+        )
+        return _fail(
+            ExitCode.UNEXPECTED,
+            "unexpected",
+            f"unexpected error; details in {settings.log_file}",
+            as_json,
+        )
 
 
 def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
     print(f"error: {message}", file=sys.stderr)
     if as_json:
-        print(json.dumps({"ok": False, "error": {"kind": kind, "message": message, "exit_code": int(code)}}))
+        print(
+            json.dumps(
+                {"ok": False, "error": {"kind": kind, "message": message, "exit_code": int(code)}}
+            )
+        )
     return int(code)
 
 
@@ -109,7 +142,9 @@ def _log_to_file(path: Path) -> None:
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         handler = logging.NullHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s"))
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s")
+    )
     root.addHandler(handler)
     root.setLevel(logging.INFO)
 
@@ -126,16 +161,22 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
             if "OperationalError" in type(err).__name__:
                 raise Unavailable(f"cannot reach the dispatch database at {db.label}") from None
             raise
-        message = f"schema at {state.current or 'nothing'} (this version: {state.head}) on {db.label}"
-        _emit(out, as_json, message, {"current": state.current, "head": state.head, "database": db.label})
+        message = (
+            f"schema at {state.current or 'nothing'} (this version: {state.head}) on {db.label}"
+        )
+        _emit(
+            out,
+            as_json,
+            message,
+            {"current": state.current, "head": state.head, "database": db.label},
+        )
         return 0 if verb == "db.upgrade" or state.is_current else int(ExitCode.UNAVAILABLE)
     if verb == "demo.seed":
         db = open_database(settings.database_url, settings.data_dir, check_schema=False)
         upgrade(db.engine)
         report = demo.seed(_service(db, settings))
-        message = (
-            f"demo service area ready on {db.label}: {report.calls} new pending calls"
-            + (f"; {report.os_user} can dispatch" if report.os_user else "")
+        message = f"demo service area ready on {db.label}: {report.calls} new pending calls" + (
+            f"; {report.os_user} can dispatch" if report.os_user else ""
         )
         _emit(out, as_json, message, asdict(report))
         return 0
@@ -156,15 +197,21 @@ def _service(db: Database, settings: Settings) -> DispatchService:
 
 def _server(verb: str, settings: Settings, out: Console, as_json: bool) -> int:
     if settings.database_url:
-        raise Unavailable("DISPATCH_DATABASE_URL names a shared server; `server` manages only the embedded one")
+        raise Unavailable(
+            "DISPATCH_DATABASE_URL names a shared server; `server` manages only the embedded one"
+        )
     server = EmbeddedServer(settings.data_dir)
     try:
         if verb == "server.start":
             server.start()
         elif verb == "server.stop":
             stopped = server.stop()
-            _emit(out, as_json, "embedded server stopped" if stopped else "embedded server was not running",
-                  {"running": False, "data_dir": str(settings.data_dir)})
+            _emit(
+                out,
+                as_json,
+                "embedded server stopped" if stopped else "embedded server was not running",
+                {"running": False, "data_dir": str(settings.data_dir)},
+            )
             return 0
     except EmbeddedServerError as err:
         raise Unavailable(str(err)) from None
@@ -174,7 +221,12 @@ def _server(verb: str, settings: Settings, out: Console, as_json: bool) -> int:
         if status.running
         else f"embedded server not running (data in {settings.data_dir})"
     )
-    _emit(out, as_json, message, {"running": status.running, "pid": status.pid, "data_dir": str(settings.data_dir)})
+    _emit(
+        out,
+        as_json,
+        message,
+        {"running": status.running, "pid": status.pid, "data_dir": str(settings.data_dir)},
+    )
     return 0 if status.running or verb != "server.status" else 3
 
 

@@ -37,7 +37,11 @@ class Settings:
         env: dict[str, str] | None = None,
     ) -> Settings:
         environ = os.environ if env is None else env
-        data_dir = Path(environ["DISPATCH_DATA_DIR"]) if environ.get("DISPATCH_DATA_DIR") else default_data_dir()
+        data_dir = (
+            Path(environ["DISPATCH_DATA_DIR"])
+            if environ.get("DISPATCH_DATA_DIR")
+            else default_data_dir()
+        )
         return cls(
             database_url=database_url or environ.get("DISPATCH_DATABASE_URL") or None,
             data_dir=data_dir,

@@ -42,7 +42,9 @@ def _table(*columns: str) -> Table:
 
 
 def json_document(outcome: Outcome) -> str:
-    return json.dumps({"ok": True, "message": outcome.message, outcome.kind: to_jsonable(outcome.data)})
+    return json.dumps(
+        {"ok": True, "message": outcome.message, outcome.kind: to_jsonable(outcome.data)}
+    )
 
 
 def print_outcome(console: Console, outcome: Outcome) -> None:
@@ -53,8 +55,13 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
         table = _table("Call", "P", "Status", "Received", "Nature", "Location", "Units")
         for c in data:
             table.add_row(
-                _t(c.number), _t(c.priority), _t(c.status), _time(c.received_at), _t(c.nature),
-                _t(c.location_text), _t(", ".join(c.active_units)),
+                _t(c.number),
+                _t(c.priority),
+                _t(c.status),
+                _time(c.received_at),
+                _t(c.nature),
+                _t(c.location_text),
+                _t(", ".join(c.active_units)),
             )
         console.print(table)
     elif outcome.kind in ("units", "unit"):
@@ -63,8 +70,13 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
             assert isinstance(u, UnitView)
             pos = f"{u.lat:.4f}, {u.lon:.4f}" if u.lat is not None and u.lon is not None else "—"
             table.add_row(
-                _t(u.code), _t(u.capability), _t(u.status), _time(u.status_since),
-                _t(u.call_number or ""), _t(u.station_code or ""), _t(pos),
+                _t(u.code),
+                _t(u.capability),
+                _t(u.status),
+                _time(u.status_since),
+                _t(u.call_number or ""),
+                _t(u.station_code or ""),
+                _t(pos),
             )
         console.print(table)
         if outcome.kind == "unit":
@@ -74,8 +86,11 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
         for h in data if isinstance(data, list) else [data]:
             assert isinstance(h, HospitalView)
             table.add_row(
-                _t(h.code), _t(h.name), _t(h.status),
-                _t("" if h.beds_available is None else h.beds_available), _t(", ".join(h.capabilities)),
+                _t(h.code),
+                _t(h.name),
+                _t(h.status),
+                _t("" if h.beds_available is None else h.beds_available),
+                _t(", ".join(h.capabilities)),
             )
         console.print(table)
     elif outcome.kind == "places":
@@ -97,8 +112,13 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
             assert isinstance(a, AuditView)
             details = ", ".join(f"{k}={v}" for k, v in a.details.items() if v not in (None, ""))
             table.add_row(
-                _time(a.at), _t(a.operator), _t(a.desk), _t(a.action), _t(a.call_number or ""),
-                _t(a.unit_code or a.hospital_code or ""), _t(details),
+                _time(a.at),
+                _t(a.operator),
+                _t(a.desk),
+                _t(a.action),
+                _t(a.call_number or ""),
+                _t(a.unit_code or a.hospital_code or ""),
+                _t(details),
             )
         console.print(table)
     else:
@@ -127,11 +147,18 @@ def _call(console: Console, call: CallView) -> None:
     for label, value in lines:
         console.print(Text(f"  {label:<12}") + (value if isinstance(value, Text) else _t(value)))
     if call.assignments:
-        table = _table("Unit", "Status", "Notified", "En route", "On scene", "Transport", "At dest", "Cleared")
+        table = _table(
+            "Unit", "Status", "Notified", "En route", "On scene", "Transport", "At dest", "Cleared"
+        )
         for a in call.assignments:
             table.add_row(
-                _t(a.unit_code), _t(a.unit_status), _time(a.notified_at), _time(a.en_route_at),
-                _time(a.on_scene_at), _time(a.transporting_at), _time(a.at_destination_at),
+                _t(a.unit_code),
+                _t(a.unit_status),
+                _time(a.notified_at),
+                _time(a.en_route_at),
+                _time(a.on_scene_at),
+                _time(a.transporting_at),
+                _time(a.at_destination_at),
                 _time(a.cleared_at or a.cancelled_at),
             )
         console.print(table)

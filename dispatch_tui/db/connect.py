@@ -25,19 +25,27 @@ class Database:
 
 
 def open_database(
-    url: str | None, data_dir: Path, *, check_schema: bool = True, application_name: str = "dispatch-tui"
+    url: str | None,
+    data_dir: Path,
+    *,
+    check_schema: bool = True,
+    application_name: str = "dispatch-tui",
 ) -> Database:
     if url:
         try:
             parsed = normalise_url(url)
         except Exception as err:  # sqlalchemy raises several kinds for a malformed URL
-            raise InvalidInput(f"DISPATCH_DATABASE_URL / --db is not a PostgreSQL URL ({err})") from None
+            raise InvalidInput(
+                f"DISPATCH_DATABASE_URL / --db is not a PostgreSQL URL ({err})"
+            ) from None
         engine = make_engine(parsed, application_name=application_name)
         label = f"{parsed.host or 'local socket'}/{parsed.database}"
         embedded = False
     else:
         try:
-            engine = make_engine(EmbeddedServer(data_dir).ensure_running(), application_name=application_name)
+            engine = make_engine(
+                EmbeddedServer(data_dir).ensure_running(), application_name=application_name
+            )
         except EmbeddedServerError as err:
             raise Unavailable(f"the embedded database could not start: {err}") from None
         label = "embedded"
@@ -52,9 +60,13 @@ def require_current_schema(db: Database) -> None:
     try:
         state = schema_state(db.engine)
     except OperationalError as err:
-        raise Unavailable(f"cannot reach the dispatch database at {db.label}: {_first_line(err)}") from None
+        raise Unavailable(
+            f"cannot reach the dispatch database at {db.label}: {_first_line(err)}"
+        ) from None
     if state.current is None:
-        raise Unavailable("the dispatch database is empty; run `dispatch-tui db upgrade` (or `demo seed`)")
+        raise Unavailable(
+            "the dispatch database is empty; run `dispatch-tui db upgrade` (or `demo seed`)"
+        )
     if not state.is_current:
         raise Unavailable(
             f"the database schema is at {state.current}, this version needs {state.head}; "

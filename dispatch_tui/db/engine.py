@@ -26,7 +26,9 @@ def normalise_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-def make_engine(url: str | URL, *, pool_size: int = 5, application_name: str = "dispatch-tui") -> Engine:
+def make_engine(
+    url: str | URL, *, pool_size: int = 5, application_name: str = "dispatch-tui"
+) -> Engine:
     return create_engine(
         normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False)),
         pool_pre_ping=True,

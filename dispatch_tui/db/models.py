@@ -216,12 +216,13 @@ class Call(Base):
             name="end_times",
         ),
         CheckConstraint(
-            "status = 'RECEIVED' OR first_dispatched_at IS NOT NULL"
-            " OR status = 'CANCELLED'",
+            "status = 'RECEIVED' OR first_dispatched_at IS NOT NULL OR status = 'CANCELLED'",
             name="dispatched_time",
         ),
         Index("uq_calls_number", "number", unique=True),
-        Index("ix_calls_open", "status", postgresql_where=text("status NOT IN ('CLOSED','CANCELLED')")),
+        Index(
+            "ix_calls_open", "status", postgresql_where=text("status NOT IN ('CLOSED','CANCELLED')")
+        ),
         Index("ix_calls_received_at", "received_at"),
     )
 

@@ -31,10 +31,18 @@ STATIONS = [
 
 # (code, capability, station)
 UNITS = [
-    ("M1", "ALS", "S1"), ("M2", "ALS", "S1"), ("B1", "BLS", "S1"),
-    ("M3", "ALS", "S2"), ("B2", "BLS", "S2"), ("B3", "BLS", "S2"),
-    ("M4", "ALS", "S3"), ("B4", "BLS", "S3"), ("B5", "BLS", "S3"),
-    ("M5", "ALS", "S4"), ("B6", "BLS", "S4"), ("M6", "ALS", "S4"),
+    ("M1", "ALS", "S1"),
+    ("M2", "ALS", "S1"),
+    ("B1", "BLS", "S1"),
+    ("M3", "ALS", "S2"),
+    ("B2", "BLS", "S2"),
+    ("B3", "BLS", "S2"),
+    ("M4", "ALS", "S3"),
+    ("B4", "BLS", "S3"),
+    ("B5", "BLS", "S3"),
+    ("M5", "ALS", "S4"),
+    ("B6", "BLS", "S4"),
+    ("M6", "ALS", "S4"),
 ]
 
 HOSPITALS = [
@@ -68,16 +76,43 @@ PLACES = [
 ]
 
 CALLS = [
-    dict(nature="Cardiac arrest, CPR in progress", place="Riverton Mall", determinant="09-E-1",
-         caller_name="Security desk", caller_phone="555-0142"),
-    dict(nature="Fall, hip pain", place="Northgate Retirement Home", determinant="17-A-1",
-         caller_name="Nurse Patel", caller_phone="555-0199"),
-    dict(nature="Breathing problems", place="Lincoln High School", determinant="06-D-1",
-         caller_name="School office", caller_phone="555-0175"),
-    dict(nature="Sick person, fever", location="17 Maple St", priority=4, lat=40.0150, lon=-83.0200,
-         caller_name="J. Harris", caller_phone="555-0110"),
-    dict(nature="Traffic collision, 2 vehicles", place="Central Station", determinant="29-B-1",
-         caller_name="Passer-by", caller_phone="555-0133"),
+    dict(
+        nature="Cardiac arrest, CPR in progress",
+        place="Riverton Mall",
+        determinant="09-E-1",
+        caller_name="Security desk",
+        caller_phone="555-0142",
+    ),
+    dict(
+        nature="Fall, hip pain",
+        place="Northgate Retirement Home",
+        determinant="17-A-1",
+        caller_name="Nurse Patel",
+        caller_phone="555-0199",
+    ),
+    dict(
+        nature="Breathing problems",
+        place="Lincoln High School",
+        determinant="06-D-1",
+        caller_name="School office",
+        caller_phone="555-0175",
+    ),
+    dict(
+        nature="Sick person, fever",
+        location="17 Maple St",
+        priority=4,
+        lat=40.0150,
+        lon=-83.0200,
+        caller_name="J. Harris",
+        caller_phone="555-0110",
+    ),
+    dict(
+        nature="Traffic collision, 2 vehicles",
+        place="Central Station",
+        determinant="29-B-1",
+        caller_name="Passer-by",
+        caller_phone="555-0133",
+    ),
 ]
 
 
@@ -130,7 +165,14 @@ def _reference(s: Session, me: str | None) -> tuple[int, int, int, int, int]:
         lat, lon = positions[st]
         units += add(
             insert(Unit)
-            .values(code=code, capability=cap, station_id=station_ids[st], lat=lat, lon=lon, position_at=func.now())
+            .values(
+                code=code,
+                capability=cap,
+                station_id=station_ids[st],
+                lat=lat,
+                lon=lon,
+                position_at=func.now(),
+            )
             .on_conflict_do_nothing()
         )
     hospitals = sum(

@@ -70,7 +70,14 @@ def _status(value: str) -> str:
 
 
 # Options that may stand before the verb on the CLI, and whether they take a value.
-_LEADING_OPTIONS = {"--db": True, "--as": True, "--json": False, "--version": False, "-h": False, "--help": False}
+_LEADING_OPTIONS = {
+    "--db": True,
+    "--as": True,
+    "--json": False,
+    "--version": False,
+    "-h": False,
+    "--help": False,
+}
 
 
 def expand(tokens: Sequence[str]) -> list[str]:
@@ -114,7 +121,9 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     )
     new = verb(call, "new", "take a new call", verb="call.new")
     new.add_argument("nature", help="what happened, e.g. 'chest pain'")
-    new.add_argument("-p", "--priority", help="1 (most urgent) to 4; derived from --determinant if omitted")
+    new.add_argument(
+        "-p", "--priority", help="1 (most urgent) to 4; derived from --determinant if omitted"
+    )
     new.add_argument("--determinant", default="", help="MPDS determinant, e.g. 10-D-1")
     new.add_argument("-l", "--location", default="", help="address or description of the scene")
     new.add_argument("--place", default="", help="a named place (looked up; gives coordinates)")
@@ -137,30 +146,44 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     dispatch.add_argument("units", nargs="+", metavar="UNIT")
     dispatch.add_argument("--paramedic", help="user name of the paramedic going with the unit")
     dispatch.add_argument("--hospital", help="destination hospital code")
-    dispatch.add_argument("--add", action="store_true", help="send more units to a call that has some")
-    dispatch.add_argument("--divert-override", action="store_true", help="send to a hospital on diversion")
+    dispatch.add_argument(
+        "--add", action="store_true", help="send more units to a call that has some"
+    )
+    dispatch.add_argument(
+        "--divert-override", action="store_true", help="send to a hospital on diversion"
+    )
 
     unit = sub.add_parser("unit", help="unit status, position and cancel").add_subparsers(
         dest="unit_verb", required=True, metavar="{status,locate,cancel}"
     )
     status = verb(unit, "status", "change a unit's status", verb="unit.status")
     status.add_argument("unit")
-    status.add_argument("status", type=_status, help="en_route, on_scene, transporting, at_hospital, "
-                        "available, out_of_service (or en, os, tx, ah, av, oos)")
+    status.add_argument(
+        "status",
+        type=_status,
+        help="en_route, on_scene, transporting, at_hospital, "
+        "available, out_of_service (or en, os, tx, ah, av, oos)",
+    )
     status.add_argument("--hospital", help="destination, when transporting")
-    status.add_argument("--divert-override", action="store_true", help="transport to a hospital on diversion")
+    status.add_argument(
+        "--divert-override", action="store_true", help="transport to a hospital on diversion"
+    )
     locate = verb(unit, "locate", "record a unit's position", verb="unit.locate")
     locate.add_argument("unit")
     locate.add_argument("lat")
     locate.add_argument("lon")
-    ucancel = verb(unit, "cancel", "cancel a unit's assignment before it arrives", verb="unit.cancel")
+    ucancel = verb(
+        unit, "cancel", "cancel a unit's assignment before it arrives", verb="unit.cancel"
+    )
     ucancel.add_argument("unit")
     ucancel.add_argument("--reason", default="")
 
     hospital = sub.add_parser("hospital", help="hospital status and beds").add_subparsers(
         dest="hospital_verb", required=True, metavar="{status}"
     )
-    hstatus = verb(hospital, "status", "set a hospital's status and/or beds", verb="hospital.status")
+    hstatus = verb(
+        hospital, "status", "set a hospital's status and/or beds", verb="hospital.status"
+    )
     hstatus.add_argument("hospital")
     hstatus.add_argument("status", nargs="?", help="open, diversion or closed")
     hstatus.add_argument("--beds", help="beds available")

@@ -28,7 +28,9 @@ class UnitStep:
 UNIT_STEPS: dict[tuple[UnitStatus, UnitStatus], UnitStep] = {
     (U.EN_ROUTE, U.EN_ROUTE): UnitStep(U.EN_ROUTE, "en_route_at"),
     (U.EN_ROUTE, U.ON_SCENE): UnitStep(U.ON_SCENE, "on_scene_at"),
-    (U.ON_SCENE, U.TRANSPORTING): UnitStep(U.TRANSPORTING, "transporting_at", needs_destination=True),
+    (U.ON_SCENE, U.TRANSPORTING): UnitStep(
+        U.TRANSPORTING, "transporting_at", needs_destination=True
+    ),
     (U.TRANSPORTING, U.AT_HOSPITAL): UnitStep(U.AT_HOSPITAL, "at_destination_at"),
     (U.AT_HOSPITAL, U.AVAILABLE): UnitStep(U.AVAILABLE, "cleared_at", ends_assignment=True),
     # Cleared on scene without transport (treated and released, refusal, no patient).
@@ -59,7 +61,9 @@ def label(status: str) -> str:
     return status.lower().replace("_", " ")
 
 
-def unit_step(unit: str, current: UnitStatus, target: UnitStatus, en_route_reported: bool) -> UnitStep:
+def unit_step(
+    unit: str, current: UnitStatus, target: UnitStatus, en_route_reported: bool
+) -> UnitStep:
     """The step from `current` to `target`, or a Conflict that says what to do instead."""
     if (current, target) == (U.EN_ROUTE, U.EN_ROUTE) and en_route_reported:
         raise Conflict(f"{unit} is already reported en route")
@@ -71,9 +75,13 @@ def unit_step(unit: str, current: UnitStatus, target: UnitStatus, en_route_repor
     if target == U.EN_ROUTE and current == U.AVAILABLE:
         raise Conflict(f"{unit} is not on a call; dispatch it to one (d CALL {unit})")
     if target == U.AVAILABLE and current == U.EN_ROUTE:
-        raise Conflict(f"{unit} has not arrived; cancel its assignment instead (unit cancel {unit})")
+        raise Conflict(
+            f"{unit} has not arrived; cancel its assignment instead (unit cancel {unit})"
+        )
     if target == U.OUT_OF_SERVICE and current in BUSY:
-        raise Conflict(f"{unit} is {label(current)} on a call; clear it before taking it out of service")
+        raise Conflict(
+            f"{unit} is {label(current)} on a call; clear it before taking it out of service"
+        )
     if current == U.OUT_OF_SERVICE:
         raise Conflict(f"{unit} is out of service; put it back in service first (av {unit})")
     raise Conflict(f"{unit} cannot go from {label(current)} to {label(target)}")

@@ -12,7 +12,16 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
-from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place, Staff, Station, Unit
+from dispatch_tui.db.models import (
+    Assignment,
+    AuditEntry,
+    Call,
+    Hospital,
+    Place,
+    Staff,
+    Station,
+    Unit,
+)
 from dispatch_tui.domain.dto import (
     AssignmentView,
     AuditView,
@@ -32,7 +41,7 @@ def operator(row: Staff) -> Operator:
     return Operator(row.id, row.username, row.full_name, row.role, row.unit_id)
 
 
-def _assignment_query() -> Select[Any]:
+def _assignment_query() -> Select[Assignment, str, str, str, str, str, str, str]:
     return (
         select(
             Assignment,

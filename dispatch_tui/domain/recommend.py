@@ -20,7 +20,10 @@ TURNOUT_SECONDS = 60  # NFPA 1710 EMS turnout
 
 def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
     lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
     return 2 * EARTH_KM * math.asin(math.sqrt(h))
 
 
@@ -40,7 +43,10 @@ def _minutes(seconds: int) -> str:
 
 
 def rank(
-    priority: int, call_position: tuple[float, float] | None, candidates: list[Candidate], limit: int
+    priority: int,
+    call_position: tuple[float, float] | None,
+    candidates: list[Candidate],
+    limit: int,
 ) -> list[Recommendation]:
     """Rank available units for a call. P1/P2 prefer ALS; P3/P4 take the nearest unit."""
     wants_als = priority <= 2
@@ -51,7 +57,9 @@ def rank(
         mismatch = 1 if wants_als and c.unit.capability != "ALS" else 0
         parts = [c.unit.capability]
         if distance is not None and eta is not None:
-            where = f"from station {c.unit.station_code}" if c.from_station else "from last position"
+            where = (
+                f"from station {c.unit.station_code}" if c.from_station else "from last position"
+            )
             parts.append(f"{distance:.1f} km, ETA {_minutes(eta)} {where}")
         elif call_position is None:
             parts.append("call has no coordinates: distance unknown")

@@ -11,28 +11,37 @@ same transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place, Staff, Station, Unit
-from dispatch_tui.domain import lifecycle, queries, recommend, validation
+from dispatch_tui.db.models import (
+    LOCATION_MAX,
+    Assignment,
+    AuditEntry,
+    Call,
+    Hospital,
+    Place,
+    Staff,
+    Unit,
+)
+from dispatch_tui.domain import lifecycle, queries, validation
 from dispatch_tui.domain.dto import (
-    AuditView,
     CallView,
     HospitalView,
-    Operator,
-    PlaceView,
-    Recommendation,
     UnitView,
 )
 from dispatch_tui.domain.enums import CallStatus, HospitalStatus, Role, UnitStatus
-from dispatch_tui.domain.errors import Conflict, DispatchError, Forbidden, InvalidInput, NotFound, Unavailable
+from dispatch_tui.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
+from dispatch_tui.domain.reads import ReadService, staff_row
+from dispatch_tui.domain.transactions import write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,8 +58,6 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 }
 
 ACTIVE = (Assignment.cleared_at.is_(None), Assignment.cancelled_at.is_(None))
-RETRIES = 3  # deadlock / serialization failure: retry, then report a conflict
-LOCK_TIMEOUT = "5s"  # a row held longer than this is reported as busy, never a frozen desk
 
 
 def ago(seconds: float) -> str:
@@ -63,46 +70,15 @@ def ago(seconds: float) -> str:
     return f"{int(seconds // 3600)} h ago"
 
 
-class DispatchService:
-    """Stateless apart from its session factory and the desk name written to the audit log."""
+class DispatchService(ReadService):
+    """Every write action: one transaction each, locks in a fixed order, audit rows included."""
 
-    def __init__(self, sessions: sessionmaker[Session], desk: str = "cli") -> None:
-        self.sessions = sessions
-        self.desk = desk
+    # -- permissions and audit ---------------------------------------------------------------
 
-    # -- transactions --------------------------------------------------------------------------
-
-    @contextmanager
-    def _read(self) -> Iterator[Session]:
-        with self.sessions() as session, _db_errors():
-            yield session
-
-    def _write(self, work: Callable[[Session], T]) -> T:
-        """Run `work` in one transaction; retry deadlocks and serialization failures."""
-        for attempt in range(1, RETRIES + 1):
-            try:
-                with self.sessions() as session, _db_errors(), session.begin():
-                    session.execute(select(func.set_config("lock_timeout", LOCK_TIMEOUT, True)))
-                    return work(session)
-            except _Retry:
-                log.info("transaction retried after deadlock/serialization failure (attempt %d)", attempt)
-        raise Conflict("the database kept reporting conflicting changes; try again")
-
-    # -- operators and permissions --------------------------------------------------------------
-
-    def operator(self, username: str) -> Operator:
-        with self._read() as s:
-            return queries.operator(self._staff(s, username))
-
-    def _staff(self, s: Session, username: str) -> Staff:
-        name = validation.username(username)
-        row = s.scalar(select(Staff).where(func.lower(Staff.username) == name.lower()))
-        if row is None or not row.active:
-            raise Forbidden(f"'{name}' is not an active operator of this service")
-        return row
-
-    def _authorise(self, s: Session, username: str, action: str, unit_id: int | None = None) -> Staff:
-        staff = self._staff(s, username)
+    def _authorise(
+        self, s: Session, username: str, action: str, unit_id: int | None = None
+    ) -> Staff:
+        staff = staff_row(s, username)
         if Role(staff.role) in PERMISSIONS[action]:
             return staff
         if unit_id is not None and staff.role == Role.PARAMEDIC and staff.unit_id == unit_id:
@@ -145,7 +121,9 @@ class DispatchService:
 
     def _lock_units(self, s: Session, codes: Sequence[str]) -> list[Unit]:
         """Lock units by id order (the fixed order every action uses, so no deadlocks)."""
-        found = list(s.scalars(select(Unit).where(Unit.code.in_(codes)).order_by(Unit.id).with_for_update()))
+        found = list(
+            s.scalars(select(Unit).where(Unit.code.in_(codes)).order_by(Unit.id).with_for_update())
+        )
         missing = sorted(set(codes) - {u.code for u in found})
         if missing:
             raise NotFound(f"no unit {', '.join(missing)}")
@@ -159,7 +137,9 @@ class DispatchService:
         if hospital.status == HospitalStatus.CLOSED:
             raise Conflict(f"{hcode} is closed to ambulances")
         if hospital.status == HospitalStatus.DIVERSION and not override_diversion:
-            raise Conflict(f"{hcode} is on diversion; repeat with the diversion override to send anyway")
+            raise Conflict(
+                f"{hcode} is on diversion; repeat with the diversion override to send anyway"
+            )
         return hospital
 
     def _busy_reason(self, s: Session, unit: Unit) -> str:
@@ -167,7 +147,11 @@ class DispatchService:
         if unit.status == UnitStatus.OUT_OF_SERVICE:
             return f"{unit.code} is out of service"
         row = s.execute(
-            select(Call.number, Staff.username, func.extract("epoch", func.now() - Assignment.notified_at))
+            select(
+                Call.number,
+                Staff.username,
+                func.extract("epoch", func.now() - Assignment.notified_at),
+            )
             .join(Call, Call.id == Assignment.call_id)
             .outerjoin(Staff, Staff.id == Assignment.dispatcher_id)
             .where(Assignment.unit_id == unit.id, *ACTIVE)
@@ -192,11 +176,17 @@ class DispatchService:
         new = lifecycle.call_status_for(statuses)
         if new is None:
             finished = s.scalar(
-                select(func.count()).where(Assignment.call_id == call.id, Assignment.cleared_at.is_not(None))
+                select(func.count()).where(
+                    Assignment.call_id == call.id, Assignment.cleared_at.is_not(None)
+                )
             )
             if finished:
                 new = CallStatus.CLOSED
-                values: dict[str, Any] = {"status": new, "closed_at": func.now(), "disposition": "all units cleared"}
+                values: dict[str, Any] = {
+                    "status": new,
+                    "closed_at": func.now(),
+                    "disposition": "all units cleared",
+                }
             else:
                 new = CallStatus.RECEIVED  # every unit was cancelled: the call is pending again
                 values = {"status": new}
@@ -224,7 +214,7 @@ class DispatchService:
                 .values(
                     caller_name=data.caller_name,
                     caller_phone=data.caller_phone,
-                    location_text=location[: validation.LOCATION_MAX],
+                    location_text=location[:LOCATION_MAX],
                     lat=position[0] if position else None,
                     lon=position[1] if position else None,
                     place_id=place.id if place else None,
@@ -236,22 +226,33 @@ class DispatchService:
                 )
                 .returning(Call.id)
             ).scalar_one()
-            self._audit(s, staff, "call_created", call_id=call_id, priority=data.priority, nature=data.nature)
+            self._audit(
+                s,
+                staff,
+                "call_created",
+                call_id=call_id,
+                priority=data.priority,
+                nature=data.nature,
+            )
             return queries.call(s, call_id)
 
-        return self._write(work)
+        return write(self.sessions, work)
 
     def _find_place(self, s: Session, name: str) -> Place:
         exact = s.scalar(select(Place).where(func.lower(Place.name) == name.lower()))
         if exact is not None:
             return exact
         pattern = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        matches = list(s.scalars(select(Place).where(func.lower(Place.name).like(pattern)).limit(4)))
+        matches = list(
+            s.scalars(select(Place).where(func.lower(Place.name).like(pattern)).limit(4))
+        )
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise NotFound(f"no named place '{name}'")
-        raise InvalidInput(f"'{name}' matches several places: {', '.join(p.name for p in matches[:3])}…")
+        raise InvalidInput(
+            f"'{name}' matches several places: {', '.join(p.name for p in matches[:3])}…"
+        )
 
     def dispatch(
         self,
@@ -301,7 +302,9 @@ class DispatchService:
                     "use --add to send more"
                 )
             medic = self._paramedic(s, medic_name) if medic_name else None  # 5.
-            dest = self._hospital(s, hcode, override_diversion=override_diversion) if hcode else None  # 8.
+            dest = (
+                self._hospital(s, hcode, override_diversion=override_diversion) if hcode else None
+            )  # 8.
             for unit in units:  # 6. assignment, unit EN_ROUTE
                 s.execute(
                     insert(Assignment).values(
@@ -329,13 +332,18 @@ class DispatchService:
                 s.execute(update(Call).where(Call.id == call.id).values(**call_values))
             for unit in units:
                 self._audit(
-                    s, staff, "dispatch", call_id=call.id, unit_id=unit.id,
+                    s,
+                    staff,
+                    "dispatch",
+                    call_id=call.id,
+                    unit_id=unit.id,
                     paramedic=medic.username if medic else None,
-                    hospital=dest.code if dest else None, added=bool(active),
+                    hospital=dest.code if dest else None,
+                    added=bool(active),
                 )
             return queries.call(s, call.id)  # 10. commit on return; 11. NOTIFY fires on commit
 
-        return self._write(work)
+        return write(self.sessions, work)
 
     def _paramedic(self, s: Session, name: str) -> Staff:
         medic = s.scalar(select(Staff).where(func.lower(Staff.username) == name.lower()))
@@ -375,22 +383,34 @@ class DispatchService:
             if unit_id is None:
                 raise NotFound(f"no unit {code}")
             staff = self._authorise(s, username, "unit_status", unit_id)
-            seen_call = s.scalar(select(Assignment.call_id).where(Assignment.unit_id == unit_id, *ACTIVE))
-            call = s.scalar(select(Call).where(Call.id == seen_call).with_for_update()) if seen_call else None
+            seen_call = s.scalar(
+                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *ACTIVE)
+            )
+            call = (
+                s.scalar(select(Call).where(Call.id == seen_call).with_for_update())
+                if seen_call
+                else None
+            )
             (unit,) = self._lock_units(s, [code])
             assignment = s.scalar(select(Assignment).where(Assignment.unit_id == unit_id, *ACTIVE))
             if (assignment.call_id if assignment else None) != seen_call:
                 raise Conflict(f"{code} changed at another desk a moment ago; look again")
             current = UnitStatus(unit.status)
-            step = lifecycle.unit_step(code, current, target, bool(assignment and assignment.en_route_at))
+            step = lifecycle.unit_step(
+                code, current, target, bool(assignment and assignment.en_route_at)
+            )
             values: dict[str, Any] = {}
             dest = None
             if step.needs_destination:
                 assert assignment is not None and call is not None
-                chosen = hcode or _code_of(s, assignment.hospital_id or call.destination_hospital_id)
+                chosen = hcode or _code_of(
+                    s, assignment.hospital_id or call.destination_hospital_id
+                )
                 if not chosen:
                     raise InvalidInput(f"{code} needs a destination hospital to transport")
-                dest = self._hospital(s, chosen, override_diversion=override_diversion or chosen != hcode)
+                dest = self._hospital(
+                    s, chosen, override_diversion=override_diversion or chosen != hcode
+                )
                 values["hospital_id"] = dest.id
             if step.time_column:
                 assert assignment is not None
@@ -398,21 +418,35 @@ class DispatchService:
                 s.execute(update(Assignment).where(Assignment.id == assignment.id).values(**values))
             if target != current:
                 s.execute(
-                    update(Unit).where(Unit.id == unit.id).values(status=target, status_since=func.now())
+                    update(Unit)
+                    .where(Unit.id == unit.id)
+                    .values(status=target, status_since=func.now())
                 )
             self._audit(
-                s, staff, "unit_status", call_id=call.id if call else None, unit_id=unit.id,
-                hospital_id=dest.id if dest else None, old=current.value, new=target.value,
+                s,
+                staff,
+                "unit_status",
+                call_id=call.id if call else None,
+                unit_id=unit.id,
+                hospital_id=dest.id if dest else None,
+                old=current.value,
+                new=target.value,
             )
             if call is not None:
                 if dest is not None and call.destination_hospital_id is None:
-                    s.execute(update(Call).where(Call.id == call.id).values(destination_hospital_id=dest.id))
+                    s.execute(
+                        update(Call)
+                        .where(Call.id == call.id)
+                        .values(destination_hospital_id=dest.id)
+                    )
                 self._follow_units(s, call, staff)
             return queries.unit(s, unit.id)
 
-        return self._write(work)
+        return write(self.sessions, work)
 
-    def locate_unit(self, username: str, unit_code: str, lat: float | str, lon: float | str) -> UnitView:
+    def locate_unit(
+        self, username: str, unit_code: str, lat: float | str, lon: float | str
+    ) -> UnitView:
         code = validation.unit_code(unit_code)
         position = validation.coordinate(lat, lon)
 
@@ -427,10 +461,12 @@ class DispatchService:
                 .where(Unit.id == unit_id)
                 .values(lat=position[0], lon=position[1], position_at=func.now())
             )
-            self._audit(s, staff, "unit_position", unit_id=unit_id, lat=position[0], lon=position[1])
+            self._audit(
+                s, staff, "unit_position", unit_id=unit_id, lat=position[0], lon=position[1]
+            )
             return queries.unit(s, unit_id)
 
-        return self._write(work)
+        return write(self.sessions, work)
 
     def cancel_unit(self, username: str, unit_code: str, reason: str = "") -> CallView:
         """Cancel one unit's assignment before it arrives; the unit is available again."""
@@ -442,7 +478,9 @@ class DispatchService:
             unit_id = s.scalar(select(Unit.id).where(Unit.code == code))
             if unit_id is None:
                 raise NotFound(f"no unit {code}")
-            seen_call = s.scalar(select(Assignment.call_id).where(Assignment.unit_id == unit_id, *ACTIVE))
+            seen_call = s.scalar(
+                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *ACTIVE)
+            )
             if seen_call is None:
                 raise Conflict(f"{code} is not on a call")
             call = s.scalar(select(Call).where(Call.id == seen_call).with_for_update())
@@ -460,12 +498,16 @@ class DispatchService:
             self._follow_units(s, call, staff)
             return queries.call(s, call.id)
 
-        return self._write(work)
+        return write(self.sessions, work)
 
     def _release(self, s: Session, assignment: Assignment, unit: Unit, column: str) -> None:
-        s.execute(update(Assignment).where(Assignment.id == assignment.id).values({column: func.now()}))
         s.execute(
-            update(Unit).where(Unit.id == unit.id).values(status=UnitStatus.AVAILABLE, status_since=func.now())
+            update(Assignment).where(Assignment.id == assignment.id).values({column: func.now()})
+        )
+        s.execute(
+            update(Unit)
+            .where(Unit.id == unit.id)
+            .values(status=UnitStatus.AVAILABLE, status_since=func.now())
         )
 
     def cancel_call(self, username: str, call_number: str, reason: str = "") -> CallView:
@@ -481,16 +523,22 @@ class DispatchService:
             self._lock_units(s, [u.code for _, u in active])
             for assignment, unit in active:
                 self._release(s, assignment, unit, "cancelled_at")
-                self._audit(s, staff, "unit_cancelled", call_id=call.id, unit_id=unit.id, reason=why)
+                self._audit(
+                    s, staff, "unit_cancelled", call_id=call.id, unit_id=unit.id, reason=why
+                )
             s.execute(
                 update(Call)
                 .where(Call.id == call.id)
-                .values(status=CallStatus.CANCELLED, cancelled_at=func.now(), disposition=why or "cancelled")
+                .values(
+                    status=CallStatus.CANCELLED,
+                    cancelled_at=func.now(),
+                    disposition=why or "cancelled",
+                )
             )
             self._audit(s, staff, "call_cancelled", call_id=call.id, old=call.status, reason=why)
             return queries.call(s, call.id)
 
-        return self._write(work)
+        return write(self.sessions, work)
 
     def close_call(self, username: str, call_number: str, disposition: str = "") -> CallView:
         """Close a call a unit has reached; units still on it are cleared (or, not yet there, cancelled)."""
@@ -509,7 +557,9 @@ class DispatchService:
             for assignment, unit in active:
                 column = "cancelled_at" if unit.status == UnitStatus.EN_ROUTE else "cleared_at"
                 self._release(s, assignment, unit, column)
-                self._audit(s, staff, "unit_released", call_id=call.id, unit_id=unit.id, old=unit.status)
+                self._audit(
+                    s, staff, "unit_released", call_id=call.id, unit_id=unit.id, old=unit.status
+                )
             s.execute(
                 update(Call)
                 .where(Call.id == call.id)
@@ -518,7 +568,7 @@ class DispatchService:
             self._audit(s, staff, "call_closed", call_id=call.id, old=call.status, disposition=why)
             return queries.call(s, call.id)
 
-        return self._write(work)
+        return write(self.sessions, work)
 
     def hospital_status(
         self, username: str, code: str, status: str | None = None, *, beds: int | str | None = None
@@ -529,7 +579,9 @@ class DispatchService:
             try:
                 new_status = HospitalStatus(status.strip().upper())
             except ValueError:
-                raise InvalidInput(f"'{status[:24]}' is not a hospital status (open, diversion, closed)") from None
+                raise InvalidInput(
+                    f"'{status[:24]}' is not a hospital status (open, diversion, closed)"
+                ) from None
         new_beds = validation.beds(beds) if beds is not None else None
         if new_status is None and new_beds is None:
             raise InvalidInput("give a hospital status, a bed count, or both")
@@ -539,122 +591,29 @@ class DispatchService:
             hospital = s.scalar(select(Hospital).where(Hospital.code == hcode).with_for_update())
             if hospital is None:
                 raise NotFound(f"no hospital {hcode}")
+            old = hospital.status  # read before the UPDATE syncs the loaded object
             values: dict[str, Any] = {}
-            if new_status is not None and new_status != hospital.status:
+            if new_status is not None and new_status != old:
                 values.update(status=new_status, status_since=func.now())
             if new_beds is not None:
                 values["beds_available"] = new_beds
             if values:
                 s.execute(update(Hospital).where(Hospital.id == hospital.id).values(**values))
             self._audit(
-                s, staff, "hospital_status", hospital_id=hospital.id,
-                old=hospital.status, new=(new_status or hospital.status).value
-                if isinstance(new_status, HospitalStatus) else hospital.status,
+                s,
+                staff,
+                "hospital_status",
+                hospital_id=hospital.id,
+                old=old,
+                new=new_status.value if new_status is not None else old,
                 beds=new_beds,
             )
             return queries.hospitals(s, ids=[hospital.id])[0]
 
-        return self._write(work)
-
-    # -- reads ------------------------------------------------------------------------------------
-
-    def recommend(self, call_number: str, limit: int = 5) -> list[Recommendation]:
-        number = validation.call_number(call_number)
-        with self._read() as s:
-            call = s.scalar(select(Call).where(Call.number == number))
-            if call is None:
-                raise NotFound(f"no call {number}")
-            if not CallStatus(call.status).is_open:
-                raise Conflict(f"{number} is {lifecycle.label(call.status)}")
-            stations = {st.code: (st.lat, st.lon) for st in s.scalars(select(Station))}
-            candidates = []
-            for u in queries.units(s):
-                if u.status != UnitStatus.AVAILABLE:
-                    continue
-                live = (u.lat, u.lon) if u.lat is not None and u.lon is not None else None
-                home = stations.get(u.station_code) if u.station_code else None
-                candidates.append(recommend.Candidate(u, live or home, from_station=live is None))
-            position = (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
-            return recommend.rank(call.priority, position, candidates, limit)
-
-    def call(self, call_number: str) -> CallView:
-        number = validation.call_number(call_number)
-        with self._read() as s:
-            call_id = s.scalar(select(Call.id).where(Call.number == number))
-            if call_id is None:
-                raise NotFound(f"no call {number}")
-            return queries.call(s, call_id)
-
-    def calls(self, *, open_only: bool = True, limit: int = 500) -> list[CallView]:
-        with self._read() as s:
-            return queries.calls(s, open_only=open_only, limit=limit)
-
-    def units(self) -> list[UnitView]:
-        with self._read() as s:
-            return queries.units(s)
-
-    def hospitals(self) -> list[HospitalView]:
-        with self._read() as s:
-            return queries.hospitals(s)
-
-    def places(self) -> list[PlaceView]:
-        with self._read() as s:
-            return queries.places(s)
-
-    def audit(self, call_number: str | None = None, limit: int = 200) -> list[AuditView]:
-        with self._read() as s:
-            call_id = None
-            if call_number is not None:
-                number = validation.call_number(call_number)
-                call_id = s.scalar(select(Call.id).where(Call.number == number))
-                if call_id is None:
-                    raise NotFound(f"no call {number}")
-            return queries.audit(s, call_id=call_id, limit=limit)
-
-    def now(self) -> datetime:
-        with self._read() as s:
-            value: datetime = queries.db_now(s)
-            return value
+        return write(self.sessions, work)
 
 
 def _code_of(s: Session, hospital_id: int | None) -> str | None:
-    return s.scalar(select(Hospital.code).where(Hospital.id == hospital_id)) if hospital_id else None
-
-
-class _Retry(Exception):
-    """A deadlock or serialization failure: the whole transaction may simply be run again."""
-
-
-@contextmanager
-def _db_errors() -> Iterator[None]:
-    """Map what PostgreSQL says to domain errors; anything unknown propagates as a bug."""
-    try:
-        yield
-    except DispatchError:
-        raise
-    except IntegrityError as err:
-        state = getattr(err.orig, "sqlstate", None)
-        constraint = getattr(getattr(err.orig, "diag", None), "constraint_name", None) or ""
-        if constraint == "uq_assignments_active_unit":
-            raise Conflict("that unit was dispatched at another desk a moment ago") from err
-        if constraint == "uq_assignments_active_paramedic":
-            raise Conflict("that paramedic was put on another call a moment ago") from err
-        if state == "23514":  # check_violation: validation should have caught it first
-            log.warning("check constraint %s refused a write", constraint)
-            raise InvalidInput(f"the database refused the value ({constraint})") from err
-        raise
-    except OperationalError as err:
-        state = getattr(err.orig, "sqlstate", None)
-        if state in ("40P01", "40001"):
-            raise _Retry from err
-        if state == "55P03":
-            raise Conflict("another desk is holding that record; try again in a moment") from err
-        if state is None or state.startswith("08") or state.startswith("57P"):
-            raise Unavailable("the dispatch database is unreachable; nothing was changed") from err
-        raise
-    except DBAPIError as err:
-        if err.connection_invalidated:
-            raise Unavailable("the connection to the dispatch database was lost; nothing was changed") from err
-        if getattr(err.orig, "sqlstate", "") in ("40P01", "40001"):
-            raise _Retry from err
-        raise
+    return (
+        s.scalar(select(Hospital.code).where(Hospital.id == hospital_id)) if hospital_id else None
+    )

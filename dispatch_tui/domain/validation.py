@@ -106,7 +106,11 @@ def coordinate(lat: float | str, lon: float | str) -> tuple[float, float]:
         la, lo = float(lat), float(lon)
     except (TypeError, ValueError):
         raise InvalidInput(f"'{_short(str(lat))} {_short(str(lon))}' is not a position") from None
-    if not (math.isfinite(la) and math.isfinite(lo)) or not -90 <= la <= 90 or not -180 <= lo <= 180:
+    if (
+        not (math.isfinite(la) and math.isfinite(lo))
+        or not -90 <= la <= 90
+        or not -180 <= lo <= 180
+    ):
         raise InvalidInput(f"position {la}, {lo} is out of range (lat ±90, lon ±180)")
     return la, lo
 

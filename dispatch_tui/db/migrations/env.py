@@ -10,7 +10,9 @@ from dispatch_tui.db.models import Base
 config = context.config
 engine = config.attributes.get("engine")
 if not isinstance(engine, Engine):
-    raise RuntimeError("run migrations through `dispatch-tui db upgrade`, which supplies the engine")
+    raise RuntimeError(
+        "run migrations through `dispatch-tui db upgrade`, which supplies the engine"
+    )
 
 with engine.connect() as connection:
     context.configure(

@@ -1,0 +1,106 @@
+"""The read side of the service: what the desk, the board and `show` display.
+
+Reads take no locks and return frozen views. The board gets a `ReadService` on a read-only
+connection; the dispatch service builds on this class.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatch_tui.db.models import Call, Staff, Station
+from dispatch_tui.domain import lifecycle, queries, recommend, validation
+from dispatch_tui.domain.dto import (
+    AuditView,
+    CallView,
+    HospitalView,
+    Operator,
+    PlaceView,
+    Recommendation,
+    UnitView,
+)
+from dispatch_tui.domain.enums import CallStatus, UnitStatus
+from dispatch_tui.domain.errors import Conflict, Forbidden, NotFound
+from dispatch_tui.domain.transactions import reading
+
+
+class ReadService:
+    def __init__(self, sessions: sessionmaker[Session], desk: str = "cli") -> None:
+        self.sessions = sessions
+        self.desk = desk
+
+    def operator(self, username: str) -> Operator:
+        with reading(self.sessions) as s:
+            return queries.operator(staff_row(s, username))
+
+    def recommend(self, call_number: str, limit: int = 5) -> list[Recommendation]:
+        number = validation.call_number(call_number)
+        with reading(self.sessions) as s:
+            call = s.scalar(select(Call).where(Call.number == number))
+            if call is None:
+                raise NotFound(f"no call {number}")
+            if not CallStatus(call.status).is_open:
+                raise Conflict(f"{number} is {lifecycle.label(call.status)}")
+            stations = {st.code: (st.lat, st.lon) for st in s.scalars(select(Station))}
+            candidates = []
+            for u in queries.units(s):
+                if u.status != UnitStatus.AVAILABLE:
+                    continue
+                live = (u.lat, u.lon) if u.lat is not None and u.lon is not None else None
+                home = stations.get(u.station_code) if u.station_code else None
+                candidates.append(recommend.Candidate(u, live or home, from_station=live is None))
+            position = (
+                (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
+            )
+            return recommend.rank(call.priority, position, candidates, limit)
+
+    def call(self, call_number: str) -> CallView:
+        number = validation.call_number(call_number)
+        with reading(self.sessions) as s:
+            call_id = s.scalar(select(Call.id).where(Call.number == number))
+            if call_id is None:
+                raise NotFound(f"no call {number}")
+            return queries.call(s, call_id)
+
+    def calls(self, *, open_only: bool = True, limit: int = 500) -> list[CallView]:
+        with reading(self.sessions) as s:
+            return queries.calls(s, open_only=open_only, limit=limit)
+
+    def units(self) -> list[UnitView]:
+        with reading(self.sessions) as s:
+            return queries.units(s)
+
+    def hospitals(self) -> list[HospitalView]:
+        with reading(self.sessions) as s:
+            return queries.hospitals(s)
+
+    def places(self) -> list[PlaceView]:
+        with reading(self.sessions) as s:
+            return queries.places(s)
+
+    def audit(self, call_number: str | None = None, limit: int = 200) -> list[AuditView]:
+        with reading(self.sessions) as s:
+            call_id = None
+            if call_number is not None:
+                number = validation.call_number(call_number)
+                call_id = s.scalar(select(Call.id).where(Call.number == number))
+                if call_id is None:
+                    raise NotFound(f"no call {number}")
+            return queries.audit(s, call_id=call_id, limit=limit)
+
+    def now(self) -> datetime:
+        with reading(self.sessions) as s:
+            value: datetime = queries.db_now(s)
+            return value
+
+
+def staff_row(s: Session, username: str) -> Staff:
+    """The active staff member with this user name (case-insensitive), else Forbidden."""
+    name = validation.username(username)
+    row = s.scalar(select(Staff).where(func.lower(Staff.username) == name.lower()))
+    if row is None or not row.active:
+        raise Forbidden(f"'{name}' is not an active operator of this service")
+    return row
