@@ -1,0 +1,129 @@
+"""Test fixtures on a real PostgreSQL.
+
+The server comes from DISPATCH_TEST_DATABASE_URL (a URL whose user may create databases, e.g.
+`postgresql://postgres@127.0.0.1:5432/postgres`) or, when unset, an embedded server started in a
+throwaway directory. Each run creates its own database, migrates it with the real migrations, and
+drops it at the end. Each test that asks for `world` starts from the demo reference data (stations,
+12 units, 5 hospitals, staff, places) and no calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatch_tui.db.embedded import EmbeddedServer
+from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url, upgrade
+from dispatch_tui.domain import demo
+from dispatch_tui.domain.service import DispatchService
+
+TABLES = "audit_log, assignments, calls, staff, units, stations, hospitals, places"
+
+
+def _libpq(url: str) -> str:
+    """A SQLAlchemy URL as a plain libpq connection string for psycopg."""
+    return normalise_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A URL to a maintenance database on the server the whole run uses."""
+    configured = os.environ.get("DISPATCH_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="dtui-test-", dir="/tmp"))
+    server = EmbeddedServer(data_dir)
+    try:
+        server.start()
+        yield server.url("postgres")
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"dispatch_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = normalise_url(server_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    # Room for the race tests' 16 concurrent workers plus the test's own connection.
+    eng = make_engine(database_url, pool_size=20, application_name="dispatch-tui-tests")
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+def reset(engine: Engine) -> None:
+    """Empty every table (the audit log's append-only trigger is bypassed for this only)."""
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))  # noqa: S608 - fixed names
+        conn.execute(text("ALTER SEQUENCE call_number_seq RESTART WITH 1001"))
+
+
+@pytest.fixture
+def world(engine: Engine, sessions: sessionmaker[Session]) -> DispatchService:
+    """A service on the demo reference data, with no calls yet. Operators: alice and bob
+    (dispatchers), carol/dave/erin/frank (paramedics on M1/M3/M4/M5), grace (supervisor), admin."""
+    reset(engine)
+    with sessions.begin() as s:
+        demo._reference(s, None)
+    return DispatchService(sessions, desk="test")
+
+
+@pytest.fixture
+def count(engine: Engine):  # type: ignore[no-untyped-def]
+    """count("calls") -> number of rows, for checking that a refused action wrote nothing."""
+
+    def _count(table: str, where: str = "true") -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar_one())  # noqa: S608
+
+    return _count
+
+
+@pytest.fixture
+def db_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for running the CLI against the test database."""
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
+    monkeypatch.setenv("DISPATCH_USER", "alice")
+    log_dir = tempfile.mkdtemp(prefix="dtui-log-")
+    monkeypatch.setenv("DISPATCH_LOG_FILE", str(Path(log_dir) / "test.log"))
+    return {
+        **os.environ,
+        "DISPATCH_DATABASE_URL": database_url,
+        "DISPATCH_USER": "alice",
+        "DISPATCH_LOG_FILE": str(Path(log_dir) / "test.log"),
+    }
+
+
+def url_database(url: str) -> str | None:
+    return make_url(url).database
