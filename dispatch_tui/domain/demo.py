@@ -158,7 +158,7 @@ def _reference(s: Session, me: str | None) -> tuple[int, int, int, int, int]:
         add(insert(Station).values(code=c, name=n, lat=la, lon=lo).on_conflict_do_nothing())
         for c, n, la, lo in STATIONS
     )
-    station_ids = dict(s.execute(select(Station.code, Station.id)).tuples().all())
+    station_ids = dict(s.execute(select(Station.code, Station.id)).all())
     positions = {c: (la, lo) for c, _, la, lo in STATIONS}
     units = 0
     for code, cap, st in UNITS:
@@ -183,7 +183,7 @@ def _reference(s: Session, me: str | None) -> tuple[int, int, int, int, int]:
         )
         for c, n, la, lo, b, caps in HOSPITALS
     )
-    unit_ids = dict(s.execute(select(Unit.code, Unit.id)).tuples().all())
+    unit_ids = dict(s.execute(select(Unit.code, Unit.id)).all())
     people = list(STAFF)
     if me and me.lower() not in {p[0] for p in STAFF}:
         people.append((me, f"{me} (this computer's user)", "dispatcher", None))
