@@ -22,7 +22,7 @@ from dispatch_tui import __version__
 from dispatch_tui.config import Settings
 from dispatch_tui.db.connect import Database, open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
-from dispatch_tui.db.engine import make_sessionmaker, schema_state, upgrade
+from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.domain import commands, demo, grammar
 from dispatch_tui.domain.errors import DispatchError, ExitCode, Unavailable
 from dispatch_tui.domain.service import DispatchService
@@ -109,9 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         log.exception(
             "unexpected error in %r as %s on %s",
-            args,
+            [("(--db URL)" if i and args[i - 1] == "--db" else a) for i, a in enumerate(args)],
             settings.operator,
-            settings.database_url or "embedded",
+            _redacted(settings),
         )
         return _fail(
             ExitCode.UNEXPECTED,
@@ -119,6 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected error; details in {settings.log_file}",
             as_json,
         )
+
+
+def _redacted(settings: Settings) -> str:
+    """The database for a log line, never with its password."""
+    if not settings.database_url:
+        return "embedded"
+    try:
+        return normalise_url(settings.database_url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparseable URL)"
 
 
 def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
@@ -134,9 +144,13 @@ def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
 
 def _log_to_file(path: Path) -> None:
     """Logs go to a file, never over the terminal; no file at all is better than a crash."""
+    global _log_handler
     root = logging.getLogger()
-    if any(isinstance(h, logging.FileHandler) for h in root.handlers):
-        return
+    if _log_handler is not None:
+        if getattr(_log_handler, "baseFilename", None) == str(path.absolute()):
+            return
+        root.removeHandler(_log_handler)
+        _log_handler.close()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
@@ -147,6 +161,10 @@ def _log_to_file(path: Path) -> None:
     )
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    _log_handler = handler
+
+
+_log_handler: logging.Handler | None = None
 
 
 def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool) -> int:

@@ -105,7 +105,9 @@ def count(engine: Engine):  # type: ignore[no-untyped-def]
 
     def _count(table: str, where: str = "true") -> int:
         with engine.connect() as conn:
-            return int(conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar_one())  # noqa: S608
+            return int(
+                conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar_one()
+            )  # noqa: S608
 
     return _count
 
