@@ -85,7 +85,7 @@ def reset(engine: Engine) -> None:
     """Empty every table (the audit log's append-only trigger is bypassed for this only)."""
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))  # noqa: S608 - fixed names
+        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
         conn.execute(text("ALTER SEQUENCE call_number_seq RESTART WITH 1001"))
 
 
@@ -107,7 +107,7 @@ def count(engine: Engine):  # type: ignore[no-untyped-def]
         with engine.connect() as conn:
             return int(
                 conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")).scalar_one()
-            )  # noqa: S608
+            )
 
     return _count
 

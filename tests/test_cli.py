@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -134,7 +135,7 @@ def test_unexpected_errors_are_logged_not_shown(
     code, _, err = run(capsys, "show", "units")
     assert code == 1
     assert err.startswith("error: unexpected error; details in ") and "internal detail" not in err
-    log_text = open(db_env["DISPATCH_LOG_FILE"], encoding="utf-8").read()
+    log_text = Path(db_env["DISPATCH_LOG_FILE"]).read_text(encoding="utf-8")
     assert "internal detail" in log_text and "show" in log_text
 
 
