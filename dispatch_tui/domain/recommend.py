@@ -16,6 +16,9 @@ EARTH_KM = 6371.0
 ROAD_FACTOR = 1.35  # streets are longer than the straight line
 SPEED_KMH = 55.0  # urban average under lights and sirens
 TURNOUT_SECONDS = 60  # NFPA 1710 EMS turnout
+# For P1/P2 a BLS unit ranks above an ALS one only when it arrives this much sooner: first care
+# minutes earlier beats the wrong capability (the dispatcher can then add the ALS unit).
+BLS_PENALTY_SECONDS = 240
 
 
 def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -48,9 +51,10 @@ def rank(
     candidates: list[Candidate],
     limit: int,
 ) -> list[Recommendation]:
-    """Rank available units for a call. P1/P2 prefer ALS; P3/P4 take the nearest unit."""
+    """Rank available units for a call. P1/P2 prefer ALS unless a BLS unit is much closer;
+    P3/P4 take the nearest unit, BLS before ALS at equal distance."""
     wants_als = priority <= 2
-    scored: list[tuple[tuple[int, float, int, str], Recommendation]] = []
+    scored: list[tuple[tuple[float, int, int, str], Recommendation]] = []
     for c in candidates:
         distance = haversine_km(c.position, call_position) if c.position and call_position else None
         eta = estimate_seconds(distance) if distance is not None else None
@@ -73,7 +77,8 @@ def rank(
             parts.append(f"BLS suffices for P{priority}")
         # At equal ETA a low-acuity call takes the BLS unit and keeps the ALS one free.
         spare_als = 1 if not wants_als and c.unit.capability == "ALS" else 0
-        key = (mismatch, float(eta) if eta is not None else math.inf, spare_als, c.unit.code)
+        score = float(eta + mismatch * BLS_PENALTY_SECONDS) if eta is not None else math.inf
+        key = (score, mismatch, spare_als, c.unit.code)
         scored.append((key, Recommendation(0, c.unit, distance, eta, " · ".join(parts))))
     scored.sort(key=lambda pair: pair[0])
     return [
