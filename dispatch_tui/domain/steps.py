@@ -1,0 +1,223 @@
+"""The shared steps of write actions: permission, row locks in the fixed order, re-checks.
+
+Every function takes the open Session of the action's transaction. Locks are always taken call
+first, then units by id, so concurrent actions queue instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dispatch_tui.db.models import Assignment, Call, Hospital, Place, Staff, Unit
+from dispatch_tui.domain import lifecycle, validation
+from dispatch_tui.domain.enums import CallStatus, HospitalStatus, Role, UnitStatus
+from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch_tui.domain.reads import staff_row
+
+# Who may do what. Kept in one table so the desk can hide what the operator may not do.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "create_call": frozenset({Role.DISPATCHER}),
+    "dispatch": frozenset({Role.DISPATCHER}),
+    "unit_status": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
+    "locate_unit": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
+    "cancel": frozenset({Role.DISPATCHER}),
+    "close_call": frozenset({Role.DISPATCHER}),
+    "hospital_status": frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN}),
+}
+
+# A row read before its lock may be stale in the identity map: a locking SELECT must overwrite it.
+FRESH = {"populate_existing": True}
+
+ACTIVE = (Assignment.cleared_at.is_(None), Assignment.cancelled_at.is_(None))
+
+
+def ago(seconds: float) -> str:
+    if seconds < 10:
+        return "a moment ago"
+    if seconds < 120:
+        return f"{int(seconds)} s ago"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} min ago"
+    return f"{int(seconds // 3600)} h ago"
+
+
+def authorise(s: Session, username: str, action: str, unit_id: int | None = None) -> Staff:
+    staff = staff_row(s, username)
+    if Role(staff.role) in PERMISSIONS[action]:
+        return staff
+    if unit_id is not None and staff.role == Role.PARAMEDIC and staff.unit_id == unit_id:
+        return staff
+    allowed = " or ".join(sorted(r.value for r in PERMISSIONS[action]))
+    raise Forbidden(f"{staff.username} is a {staff.role}; only a {allowed} may do that")
+
+
+def lock_call(s: Session, number: str) -> Call:
+    code = validation.call_number(number)
+    call = s.scalar(
+        select(Call).where(Call.number == code).with_for_update(), execution_options=FRESH
+    )
+    if call is None:
+        raise NotFound(f"no call {code}")
+    return call
+
+
+def lock_units(s: Session, codes: Sequence[str]) -> list[Unit]:
+    """Lock units by id order (the fixed order every action uses, so no deadlocks)."""
+    found = list(
+        s.scalars(select(Unit).where(Unit.code.in_(codes)).order_by(Unit.id).with_for_update())
+    )
+    missing = sorted(set(codes) - {u.code for u in found})
+    if missing:
+        raise NotFound(f"no unit {', '.join(missing)}")
+    return found
+
+
+def hospital(s: Session, code: str, *, override_diversion: bool) -> Hospital:
+    hcode = validation.hospital_code(code)
+    hospital = s.scalar(select(Hospital).where(Hospital.code == hcode))
+    if hospital is None:
+        raise NotFound(f"no hospital {hcode}")
+    if hospital.status == HospitalStatus.CLOSED:
+        raise Conflict(f"{hcode} is closed to ambulances")
+    if hospital.status == HospitalStatus.DIVERSION and not override_diversion:
+        raise Conflict(
+            f"{hcode} is on diversion; repeat with the diversion override to send anyway"
+        )
+    return hospital
+
+
+def busy_reason(s: Session, unit: Unit) -> str:
+    """Why a unit cannot be dispatched, naming who took it and when."""
+    if unit.status == UnitStatus.OUT_OF_SERVICE:
+        return f"{unit.code} is out of service"
+    row = s.execute(
+        select(
+            Call.number,
+            Staff.username,
+            func.extract("epoch", func.now() - Assignment.notified_at),
+        )
+        .join(Call, Call.id == Assignment.call_id)
+        .outerjoin(Staff, Staff.id == Assignment.dispatcher_id)
+        .where(Assignment.unit_id == unit.id, *ACTIVE)
+    ).first()
+    if row is None:
+        return f"{unit.code} is {lifecycle.label(unit.status)}"
+    number, who, seconds = row
+    return (
+        f"{unit.code} was dispatched to {number} by {who or 'another desk'} {ago(float(seconds))}"
+    )
+
+
+def active(s: Session, call_id: int) -> list[tuple[Assignment, Unit]]:
+    rows = s.execute(
+        select(Assignment, Unit)
+        .join(Unit, Unit.id == Assignment.unit_id)
+        .where(Assignment.call_id == call_id, *ACTIVE)
+        .order_by(Unit.id)
+    ).all()
+    return [(a, u) for a, u in rows]
+
+
+def follow_units(s: Session, call: Call) -> tuple[str, str] | None:
+    """Set the call's status from its active units (closing it when the last one cleared).
+
+    Returns (old, new) when the status changed, for the caller's audit row."""
+    statuses = [UnitStatus(u.status) for _, u in active(s, call.id)]
+    new = lifecycle.call_status_for(statuses)
+    if new is None:
+        finished = s.scalar(
+            select(func.count()).where(
+                Assignment.call_id == call.id, Assignment.cleared_at.is_not(None)
+            )
+        )
+        if finished:
+            new = CallStatus.CLOSED
+            values: dict[str, Any] = {
+                "status": new,
+                "closed_at": func.now(),
+                "disposition": "all units cleared",
+            }
+        else:
+            new = CallStatus.RECEIVED  # every unit was cancelled: the call is pending again
+            values = {"status": new}
+    else:
+        values = {"status": new}
+    old = call.status
+    if new != old:
+        s.execute(update(Call).where(Call.id == call.id).values(**values))
+        return old, new.value
+    return None
+
+
+def find_place(s: Session, name: str) -> Place:
+    exact = s.scalar(select(Place).where(func.lower(Place.name) == name.lower()))
+    if exact is not None:
+        return exact
+    pattern = name.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    matches = list(s.scalars(select(Place).where(func.lower(Place.name).like(pattern)).limit(4)))
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise NotFound(f"no named place '{name}'")
+    raise InvalidInput(
+        f"'{name}' matches several places: {', '.join(p.name for p in matches[:3])}…"
+    )
+
+
+def paramedic(s: Session, name: str) -> Staff:
+    medic = s.scalar(select(Staff).where(func.lower(Staff.username) == name.lower()))
+    if medic is None or not medic.active:
+        raise NotFound(f"no paramedic '{name}'")
+    if medic.role != Role.PARAMEDIC:
+        raise InvalidInput(f"{medic.username} is a {medic.role}, not a paramedic")
+    busy = s.scalar(
+        select(Call.number)
+        .join(Assignment, Assignment.call_id == Call.id)
+        .where(Assignment.paramedic_id == medic.id, *ACTIVE)
+    )
+    if busy:
+        raise Conflict(f"paramedic {medic.username} is already on {busy}")
+    return medic
+
+
+def release(s: Session, assignment: Assignment, unit: Unit, column: str) -> None:
+    s.execute(update(Assignment).where(Assignment.id == assignment.id).values({column: func.now()}))
+    s.execute(
+        update(Unit)
+        .where(Unit.id == unit.id)
+        .values(status=UnitStatus.AVAILABLE, status_since=func.now())
+    )
+
+
+def code_of(s: Session, hospital_id: int | None) -> str | None:
+    return (
+        s.scalar(select(Hospital.code).where(Hospital.id == hospital_id)) if hospital_id else None
+    )
+
+
+def lock_unit_on_call(s: Session, code: str) -> tuple[Unit, Call | None, Assignment | None]:
+    """Lock a unit and the call it is on, in the shared order (call first, then unit).
+
+    The unit's call is looked up unlocked first; after both locks the assignment is read again,
+    and if the unit moved to another call in between, the caller is told to look again.
+    """
+    unit_id = s.scalar(select(Unit.id).where(Unit.code == code))
+    if unit_id is None:
+        raise NotFound(f"no unit {code}")
+    seen = s.scalar(select(Assignment.call_id).where(Assignment.unit_id == unit_id, *ACTIVE))
+    call = None
+    if seen is not None:
+        call = s.scalar(
+            select(Call).where(Call.id == seen).with_for_update(), execution_options=FRESH
+        )
+    (unit,) = lock_units(s, [code])
+    assignment = s.scalar(
+        select(Assignment).where(Assignment.unit_id == unit_id, *ACTIVE), execution_options=FRESH
+    )
+    if (assignment.call_id if assignment else None) != seen:
+        raise Conflict(f"{code} changed at another desk a moment ago; look again")
+    return unit, call, assignment
