@@ -13,13 +13,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rich.console import Console
 
 from dispatch_tui import __version__
-from dispatch_tui.config import Settings
+from dispatch_tui.config import DeskOptions, Settings
 from dispatch_tui.db.connect import Database, open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
@@ -61,7 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         "5 forbidden, 6 database unavailable",
     )
     parser.add_argument("--version", action="version", version=f"dispatch-tui {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=grammar.GrammarParser)
+    sub = parser.add_subparsers(dest="command", required=False, parser_class=grammar.GrammarParser)
+    parser.set_defaults(verb="desk", poll=False)  # no verb: open the desk
+    desk = sub.add_parser("desk", help="open the dispatcher's desk (the default)", parents=[common])
+    desk.add_argument(
+        "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
+    )
+    desk.set_defaults(verb="desk")
     grammar.add_verbs(sub, [common])
 
     server = sub.add_parser("server", help="the embedded PostgreSQL server").add_subparsers(
@@ -198,6 +204,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         )
         _emit(out, as_json, message, asdict(report))
         return 0
+    if verb == "desk":
+        return _desk(ns, settings)
     db = open_database(settings.database_url, settings.data_dir)
     outcome = commands.execute(_service(db, settings), settings.operator, ns)
     if as_json:
@@ -209,8 +217,33 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
     return 0
 
 
-def _service(db: Database, settings: Settings) -> DispatchService:
-    return DispatchService(make_sessionmaker(db.engine), desk=f"cli@{settings.desk}")
+def _service(db: Database, settings: Settings, kind: str = "cli") -> DispatchService:
+    return DispatchService(make_sessionmaker(db.engine), desk=f"{kind}@{settings.desk}")
+
+
+def _desk(ns: argparse.Namespace, settings: Settings) -> int:
+    # Textual is imported only here: the scripted verbs start faster without it.
+    from dispatch_tui.app import DeskContext, DispatchApp
+
+    db = open_database(
+        settings.database_url, settings.data_dir, application_name="dispatch-tui desk"
+    )
+    service = _service(db, settings, kind="desk")
+    operator = service.operator(
+        settings.operator
+    )  # an unknown operator is refused before the desk opens
+    options = DeskOptions.load()
+    if ns.poll:
+        options = replace(options, listen=False)
+    context = DeskContext(
+        service=service,
+        operator=operator,
+        database_label=db.label,
+        database_url=db.engine.url.render_as_string(hide_password=False),
+        options=options,
+    )
+    DispatchApp(context).run()
+    return 0
 
 
 def _server(verb: str, settings: Settings, out: Console, as_json: bool) -> int:

@@ -6,6 +6,11 @@ Precedence: command-line flag, then environment variable, then the default.
   DISPATCH_USER          the operator (else the OS user name)
   DISPATCH_DESK          the desk name written to the audit log
   DISPATCH_LOG_FILE      where logs go (never the terminal)
+The desk also reads:
+  DISPATCH_AGING         pending-call aging thresholds in seconds, e.g. "P1=60,P2=300,P3=900,P4=1800"
+  DISPATCH_STATUS_COLORS status colours, e.g. "EN_ROUTE=yellow,ON_SCENE=#ff8800" (text stays too)
+  DISPATCH_POLL_SECONDS  how often to poll when LISTEN is unavailable (default 2)
+  DISPATCH_LISTEN        "0" to poll instead of LISTEN/NOTIFY
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+from rich.errors import StyleSyntaxError
+from rich.style import Style
 
 from dispatch_tui.db.embedded import default_data_dir
 
@@ -49,6 +57,78 @@ class Settings:
             desk=desk or environ.get("DISPATCH_DESK") or f"{socket.gethostname()}",
             log_file=Path(environ.get("DISPATCH_LOG_FILE") or data_dir / "dispatch-tui.log"),
         )
+
+
+# Pending-call aging by priority (a commercial CAD console's example, DOMAIN.md).
+DEFAULT_AGING = {1: 60, 2: 300, 3: 900, 4: 1800}
+
+# Vendors disagree on status colours: these are defaults, and every status is shown as text too.
+DEFAULT_STATUS_STYLES = {
+    "AVAILABLE": "green",
+    "EN_ROUTE": "yellow",
+    "ON_SCENE": "dark_orange",
+    "TRANSPORTING": "magenta",
+    "AT_HOSPITAL": "cyan",
+    "OUT_OF_SERVICE": "bright_black",
+    "RECEIVED": "red",
+    "DISPATCHED": "yellow",
+    "CLOSED": "bright_black",
+    "CANCELLED": "bright_black",
+    "OPEN": "green",
+    "DIVERSION": "yellow",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeskOptions:
+    """Switches of the live desk; tests turn the live parts off or speed them up."""
+
+    aging_seconds: dict[int, int]
+    status_styles: dict[str, str]
+    poll_seconds: float = 2.0
+    listen: bool = True
+    clock: bool = True
+
+    @classmethod
+    def load(cls, env: dict[str, str] | None = None) -> DeskOptions:
+        environ = os.environ if env is None else env
+        aging = dict(DEFAULT_AGING)
+        for key, value in _pairs(environ.get("DISPATCH_AGING", "")):
+            priority, seconds = key.upper().removeprefix("P"), value
+            if (
+                priority.isdigit()
+                and seconds.isdigit()
+                and int(priority) in aging
+                and int(seconds) > 0
+            ):
+                aging[int(priority)] = int(seconds)
+        styles = dict(DEFAULT_STATUS_STYLES)
+        for key, value in _pairs(environ.get("DISPATCH_STATUS_COLORS", "")):
+            try:
+                Style.parse(value)
+            except StyleSyntaxError:
+                continue  # an unknown colour keeps the default rather than breaking the desk
+            styles[key.upper()] = value
+        try:
+            poll = max(0.2, float(environ.get("DISPATCH_POLL_SECONDS", "2")))
+        except ValueError:
+            poll = 2.0
+        return cls(
+            aging_seconds=aging,
+            status_styles=styles,
+            poll_seconds=poll,
+            listen=environ.get("DISPATCH_LISTEN", "1") != "0",
+        )
+
+
+def _pairs(text: str) -> list[tuple[str, str]]:
+    """Parse "A=1,B=2"; malformed pieces are ignored (a bad setting must not stop a desk)."""
+    pairs = []
+    for piece in text.split(","):
+        key, sep, value = piece.partition("=")
+        if sep and key.strip() and value.strip():
+            pairs.append((key.strip(), value.strip()))
+    return pairs
 
 
 def _os_user() -> str:

@@ -129,6 +129,22 @@ class AuditView:
     details: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a desk shows, read in one transaction. `full` means: rows missing here are gone.
+
+    A partial snapshot (after a change notification) carries only the rows named by the change;
+    `calls` may then include closed or cancelled calls, which the desk removes from its panes.
+    """
+
+    full: bool
+    db_now: datetime
+    calls: tuple[CallView, ...]
+    units: tuple[UnitView, ...]
+    hospitals: tuple[HospitalView, ...]
+    places: tuple[PlaceView, ...] = ()
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn DTOs (and lists of them) into JSON-ready data: datetimes as ISO 8601 strings."""
     if hasattr(value, "__dataclass_fields__"):

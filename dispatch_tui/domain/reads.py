@@ -6,6 +6,7 @@ connection; the dispatch service builds on this class.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from dispatch_tui.domain.dto import (
     Operator,
     PlaceView,
     Recommendation,
+    Snapshot,
     UnitView,
 )
 from dispatch_tui.domain.enums import CallStatus, UnitStatus
@@ -91,10 +93,53 @@ class ReadService:
                     raise NotFound(f"no call {number}")
             return queries.audit(s, call_id=call_id, limit=limit)
 
+    def snapshot(self) -> Snapshot:
+        """Everything a desk shows, in one read transaction (open calls, all units, hospitals)."""
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            return Snapshot(
+                full=True,
+                db_now=queries.db_now(s),
+                calls=tuple(queries.calls(s)),
+                units=tuple(queries.units(s)),
+                hospitals=tuple(queries.hospitals(s)),
+                places=tuple(queries.places(s)),
+            )
+
+    def changed(
+        self,
+        *,
+        call_ids: Iterable[int] = (),
+        unit_ids: Iterable[int] = (),
+        hospital_ids: Iterable[int] = (),
+    ) -> Snapshot:
+        """Only the named rows, fresh: the cost follows the change, not the size of the history."""
+        calls, units, hospitals = (
+            sorted(set(call_ids)),
+            sorted(set(unit_ids)),
+            sorted(set(hospital_ids)),
+        )
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            return Snapshot(
+                full=False,
+                db_now=queries.db_now(s),
+                calls=tuple(queries.calls(s, ids=calls)) if calls else (),
+                units=tuple(queries.units(s, ids=units)) if units else (),
+                hospitals=tuple(queries.hospitals(s, ids=hospitals)) if hospitals else (),
+            )
+
     def now(self) -> datetime:
         with reading(self.sessions) as s:
             value: datetime = queries.db_now(s)
             return value
+
+
+def _consistent(s: Session) -> None:
+    """One snapshot for the whole read, taken at `db_now`: a desk can order snapshots by it."""
+    s.connection(
+        execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    )
 
 
 def staff_row(s: Session, username: str) -> Staff:

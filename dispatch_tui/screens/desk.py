@@ -1,0 +1,417 @@
+"""The dispatcher's desk: four live panes, single keys, the command bar, one feedback line.
+
+Thin on purpose: keys become service calls run by the app's workers; snapshots from the database
+are applied to the panes. Rows newer than a snapshot are never overwritten by it (each snapshot
+is one consistent read stamped with the database clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Label
+
+from dispatch_tui.app import ActionDone, ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
+from dispatch_tui.domain import commands, grammar
+from dispatch_tui.domain.dto import CallView, PlaceView, Snapshot, UnitView
+from dispatch_tui.domain.errors import InvalidInput
+from dispatch_tui.domain.lifecycle import label
+from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.screens.confirm import ConfirmScreen
+from dispatch_tui.screens.intake import IntakeScreen
+from dispatch_tui.screens.pick import PickScreen
+from dispatch_tui.widgets.command_bar import CommandBar
+from dispatch_tui.widgets.panes import ActiveCalls, Hospitals, Pane, PendingCalls, Units
+from dispatch_tui.widgets.status_line import StatusLine
+
+
+class DeskScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_call", "New call", id="new-call"),
+        Binding("colon,slash", "command_bar", "Command", id="command-bar"),
+    ]
+
+    def __init__(self, context: DeskContext) -> None:
+        super().__init__()
+        self.context = context
+        self.service = context.service
+        self.operator = context.operator.username
+        self.places: list[PlaceView] = []
+        self.versions: dict[tuple[str, int], datetime] = {}
+        self.updated_at: datetime | None = None
+        styles = context.options.status_styles
+        self.pending = PendingCalls(styles, context.options.aging_seconds, id="pending")
+        self.active = ActiveCalls(styles, id="active")
+        self.units = Units(styles, id="units")
+        self.hospitals = Hospitals(styles, id="hospitals")
+
+    @property
+    def desk_app(self) -> DispatchApp:
+        assert isinstance(self.app, DispatchApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        op = self.context.operator
+        yield StatusLine(op.username, op.role, self.context.database_label, id="status")
+        with Horizontal(id="panes"):
+            with Vertical(id="left"):
+                yield self.pending
+                yield self.active
+            with Vertical(id="right"):
+                yield self.units
+                yield self.hospitals
+        yield Label("", id="feedback")
+        yield CommandBar(self._words, id="bar", classes="hidden")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.pending.on_action = self._pending_action
+        self.active.on_action = self._active_action
+        self.units.on_action = self._unit_action
+        self.hospitals.on_action = self._hospital_action
+        self.pending.focus()
+        if self.context.options.clock:
+            self.set_interval(1.0, self._tick)
+
+    # -- live data ----------------------------------------------------------------------------
+
+    @on(SnapshotLoaded)
+    def apply(self, event: SnapshotLoaded) -> None:
+        snapshot = event.snapshot
+        local = datetime.now(UTC)
+        self.desk_app.db_offset = snapshot.db_now - local
+        calls = self._fresh("call", snapshot.calls, snapshot)
+        units = self._fresh("unit", snapshot.units, snapshot)
+        hospitals = self._fresh("hospital", snapshot.hospitals, snapshot)
+        now = snapshot.db_now
+        with self.app.batch_update():
+            # A full snapshot removes rows it does not have, unless a newer partial one set them.
+            self.pending.sync(calls, full=snapshot.full, now=now)
+            self.active.sync(calls, full=snapshot.full, now=now)
+            self.units.sync(units, full=snapshot.full, now=now)
+            self.hospitals.sync(hospitals, full=snapshot.full, now=now)
+        if snapshot.places:
+            self.places = list(snapshot.places)
+        self.updated_at = now
+        status = self.query_one(StatusLine)
+        status.last_update, status.now = now, now
+
+    def _fresh(self, kind: str, rows: Iterable[Any], snapshot: Snapshot) -> list[Any]:
+        kept = []
+        for row in rows:
+            key = (kind, row.id)
+            seen = self.versions.get(key)
+            if seen is not None and seen > snapshot.db_now:
+                # A newer read already showed this row: keep it, and let a full snapshot keep it too.
+                kept.append(self._current(kind, row.id) or row)
+                continue
+            self.versions[key] = snapshot.db_now
+            kept.append(row)
+        if snapshot.full:
+            given = {row.id for row in kept}
+            for (k, row_id), seen in list(self.versions.items()):
+                if k == kind and row_id not in given and seen > snapshot.db_now:
+                    current = self._current(kind, row_id)
+                    if current is not None:
+                        kept.append(current)
+        return kept
+
+    def _current(self, kind: str, row_id: int) -> Any:
+        key = str(row_id)
+        if kind == "call":
+            return self.pending.rows_by_key.get(key) or self.active.rows_by_key.get(key)
+        if kind == "unit":
+            return self.units.rows_by_key.get(key)
+        return self.hospitals.rows_by_key.get(key)
+
+    def _tick(self) -> None:
+        now = self.desk_app.db_now()
+        with self.app.batch_update():
+            for pane in (self.pending, self.active, self.units):
+                pane.tick(now)
+        self.query_one(StatusLine).now = now
+
+    @on(ConnectionChanged)
+    def connection(self, event: ConnectionChanged) -> None:
+        self.query_one(StatusLine).state = event.state
+
+    @on(ActionDone)
+    def feedback(self, event: ActionDone) -> None:
+        self.say(event.message, ok=event.ok)
+
+    def say(self, message: str, *, ok: bool) -> None:
+        line = Text("✓ " if ok else "✗ ", style="bold green" if ok else "bold red")
+        line.append(message)
+        self.query_one("#feedback", Label).update(line)
+        if not ok:
+            self.app.bell()
+
+    # -- pane actions -------------------------------------------------------------------------
+
+    def _pending_action(self, action: str) -> None:
+        call = self.pending.selected
+        if call is None:
+            return
+        if action == "dispatch":
+            self.open_dispatch(call, add=False)
+        elif action == "cancel_call":
+            self._confirm_cancel(call)
+
+    def _active_action(self, action: str) -> None:
+        call = self.active.selected
+        if call is None:
+            return
+        if action == "add_unit":
+            self.open_dispatch(call, add=True)
+        elif action == "close_call":
+            number = call.number
+            self.desk_app.perform(
+                "close", lambda: f"{self.service.close_call(self.operator, number).number} closed"
+            )
+        elif action == "cancel_call":
+            self._confirm_cancel(call)
+
+    def _confirm_cancel(self, call: CallView) -> None:
+        number = call.number
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.desk_app.perform(
+                    "cancel",
+                    lambda: (
+                        f"{self.service.cancel_call(self.operator, number).number} cancelled; units released"
+                    ),
+                )
+
+        self.app.push_screen(
+            ConfirmScreen(f"Cancel {number} ({call.nature}) and release its units?"), answered
+        )
+
+    def open_dispatch(self, call: CallView, *, add: bool) -> None:
+        """Recommended units for the call; Enter takes the top one."""
+        self._recommend(call.number, add)
+
+    def _recommend(self, number: str, add: bool) -> None:
+        def fetch() -> str:
+            recs = self.service.recommend(number, limit=8)
+            self.app.call_from_thread(self._show_recommendations, number, add, recs)
+            return f"{len(recs)} units recommended for {number}" if recs else "no unit is available"
+
+        self.desk_app.perform("recommend", fetch)
+
+    def _show_recommendations(self, number: str, add: bool, recs: list[Any]) -> None:
+        if not recs:
+            return
+        options = []
+        for r in recs:
+            text = Text()
+            text.append(f"{r.rank}. {r.unit.code:<5}", style="bold")
+            text.append(f" {r.reason}")
+            options.append((r.unit.code, text))
+
+        def chosen(unit: str | None) -> None:
+            if unit:
+                self.desk_app.perform(
+                    "dispatch",
+                    lambda: self._dispatch(number, unit, add),
+                )
+
+        verb = "Add a unit to" if add else "Dispatch to"
+        self.app.push_screen(PickScreen(f"{verb} {number}: recommended units", options), chosen)
+
+    def _dispatch(self, number: str, unit: str, add: bool) -> str:
+        call = self.service.dispatch(self.operator, number, [unit], add=add)
+        return f"{unit} dispatched to {call.number}"
+
+    def _unit_action(self, action: str, argument: str) -> None:
+        unit = self.units.selected
+        if unit is None:
+            return
+        code = unit.code
+        if action == "cancel_unit":
+            self.desk_app.perform(
+                "cancel unit",
+                lambda: (
+                    f"{code} cancelled from {self.service.cancel_unit(self.operator, code).number}"
+                ),
+            )
+        elif action == "status" and argument == "TRANSPORTING":
+            self._ask_destination(unit)
+        elif action == "status":
+            self.desk_app.perform(
+                "status", lambda: self._status(code, argument, None, override=False)
+            )
+
+    def _status(self, code: str, status: str, hospital: str | None, *, override: bool) -> str:
+        unit = self.service.unit_status(
+            self.operator, code, status, hospital=hospital, override_diversion=override
+        )
+        where = f" on {unit.call_number}" if unit.call_number else ""
+        dest = f" to {hospital}" if hospital else ""
+        return f"{unit.code} {label(status)}{dest}{where}"
+
+    def _ask_destination(self, unit: UnitView) -> None:
+        call = next(
+            (c for c in self.active.rows_by_key.values() if c.number == unit.call_number), None
+        )
+        preferred = call.destination_code if call else None
+        hospitals = sorted(
+            (h for h in self.hospitals.rows_by_key.values() if h.status != "CLOSED"),
+            key=lambda h: (h.code != preferred, h.status != "OPEN", h.code),
+        )
+        diversion = {h.code for h in hospitals if h.status == "DIVERSION"}
+        options = []
+        for h in hospitals:
+            text = Text()
+            text.append(f"{h.code:<6}", style="bold")
+            text.append(f" {h.name}")
+            if h.status == "DIVERSION":
+                text.append("  ON DIVERSION", style="bold yellow")
+            if h.beds_available is not None:
+                text.append(f"  {h.beds_available} beds")
+            if h.code == preferred:
+                text.append("  (call's destination)", style="italic")
+            options.append((h.code, text))
+        code = unit.code
+
+        def chosen(hospital: str | None) -> None:
+            if not hospital:
+                return
+            if hospital in diversion:
+
+                def confirmed(yes: bool | None) -> None:
+                    if yes:
+                        self.desk_app.perform(
+                            "status",
+                            lambda: self._status(code, "TRANSPORTING", hospital, override=True),
+                        )
+
+                self.app.push_screen(
+                    ConfirmScreen(f"{hospital} is on diversion. Transport there anyway?"), confirmed
+                )
+            else:
+                self.desk_app.perform(
+                    "status", lambda: self._status(code, "TRANSPORTING", hospital, override=False)
+                )
+
+        self.app.push_screen(PickScreen(f"{code} transporting to:", options), chosen)
+
+    def _hospital_action(self, action: str, argument: str) -> None:
+        hospital = self.hospitals.selected
+        if hospital is None:
+            return
+        code = hospital.code
+        if action == "beds":
+            self.action_command_bar(f"hs {code} --beds ")
+            return
+
+        def change() -> str:
+            h = self.service.hospital_status(self.operator, code, argument)
+            return f"{h.code} {h.status.lower()}"
+
+        self.desk_app.perform("hospital", change)
+
+    # -- global keys --------------------------------------------------------------------------
+
+    def action_new_call(self) -> None:
+        def taken(raw: CallIntake | None) -> None:
+            if raw is not None:
+                self.desk_app.perform("new call", lambda: self._create(raw))
+
+        self.app.push_screen(IntakeScreen(self.places), taken)
+
+    def _create(self, raw: CallIntake) -> str:
+        call = self.service.create_call(self.operator, raw)
+        self.app.call_from_thread(self._select_call, call.id)
+        return f"{call.number} taken: P{call.priority} {call.nature}"
+
+    def _select_call(self, call_id: int) -> None:
+        # The new row arrives with the notification; select it once it is there.
+        def select() -> None:
+            if self.pending.select_id(call_id):
+                self.pending.focus()
+
+        self.set_timer(0.2, select)
+
+    def action_command_bar(self, prefill: str = "") -> None:
+        bar = self.query_one(CommandBar)
+        bar.remove_class("hidden")
+        bar.value = prefill
+        bar.cursor_position = len(prefill)
+        bar.focus()
+
+    @on(CommandBar.Left)
+    def leave_bar(self) -> None:
+        bar = self.query_one(CommandBar)
+        bar.add_class("hidden")
+        self.pending.focus()
+
+    @on(CommandBar.Submitted)
+    def command(self, event: CommandBar.Submitted) -> None:
+        try:
+            ns = grammar.parse_line(event.line)
+        except InvalidInput as err:
+            self.say(err.message, ok=False)
+            return
+        if ns.verb in ("show", "audit"):
+            self.say(
+                "the panes show that already; use the CLI for lists and the audit log", ok=False
+            )
+            return
+        self.desk_app.perform(
+            ns.verb, lambda: commands.execute(self.service, self.operator, ns).message
+        )
+
+    def _words(self) -> list[str]:
+        units = [r.code for r in self.units.rows_by_key.values()]
+        calls = [r.number for p in (self.pending, self.active) for r in p.rows_by_key.values()]
+        hospitals = [r.code for r in self.hospitals.rows_by_key.values()]
+        return units + calls + hospitals
+
+    def desk_commands(self) -> Iterable[SystemCommand]:
+        """The command palette lists every desk action."""
+        yield SystemCommand("New call", "Open the intake form", self.action_new_call)
+        yield SystemCommand(
+            "Command bar", "Type a verb: d C-1042 M12, os M12 …", self.action_command_bar
+        )
+        yield SystemCommand("Keys", "Every key of the desk", self.desk_app.action_help)
+        for pane, name in (
+            (self.pending, "Pending calls"),
+            (self.active, "Active calls"),
+            (self.units, "Units"),
+            (self.hospitals, "Hospitals"),
+        ):
+            yield SystemCommand(f"Go to {name}", f"Focus the {name.lower()} pane", pane.focus)
+        call = self.pending.selected
+        if call is not None:
+            yield SystemCommand(
+                f"Dispatch {call.number}",
+                "Recommended units for the selected pending call",
+                lambda: self.open_dispatch(call, add=False),
+            )
+        unit = self.units.selected
+        if unit is not None:
+            for target in (
+                "EN_ROUTE",
+                "ON_SCENE",
+                "TRANSPORTING",
+                "AT_HOSPITAL",
+                "AVAILABLE",
+                "OUT_OF_SERVICE",
+            ):
+                yield SystemCommand(
+                    f"{unit.code} {label(target)}",
+                    "Unit status",
+                    lambda t=target: self._unit_action("status", t),
+                )
+
+    def panes(self) -> list[Pane[Any]]:
+        return [self.pending, self.active, self.units, self.hospitals]

@@ -1,0 +1,1 @@
+"""Reusable desk widgets: the panes, the status line and the command bar."""

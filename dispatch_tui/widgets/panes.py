@@ -1,0 +1,394 @@
+"""The desk's four panes: pending calls, active calls, units, hospitals.
+
+Each pane is a DataTable keyed by primary key and diffed in place: stale keys removed, only
+changed cells updated, new rows added, the cursor kept on the same row across a re-sort. Text that
+came from the database goes in as `rich.text.Text`, so it is shown as data, never as markup.
+Each pane owns the single-key actions for its selected row and hides the ones that do not apply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+
+from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
+from dispatch_tui.domain.enums import UnitStatus
+from dispatch_tui.domain.lifecycle import UNIT_STEPS, label
+
+Row = TypeVar("Row", CallView, UnitView, HospitalView)
+
+PROCESSING_GOAL = 60  # NFPA 1225: answer -> first unit dispatched, 90% within 60 s
+
+
+def clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def status_text(status: str, styles: dict[str, str]) -> Text:
+    return Text(status.replace("_", " "), style=styles.get(status, ""))
+
+
+class Pane(DataTable[Text], Generic[Row]):
+    """A table of domain rows keyed by id, updated in place."""
+
+    COLUMNS: ClassVar[Sequence[tuple[str, str, int | None]]] = ()  # (key, label, width)
+    TIME_COLUMNS: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, title: str, styles: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.border_title = title
+        self.styles_by_status = styles
+        self.rows_by_key: dict[str, Row] = {}
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self.now: datetime | None = None
+
+    def on_mount(self) -> None:
+        for key, title, width in self.COLUMNS:
+            self.add_column(title, key=key, width=width)
+
+    # -- what a subclass says ----------------------------------------------------------------
+
+    def accepts(self, row: Row) -> bool:
+        return True
+
+    def cells(self, row: Row) -> tuple[Text, ...]:
+        raise NotImplementedError
+
+    def sort_key(self, row: Row) -> Any:
+        return row.id
+
+    # -- keeping the table in step ------------------------------------------------------------
+
+    @property
+    def selected(self) -> Row | None:
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except CellDoesNotExist:
+            return None
+        return self.rows_by_key.get(key or "")
+
+    def sync(self, rows: Iterable[Row], *, full: bool, now: datetime) -> None:
+        """Apply fresh rows. Full: rows not given are gone. Partial: only the given rows change."""
+        self.now = now
+        kept_key = self._selected_key()
+        given = {str(r.id): r for r in rows}
+        stale = [
+            k
+            for k in self.rows_by_key
+            if (full and k not in given) or (k in given and not self.accepts(given[k]))
+        ]
+        for key in stale:
+            self._remove(key)
+        order_changed = bool(stale)
+        for key, row in given.items():
+            if not self.accepts(row):
+                continue
+            cells = self.cells(row)
+            old = self.rows_by_key.get(key)
+            if old is None:
+                self.add_row(*cells, key=key)
+                order_changed = True
+            else:
+                for (column, _, _), new, before in zip(
+                    self.COLUMNS, cells, self._cells[key], strict=True
+                ):
+                    if new != before:
+                        self.update_cell(key, column, new)
+                order_changed = order_changed or self.sort_key(old) != self.sort_key(row)
+            self.rows_by_key[key] = row
+            self._cells[key] = cells
+        if order_changed and self.row_count > 1:
+            order = {k: self.sort_key(r) for k, r in self.rows_by_key.items()}
+            first = self.COLUMNS[0][0]
+            by_label = {self._cells[k][0].plain: v for k, v in order.items()}
+            self.sort(first, key=lambda cell: by_label.get(cell.plain, 0))
+        self._restore(kept_key)
+        self.refresh_bindings()
+
+    def tick(self, now: datetime) -> None:
+        """Advance the running clocks: only the time columns are touched."""
+        self.now = now
+        if not self.TIME_COLUMNS:
+            return
+        for key, row in self.rows_by_key.items():
+            cells = self.cells(row)
+            for index, (column, _, _) in enumerate(self.COLUMNS):
+                if column in self.TIME_COLUMNS and cells[index] != self._cells[key][index]:
+                    self.update_cell(key, column, cells[index])
+            self._cells[key] = cells
+
+    def _remove(self, key: str) -> None:
+        with contextlib.suppress(RowDoesNotExist):
+            self.remove_row(key)
+        self.rows_by_key.pop(key, None)
+        self._cells.pop(key, None)
+
+    def _selected_key(self) -> str | None:
+        row = self.selected
+        return str(row.id) if row is not None else None
+
+    def _restore(self, key: str | None) -> None:
+        if key is not None and key in self.rows_by_key:
+            self.move_cursor(row=self.get_row_index(key), animate=False)
+
+    def select_id(self, row_id: int) -> bool:
+        key = str(row_id)
+        if key in self.rows_by_key:
+            self.move_cursor(row=self.get_row_index(key), animate=False)
+            return True
+        return False
+
+    def age(self, since: datetime | None) -> float:
+        if since is None or self.now is None:
+            return 0.0
+        return (self.now - since).total_seconds()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.refresh_bindings()
+
+
+class PendingCalls(Pane[CallView]):
+    COLUMNS = (
+        ("call", "Call", 7),
+        ("p", "P", 3),
+        ("age", "Age", 7),
+        ("proc", "Proc/60s", 9),
+        ("flag", "Flag", 7),
+        ("nature", "Nature", None),
+        ("place", "Place", None),
+    )
+    TIME_COLUMNS = frozenset({"age", "proc", "flag"})
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d,enter", "dispatch", "Dispatch", id="dispatch"),
+        Binding("x", "cancel_call", "Cancel call", id="cancel-call"),
+    ]
+
+    def __init__(self, styles: dict[str, str], aging: dict[int, int], **kwargs: Any) -> None:
+        super().__init__("Pending calls", styles, **kwargs)
+        self.aging = aging
+        self.on_action: Callable[[str], None] = lambda action: None
+
+    def accepts(self, row: CallView) -> bool:
+        return row.status == "RECEIVED"
+
+    def sort_key(self, row: CallView) -> Any:
+        return (row.priority, row.received_at, row.id)
+
+    def cells(self, row: CallView) -> tuple[Text, ...]:
+        age = self.age(row.received_at)
+        overdue = age > self.aging.get(row.priority, 1800)
+        late = age > PROCESSING_GOAL
+        return (
+            Text(row.number, style="bold"),
+            Text(f"P{row.priority}", style="bold red" if row.priority == 1 else ""),
+            Text(clock(age), style="bold red" if overdue else ""),
+            Text(f"{int(age)}s" if not late else "LATE", style="red" if late else ""),
+            Text("OVERDUE", style="reverse red") if overdue else Text(""),
+            Text(row.nature),
+            Text(row.location_text),
+        )
+
+    def action_dispatch(self) -> None:
+        self.on_action("dispatch")
+
+    def action_cancel_call(self) -> None:
+        self.on_action("cancel_call")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("dispatch", "cancel_call"):
+            return self.selected is not None
+        return True
+
+
+def _unit_times(call: CallView, now: datetime | None) -> str:
+    parts = []
+    for a in call.assignments:
+        if not a.active:
+            continue
+        since = max(
+            t
+            for t in (
+                a.notified_at,
+                a.en_route_at,
+                a.on_scene_at,
+                a.transporting_at,
+                a.at_destination_at,
+            )
+            if t
+        )
+        elapsed = clock((now - since).total_seconds()) if now else ""
+        parts.append(f"{a.unit_code} {label(a.unit_status)} {elapsed}")
+    return " · ".join(parts)
+
+
+class ActiveCalls(Pane[CallView]):
+    COLUMNS = (
+        ("call", "Call", 7),
+        ("p", "P", 3),
+        ("status", "Status", 12),
+        ("units", "Units (status, time in status)", None),
+        ("nature", "Nature", None),
+        ("dest", "Dest", 6),
+    )
+    TIME_COLUMNS = frozenset({"units"})
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("a", "add_unit", "Add unit", id="add-unit"),
+        Binding("c", "close_call", "Close", id="close-call"),
+        Binding("x", "cancel_call", "Cancel call", id="cancel-call"),
+    ]
+
+    def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
+        super().__init__("Active calls", styles, **kwargs)
+        self.on_action: Callable[[str], None] = lambda action: None
+
+    def accepts(self, row: CallView) -> bool:
+        return row.status not in ("RECEIVED", "CLOSED", "CANCELLED")
+
+    def sort_key(self, row: CallView) -> Any:
+        return (row.priority, row.received_at, row.id)
+
+    def cells(self, row: CallView) -> tuple[Text, ...]:
+        return (
+            Text(row.number, style="bold"),
+            Text(f"P{row.priority}"),
+            status_text(row.status, self.styles_by_status),
+            Text(_unit_times(row, self.now)),
+            Text(row.nature),
+            Text(row.destination_code or ""),
+        )
+
+    def action_add_unit(self) -> None:
+        self.on_action("add_unit")
+
+    def action_close_call(self) -> None:
+        self.on_action("close_call")
+
+    def action_cancel_call(self) -> None:
+        self.on_action("cancel_call")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        row = self.selected
+        if action == "close_call":
+            return row is not None and row.status not in ("DISPATCHED",)
+        if action in ("add_unit", "cancel_call"):
+            return row is not None
+        return True
+
+
+# unit key -> (action name, target status, footer label)
+UNIT_KEYS = (
+    ("e", "en_route", "EN_ROUTE", "En route"),
+    ("o", "on_scene", "ON_SCENE", "On scene"),
+    ("t", "transporting", "TRANSPORTING", "Transport"),
+    ("h", "at_hospital", "AT_HOSPITAL", "At hosp"),
+    ("v", "available", "AVAILABLE", "Available"),
+    ("s", "out_of_service", "OUT_OF_SERVICE", "Out of svc"),
+)
+
+
+class Units(Pane[UnitView]):
+    COLUMNS = (
+        ("unit", "Unit", 6),
+        ("cap", "Cap", 4),
+        ("status", "Status", 15),
+        ("since", "In status", 9),
+        ("call", "Call", 7),
+        ("station", "Stn", 4),
+    )
+    TIME_COLUMNS = frozenset({"since"})
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(
+            Binding(key, f"status('{target}')", text, id=f"unit-{name}")
+            for key, name, target, text in UNIT_KEYS
+        ),
+        Binding("x", "cancel_unit", "Cancel unit", id="cancel-unit"),
+    ]
+
+    def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
+        super().__init__("Units", styles, **kwargs)
+        self.on_action: Callable[[str, str], None] = lambda action, arg: None
+
+    def sort_key(self, row: UnitView) -> Any:
+        return (row.code[0], len(row.code), row.code)
+
+    def cells(self, row: UnitView) -> tuple[Text, ...]:
+        return (
+            Text(row.code, style="bold"),
+            Text(row.capability),
+            status_text(row.status, self.styles_by_status),
+            Text(clock(self.age(row.status_since))),
+            Text(row.call_number or ""),
+            Text(row.station_code or ""),
+        )
+
+    def action_status(self, target: str) -> None:
+        self.on_action("status", target)
+
+    def action_cancel_unit(self) -> None:
+        self.on_action("cancel_unit", "")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        row = self.selected
+        if action == "status":
+            if row is None:
+                return False
+            current, target = UnitStatus(row.status), UnitStatus(str(parameters[0]))
+            return (current, target) in UNIT_STEPS
+        if action == "cancel_unit":
+            return row is not None and row.status == UnitStatus.EN_ROUTE
+        return True
+
+
+class Hospitals(Pane[HospitalView]):
+    COLUMNS = (
+        ("code", "Code", 6),
+        ("status", "Status", 10),
+        ("beds", "Beds", 5),
+        ("caps", "Capabilities", None),
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "hospital('OPEN')", "Open", id="hospital-open"),
+        Binding("v", "hospital('DIVERSION')", "Diversion", id="hospital-diversion"),
+        Binding("c", "hospital('CLOSED')", "Closed", id="hospital-closed"),
+        Binding("b", "beds", "Beds", id="hospital-beds"),
+    ]
+
+    def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
+        super().__init__("Hospitals", styles, **kwargs)
+        self.on_action: Callable[[str, str], None] = lambda action, arg: None
+
+    def sort_key(self, row: HospitalView) -> Any:
+        return row.code
+
+    def cells(self, row: HospitalView) -> tuple[Text, ...]:
+        return (
+            Text(row.code, style="bold"),
+            status_text(row.status, self.styles_by_status),
+            Text("" if row.beds_available is None else str(row.beds_available)),
+            Text(", ".join(row.capabilities)),
+        )
+
+    def action_hospital(self, status: str) -> None:
+        self.on_action("hospital", status)
+
+    def action_beds(self) -> None:
+        self.on_action("beds", "")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        row = self.selected
+        if action == "hospital":
+            return row is not None and row.status != parameters[0]
+        if action == "beds":
+            return row is not None
+        return True
