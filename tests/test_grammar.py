@@ -44,7 +44,7 @@ def test_bar_lines_parse_to_the_cli_verbs(line: str, expected: dict[str, object]
     [
         ("", "type a command"),
         ("d", "required"),
-        ("zap M12", "invalid choice"),
+        ("zap M12", "unknown command .zap."),
         ("unit status M12 parked", "not a unit status"),
         ("d C-1 M1 'unclosed", "cannot read that line"),
         ("show units --help", "unrecognized arguments"),

@@ -56,7 +56,14 @@ class GrammarParser(argparse.ArgumentParser):
     """argparse that raises `InvalidInput` instead of printing usage and exiting."""
 
     def error(self, message: str) -> NoReturn:
-        raise InvalidInput(f"{self.prog.removeprefix('dispatch-tui ')}: {message}")
+        if message.startswith("argument command: invalid choice:"):
+            word = message.split("'")[1] if "'" in message else "?"
+            raise InvalidInput(
+                f"unknown command '{word[:24]}'; try d, en, os, tx, ah, av, oos, cx, call, unit, "
+                "hospital, recommend (-h for help on the CLI)"
+            )
+        where = self.prog.removeprefix("dispatch-tui").strip()
+        raise InvalidInput(f"{where}: {message}" if where else message)
 
 
 def _status(value: str) -> str:

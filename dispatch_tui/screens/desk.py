@@ -348,14 +348,14 @@ class DeskScreen(Screen[None]):
         bar.cursor_position = len(prefill)
         bar.focus()
 
-    @on(CommandBar.Left)
+    @on(CommandBar.Closed)
     def leave_bar(self) -> None:
         bar = self.query_one(CommandBar)
         bar.add_class("hidden")
         self.pending.focus()
 
-    @on(CommandBar.Submitted)
-    def command(self, event: CommandBar.Submitted) -> None:
+    @on(CommandBar.Entered)
+    def command(self, event: CommandBar.Entered) -> None:
         try:
             ns = grammar.parse_line(event.line)
         except InvalidInput as err:

@@ -58,7 +58,9 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
                         if key == "place"
                         else None
                     )
-                    yield Input(placeholder=hint, id=key, suggester=suggester, max_length=4000)
+                    yield Input(
+                        placeholder=hint, id=key, suggester=suggester, max_length=4000, compact=True
+                    )
             yield Label("", id="place-info", classes="modal-hint")
             yield Label("", id="error", classes="error")
 

@@ -24,12 +24,12 @@ class CommandBar(Input):
         Binding("escape", "leave", "Close bar", show=False),
     ]
 
-    class Submitted(Message):
+    class Entered(Message):
         def __init__(self, line: str) -> None:
             super().__init__()
             self.line = line
 
-    class Left(Message):
+    class Closed(Message):
         pass
 
     def __init__(
@@ -87,7 +87,7 @@ class CommandBar(Input):
 
     def action_leave(self) -> None:
         self.value = ""
-        self.post_message(self.Left())
+        self.post_message(self.Closed())
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
         # The plain Input.Submitted bubbles too; the desk listens to ours only.
@@ -98,4 +98,4 @@ class CommandBar(Input):
                 self.history.append(line)
             self._position = len(self.history)
             self.value = ""
-            self.post_message(self.Submitted(line))
+            self.post_message(self.Entered(line))
