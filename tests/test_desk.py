@@ -1,0 +1,273 @@
+"""The desk, headless (`App.run_test`) on a real PostgreSQL with live LISTEN/NOTIFY.
+
+Every wait is on a condition (the pane shows the row, the database has the assignment), never a
+fixed sleep. Two desks run side by side in one test to prove a change made in one — or by the CLI
+in another process — appears in the other without a key pressed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rich.text import Text
+from sqlalchemy import text
+
+from dispatch_tui.app import DeskContext, DispatchApp
+from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
+from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.screens.desk import DeskScreen
+from dispatch_tui.screens.pick import PickScreen
+from dispatch_tui.widgets.status_line import StatusLine
+
+SIZE = (160, 48)
+
+
+def desk(world: DispatchService, url: str, user: str = "alice", **options: Any) -> DispatchApp:
+    opts = DeskOptions(dict(DEFAULT_AGING), dict(DEFAULT_STATUS_STYLES), clock=False, **options)
+    context = DeskContext(world, world.operator(user), "test", url, opts)
+    return DispatchApp(context)
+
+
+async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await pilot.pause(0.02)
+
+
+def screen_of(app: DispatchApp) -> DeskScreen:
+    assert isinstance(app.desk, DeskScreen)
+    return app.desk
+
+
+def feedback(app: DispatchApp) -> str:
+    label = screen_of(app).query_one("#feedback")
+    return str(label.render())
+
+
+def pending_numbers(app: DispatchApp) -> list[str]:
+    pane = screen_of(app).pending
+    return [pane.get_row_at(i)[0].plain for i in range(pane.row_count)]
+
+
+def active_numbers(app: DispatchApp) -> set[str]:
+    return {c.number for c in screen_of(app).active.rows_by_key.values()}
+
+
+def unit_status(app: DispatchApp, code: str) -> str | None:
+    return next(
+        (u.status for u in screen_of(app).units.rows_by_key.values() if u.code == code), None
+    )
+
+
+def new_call(world: DispatchService, **kw: Any) -> str:
+    spec = {"nature": "Chest pain", "place": "Riverton Mall", "priority": 1, **kw}
+    return world.create_call("bob", CallIntake(**spec)).number
+
+
+async def test_two_keys_dispatch_the_top_recommendation(
+    world: DispatchService, database_url: str, engine
+) -> None:  # type: ignore[no-untyped-def]
+    number = new_call(world)
+    expected = world.recommend(number)[0].unit.code
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [number])
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, PickScreen))
+        options = app.screen.query_one("OptionList")
+        assert options.get_option_at_index(0).id == expected  # top of the modal = nearest suitable
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: number in active_numbers(app) and unit_status(app, expected) == "EN_ROUTE",
+        )
+        assert number not in pending_numbers(app)
+        assert feedback(app) == f"✓ {expected} dispatched to {number}"
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM assignments WHERE cleared_at IS NULL")
+            ).scalar_one()
+            == 1
+        )
+
+
+async def test_unit_keys_take_a_call_to_available(
+    world: DispatchService, database_url: str
+) -> None:
+    number = new_call(world)
+    world.dispatch("bob", number, ["M2"])
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: unit_status(app, "M2") == "EN_ROUTE")
+        screen.units.focus()
+        assert screen.units.select_id(
+            next(u.id for u in screen.units.rows_by_key.values() if u.code == "M2")
+        )
+        for key, status in (("e", "EN_ROUTE"), ("o", "ON_SCENE")):
+            await pilot.press(key)
+            await until(
+                pilot, lambda s=status: unit_status(app, "M2") == s and "✓" in feedback(app)
+            )
+        await pilot.press("t")  # asks the destination
+        await until(pilot, lambda: isinstance(app.screen, PickScreen))
+        await pilot.press("enter")
+        await until(pilot, lambda: unit_status(app, "M2") == "TRANSPORTING")
+        await pilot.press("h")
+        await until(pilot, lambda: unit_status(app, "M2") == "AT_HOSPITAL")
+        await pilot.press("v")
+        await until(pilot, lambda: unit_status(app, "M2") == "AVAILABLE")
+        await until(pilot, lambda: number not in active_numbers(app))  # closed: all units cleared
+    assert world.call(number).status == "CLOSED"
+
+
+async def test_command_bar_runs_the_cli_grammar(world: DispatchService, database_url: str) -> None:
+    number = new_call(world)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [number])
+        await pilot.press("colon")
+        await pilot.press(*f"d {number.lower()} m4")
+        await pilot.press("enter")
+        await until(pilot, lambda: unit_status(app, "M4") == "EN_ROUTE")
+        assert feedback(app).startswith(f"✓ M4 dispatched to {number}")
+        await pilot.press(*"os zz9", "enter")
+        await until(pilot, lambda: "no unit ZZ9" in feedback(app))
+        assert feedback(app).startswith("✗")
+        await pilot.press(*"frobnicate", "enter")
+        await until(pilot, lambda: "unknown command 'frobnicate'" in feedback(app))
+        await pilot.press("up")
+        assert screen_of(app).query_one("CommandBar").value == "frobnicate"
+
+
+async def test_two_desks_and_the_cli_see_each_other_live(  # type: ignore[no-untyped-def]
+    world: DispatchService, database_url: str, db_env
+) -> None:
+    first, second = (
+        new_call(world),
+        new_call(world, nature="Fall", place="Central Station", priority=3),
+    )
+    one, two = desk(world, database_url), desk(world, database_url, user="bob")
+    async with one.run_test(size=SIZE) as p1, two.run_test(size=SIZE) as p2:
+        await until(p1, lambda: len(pending_numbers(one)) == 2)
+        await until(p2, lambda: len(pending_numbers(two)) == 2)
+        await p1.press("colon", *f"d {first} M1", "enter")
+        # Desk two follows without any key pressed.
+        await until(
+            p2, lambda: first in active_numbers(two) and unit_status(two, "M1") == "EN_ROUTE"
+        )
+        # The CLI, in another process, is seen by both.
+        done = subprocess.run(
+            [sys.executable, "-m", "dispatch_tui", "dispatch", second, "B1"],
+            env=db_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        await until(
+            p1, lambda: unit_status(one, "B1") == "EN_ROUTE" and second in active_numbers(one)
+        )
+        await until(
+            p2, lambda: unit_status(two, "B1") == "EN_ROUTE" and second in active_numbers(two)
+        )
+        assert pending_numbers(one) == pending_numbers(two) == []
+        assert str(two.screen.query_one(StatusLine).state) == "live"
+
+
+async def test_a_conflict_between_desks_is_one_clear_line(
+    world: DispatchService, database_url: str, engine
+) -> None:  # type: ignore[no-untyped-def]
+    first, second = new_call(world), new_call(world)
+    one, two = desk(world, database_url), desk(world, database_url, user="bob")
+    async with one.run_test(size=SIZE) as p1, two.run_test(size=SIZE) as p2:
+        await until(p1, lambda: len(pending_numbers(one)) == 2)
+        await until(p2, lambda: len(pending_numbers(two)) == 2)
+        await p1.press("colon", *f"d {first} M5", "enter")
+        await until(p1, lambda: feedback(one).startswith("✓"))
+        await p2.press("colon", *f"d {second} M5", "enter")
+        await until(p2, lambda: feedback(two).startswith("✗"))
+        assert feedback(two) == f"✗ M5 was dispatched to {first} by alice a moment ago"
+        await until(p2, lambda: unit_status(two, "M5") == "EN_ROUTE")
+        assert second in pending_numbers(two)  # the loser's call is still pending, untouched
+    with engine.connect() as conn:
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT c.number FROM assignments a JOIN calls c ON c.id = a.call_id JOIN units u ON u.id = a.unit_id WHERE u.code = 'M5'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert rows == [first]
+
+
+async def test_markup_in_database_text_renders_literally(
+    world: DispatchService, database_url: str
+) -> None:
+    raw = "[bold red]Fall[/] at [link=http://x]home[/link]"
+    number = world.create_call(
+        "bob", CallIntake(nature=raw, location="[i]1 Main St", priority=2, caller_name="[b]Bob")
+    ).number
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [number])
+        row = screen_of(app).pending.get_row_at(0)
+        nature, place = row[5], row[6]
+        assert isinstance(nature, Text) and nature.plain == raw and not nature.spans
+        assert place.plain == "[i]1 Main St" and not place.spans
+
+
+async def test_polling_desk_says_so_and_still_follows(
+    world: DispatchService, database_url: str
+) -> None:
+    app = desk(world, database_url, listen=False, poll_seconds=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        status = screen_of(app).query_one(StatusLine)
+        await until(pilot, lambda: status.state == "polling")
+        number = new_call(world)
+        await until(pilot, lambda: pending_numbers(app) == [number])
+
+
+async def test_intake_form_validates_then_takes_the_call(
+    world: DispatchService, database_url: str
+) -> None:
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_of(app).units.row_count == 12)
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "IntakeScreen")
+        await pilot.press("ctrl+s")  # nothing typed yet: refused with a reason, form stays
+        assert "nature is required" in str(app.screen.query_one("#error").render())
+        await pilot.press(*"Seizure", "enter", "2", "enter", "enter", *"riverside", "ctrl+s")
+        await until(pilot, lambda: len(pending_numbers(app)) == 1)
+    (call,) = world.calls()
+    assert (call.nature, call.priority, call.location_text) == (
+        "Seizure",
+        2,
+        "Riverside Park, Riverside Dr & 5th St",
+    )
+
+
+@pytest.mark.parametrize("size", [(100, 30), (160, 48)])
+async def test_the_desk_fits_small_and_large_terminals(
+    world: DispatchService, database_url: str, size: tuple[int, int]
+) -> None:
+    new_call(world)
+    app = desk(world, database_url)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: len(pending_numbers(app)) == 1)
+        screen = screen_of(app)
+        for pane in screen.panes():
+            assert pane.region.height >= 5 and pane.region.width >= 30, pane.id
