@@ -7,7 +7,7 @@ in another process — appears in the other without a key pressed.
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -34,11 +34,11 @@ def desk(world: DispatchService, url: str, user: str = "alice", **options: Any) 
     return DispatchApp(context)
 
 
-async def until(pilot: Any, predicate: Callable[[], Any], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def until(pilot: Any, predicate: Callable[[], Any], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
+            raise AssertionError(f"condition not met within {within}s")
         await pilot.pause(0.02)
 
 
@@ -166,15 +166,20 @@ async def test_two_desks_and_the_cli_see_each_other_live(  # type: ignore[no-unt
             p2, lambda: first in active_numbers(two) and unit_status(two, "M1") == "EN_ROUTE"
         )
         # The CLI, in another process, is seen by both.
-        done = subprocess.run(
-            [sys.executable, "-m", "dispatch_tui", "dispatch", second, "B1"],
+        # (asyncio's subprocess: the desks keep running while the CLI works)
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dispatch_tui",
+            "dispatch",
+            second,
+            "B1",
             env=db_env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
-        assert done.returncode == 0, done.stderr
+        _, stderr = await cli.communicate()
+        assert cli.returncode == 0, stderr.decode()
         await until(
             p1, lambda: unit_status(one, "B1") == "EN_ROUTE" and second in active_numbers(one)
         )
