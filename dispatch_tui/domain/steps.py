@@ -29,6 +29,14 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "hospital_status": frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN}),
 }
 
+
+def may(role: str, action: str, *, own_unit: bool = False) -> bool:
+    """Whether an operator of this role may do `action` (the desk hides keys it may not use)."""
+    if Role(role) in PERMISSIONS[action]:
+        return True
+    return own_unit and role == Role.PARAMEDIC and action in ("unit_status", "locate_unit")
+
+
 # A row read before its lock may be stale in the identity map: a locking SELECT must overwrite it.
 FRESH = {"populate_existing": True}
 

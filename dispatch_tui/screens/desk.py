@@ -20,10 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label
 
 from dispatch_tui.app import ActionDone, ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
-from dispatch_tui.domain import commands, grammar
-from dispatch_tui.domain.dto import CallView, PlaceView, Snapshot, UnitView
+from dispatch_tui.domain import commands, grammar, steps
+from dispatch_tui.domain.dto import CallView, HospitalView, PlaceView, Snapshot, UnitView
 from dispatch_tui.domain.errors import InvalidInput
 from dispatch_tui.domain.lifecycle import label
+from dispatch_tui.domain.recommend import haversine_km
 from dispatch_tui.domain.validation import CallIntake
 from dispatch_tui.screens.confirm import ConfirmScreen
 from dispatch_tui.screens.intake import IntakeScreen
@@ -77,6 +78,11 @@ class DeskScreen(Screen[None]):
         self.active.on_action = self._active_action
         self.units.on_action = self._unit_action
         self.hospitals.on_action = self._hospital_action
+        op = self.context.operator
+        for pane in self.panes():
+            pane.permit = lambda action, row: steps.may(
+                op.role, action, own_unit=isinstance(row, UnitView) and row.id == op.unit_id
+            )
         self.pending.focus()
         if self.context.options.clock:
             self.set_interval(1.0, self._tick)
@@ -263,9 +269,17 @@ class DeskScreen(Screen[None]):
             (c for c in self.active.rows_by_key.values() if c.number == unit.call_number), None
         )
         preferred = call.destination_code if call else None
+        scene = (
+            (call.lat, call.lon) if call and call.lat is not None and call.lon is not None else None
+        )
+
+        def distance(h: HospitalView) -> float:
+            return haversine_km(scene, (h.lat, h.lon)) if scene else 0.0
+
+        # The call's chosen destination first, then open hospitals nearest the scene.
         hospitals = sorted(
             (h for h in self.hospitals.rows_by_key.values() if h.status != "CLOSED"),
-            key=lambda h: (h.code != preferred, h.status != "OPEN", h.code),
+            key=lambda h: (h.code != preferred, h.status != "OPEN", distance(h), h.code),
         )
         diversion = {h.code for h in hospitals if h.status == "DIVERSION"}
         options = []
@@ -273,6 +287,10 @@ class DeskScreen(Screen[None]):
             text = Text()
             text.append(f"{h.code:<6}", style="bold")
             text.append(f" {h.name}")
+            if scene:
+                text.append(f"  {distance(h):.1f} km")
+            if h.capabilities:
+                text.append(f"  [{', '.join(h.capabilities)}]")
             if h.status == "DIVERSION":
                 text.append("  ON DIVERSION", style="bold yellow")
             if h.beds_available is not None:
@@ -318,6 +336,11 @@ class DeskScreen(Screen[None]):
             return f"{h.code} {h.status.lower()}"
 
         self.desk_app.perform("hospital", change)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "new_call":
+            return steps.may(self.context.operator.role, "create_call")
+        return True
 
     # -- global keys --------------------------------------------------------------------------
 

@@ -50,6 +50,8 @@ class Pane(DataTable[Text], Generic[Row]):
         self.rows_by_key: dict[str, Row] = {}
         self._cells: dict[str, tuple[Text, ...]] = {}
         self.now: datetime | None = None
+        # Whether the operator's role allows an action (service action name, selected row).
+        self.permit: Callable[[str, Any], bool] = lambda action, row: True
 
     def on_mount(self) -> None:
         for key, title, width in self.COLUMNS:
@@ -170,7 +172,8 @@ class PendingCalls(Pane[CallView]):
     )
     TIME_COLUMNS = frozenset({"age", "proc", "flag"})
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d,enter", "dispatch", "Dispatch", id="dispatch"),
+        Binding("d", "dispatch", "Dispatch", id="dispatch"),
+        Binding("enter", "dispatch", "Dispatch", show=False),
         Binding("x", "cancel_call", "Cancel call", id="cancel-call"),
     ]
 
@@ -207,7 +210,10 @@ class PendingCalls(Pane[CallView]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("dispatch", "cancel_call"):
-            return self.selected is not None
+            row = self.selected
+            return row is not None and self.permit(
+                "dispatch" if action == "dispatch" else "cancel", row
+            )
         return True
 
 
@@ -280,9 +286,11 @@ class ActiveCalls(Pane[CallView]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         row = self.selected
         if action == "close_call":
-            return row is not None and row.status not in ("DISPATCHED",)
+            return row is not None and row.status != "DISPATCHED" and self.permit("close_call", row)
         if action in ("add_unit", "cancel_call"):
-            return row is not None
+            return row is not None and self.permit(
+                "dispatch" if action == "add_unit" else "cancel", row
+            )
         return True
 
 
@@ -344,9 +352,11 @@ class Units(Pane[UnitView]):
             if row is None:
                 return False
             current, target = UnitStatus(row.status), UnitStatus(str(parameters[0]))
-            return (current, target) in UNIT_STEPS
+            return (current, target) in UNIT_STEPS and self.permit("unit_status", row)
         if action == "cancel_unit":
-            return row is not None and row.status == UnitStatus.EN_ROUTE
+            return (
+                row is not None and row.status == UnitStatus.EN_ROUTE and self.permit("cancel", row)
+            )
         return True
 
 
@@ -388,7 +398,11 @@ class Hospitals(Pane[HospitalView]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         row = self.selected
         if action == "hospital":
-            return row is not None and row.status != parameters[0]
+            return (
+                row is not None
+                and row.status != parameters[0]
+                and self.permit("hospital_status", row)
+            )
         if action == "beds":
-            return row is not None
+            return row is not None and self.permit("hospital_status", row)
         return True
