@@ -229,7 +229,7 @@ async def test_markup_in_database_text_renders_literally(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: pending_numbers(app) == [number])
         row = screen_of(app).pending.get_row_at(0)
-        nature, place = row[5], row[6]
+        nature, place = row[4], row[5]
         assert isinstance(nature, Text) and nature.plain == raw and not nature.spans
         assert place.plain == "[i]1 Main St" and not place.spans
 

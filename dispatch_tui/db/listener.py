@@ -301,10 +301,11 @@ class Listener:
     def _lost(
         self, conn: psycopg.Connection[tuple[object, ...]] | None, exc: psycopg.Error
     ) -> None:
+        # Warn once per outage; each failed retry of the same outage is only debug noise.
         if self._state is not ConnectionState.RECONNECTING:
-            log.warning("listener connection lost: %s", str(exc).strip() or type(exc).__name__)
+            log.warning("listener lost the database: %s", str(exc).strip() or type(exc).__name__)
         else:
-            log.debug("listener still cannot connect: %s", exc)
+            log.debug("listener still cannot reach the database: %s", exc)
         if conn is not None:
             conn.close()
         self._set_state(ConnectionState.RECONNECTING)

@@ -37,6 +37,9 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "take", "Take call", priority=True),
+        # Handled as a priority binding, not Input.Submitted: focus moves before the next key is
+        # routed, so a fast typist's next field never lands in the previous one.
+        Binding("enter", "next_field", "Next field", show=False, priority=True),
     ]
 
     def __init__(self, places: list[PlaceView]) -> None:
@@ -84,14 +87,12 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         matches = [p for n, p in self.places.items() if n.startswith(key)]
         return matches[0] if len(matches) == 1 else None
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
+    def action_next_field(self) -> None:
         inputs = list(self.query(Input))
-        index = inputs.index(event.input)
-        if index + 1 < len(inputs):
-            inputs[index + 1].focus()
-        else:
+        if self.focused is inputs[-1]:
             self.action_take()
+        else:
+            self.focus_next(Input)
 
     def action_take(self) -> None:
         values = {i.id: i.value for i in self.query(Input) if i.id}

@@ -33,8 +33,12 @@ def clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+SHORT_STATUS = {"OUT_OF_SERVICE": "OUT OF SVC"}
+
+
 def status_text(status: str, styles: dict[str, str]) -> Text:
-    return Text(status.replace("_", " "), style=styles.get(status, ""))
+    """A status as words (never colour alone) in its configured colour."""
+    return Text(SHORT_STATUS.get(status, status.replace("_", " ")), style=styles.get(status, ""))
 
 
 class Pane(DataTable[Text], Generic[Row]):
@@ -163,14 +167,13 @@ class Pane(DataTable[Text], Generic[Row]):
 class PendingCalls(Pane[CallView]):
     COLUMNS = (
         ("call", "Call", 7),
-        ("p", "P", 3),
-        ("age", "Age", 7),
-        ("proc", "Proc/60s", 9),
+        ("p", "P", 2),
+        ("age", "Age", 6),
         ("flag", "Flag", 7),
         ("nature", "Nature", None),
         ("place", "Place", None),
     )
-    TIME_COLUMNS = frozenset({"age", "proc", "flag"})
+    TIME_COLUMNS = frozenset({"age", "flag"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("d", "dispatch", "Dispatch", id="dispatch"),
         Binding("enter", "dispatch", "Dispatch", show=False),
@@ -191,13 +194,19 @@ class PendingCalls(Pane[CallView]):
     def cells(self, row: CallView) -> tuple[Text, ...]:
         age = self.age(row.received_at)
         overdue = age > self.aging.get(row.priority, 1800)
-        late = age > PROCESSING_GOAL
+        # One flag, by text and colour: the call-processing clock against 60 s (NFPA 1225) while
+        # it runs, LATE past it, OVERDUE past the priority's aging threshold.
+        if overdue:
+            flag = Text("OVERDUE", style="bold reverse red")
+        elif age > PROCESSING_GOAL:
+            flag = Text("LATE", style="bold red")
+        else:
+            flag = Text(f"{int(age)}/60s")
         return (
             Text(row.number, style="bold"),
             Text(f"P{row.priority}", style="bold red" if row.priority == 1 else ""),
             Text(clock(age), style="bold red" if overdue else ""),
-            Text(f"{int(age)}s" if not late else "LATE", style="red" if late else ""),
-            Text("OVERDUE", style="reverse red") if overdue else Text(""),
+            flag,
             Text(row.nature),
             Text(row.location_text),
         )
@@ -241,9 +250,9 @@ def _unit_times(call: CallView, now: datetime | None) -> str:
 class ActiveCalls(Pane[CallView]):
     COLUMNS = (
         ("call", "Call", 7),
-        ("p", "P", 3),
+        ("p", "P", 2),
         ("status", "Status", 12),
-        ("units", "Units (status, time in status)", None),
+        ("units", "Units: status, time in status", None),
         ("nature", "Nature", None),
         ("dest", "Dest", 6),
     )
@@ -307,12 +316,12 @@ UNIT_KEYS = (
 
 class Units(Pane[UnitView]):
     COLUMNS = (
-        ("unit", "Unit", 6),
-        ("cap", "Cap", 4),
-        ("status", "Status", 15),
-        ("since", "In status", 9),
+        ("unit", "Unit", 5),
+        ("cap", "Cap", 3),
+        ("status", "Status", 12),
+        ("since", "Time", 6),
         ("call", "Call", 7),
-        ("station", "Stn", 4),
+        ("station", "Stn", 3),
     )
     TIME_COLUMNS = frozenset({"since"})
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -363,8 +372,8 @@ class Units(Pane[UnitView]):
 class Hospitals(Pane[HospitalView]):
     COLUMNS = (
         ("code", "Code", 6),
-        ("status", "Status", 10),
-        ("beds", "Beds", 5),
+        ("status", "Status", 9),
+        ("beds", "Beds", 4),
         ("caps", "Capabilities", None),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
