@@ -1,0 +1,201 @@
+"""Performance against the norms: intervals as fractiles (never means), and overdue timers.
+
+Intervals (DOMAIN.md): call processing = first unit dispatched − call received; turnout = en
+route − dispatched; response = on scene − call received; offload = back in service − arrived at
+destination. Fractiles are computed by PostgreSQL (`percentile_cont`) over indexed time ranges, so
+the cost follows the window, not the history. Cancelled calls are left out of call processing and
+response; a missing time is missing (never backfilled), so its interval is simply not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from dispatch_tui.domain.dto import CallView
+
+
+@dataclass(frozen=True, slots=True)
+class Norm:
+    key: str
+    label: str
+    goal_seconds: int
+    source: str
+
+
+NORMS = (
+    Norm("processing", "Call processing", 60, "NFPA 1225: 90% ≤ 60 s"),
+    Norm("turnout", "Turnout", 60, "NFPA 1710: 60 s"),
+    Norm("response", "Response", 539, "urban contract: 8:59 at the 90th percentile"),
+    Norm("offload", "Offload", 1800, "90% ≤ 30 min"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Kpi:
+    norm: Norm
+    count: int
+    p50: float | None
+    p90: float | None
+    met: int  # how many intervals were within the goal
+
+    @property
+    def share(self) -> float | None:
+        return self.met / self.count if self.count else None
+
+    @property
+    def ok(self) -> bool | None:
+        """Whether the 90th percentile meets the goal (None: nothing to measure)."""
+        return None if self.p90 is None else self.p90 <= self.norm.goal_seconds
+
+
+# One row per interval, grouped for the report by a bound parameter (:by) so the SQL text is
+# fixed; goals are bound too. Indexes on calls.received_at and assignments.notified_at bound it.
+KPI_QUERY = text("""
+WITH calls_in AS (
+    SELECT c.id, c.priority, c.received_at, c.first_dispatched_at, c.status,
+           CASE :by WHEN 'priority' THEN 'P' || c.priority
+                    WHEN 'unit' THEN '(call)'
+                    WHEN 'hospital' THEN coalesce(h.code, '(none)')
+                    ELSE 'all' END AS grp
+    FROM calls c LEFT JOIN hospitals h ON h.id = c.destination_hospital_id
+    WHERE c.received_at >= :since AND c.received_at < :until
+), assignments_in AS (
+    SELECT a.notified_at, a.en_route_at, a.at_destination_at, a.cleared_at,
+           CASE :by WHEN 'priority' THEN 'P' || c.priority
+                    WHEN 'unit' THEN u.code
+                    WHEN 'hospital' THEN coalesce(h.code, '(none)')
+                    ELSE 'all' END AS grp
+    FROM assignments a
+    JOIN calls c ON c.id = a.call_id
+    JOIN units u ON u.id = a.unit_id
+    LEFT JOIN hospitals h ON h.id = a.hospital_id
+    WHERE a.notified_at >= :since AND a.notified_at < :until
+), intervals AS (
+    SELECT 'processing' AS kind, grp, extract(epoch FROM first_dispatched_at - received_at) AS seconds
+    FROM calls_in WHERE first_dispatched_at IS NOT NULL AND status <> 'CANCELLED'
+    UNION ALL
+    SELECT 'response', grp, extract(epoch FROM first_on_scene - received_at)
+    FROM (
+        SELECT ci.grp, ci.received_at,
+               (SELECT min(a.on_scene_at) FROM assignments a WHERE a.call_id = ci.id) AS first_on_scene
+        FROM calls_in ci WHERE ci.status <> 'CANCELLED'
+    ) arrived WHERE first_on_scene IS NOT NULL
+    UNION ALL
+    SELECT 'turnout', grp, extract(epoch FROM en_route_at - notified_at)
+    FROM assignments_in WHERE en_route_at IS NOT NULL
+    UNION ALL
+    SELECT 'offload', grp, extract(epoch FROM cleared_at - at_destination_at)
+    FROM assignments_in WHERE cleared_at IS NOT NULL AND at_destination_at IS NOT NULL
+), goals(kind, goal) AS (
+    VALUES ('processing', CAST(:goal_processing AS float8)), ('turnout', CAST(:goal_turnout AS float8)),
+           ('response', CAST(:goal_response AS float8)), ('offload', CAST(:goal_offload AS float8))
+)
+SELECT i.grp, i.kind, count(*) AS n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY i.seconds) AS p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY i.seconds) AS p90,
+       count(*) FILTER (WHERE i.seconds <= g.goal) AS met
+FROM intervals i JOIN goals g USING (kind)
+GROUP BY i.grp, i.kind
+ORDER BY i.grp
+""")
+BREAKDOWNS = ("priority", "unit", "hospital")
+
+
+def kpis(
+    session: Session, since: datetime, until: datetime, *, by: str | None = None
+) -> dict[str, list[Kpi]]:
+    """Fractiles of each interval in [since, until), per group (`by`: priority, unit, hospital)."""
+    params: dict[str, Any] = {"since": since, "until": until, "by": by or "all"}
+    params.update({f"goal_{n.key}": n.goal_seconds for n in NORMS})
+    rows = session.execute(KPI_QUERY, params).all()
+    found: dict[tuple[str, str], Any] = {(r.grp, r.kind): r for r in rows}
+    groups = sorted({r.grp for r in rows}) or ["all"]
+    result: dict[str, list[Kpi]] = {}
+    for group in groups:
+        result[group] = []
+        for norm in NORMS:
+            row = found.get((group, norm.key))
+            if row is None:
+                result[group].append(Kpi(norm, 0, None, None, 0))
+            else:
+                result[group].append(Kpi(norm, row.n, float(row.p50), float(row.p90), row.met))
+    return result
+
+
+# -- overdue timers --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRule:
+    key: str
+    label: str
+    seconds: int
+
+
+DEFAULT_TIMERS = (
+    TimerRule("p1_pending", "P1 pending", 60),
+    TimerRule("not_en_route", "dispatched, not en route", 60),
+    TimerRule("on_scene", "on scene", 1800),
+    TimerRule("at_hospital", "at hospital", 1800),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """One running clock the supervisor watches. `key` identifies it across refreshes."""
+
+    key: str
+    rule: TimerRule
+    call_number: str
+    unit_code: str | None
+    since: datetime
+    elapsed: float
+
+    @property
+    def overdue(self) -> bool:
+        return self.elapsed > self.rule.seconds
+
+
+def timers(
+    calls: Iterable[CallView], now: datetime, rules: Sequence[TimerRule] = DEFAULT_TIMERS
+) -> list[Timer]:
+    """Every watched clock of the open calls, most overdue first. Pure: tests pass their own `now`."""
+    by_key = {r.key: r for r in rules}
+    found: list[Timer] = []
+
+    def add(rule_key: str, call: CallView, unit: str | None, since: datetime) -> None:
+        rule = by_key.get(rule_key)
+        if rule is not None:
+            key = f"{rule_key}:{call.number}:{unit or ''}"
+            found.append(Timer(key, rule, call.number, unit, since, (now - since).total_seconds()))
+
+    for call in calls:
+        if call.status == "RECEIVED" and call.priority == 1:
+            add("p1_pending", call, None, call.received_at)
+        for a in call.assignments:
+            if not a.active:
+                continue
+            if a.unit_status == "EN_ROUTE" and a.en_route_at is None:
+                add("not_en_route", call, a.unit_code, a.notified_at)
+            elif a.unit_status == "ON_SCENE" and a.on_scene_at is not None:
+                add("on_scene", call, a.unit_code, a.on_scene_at)
+            elif a.unit_status == "AT_HOSPITAL" and a.at_destination_at is not None:
+                add("at_hospital", call, a.unit_code, a.at_destination_at)
+    return sorted(found, key=lambda t: t.elapsed / t.rule.seconds, reverse=True)
+
+
+def shift_start(now: datetime, starts: Sequence[int] = (7, 19)) -> datetime:
+    """The start of the current shift (shifts change at the given local hours)."""
+    local = now.astimezone()
+    candidates = [
+        local.replace(hour=h, minute=0, second=0, microsecond=0) - timedelta(days=d)
+        for d in (0, 1)
+        for h in starts
+    ]
+    return max(c for c in candidates if c <= local)
