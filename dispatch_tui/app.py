@@ -25,7 +25,7 @@ from dispatch_tui.config import DeskOptions
 from dispatch_tui.db.listener import Change, ConnectionState, Listener
 from dispatch_tui.domain.dto import Operator, Snapshot
 from dispatch_tui.domain.errors import DispatchError
-from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.domain.reads import ReadService
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class ActionDone(Message):
 
 @dataclass(frozen=True, slots=True)
 class DeskContext:
-    service: DispatchService
+    service: ReadService  # a DispatchService for the desk; a read-only ReadService for the board
     operator: Operator
     database_label: str
     database_url: str
@@ -88,9 +88,10 @@ class DispatchApp(App[None]):
         Binding("question_mark", "help", "Keys", id="help"),
     ]
 
-    def __init__(self, context: DeskContext) -> None:
+    def __init__(self, context: DeskContext, *, mode: str = "desk") -> None:
         super().__init__()
         self.context = context
+        self.mode = mode
         self.db_offset = timedelta(0)
         self._stop_listening = threading.Event()
         self.desk: Screen[Any] | None = None
@@ -109,9 +110,15 @@ class DispatchApp(App[None]):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        from dispatch_tui.screens.desk import DeskScreen
+        if self.mode == "board":
+            from dispatch_tui.screens.board import BoardScreen
 
-        self.desk = DeskScreen(self.context)
+            self.desk = BoardScreen(self.context)
+            self.title = "dispatch-tui board"
+        else:
+            from dispatch_tui.screens.desk import DeskScreen
+
+            self.desk = DeskScreen(self.context)
         self.push_screen(self.desk)
         self.load_all()
         self.listen()
@@ -124,6 +131,10 @@ class DispatchApp(App[None]):
         extra: Callable[[], Iterable[SystemCommand]] | None = getattr(screen, "desk_commands", None)
         if extra is not None:
             yield from extra()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # The board has no desk keys to explain.
+        return not (action == "help" and self.mode == "board")
 
     def action_help(self) -> None:
         from dispatch_tui.screens.help import HelpScreen

@@ -25,6 +25,7 @@ from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.domain import commands, demo, grammar
 from dispatch_tui.domain.errors import DispatchError, ExitCode, Unavailable
+from dispatch_tui.domain.reads import ReadService
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.output import json_document, print_outcome
 
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
     )
     desk.set_defaults(verb="desk")
+    board = sub.add_parser(
+        "board", help="open the supervisor's read-only wall board", parents=[common]
+    )
+    board.add_argument("--poll", action="store_true", help="poll instead of LISTEN/NOTIFY")
+    board.set_defaults(verb="board")
     grammar.add_verbs(sub, [common])
 
     server = sub.add_parser("server", help="the embedded PostgreSQL server").add_subparsers(
@@ -204,8 +210,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         )
         _emit(out, as_json, message, asdict(report))
         return 0
-    if verb == "desk":
-        return _desk(ns, settings)
+    if verb in ("desk", "board"):
+        return _desk(ns, settings, mode=verb)
     db = open_database(settings.database_url, settings.data_dir)
     outcome = commands.execute(_service(db, settings), settings.operator, ns)
     if as_json:
@@ -221,14 +227,22 @@ def _service(db: Database, settings: Settings, kind: str = "cli") -> DispatchSer
     return DispatchService(make_sessionmaker(db.engine), desk=f"{kind}@{settings.desk}")
 
 
-def _desk(ns: argparse.Namespace, settings: Settings) -> int:
+def _desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
     # Textual is imported only here: the scripted verbs start faster without it.
     from dispatch_tui.app import DeskContext, DispatchApp
 
+    board = mode == "board"
     db = open_database(
-        settings.database_url, settings.data_dir, application_name="dispatch-tui desk"
+        settings.database_url,
+        settings.data_dir,
+        application_name=f"dispatch-tui {mode}",
+        read_only=board,  # the board's sessions are read-only in PostgreSQL itself
     )
-    service = _service(db, settings, kind="desk")
+    service = (
+        ReadService(make_sessionmaker(db.engine), desk=f"board@{settings.desk}")
+        if board
+        else _service(db, settings, kind="desk")
+    )
     operator = service.operator(
         settings.operator
     )  # an unknown operator is refused before the desk opens
@@ -242,7 +256,7 @@ def _desk(ns: argparse.Namespace, settings: Settings) -> int:
         database_url=db.engine.url.render_as_string(hide_password=False),
         options=options,
     )
-    DispatchApp(context).run()
+    DispatchApp(context, mode=mode).run()
     return 0
 
 

@@ -30,6 +30,7 @@ def open_database(
     *,
     check_schema: bool = True,
     application_name: str = "dispatch-tui",
+    read_only: bool = False,
 ) -> Database:
     if url:
         try:
@@ -38,13 +39,15 @@ def open_database(
             raise InvalidInput(
                 f"DISPATCH_DATABASE_URL / --db is not a PostgreSQL URL ({err})"
             ) from None
-        engine = make_engine(parsed, application_name=application_name)
+        engine = make_engine(parsed, application_name=application_name, read_only=read_only)
         label = f"{parsed.host or 'local socket'}/{parsed.database}"
         embedded = False
     else:
         try:
             engine = make_engine(
-                EmbeddedServer(data_dir).ensure_running(), application_name=application_name
+                EmbeddedServer(data_dir).ensure_running(),
+                application_name=application_name,
+                read_only=read_only,
             )
         except EmbeddedServerError as err:
             raise Unavailable(f"the embedded database could not start: {err}") from None

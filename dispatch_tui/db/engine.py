@@ -27,14 +27,23 @@ def normalise_url(url: str) -> URL:
 
 
 def make_engine(
-    url: str | URL, *, pool_size: int = 5, application_name: str = "dispatch-tui"
+    url: str | URL,
+    *,
+    pool_size: int = 5,
+    application_name: str = "dispatch-tui",
+    read_only: bool = False,
 ) -> Engine:
+    """An engine; `read_only` makes every session on it read-only in PostgreSQL itself, so a
+    supervisor's board cannot write even through a bug (the server refuses, not the app)."""
+    connect_args: dict[str, object] = {"application_name": application_name, "connect_timeout": 5}
+    if read_only:
+        connect_args["options"] = "-c default_transaction_read_only=on"
     return create_engine(
         normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False)),
         pool_pre_ping=True,
         pool_size=pool_size,
         max_overflow=pool_size,
-        connect_args={"application_name": application_name, "connect_timeout": 5},
+        connect_args=connect_args,
     )
 
 

@@ -42,6 +42,12 @@ class AssignmentView:
     def active(self) -> bool:
         return self.cleared_at is None and self.cancelled_at is None
 
+    @property
+    def status_since(self) -> datetime:
+        """When the unit entered its current step on this call (the latest recorded time)."""
+        steps = (self.en_route_at, self.on_scene_at, self.transporting_at, self.at_destination_at)
+        return max((t for t in steps if t is not None), default=self.notified_at)
+
 
 @dataclass(frozen=True, slots=True)
 class CallView:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db.models import Call, Staff, Station
-from dispatch_tui.domain import lifecycle, queries, recommend, validation
+from dispatch_tui.domain import lifecycle, metrics, queries, recommend, validation
 from dispatch_tui.domain.dto import (
     AuditView,
     CallView,
@@ -128,6 +128,16 @@ class ReadService:
                 units=tuple(queries.units(s, ids=units)) if units else (),
                 hospitals=tuple(queries.hospitals(s, ids=hospitals)) if hospitals else (),
             )
+
+    def kpis(
+        self, windows: dict[str, tuple[datetime, datetime]], *, by: str | None = None
+    ) -> dict[str, dict[str, list[metrics.Kpi]]]:
+        """KPIs per named window (e.g. last hour, shift, 24 h), each {group: [Kpi per norm]}."""
+        with reading(self.sessions) as s, s.begin():
+            return {
+                name: metrics.kpis(s, since, until, by=by)
+                for name, (since, until) in windows.items()
+            }
 
     def now(self) -> datetime:
         with reading(self.sessions) as s:

@@ -25,6 +25,7 @@ from dispatch_tui.domain.dto import CallView, HospitalView, PlaceView, Snapshot,
 from dispatch_tui.domain.errors import InvalidInput
 from dispatch_tui.domain.lifecycle import label
 from dispatch_tui.domain.recommend import haversine_km
+from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.domain.validation import CallIntake
 from dispatch_tui.screens.confirm import ConfirmScreen
 from dispatch_tui.screens.intake import IntakeScreen
@@ -43,7 +44,10 @@ class DeskScreen(Screen[None]):
     def __init__(self, context: DeskContext) -> None:
         super().__init__()
         self.context = context
-        self.service = context.service
+        assert isinstance(context.service, DispatchService), (
+            "the desk writes: it needs the dispatch service"
+        )
+        self.service: DispatchService = context.service
         self.operator = context.operator.username
         self.places: list[PlaceView] = []
         self.versions: dict[tuple[str, int], datetime] = {}

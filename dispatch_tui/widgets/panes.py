@@ -227,24 +227,11 @@ class PendingCalls(Pane[CallView]):
 
 
 def _unit_times(call: CallView, now: datetime | None) -> str:
-    parts = []
-    for a in call.assignments:
-        if not a.active:
-            continue
-        since = max(
-            t
-            for t in (
-                a.notified_at,
-                a.en_route_at,
-                a.on_scene_at,
-                a.transporting_at,
-                a.at_destination_at,
-            )
-            if t
-        )
-        elapsed = clock((now - since).total_seconds()) if now else ""
-        parts.append(f"{a.unit_code} {label(a.unit_status)} {elapsed}")
-    return " · ".join(parts)
+    return " · ".join(
+        f"{a.unit_code} {label(a.unit_status)} {clock((now - a.status_since).total_seconds()) if now else ''}"
+        for a in call.assignments
+        if a.active
+    )
 
 
 class ActiveCalls(Pane[CallView]):

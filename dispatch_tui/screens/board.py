@@ -1,0 +1,257 @@
+"""The supervisor's wall board: read-only, glanceable, live.
+
+No key or command on it changes anything, and its database sessions are read-only in PostgreSQL
+itself. It shows KPIs against the norms (90th percentiles, never means) for the last hour, the
+shift and 24 h; pending calls by priority; units available by capability, with a loud warning when
+no ALS unit is free; hospitals on diversion; active calls; and the overdue timers, ringing the
+terminal bell once when a timer first goes overdue.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from dispatch_tui.app import ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
+from dispatch_tui.domain import metrics
+from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
+from dispatch_tui.widgets.panes import clock, status_text
+from dispatch_tui.widgets.status_line import StatusLine
+
+WINDOWS = ("last hour", "shift", "24 h")
+
+
+class KpisLoaded(Message):
+    def __init__(self, kpis: dict[str, dict[str, list[metrics.Kpi]]]) -> None:
+        super().__init__()
+        self.kpis = kpis
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else clock(value)
+
+
+class BoardScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "refresh_kpis", "Refresh KPIs", id="refresh")
+    ]
+
+    def __init__(self, context: DeskContext, *, now: Callable[[], datetime] | None = None) -> None:
+        super().__init__()
+        self.context = context
+        self.calls: dict[int, CallView] = {}
+        self.units: dict[int, UnitView] = {}
+        self.hospitals: dict[int, HospitalView] = {}
+        self.kpis: dict[str, dict[str, list[metrics.Kpi]]] = {}
+        self.overdue_seen: set[str] = set()
+        self._now = now
+
+    @property
+    def board_app(self) -> DispatchApp:
+        assert isinstance(self.app, DispatchApp)
+        return self.app
+
+    def now(self) -> datetime:
+        return self._now() if self._now is not None else self.board_app.db_now()
+
+    def compose(self) -> ComposeResult:
+        op = self.context.operator
+        yield StatusLine(
+            op.username, f"{op.role}, read-only board", self.context.database_label, id="status"
+        )
+        yield Static(id="kpis")
+        with Horizontal(id="board-middle"):
+            yield Static(id="situation", classes="board-box")
+            yield Static(id="timers", classes="board-box")
+        yield Static(id="board-active", classes="board-box")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load_kpis()
+        self.set_interval(30.0, self.load_kpis)
+        if self.context.options.clock:
+            self.set_interval(1.0, self.render_all)
+
+    # -- data ---------------------------------------------------------------------------------
+
+    @on(SnapshotLoaded)
+    def apply(self, event: SnapshotLoaded) -> None:
+        snapshot = event.snapshot
+        self.board_app.db_offset = snapshot.db_now - datetime.now(snapshot.db_now.tzinfo)
+        if snapshot.full:
+            self.calls, self.units, self.hospitals = {}, {}, {}
+        for call in snapshot.calls:
+            if call.status in ("CLOSED", "CANCELLED"):
+                self.calls.pop(call.id, None)
+            else:
+                self.calls[call.id] = call
+        self.units.update({u.id: u for u in snapshot.units})
+        self.hospitals.update({h.id: h for h in snapshot.hospitals})
+        status = self.query_one(StatusLine)
+        status.last_update = status.now = snapshot.db_now
+        if any(c.status in ("CLOSED", "CANCELLED") for c in snapshot.calls):
+            self.load_kpis()  # a call just finished: the numbers moved
+        self.render_all()
+
+    @on(ConnectionChanged)
+    def connection(self, event: ConnectionChanged) -> None:
+        self.query_one(StatusLine).state = event.state
+
+    @on(KpisLoaded)
+    def kpis_loaded(self, event: KpisLoaded) -> None:
+        self.kpis = event.kpis
+        self.render_all()
+
+    @work(thread=True, exit_on_error=False, group="kpis", exclusive=True)
+    def load_kpis(self) -> None:
+        now = self.now()
+        windows = {
+            "last hour": (now - timedelta(hours=1), now),
+            "shift": (metrics.shift_start(now), now),
+            "24 h": (now - timedelta(hours=24), now),
+        }
+        self.post_message(KpisLoaded(self.context.service.kpis(windows)))
+
+    def action_refresh_kpis(self) -> None:
+        self.load_kpis()
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render_all(self) -> None:
+        now = self.now()
+        self.query_one(StatusLine).now = now
+        self.query_one("#kpis", Static).update(self._kpi_table())
+        self.query_one("#situation", Static).update(self._situation(now))
+        self.query_one("#timers", Static).update(self._timer_table(now))
+        self.query_one("#board-active", Static).update(self._active(now))
+
+    def _kpi_table(self) -> RenderableType:
+        table = Table(
+            title="Performance (90th percentile against the goal)", expand=True, title_style="bold"
+        )
+        table.add_column("Interval", style="bold")
+        table.add_column("Goal")
+        for window in WINDOWS:
+            table.add_column(window.capitalize(), justify="right")
+        for index, norm in enumerate(metrics.NORMS):
+            cells: list[Text] = []
+            for window in WINDOWS:
+                kpi = self.kpis.get(window, {}).get("all", [None] * len(metrics.NORMS))[index]
+                cells.append(self._kpi_cell(kpi))
+            table.add_row(Text(norm.label), Text(clock(norm.goal_seconds)), *cells)
+        return table
+
+    @staticmethod
+    def _kpi_cell(kpi: metrics.Kpi | None) -> Text:
+        if kpi is None or kpi.count == 0:
+            return Text("no data", style="dim")
+        share = f"{kpi.share:.0%}" if kpi.share is not None else "—"
+        verdict = "MET" if kpi.ok else "MISSED"
+        text = Text(f"{_seconds(kpi.p90)} ")
+        text.append(verdict, style="bold green" if kpi.ok else "bold reverse red")
+        text.append(f"  {share} in goal, n={kpi.count}", style="dim")
+        return text
+
+    def _situation(self, now: datetime) -> RenderableType:
+        parts: list[RenderableType] = []
+        pending = [c for c in self.calls.values() if c.status == "RECEIVED"]
+        table = Table(title="Pending calls", expand=True, title_style="bold")
+        table.add_column("Priority")
+        table.add_column("Calls", justify="right")
+        table.add_column("Oldest", justify="right")
+        for priority in (1, 2, 3, 4):
+            these = [c for c in pending if c.priority == priority]
+            oldest = max(((now - c.received_at).total_seconds() for c in these), default=None)
+            table.add_row(f"P{priority}", str(len(these)), _seconds(oldest))
+        parts.append(table)
+
+        available = Counter(u.capability for u in self.units.values() if u.status == "AVAILABLE")
+        line = Text("Available: ")
+        line.append(f"ALS {available['ALS']}  ", style="bold")
+        line.append(f"BLS {available['BLS']}", style="bold")
+        parts.append(line)
+        if available["ALS"] == 0:
+            parts.append(Text(" ⚠ NO ALS UNIT AVAILABLE ", style="bold reverse red"))
+        by_status = Counter(u.status for u in self.units.values())
+        statuses = Text("Units: ")
+        for status, count in sorted(by_status.items()):
+            statuses.append_text(status_text(status, self.context.options.status_styles))
+            statuses.append(f" {count}  ")
+        parts.append(statuses)
+        closed = [h for h in self.hospitals.values() if h.status != "OPEN"]
+        hospitals = Text("Hospitals: ")
+        if not closed:
+            hospitals.append("all open", style="green")
+        for h in sorted(closed, key=lambda h: h.code):
+            hospitals.append(f"{h.code} ")
+            hospitals.append_text(status_text(h.status, self.context.options.status_styles))
+            hospitals.append("  ")
+        parts.append(hospitals)
+        return Group(*parts)
+
+    def _timer_table(self, now: datetime) -> RenderableType:
+        found = metrics.timers(self.calls.values(), now)
+        newly = {t.key for t in found if t.overdue} - self.overdue_seen
+        if newly:
+            self.app.bell()  # once per timer, when it first goes overdue
+        self.overdue_seen = {t.key for t in found if t.overdue} | (
+            self.overdue_seen & {t.key for t in found}
+        )
+        table = Table(title="Timers", expand=True, title_style="bold")
+        table.add_column("What")
+        table.add_column("Call")
+        table.add_column("Unit")
+        table.add_column("Time", justify="right")
+        table.add_column("")
+        for t in found[:12]:
+            flag = (
+                Text("OVERDUE", style="bold reverse red")
+                if t.overdue
+                else Text(f"of {clock(t.rule.seconds)}", style="dim")
+            )
+            table.add_row(
+                Text(t.rule.label),
+                Text(t.call_number),
+                Text(t.unit_code or ""),
+                Text(clock(t.elapsed)),
+                flag,
+            )
+        if not found:
+            table.add_row(Text("no running timers", style="dim"), "", "", "", "")
+        return table
+
+    def _active(self, now: datetime) -> RenderableType:
+        table = Table(title="Active calls", expand=True, title_style="bold")
+        for column in ("Call", "P", "Status", "Units: status, time in status", "Nature"):
+            table.add_column(column)
+        active = sorted(
+            (c for c in self.calls.values() if c.status != "RECEIVED"),
+            key=lambda c: (c.priority, c.received_at),
+        )
+        for c in active:
+            units = " · ".join(
+                f"{a.unit_code} {a.unit_status.lower().replace('_', ' ')} {clock((now - a.status_since).total_seconds())}"
+                for a in c.assignments
+                if a.active
+            )
+            table.add_row(
+                Text(c.number),
+                Text(f"P{c.priority}"),
+                status_text(c.status, self.context.options.status_styles),
+                Text(units),
+                Text(c.nature),
+            )
+        return table
