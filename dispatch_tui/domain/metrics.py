@@ -140,7 +140,7 @@ class TimerRule:
 
 DEFAULT_TIMERS = (
     TimerRule("p1_pending", "P1 pending", 60),
-    TimerRule("not_en_route", "dispatched, not en route", 60),
+    TimerRule("not_en_route", "not en route", 60),
     TimerRule("on_scene", "on scene", 1800),
     TimerRule("at_hospital", "at hospital", 1800),
 )

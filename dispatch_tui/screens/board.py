@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import ClassVar
 
+from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -140,7 +141,11 @@ class BoardScreen(Screen[None]):
 
     def _kpi_table(self) -> RenderableType:
         table = Table(
-            title="Performance (90th percentile against the goal)", expand=True, title_style="bold"
+            title="Performance: 90th percentile against the goal · share within goal · count",
+            expand=True,
+            title_style="bold",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
         )
         table.add_column("Interval", style="bold")
         table.add_column("Goal")
@@ -162,37 +167,35 @@ class BoardScreen(Screen[None]):
         verdict = "MET" if kpi.ok else "MISSED"
         text = Text(f"{_seconds(kpi.p90)} ")
         text.append(verdict, style="bold green" if kpi.ok else "bold reverse red")
-        text.append(f"  {share} in goal, n={kpi.count}", style="dim")
+        text.append(f" {share} n={kpi.count}", style="dim")
         return text
 
     def _situation(self, now: datetime) -> RenderableType:
         parts: list[RenderableType] = []
         pending = [c for c in self.calls.values() if c.status == "RECEIVED"]
-        table = Table(title="Pending calls", expand=True, title_style="bold")
-        table.add_column("Priority")
-        table.add_column("Calls", justify="right")
-        table.add_column("Oldest", justify="right")
+        line = Text("Pending  ", style="bold")
         for priority in (1, 2, 3, 4):
             these = [c for c in pending if c.priority == priority]
             oldest = max(((now - c.received_at).total_seconds() for c in these), default=None)
-            table.add_row(f"P{priority}", str(len(these)), _seconds(oldest))
-        parts.append(table)
-
+            urgent = priority == 1 and bool(these)
+            line.append(f"P{priority} {len(these)}", style="bold reverse red" if urgent else "bold")
+            line.append(f" (oldest {_seconds(oldest)})  " if these else "  ", style="")
+        parts.append(line)
         available = Counter(u.capability for u in self.units.values() if u.status == "AVAILABLE")
-        line = Text("Available: ")
+        line = Text("Available  ", style="bold")
         line.append(f"ALS {available['ALS']}  ", style="bold")
         line.append(f"BLS {available['BLS']}", style="bold")
         parts.append(line)
         if available["ALS"] == 0:
             parts.append(Text(" ⚠ NO ALS UNIT AVAILABLE ", style="bold reverse red"))
         by_status = Counter(u.status for u in self.units.values())
-        statuses = Text("Units: ")
+        statuses = Text("Units  ", style="bold")
         for status, count in sorted(by_status.items()):
             statuses.append_text(status_text(status, self.context.options.status_styles))
             statuses.append(f" {count}  ")
         parts.append(statuses)
         closed = [h for h in self.hospitals.values() if h.status != "OPEN"]
-        hospitals = Text("Hospitals: ")
+        hospitals = Text("Hospitals  ", style="bold")
         if not closed:
             hospitals.append("all open", style="green")
         for h in sorted(closed, key=lambda h: h.code):
@@ -210,12 +213,14 @@ class BoardScreen(Screen[None]):
         self.overdue_seen = {t.key for t in found if t.overdue} | (
             self.overdue_seen & {t.key for t in found}
         )
-        table = Table(title="Timers", expand=True, title_style="bold")
-        table.add_column("What")
-        table.add_column("Call")
-        table.add_column("Unit")
-        table.add_column("Time", justify="right")
-        table.add_column("")
+        table = Table(
+            title="Timers", expand=True, title_style="bold", box=box.SIMPLE_HEAD, padding=(0, 1)
+        )
+        table.add_column("What", no_wrap=True)
+        table.add_column("Call", no_wrap=True)
+        table.add_column("Unit", no_wrap=True)
+        table.add_column("Time", justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True, min_width=8)
         for t in found[:12]:
             flag = (
                 Text("OVERDUE", style="bold reverse red")
@@ -234,7 +239,13 @@ class BoardScreen(Screen[None]):
         return table
 
     def _active(self, now: datetime) -> RenderableType:
-        table = Table(title="Active calls", expand=True, title_style="bold")
+        table = Table(
+            title="Active calls",
+            expand=True,
+            title_style="bold",
+            box=box.SIMPLE_HEAD,
+            padding=(0, 1),
+        )
         for column in ("Call", "P", "Status", "Units: status, time in status", "Nature"):
             table.add_column(column)
         active = sorted(
