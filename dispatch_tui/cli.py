@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -64,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dispatch-tui {__version__}")
     sub = parser.add_subparsers(dest="command", required=False, parser_class=grammar.GrammarParser)
     parser.set_defaults(verb="desk", poll=False)  # no verb: open the desk
+    report = sub.add_parser(
+        "report", help="the shift's numbers as fractiles; CSV export", parents=[common]
+    )
+    report.add_argument("--since", help="start (ISO 8601, shift, or an age like 8h; default 24h)")
+    report.add_argument("--until", help="end (default now)")
+    report.add_argument(
+        "--by", choices=["priority", "unit", "hospital"], help="break the numbers down"
+    )
+    report.add_argument(
+        "--csv", metavar="FILE", help="one row per assignment with NEMSIS-style times"
+    )
+    report.set_defaults(verb="report")
     desk = sub.add_parser("desk", help="open the dispatcher's desk (the default)", parents=[common])
     desk.add_argument(
         "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
@@ -118,6 +131,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(err.exit_code, err.kind, err.message, as_json)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception:
         log.exception(
             "unexpected error in %r as %s on %s",
@@ -210,6 +227,14 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         )
         _emit(out, as_json, message, asdict(report))
         return 0
+    if verb == "report":
+        from dispatch_tui import report as shift_report
+
+        db = open_database(settings.database_url, settings.data_dir, read_only=True)
+        reader = ReadService(make_sessionmaker(db.engine))
+        return shift_report.run(
+            reader, out, since=ns.since, until=ns.until, by=ns.by, csv_path=ns.csv, as_json=as_json
+        )
     if verb in ("desk", "board"):
         return _desk(ns, settings, mode=verb)
     db = open_database(settings.database_url, settings.data_dir)

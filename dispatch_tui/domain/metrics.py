@@ -20,6 +20,13 @@ from sqlalchemy.orm import Session
 from dispatch_tui.domain.dto import CallView
 
 
+def clock(seconds: float) -> str:
+    """Seconds as a running clock: 4:05, or 1:02:09 past an hour."""
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
 @dataclass(frozen=True, slots=True)
 class Norm:
     key: str
@@ -199,3 +206,81 @@ def shift_start(now: datetime, starts: Sequence[int] = (7, 19)) -> datetime:
         for h in starts
     ]
     return max(c for c in candidates if c <= local)
+
+
+# -- the per-assignment export ---------------------------------------------------------------
+
+# (column, NEMSIS element, assignment/call attribute) in the order times should occur.
+TIME_COLUMNS = (
+    ("psap_call_received", "eTimes.01", "received_at"),
+    ("unit_notified", "eTimes.03", "notified_at"),
+    ("unit_en_route", "eTimes.05", "en_route_at"),
+    ("unit_on_scene", "eTimes.06", "on_scene_at"),
+    ("unit_left_scene", "eTimes.09", "transporting_at"),
+    ("arrived_at_destination", "eTimes.11", "at_destination_at"),
+    ("unit_back_in_service", "eTimes.13", "cleared_at"),
+)
+
+EXPORT_QUERY = text("""
+SELECT c.number AS call_number, c.priority, c.determinant, c.status AS call_status, c.nature,
+       u.code AS unit, u.capability, h.code AS hospital,
+       c.received_at, a.notified_at, a.en_route_at, a.on_scene_at, a.transporting_at,
+       a.at_destination_at, a.cleared_at, a.cancelled_at
+FROM assignments a
+JOIN calls c ON c.id = a.call_id
+JOIN units u ON u.id = a.unit_id
+LEFT JOIN hospitals h ON h.id = a.hospital_id
+WHERE a.notified_at >= :since AND a.notified_at < :until
+ORDER BY a.notified_at, a.id
+""")
+
+
+def time_problems(row: Any) -> list[str]:
+    """Missing or out-of-order times of one assignment, named; nothing is ever filled in."""
+    problems: list[str] = []
+    stamped = [(name, getattr(row, attr)) for name, _, attr in TIME_COLUMNS]
+    last_name, last_time = None, None
+    for name, value in stamped:
+        if value is None:
+            continue
+        if last_time is not None and value < last_time:
+            problems.append(f"{name} before {last_name}")
+        last_name, last_time = name, value
+    finished = row.cleared_at is not None
+    if row.cancelled_at is None:
+        if row.on_scene_at is not None and row.en_route_at is None:
+            problems.append("missing unit_en_route")
+        if finished and row.transporting_at is not None and row.at_destination_at is None:
+            problems.append("missing arrived_at_destination")
+        if finished and row.on_scene_at is None:
+            problems.append("missing unit_on_scene")
+    return problems
+
+
+def export_rows(session: Session, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """One row per assignment with NEMSIS-style time columns, intervals and a problems column."""
+    out: list[dict[str, Any]] = []
+    for row in session.execute(EXPORT_QUERY, {"since": since, "until": until}):
+        record: dict[str, Any] = {
+            "call_number": row.call_number,
+            "priority": row.priority,
+            "determinant": row.determinant or "",
+            "call_status": row.call_status,
+            "unit": row.unit,
+            "capability": row.capability,
+            "destination": row.hospital or "",
+        }
+        for name, _, attr in TIME_COLUMNS:
+            value = getattr(row, attr)
+            record[name] = value.isoformat() if value else ""
+        record["unit_cancelled"] = row.cancelled_at.isoformat() if row.cancelled_at else ""
+
+        def seconds(a: datetime | None, b: datetime | None) -> str:
+            return f"{(b - a).total_seconds():.0f}" if a is not None and b is not None else ""
+
+        record["turnout_s"] = seconds(row.notified_at, row.en_route_at)
+        record["travel_s"] = seconds(row.en_route_at, row.on_scene_at)
+        record["offload_s"] = seconds(row.at_destination_at, row.cleared_at)
+        record["time_problems"] = "; ".join(time_problems(row))
+        out.append(record)
+    return out

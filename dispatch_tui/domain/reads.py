@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -138,6 +139,10 @@ class ReadService:
                 name: metrics.kpis(s, since, until, by=by)
                 for name, (since, until) in windows.items()
             }
+
+    def export(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        with reading(self.sessions) as s, s.begin():
+            return metrics.export_rows(s, since, until)
 
     def now(self) -> datetime:
         with reading(self.sessions) as s:

@@ -29,7 +29,8 @@ from textual.widgets import Footer, Static
 from dispatch_tui.app import ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
 from dispatch_tui.domain import metrics
 from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
-from dispatch_tui.widgets.panes import clock, status_text
+from dispatch_tui.domain.metrics import clock
+from dispatch_tui.widgets.panes import status_text
 from dispatch_tui.widgets.status_line import StatusLine
 
 WINDOWS = ("last hour", "shift", "24 h")

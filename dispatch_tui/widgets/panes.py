@@ -21,16 +21,11 @@ from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
 from dispatch_tui.domain.enums import UnitStatus
 from dispatch_tui.domain.lifecycle import UNIT_STEPS, label
+from dispatch_tui.domain.metrics import clock
 
 Row = TypeVar("Row", CallView, UnitView, HospitalView)
 
 PROCESSING_GOAL = 60  # NFPA 1225: answer -> first unit dispatched, 90% within 60 s
-
-
-def clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 SHORT_STATUS = {"OUT_OF_SERVICE": "OUT OF SVC"}
