@@ -88,10 +88,13 @@ class DispatchApp(App[None]):
         Binding("question_mark", "help", "Keys", id="help"),
     ]
 
-    def __init__(self, context: DeskContext, *, mode: str = "desk") -> None:
+    def __init__(
+        self, context: DeskContext, *, mode: str = "desk", clock: Callable[[], datetime] | None = None
+    ) -> None:
         super().__init__()
         self.context = context
         self.mode = mode
+        self.clock = clock  # tests drive the board's timers with their own clock
         self.db_offset = timedelta(0)
         self._stop_listening = threading.Event()
         self.desk: Screen[Any] | None = None
@@ -113,7 +116,7 @@ class DispatchApp(App[None]):
         if self.mode == "board":
             from dispatch_tui.screens.board import BoardScreen
 
-            self.desk = BoardScreen(self.context)
+            self.desk = BoardScreen(self.context, now=self.clock)
             self.title = "dispatch-tui board"
         else:
             from dispatch_tui.screens.desk import DeskScreen

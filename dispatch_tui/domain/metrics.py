@@ -67,13 +67,14 @@ KPI_QUERY = text("""
 WITH calls_in AS (
     SELECT c.id, c.priority, c.received_at, c.first_dispatched_at, c.status,
            CASE :by WHEN 'priority' THEN 'P' || c.priority
-                    WHEN 'unit' THEN '(call)'
+                    WHEN 'unit' THEN '(unused)'
                     WHEN 'hospital' THEN coalesce(h.code, '(none)')
                     ELSE 'all' END AS grp
     FROM calls c LEFT JOIN hospitals h ON h.id = c.destination_hospital_id
     WHERE c.received_at >= :since AND c.received_at < :until
 ), assignments_in AS (
-    SELECT a.notified_at, a.en_route_at, a.at_destination_at, a.cleared_at,
+    SELECT a.notified_at, a.en_route_at, a.on_scene_at, a.at_destination_at, a.cleared_at,
+           c.received_at, c.status AS call_status,
            CASE :by WHEN 'priority' THEN 'P' || c.priority
                     WHEN 'unit' THEN u.code
                     WHEN 'hospital' THEN coalesce(h.code, '(none)')
@@ -84,15 +85,22 @@ WITH calls_in AS (
     LEFT JOIN hospitals h ON h.id = a.hospital_id
     WHERE a.notified_at >= :since AND a.notified_at < :until
 ), intervals AS (
+    -- Per call; broken down by unit, each unit's own dispatch and arrival count instead.
     SELECT 'processing' AS kind, grp, extract(epoch FROM first_dispatched_at - received_at) AS seconds
-    FROM calls_in WHERE first_dispatched_at IS NOT NULL AND status <> 'CANCELLED'
+    FROM calls_in WHERE :by <> 'unit' AND first_dispatched_at IS NOT NULL AND status <> 'CANCELLED'
+    UNION ALL
+    SELECT 'processing', grp, extract(epoch FROM notified_at - received_at)
+    FROM assignments_in WHERE :by = 'unit' AND call_status <> 'CANCELLED'
     UNION ALL
     SELECT 'response', grp, extract(epoch FROM first_on_scene - received_at)
     FROM (
         SELECT ci.grp, ci.received_at,
                (SELECT min(a.on_scene_at) FROM assignments a WHERE a.call_id = ci.id) AS first_on_scene
-        FROM calls_in ci WHERE ci.status <> 'CANCELLED'
+        FROM calls_in ci WHERE :by <> 'unit' AND ci.status <> 'CANCELLED'
     ) arrived WHERE first_on_scene IS NOT NULL
+    UNION ALL
+    SELECT 'response', grp, extract(epoch FROM on_scene_at - received_at)
+    FROM assignments_in WHERE :by = 'unit' AND on_scene_at IS NOT NULL AND call_status <> 'CANCELLED'
     UNION ALL
     SELECT 'turnout', grp, extract(epoch FROM en_route_at - notified_at)
     FROM assignments_in WHERE en_route_at IS NOT NULL
