@@ -26,9 +26,17 @@ DETERMINANT = re.compile(r"^(\d{1,2})-([A-EO])-(\d{1,2}[A-Z]?)$")
 LEVEL_PRIORITY = {"E": 1, "D": 1, "C": 2, "B": 3, "A": 4, "O": 4}
 
 
+def _echo(value: object) -> str:
+    """`_echo(value)`, safe for integers too large to print."""
+    try:
+        return _echo(value)
+    except ValueError:
+        return "a huge number"
+
+
 def _short(value: str, limit: int = 24) -> str:
-    """Echo a bad value back without flooding the one-line message."""
-    value = value.replace("\n", " ")
+    """Echo a bad value back without flooding the one-line message (or the terminal)."""
+    value = "".join(ch if ch.isprintable() else "?" for ch in value[: limit + 1])
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
@@ -81,7 +89,7 @@ def priority(value: int | str) -> int:
     try:
         number = int(str(value).strip().upper().removeprefix("P"))
     except ValueError:
-        raise InvalidInput(f"priority '{_short(str(value))}' is not 1–4") from None
+        raise InvalidInput(f"priority '{_echo(value)}' is not 1–4") from None
     if not 1 <= number <= 4:
         raise InvalidInput(f"priority {number} is not 1–4")
     return number
@@ -104,8 +112,8 @@ def priority_for_determinant(code: str) -> int:
 def coordinate(lat: float | str, lon: float | str) -> tuple[float, float]:
     try:
         la, lo = float(lat), float(lon)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"'{_short(str(lat))} {_short(str(lon))}' is not a position") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidInput("latitude and longitude must be numbers (like 40.02 -82.99)") from None
     if (
         not (math.isfinite(la) and math.isfinite(lo))
         or not -90 <= la <= 90
@@ -119,7 +127,7 @@ def beds(value: int | str) -> int:
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise InvalidInput(f"beds '{_short(str(value))}' is not a whole number") from None
+        raise InvalidInput(f"beds '{_echo(value)}' is not a whole number") from None
     if not 0 <= number <= 10_000:
         raise InvalidInput(f"beds {number} is out of range (0–10000)")
     return number
