@@ -29,7 +29,7 @@ LEVEL_PRIORITY = {"E": 1, "D": 1, "C": 2, "B": 3, "A": 4, "O": 4}
 def _echo(value: object) -> str:
     """`_echo(value)`, safe for integers too large to print."""
     try:
-        return _echo(value)
+        return _short(str(value))
     except ValueError:
         return "a huge number"
 
