@@ -52,6 +52,7 @@ class DeskScreen(Screen[None]):
         self.places: list[PlaceView] = []
         self.versions: dict[tuple[str, int], datetime] = {}
         self.updated_at: datetime | None = None
+        self.select_when_seen: int | None = None
         styles = context.options.status_styles
         self.pending = PendingCalls(styles, context.options.aging_seconds, id="pending")
         self.active = ActiveCalls(styles, id="active")
@@ -110,6 +111,8 @@ class DeskScreen(Screen[None]):
             self.hospitals.sync(hospitals, full=snapshot.full, now=now)
         if snapshot.places:
             self.places = list(snapshot.places)
+        if self.select_when_seen is not None:
+            self._select_call(self.select_when_seen)
         self.updated_at = now
         status = self.query_one(StatusLine)
         status.last_update, status.now = now, now
@@ -361,12 +364,12 @@ class DeskScreen(Screen[None]):
         return f"{call.number} taken: P{call.priority} {call.nature}"
 
     def _select_call(self, call_id: int) -> None:
-        # The new row arrives with the notification; select it once it is there.
-        def select() -> None:
-            if self.pending.select_id(call_id):
-                self.pending.focus()
-
-        self.set_timer(0.2, select)
+        """Select a call just taken: now if its row is there, else when its snapshot arrives."""
+        if self.pending.select_id(call_id):
+            self.pending.focus()
+            self.select_when_seen = None
+        else:
+            self.select_when_seen = call_id
 
     def action_command_bar(self, prefill: str = "") -> None:
         bar = self.query_one(CommandBar)
