@@ -89,7 +89,11 @@ class DispatchApp(App[None]):
     ]
 
     def __init__(
-        self, context: DeskContext, *, mode: str = "desk", clock: Callable[[], datetime] | None = None
+        self,
+        context: DeskContext,
+        *,
+        mode: str = "desk",
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__()
         self.context = context

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
@@ -48,8 +49,8 @@ T = TypeVar("T")
 class DispatchService(ReadService):
     """Every write action: one transaction each, locks in a fixed order, audit rows included."""
 
-    def _follow(self, s: Session, call: Call, staff: Staff) -> None:
-        change = steps.follow_units(s, call)
+    def _follow(self, s: Session, call: Call, staff: Staff, at: datetime) -> None:
+        change = steps.follow_units(s, call, at)
         if change is not None:
             self._audit(s, staff, "call_status", call_id=call.id, old=change[0], new=change[1])
 
@@ -153,6 +154,7 @@ class DispatchService(ReadService):
             staff = steps.authorise(s, username, "dispatch")  # 1. permission (2. validated above)
             call = steps.lock_call(s, number)  # 3. locks: the call, then units by id
             units = steps.lock_units(s, codes)
+            at = steps.clock(s)  # the dispatch time, read once the locks are held
             if not CallStatus(call.status).is_open:  # 4. re-check after the lock
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
             for unit in units:
@@ -179,18 +181,19 @@ class DispatchService(ReadService):
                         paramedic_id=medic.id if medic else None,
                         dispatcher_id=staff.id,
                         hospital_id=dest.id if dest else None,
+                        notified_at=at,
                     )
                 )
                 s.execute(
                     update(Unit)
                     .where(Unit.id == unit.id)
-                    .values(status=UnitStatus.EN_ROUTE, status_since=func.now())
+                    .values(status=UnitStatus.EN_ROUTE, status_since=at)
                 )
             call_values: dict[str, Any] = {}  # 7./9. call linked and DISPATCHED with DB time
             if call.status == CallStatus.RECEIVED:
                 call_values["status"] = CallStatus.DISPATCHED
             if call.first_dispatched_at is None:
-                call_values["first_dispatched_at"] = func.now()
+                call_values["first_dispatched_at"] = at
                 call_values["dispatched_by_id"] = staff.id
             if dest is not None:
                 call_values["destination_hospital_id"] = dest.id
@@ -233,6 +236,7 @@ class DispatchService(ReadService):
                 raise NotFound(f"no unit {code}")
             staff = steps.authorise(s, username, "unit_status", unit_id)
             unit, call, assignment = steps.lock_unit_on_call(s, code)
+            at = steps.clock(s)
             current = UnitStatus(unit.status)
             step = lifecycle.unit_step(
                 code, current, target, bool(assignment and assignment.en_route_at)
@@ -252,13 +256,11 @@ class DispatchService(ReadService):
                 values["hospital_id"] = dest.id
             if step.time_column:
                 assert assignment is not None
-                values[step.time_column] = func.now()
+                values[step.time_column] = at
                 s.execute(update(Assignment).where(Assignment.id == assignment.id).values(**values))
             if target != current:
                 s.execute(
-                    update(Unit)
-                    .where(Unit.id == unit.id)
-                    .values(status=target, status_since=func.now())
+                    update(Unit).where(Unit.id == unit.id).values(status=target, status_since=at)
                 )
             self._audit(
                 s,
@@ -277,7 +279,7 @@ class DispatchService(ReadService):
                         .where(Call.id == call.id)
                         .values(destination_hospital_id=dest.id)
                     )
-                self._follow(s, call, staff)
+                self._follow(s, call, staff, at)
             return queries.unit(s, unit.id)
 
         return write(self.sessions, work)
@@ -297,7 +299,7 @@ class DispatchService(ReadService):
             s.execute(
                 update(Unit)
                 .where(Unit.id == unit_id)
-                .values(lat=position[0], lon=position[1], position_at=func.now())
+                .values(lat=position[0], lon=position[1], position_at=func.clock_timestamp())
             )
             self._audit(
                 s, staff, "unit_position", unit_id=unit_id, lat=position[0], lon=position[1]
@@ -314,15 +316,16 @@ class DispatchService(ReadService):
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "cancel")
             unit, call, assignment = steps.lock_unit_on_call(s, code)
+            at = steps.clock(s)
             if call is None or assignment is None:
                 raise Conflict(f"{code} is not on a call")
             if unit.status != UnitStatus.EN_ROUTE:
                 raise Conflict(
                     f"{code} is {lifecycle.label(unit.status)}; clear it (av {code}) instead of cancelling"
                 )
-            steps.release(s, assignment, unit, "cancelled_at")
+            steps.release(s, assignment, unit, "cancelled_at", at)
             self._audit(s, staff, "unit_cancelled", call_id=call.id, unit_id=unit.id, reason=why)
-            self._follow(s, call, staff)
+            self._follow(s, call, staff, at)
             return queries.call(s, call.id)
 
         return write(self.sessions, work)
@@ -334,13 +337,14 @@ class DispatchService(ReadService):
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "cancel")
             call = steps.lock_call(s, number)
+            at = steps.clock(s)
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
             old = call.status  # read before the UPDATEs sync the loaded objects
             active = steps.active(s, call.id)
             steps.lock_units(s, [u.code for _, u in active])
             for assignment, unit in active:
-                steps.release(s, assignment, unit, "cancelled_at")
+                steps.release(s, assignment, unit, "cancelled_at", at)
                 self._audit(
                     s, staff, "unit_cancelled", call_id=call.id, unit_id=unit.id, reason=why
                 )
@@ -349,7 +353,7 @@ class DispatchService(ReadService):
                 .where(Call.id == call.id)
                 .values(
                     status=CallStatus.CANCELLED,
-                    cancelled_at=func.now(),
+                    cancelled_at=at,
                     disposition=why or "cancelled",
                 )
             )
@@ -366,6 +370,7 @@ class DispatchService(ReadService):
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "close_call")
             call = steps.lock_call(s, number)
+            at = steps.clock(s)
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
             if call.status in (CallStatus.RECEIVED, CallStatus.DISPATCHED):
@@ -376,12 +381,12 @@ class DispatchService(ReadService):
             for assignment, unit in active:
                 was = unit.status
                 column = "cancelled_at" if was == UnitStatus.EN_ROUTE else "cleared_at"
-                steps.release(s, assignment, unit, column)
+                steps.release(s, assignment, unit, column, at)
                 self._audit(s, staff, "unit_released", call_id=call.id, unit_id=unit.id, old=was)
             s.execute(
                 update(Call)
                 .where(Call.id == call.id)
-                .values(status=CallStatus.CLOSED, closed_at=func.now(), disposition=why or "closed")
+                .values(status=CallStatus.CLOSED, closed_at=at, disposition=why or "closed")
             )
             self._audit(s, staff, "call_closed", call_id=call.id, old=old, disposition=why)
             return queries.call(s, call.id)
@@ -412,7 +417,7 @@ class DispatchService(ReadService):
             old = hospital.status  # read before the UPDATE syncs the loaded object
             values: dict[str, Any] = {}
             if new_status is not None and new_status != old:
-                values.update(status=new_status, status_since=func.now())
+                values.update(status=new_status, status_since=steps.clock(s))
             if new_beds is not None:
                 values["beds_available"] = new_beds
             if values:

@@ -7,6 +7,7 @@ first, then units by id, so concurrent actions queue instead of deadlocking.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -63,6 +64,16 @@ def authorise(s: Session, username: str, action: str, unit_id: int | None = None
     raise Forbidden(f"{staff.username} is a {staff.role}; only a {allowed} may do that")
 
 
+def clock(s: Session) -> datetime:
+    """The database clock, read after the locks are held.
+
+    `now()` is the transaction's start: a transaction that waited for a lock would stamp a time
+    earlier than the change it waited for. Every time an action records is this one reading.
+    """
+    at: datetime = s.execute(select(func.clock_timestamp())).scalar_one()
+    return at
+
+
 def lock_call(s: Session, number: str) -> Call:
     code = validation.call_number(number)
     call = s.scalar(
@@ -75,9 +86,8 @@ def lock_call(s: Session, number: str) -> Call:
 
 def lock_units(s: Session, codes: Sequence[str]) -> list[Unit]:
     """Lock units by id order (the fixed order every action uses, so no deadlocks)."""
-    found = list(
-        s.scalars(select(Unit).where(Unit.code.in_(codes)).order_by(Unit.id).with_for_update())
-    )
+    query = select(Unit).where(Unit.code.in_(codes)).order_by(Unit.id).with_for_update()
+    found = list(s.scalars(query, execution_options=FRESH))
     missing = sorted(set(codes) - {u.code for u in found})
     if missing:
         raise NotFound(f"no unit {', '.join(missing)}")
@@ -106,7 +116,7 @@ def busy_reason(s: Session, unit: Unit) -> str:
         select(
             Call.number,
             Staff.username,
-            func.extract("epoch", func.now() - Assignment.notified_at),
+            func.extract("epoch", func.clock_timestamp() - Assignment.notified_at),
         )
         .join(Call, Call.id == Assignment.call_id)
         .outerjoin(Staff, Staff.id == Assignment.dispatcher_id)
@@ -130,7 +140,7 @@ def active(s: Session, call_id: int) -> list[tuple[Assignment, Unit]]:
     return [(a, u) for a, u in rows]
 
 
-def follow_units(s: Session, call: Call) -> tuple[str, str] | None:
+def follow_units(s: Session, call: Call, at: datetime) -> tuple[str, str] | None:
     """Set the call's status from its active units (closing it when the last one cleared).
 
     Returns (old, new) when the status changed, for the caller's audit row."""
@@ -146,7 +156,7 @@ def follow_units(s: Session, call: Call) -> tuple[str, str] | None:
             new = CallStatus.CLOSED
             values: dict[str, Any] = {
                 "status": new,
-                "closed_at": func.now(),
+                "closed_at": at,
                 "disposition": "all units cleared",
             }
         else:
@@ -192,12 +202,10 @@ def paramedic(s: Session, name: str) -> Staff:
     return medic
 
 
-def release(s: Session, assignment: Assignment, unit: Unit, column: str) -> None:
-    s.execute(update(Assignment).where(Assignment.id == assignment.id).values({column: func.now()}))
+def release(s: Session, assignment: Assignment, unit: Unit, column: str, at: datetime) -> None:
+    s.execute(update(Assignment).where(Assignment.id == assignment.id).values({column: at}))
     s.execute(
-        update(Unit)
-        .where(Unit.id == unit.id)
-        .values(status=UnitStatus.AVAILABLE, status_since=func.now())
+        update(Unit).where(Unit.id == unit.id).values(status=UnitStatus.AVAILABLE, status_since=at)
     )
 
 
