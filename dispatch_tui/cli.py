@@ -124,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except DispatchError as err:
         return _fail(err.exit_code, err.kind, err.message, as_json)
+    except SystemExit as done:  # --help and --version print and stop: that is success
+        return done.code if isinstance(done.code, int) else 0
     _log_to_file(settings.log_file)
     try:
         return _run(ns, settings, out, as_json)

@@ -133,6 +133,11 @@ def beds(value: int | str) -> int:
     return number
 
 
+def _given(value: object) -> bool:
+    """A field was filled in (an empty or blank string counts as not given)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
 @dataclass(frozen=True, slots=True)
 class CallIntake:
     """A new call as the intake form or `call new` supplies it, before validation."""
@@ -170,7 +175,7 @@ def intake(raw: CallIntake) -> CleanIntake:
     if not location and not place:
         raise InvalidInput("a location or a named place is required")
     code = determinant(raw.determinant) if raw.determinant.strip() else None
-    if raw.priority is not None and str(raw.priority).strip():
+    if _given(raw.priority):
         prio = priority(raw.priority)
     elif code is not None:
         prio = priority_for_determinant(code)
@@ -179,8 +184,7 @@ def intake(raw: CallIntake) -> CleanIntake:
     phone = text_field("caller phone", raw.caller_phone, PHONE_MAX)
     if phone and not PHONE.match(phone):
         raise InvalidInput(f"caller phone '{_short(phone)}' is not a phone number")
-    has_lat = raw.lat is not None and str(raw.lat).strip() != ""
-    has_lon = raw.lon is not None and str(raw.lon).strip() != ""
+    has_lat, has_lon = _given(raw.lat), _given(raw.lon)
     if has_lat != has_lon:
         raise InvalidInput("give both latitude and longitude, or neither")
     position = coordinate(raw.lat, raw.lon) if has_lat and has_lon else None  # type: ignore[arg-type]
