@@ -175,7 +175,7 @@ def intake(raw: CallIntake) -> CleanIntake:
     if not location and not place:
         raise InvalidInput("a location or a named place is required")
     code = determinant(raw.determinant) if raw.determinant.strip() else None
-    if _given(raw.priority):
+    if raw.priority is not None and _given(raw.priority):
         prio = priority(raw.priority)
     elif code is not None:
         prio = priority_for_determinant(code)
