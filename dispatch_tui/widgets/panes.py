@@ -52,7 +52,8 @@ class Pane(DataTable[Text], Generic[Row]):
         # Whether the operator's role allows an action (service action name, selected row).
         self.permit: Callable[[str, Any], bool] = lambda action, row: True
 
-    def on_mount(self) -> None:
+        # Columns exist from the start: a snapshot can arrive before the pane is mounted, and
+        # rows added to a table without columns would size every column by its header alone.
         for key, title, width in self.COLUMNS:
             self.add_column(title, key=key, width=width)
 
