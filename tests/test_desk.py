@@ -276,3 +276,6 @@ async def test_the_desk_fits_small_and_large_terminals(
         screen = screen_of(app)
         for pane in screen.panes():
             assert pane.region.height >= 5 and pane.region.width >= 30, pane.id
+        # Text columns size to their content, even when the first snapshot beat the mount.
+        nature = screen.pending.columns["nature"]
+        assert nature.get_render_width(screen.pending) >= len("Chest pain")
