@@ -12,7 +12,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -25,7 +27,7 @@ from dispatch_tui.db.connect import Database, open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.domain import commands, demo, grammar
-from dispatch_tui.domain.errors import DispatchError, ExitCode, Unavailable
+from dispatch_tui.domain.errors import DispatchError, ExitCode, InvalidInput, Unavailable
 from dispatch_tui.domain.reads import ReadService
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.output import json_document, print_outcome
@@ -77,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--csv", metavar="FILE", help="one row per assignment with NEMSIS-style times"
     )
     report.set_defaults(verb="report")
+    sim = sub.add_parser(
+        "simulate", help="play a drill shift through the service", parents=[common]
+    )
+    sim.add_argument(
+        "--calls-per-hour", type=float, default=12.0, help="new calls per simulated hour"
+    )
+    sim.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    sim.add_argument(
+        "--duration", type=float, help="stop after this many real seconds (default: Ctrl-C)"
+    )
+    sim.add_argument(
+        "--auto-dispatch", action="store_true", help="a virtual dispatcher takes the top unit"
+    )
+    sim.add_argument("--seed", type=int, help="same seed, same drill")
+    sim.set_defaults(verb="simulate")
     desk = sub.add_parser("desk", help="open the dispatcher's desk (the default)", parents=[common])
     desk.add_argument(
         "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
@@ -237,6 +254,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         return shift_report.run(
             reader, out, since=ns.since, until=ns.until, by=ns.by, csv_path=ns.csv, as_json=as_json
         )
+    if verb == "simulate":
+        return _simulate(ns, settings, out)
     if verb in ("desk", "board"):
         return _desk(ns, settings, mode=verb)
     db = open_database(settings.database_url, settings.data_dir)
@@ -252,6 +271,38 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
 
 def _service(db: Database, settings: Settings, kind: str = "cli") -> DispatchService:
     return DispatchService(make_sessionmaker(db.engine), desk=f"{kind}@{settings.desk}")
+
+
+def _simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
+    from dispatch_tui.domain import simulate
+
+    if not 0 <= ns.calls_per_hour <= 3600 or not 0 < ns.speed <= 3600:
+        raise InvalidInput("--calls-per-hour must be 0–3600 and --speed above 0, at most 3600")
+    if ns.duration is not None and ns.duration <= 0:
+        raise InvalidInput("--duration must be a positive number of seconds")
+    db = open_database(
+        settings.database_url, settings.data_dir, application_name="dispatch-tui simulator"
+    )
+    service = _service(db, settings, kind="simulator")
+    service.operator(settings.operator)  # refuse an unknown operator before playing anything
+    options = simulate.SimOptions(
+        calls_per_hour=ns.calls_per_hour,
+        speed=ns.speed,
+        duration=ns.duration,
+        auto_dispatch=ns.auto_dispatch,
+        seed=ns.seed,
+    )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: finish the step, stop
+    try:
+        simulate.run(
+            simulate.Simulator(service, settings.operator, options),
+            report=lambda line: out.print(line, markup=False, highlight=False),
+            stop=stop,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
 
 
 def _desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
