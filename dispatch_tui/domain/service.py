@@ -67,6 +67,9 @@ class DispatchService(ReadService):
     ) -> None:
         s.execute(
             insert(AuditEntry).values(
+                # The clock now, not the transaction start: an action that waited for a lock must
+                # not be logged before the change it waited for.
+                at=func.clock_timestamp(),
                 operator_id=staff.id,
                 operator=staff.username,
                 desk=self.desk,
@@ -250,9 +253,9 @@ class DispatchService(ReadService):
                 )
                 if not chosen:
                     raise InvalidInput(f"{code} needs a destination hospital to transport")
-                dest = steps.hospital(
-                    s, chosen, override_diversion=override_diversion or chosen != hcode
-                )
+                # A destination chosen at dispatch that has since gone on diversion is refused
+                # like a new choice would be: someone must see the diversion and decide.
+                dest = steps.hospital(s, chosen, override_diversion=override_diversion)
                 values["hospital_id"] = dest.id
             if step.time_column:
                 assert assignment is not None
@@ -344,10 +347,11 @@ class DispatchService(ReadService):
             active = steps.active(s, call.id)
             steps.lock_units(s, [u.code for _, u in active])
             for assignment, unit in active:
-                steps.release(s, assignment, unit, "cancelled_at", at)
-                self._audit(
-                    s, staff, "unit_cancelled", call_id=call.id, unit_id=unit.id, reason=why
-                )
+                # A unit that reached the patient is cleared; one still on its way is cancelled.
+                column = "cancelled_at" if unit.status == UnitStatus.EN_ROUTE else "cleared_at"
+                steps.release(s, assignment, unit, column, at)
+                action = "unit_cancelled" if column == "cancelled_at" else "unit_released"
+                self._audit(s, staff, action, call_id=call.id, unit_id=unit.id, reason=why)
             s.execute(
                 update(Call)
                 .where(Call.id == call.id)
