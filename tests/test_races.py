@@ -570,15 +570,17 @@ def test_on_scene_racing_cancel_leaves_a_consistent_state(
                 # Cancelling the call wins either way (an open call can always be cancelled,
                 # taking an arrived unit with it); the on-scene report may have come first.
                 assert not failed(cancel), cancel
-                assert (view.status, a.unit_status) == ("CANCELLED", "CANCELLED")
-                # Whichever committed first, the record must not say the unit was cancelled
-                # before it arrived.
-                if arrived:
-                    assert a.on_scene_at is not None and a.cancelled_at is not None
-                    assert a.cancelled_at >= a.on_scene_at, (
-                        f"round {rnd}: {unit} on {call} cancelled at {a.cancelled_at}, "
+                assert view.status == "CANCELLED"
+                # A unit that arrived first is cleared (it reached the patient); one still on its
+                # way is cancelled. Either way the record must not end before the unit arrived.
+                if arrived and a.on_scene_at is not None:
+                    assert a.unit_status == "CLEARED" and a.cleared_at is not None
+                    assert a.cleared_at >= a.on_scene_at, (
+                        f"round {rnd}: {unit} on {call} cleared at {a.cleared_at}, "
                         f"before it arrived at {a.on_scene_at}"
                     )
+                else:
+                    assert a.unit_status == "CANCELLED" and a.cancelled_at is not None
             else:
                 # A unit that has arrived is cleared, not cancelled: exactly one of the two wins.
                 assert arrived != (not failed(cancel)), (unit, on_scene, cancel)

@@ -376,7 +376,9 @@ class DeskScreen(Screen[None]):
         bar.remove_class("hidden")
         bar.value = prefill
         bar.cursor_position = len(prefill)
-        bar.focus()
+        # Focus now, not on the next loop turn: a dispatcher types straight after the colon, and
+        # those keys must land in the bar, never on the pane underneath.
+        self.set_focus(bar)
 
     @on(CommandBar.Closed)
     def leave_bar(self) -> None:
