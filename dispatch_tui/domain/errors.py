@@ -26,6 +26,9 @@ class DispatchError(Exception):
     kind: str = "error"
 
     def __init__(self, message: str) -> None:
+        # Messages often echo what a user typed; a newline or an escape sequence in it must not
+        # split the CLI's one `error:` line or reach the terminal. One printable line, always.
+        message = "".join(ch if ch.isprintable() else "?" for ch in message)
         super().__init__(message)
         self.message = message
 
