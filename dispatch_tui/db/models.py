@@ -130,9 +130,7 @@ class Unit(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(CODE_MAX))
     capability: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(
-        String(16), server_default=text(f"'{UnitStatus.AVAILABLE.value}'")
-    )
+    status: Mapped[str] = mapped_column(String(16), server_default=UnitStatus.AVAILABLE.value)
     status_since: Mapped[datetime] = mapped_column(TS, server_default=func.now())
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
     lat: Mapped[float | None] = mapped_column(Double)
@@ -160,9 +158,7 @@ class Hospital(Base):
     name: Mapped[str] = mapped_column(String(NAME_MAX))
     lat: Mapped[float] = mapped_column(Double)
     lon: Mapped[float] = mapped_column(Double)
-    status: Mapped[str] = mapped_column(
-        String(16), server_default=text(f"'{HospitalStatus.OPEN.value}'")
-    )
+    status: Mapped[str] = mapped_column(String(16), server_default=HospitalStatus.OPEN.value)
     status_since: Mapped[datetime] = mapped_column(TS, server_default=func.now())
     beds_available: Mapped[int | None] = mapped_column(Integer)
     capabilities: Mapped[list[str]] = mapped_column(
@@ -242,9 +238,7 @@ class Call(Base):
     priority: Mapped[int] = mapped_column(SmallInteger)
     determinant: Mapped[str | None] = mapped_column(String(8))
     notes: Mapped[str] = mapped_column(Text, server_default=text("''"))
-    status: Mapped[str] = mapped_column(
-        String(16), server_default=text(f"'{CallStatus.RECEIVED.value}'")
-    )
+    status: Mapped[str] = mapped_column(String(16), server_default=CallStatus.RECEIVED.value)
     destination_hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"))
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     dispatched_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
