@@ -23,11 +23,11 @@ from rich.console import Console
 
 from dispatch_tui import __version__
 from dispatch_tui.config import DeskOptions, Settings
-from dispatch_tui.db.connect import Database, open_database
+from dispatch_tui.db.connect import Database, login_identity, open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.domain import commands, demo, grammar
-from dispatch_tui.domain.errors import DispatchError, ExitCode, InvalidInput, Unavailable
+from dispatch_tui.domain.errors import DispatchError, ExitCode, Forbidden, InvalidInput, Unavailable
 from dispatch_tui.domain.reads import ReadService
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.output import json_document, print_outcome
@@ -79,6 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--csv", metavar="FILE", help="one row per assignment with NEMSIS-style times"
     )
     report.set_defaults(verb="report")
+    admin = sub.add_parser("admin", help="staff and their database logins").add_subparsers(
+        dest="admin_verb", required=True
+    )
+    add_op = admin.add_parser(
+        "add-operator", help="add a staff member and their login role", parents=[common]
+    )
+    add_op.add_argument("user", help="user name (also the PostgreSQL login)")
+    add_op.add_argument(
+        "--role", required=True, choices=["dispatcher", "paramedic", "supervisor", "admin"]
+    )
+    add_op.add_argument("--name", default="", help="full name")
+    add_op.add_argument("--unit", help="the unit a paramedic crews")
+    add_op.add_argument(
+        "--password-stdin", action="store_true", help="read the login's password from stdin"
+    )
+    add_op.add_argument(
+        "--no-login", action="store_true", help="staff row only (e.g. on the embedded server)"
+    )
+    add_op.set_defaults(verb="admin.add_operator")
     sim = sub.add_parser(
         "simulate", help="play a drill shift through the service", parents=[common]
     )
@@ -256,10 +275,33 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         )
     if verb == "simulate":
         return _simulate(ns, settings, out)
+    if verb == "admin.add_operator":
+        from dispatch_tui.domain.staffing import add_operator
+
+        db = open_database(settings.database_url, settings.data_dir)
+        password = sys.stdin.readline().rstrip("\n") if ns.password_stdin else None
+        added = add_operator(
+            _service(db, settings),
+            _operator(db, settings, ns),
+            ns.user,
+            ns.role,
+            full_name=ns.name,
+            unit=ns.unit,
+            password=password,
+            login=not ns.no_login,
+        )
+        login = "" if ns.no_login else " with a database login"
+        _emit(
+            out,
+            as_json,
+            f"{added.username} added as {added.role}{login}",
+            {"operator": added.username, "role": added.role},
+        )
+        return 0
     if verb in ("desk", "board"):
         return _desk(ns, settings, mode=verb)
     db = open_database(settings.database_url, settings.data_dir)
-    outcome = commands.execute(_service(db, settings), settings.operator, ns)
+    outcome = commands.execute(_service(db, settings), _operator(db, settings, ns), ns)
     if as_json:
         out.print(json_document(outcome), markup=False, highlight=False, soft_wrap=True)
     else:
@@ -267,6 +309,19 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         if outcome.kind in ("call",) and not verb.endswith("show"):
             out.print(outcome.message, markup=False)
     return 0
+
+
+def _operator(db: Database, settings: Settings, ns: argparse.Namespace) -> str:
+    """The operator: with a personal (non-superuser) database login, that login and nobody else."""
+    login, superuser = login_identity(db.engine)
+    if superuser:
+        return settings.operator
+    asked = getattr(ns, "operator", None) or os.environ.get("DISPATCH_USER")
+    if asked and asked.lower() != login.lower():
+        raise Forbidden(
+            f"logged in to the database as {login}; --as/DISPATCH_USER cannot act as {asked[:40]}"
+        )
+    return login
 
 
 def _service(db: Database, settings: Settings, kind: str = "cli") -> DispatchService:
@@ -284,7 +339,7 @@ def _simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
         settings.database_url, settings.data_dir, application_name="dispatch-tui simulator"
     )
     service = _service(db, settings, kind="simulator")
-    service.operator(settings.operator)  # refuse an unknown operator before playing anything
+    who = service.operator(_operator(db, settings, ns)).username  # refused before playing anything
     options = simulate.SimOptions(
         calls_per_hour=ns.calls_per_hour,
         speed=ns.speed,
@@ -296,7 +351,7 @@ def _simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: finish the step, stop
     try:
         simulate.run(
-            simulate.Simulator(service, settings.operator, options),
+            simulate.Simulator(service, who, options),
             report=lambda line: out.print(line, markup=False, highlight=False),
             stop=stop,
         )

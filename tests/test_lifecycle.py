@@ -586,7 +586,7 @@ def test_every_change_is_audited(
     step(lambda: world.unit_status("alice", "M1", "ON_SCENE"), "unit_status", "call_status")
     step(lambda: world.cancel_unit("alice", "M2", "not needed"), "unit_cancelled")
     step(lambda: world.locate_unit("alice", "M1", 40.0, -83.0), "unit_position")
-    step(lambda: world.hospital_status("alice", "CHILD", beds=2), "hospital_status")
+    step(lambda: world.hospital_status("grace", "CHILD", beds=2), "hospital_status")
     step(lambda: world.close_call("alice", number), "call_closed")
     other = new_call(world)
     step(lambda: world.cancel_call("alice", other), "call_cancelled")

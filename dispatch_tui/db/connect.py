@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
@@ -80,3 +80,12 @@ def require_current_schema(db: Database) -> None:
 def _first_line(err: Exception) -> str:
     text = str(getattr(err, "orig", None) or err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def login_identity(engine: Engine) -> tuple[str, bool]:
+    """Who the database says we are (`session_user`) and whether that login is a superuser."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT session_user, rolsuper FROM pg_roles WHERE rolname = session_user")
+        ).one()
+    return str(row[0]), bool(row[1])

@@ -34,10 +34,14 @@ def make_engine(
     read_only: bool = False,
 ) -> Engine:
     """An engine; `read_only` makes every session on it read-only in PostgreSQL itself, so a
-    supervisor's board cannot write even through a bug (the server refuses, not the app)."""
+    supervisor's board cannot write even through a bug (the server refuses, not the app).
+    The login must be a member of `dispatch_board` (every login `admin add-operator` makes is)."""
     connect_args: dict[str, object] = {"application_name": application_name, "connect_timeout": 5}
     if read_only:
-        connect_args["options"] = "-c default_transaction_read_only=on"
+        # Two locks on the door: every transaction read-only, and the session's rights narrowed
+        # to the SELECT-only group role (migration 0003), so turning read-only off still cannot
+        # write.
+        connect_args["options"] = "-c default_transaction_read_only=on -c role=dispatch_board"
     return create_engine(
         normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False)),
         pool_pre_ping=True,

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from dispatch_tui.db.models import (
     LOCATION_MAX,
     Assignment,
-    AuditEntry,
     Call,
     Hospital,
     Staff,
@@ -65,23 +64,16 @@ class DispatchService(ReadService):
         hospital_id: int | None = None,
         **details: Any,
     ) -> None:
-        s.execute(
-            insert(AuditEntry).values(
-                # The clock now, not the transaction start: an action that waited for a lock must
-                # not be logged before the change it waited for.
-                at=func.clock_timestamp(),
-                operator_id=staff.id,
-                operator=staff.username,
-                desk=self.desk,
-                action=action,
-                call_id=call_id,
-                unit_id=unit_id,
-                hospital_id=hospital_id,
-                details=details,
-            )
+        steps.audit(
+            s,
+            staff,
+            self.desk,
+            action,
+            call_id=call_id,
+            unit_id=unit_id,
+            hospital_id=hospital_id,
+            **details,
         )
-
-    # -- lookups with locks ---------------------------------------------------------------------
 
     # -- writes -----------------------------------------------------------------------------------
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dispatch_tui.db.models import Assignment, Call, Hospital, Place, Staff, Unit
+from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place, Staff, Unit
 from dispatch_tui.domain import lifecycle, validation
 from dispatch_tui.domain.enums import CallStatus, HospitalStatus, Role, UnitStatus
 from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -27,7 +27,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "locate_unit": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
     "cancel": frozenset({Role.DISPATCHER}),
     "close_call": frozenset({Role.DISPATCHER}),
-    "hospital_status": frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN}),
+    "hospital_status": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "add_operator": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }
 
 
@@ -60,8 +61,12 @@ def authorise(s: Session, username: str, action: str, unit_id: int | None = None
         return staff
     if unit_id is not None and staff.role == Role.PARAMEDIC and staff.unit_id == unit_id:
         return staff
-    allowed = " or ".join(sorted(r.value for r in PERMISSIONS[action]))
-    raise Forbidden(f"{staff.username} is a {staff.role}; only a {allowed} may do that")
+    allowed = " or ".join(_article(r.value) for r in sorted(PERMISSIONS[action]))
+    raise Forbidden(f"{staff.username} is {_article(staff.role)}; only {allowed} may do that")
+
+
+def _article(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
 
 
 def clock(s: Session) -> datetime:
@@ -237,3 +242,32 @@ def lock_unit_on_call(s: Session, code: str) -> tuple[Unit, Call | None, Assignm
     if (assignment.call_id if assignment else None) != seen:
         raise Conflict(f"{code} changed at another desk a moment ago; look again")
     return unit, call, assignment
+
+
+def audit(
+    s: Session,
+    staff: Staff,
+    desk: str,
+    action: str,
+    *,
+    call_id: int | None = None,
+    unit_id: int | None = None,
+    hospital_id: int | None = None,
+    **details: Any,
+) -> None:
+    """Append one audit row in the action's own transaction."""
+    s.execute(
+        insert(AuditEntry).values(
+            # The clock now, not the transaction start: an action that waited for a lock must
+            # not be logged before the change it waited for.
+            at=func.clock_timestamp(),
+            operator_id=staff.id,
+            operator=staff.username,
+            desk=desk,
+            action=action,
+            call_id=call_id,
+            unit_id=unit_id,
+            hospital_id=hospital_id,
+            details=details,
+        )
+    )
