@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import operator
+import os
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,11 +37,17 @@ from dispatch_tui.domain.errors import (
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.domain.validation import CallIntake
 
+
+def examples(ci: int) -> int:
+    """CI runs `ci` examples; a nightly-style run sets DISPATCH_FUZZ_EXAMPLES (e.g. 10000)."""
+    return int(os.environ.get("DISPATCH_FUZZ_EXAMPLES", ci))
+
+
 USER_ERRORS = (InvalidInput, NotFound, Conflict, Forbidden)
 # Function-scoped fixtures (world, capsys) are shared by all examples of one test; each example
 # checks itself against counts taken just before it, so sharing is safe.
 DB = settings(
-    max_examples=60,
+    max_examples=examples(60),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -238,7 +245,7 @@ lines = st.one_of(
 
 
 @settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -623,7 +630,7 @@ actions = st.integers(0, len(ACTION_MIX) - 1).flatmap(lambda i: ACTION_MIX[i])
 
 
 @settings(
-    max_examples=30,
+    max_examples=examples(30),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -705,7 +712,7 @@ def count_calls(engine: Engine) -> int:
 # db_env as a mark, not an argument: Hypothesis would print it, environment and all.
 @pytest.mark.usefixtures("db_env")
 @settings(
-    max_examples=50,
+    max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -746,7 +753,7 @@ def test_cli_call_new_fuzz(
 
 @pytest.mark.usefixtures("db_env")
 @settings(
-    max_examples=50,
+    max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
