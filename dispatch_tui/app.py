@@ -177,6 +177,9 @@ class DispatchApp(App[None]):
             on_resync=resync,
             poll_seconds=self.context.options.poll_seconds,
             listen=self.context.options.listen,
+            # A desk must be live again within ~2 s of the server returning: retry at least
+            # every second (a failed connect to a down local server costs next to nothing).
+            max_backoff_seconds=1.0,
         ).run(self._stop_listening)
 
     def perform(self, label: str, action: Callable[[], str]) -> None:
