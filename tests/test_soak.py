@@ -1,0 +1,673 @@
+"""A bounded soak: sixteen desks doing everything at once, then every invariant checked in SQL.
+
+Sixteen worker threads each run random operations through the service for a bounded time:
+taking calls, dispatching (a first unit, or more with --add), every unit status change, position
+fixes, cancelling a unit or a whole call, closing calls, hospital status and beds. Each operation
+is chosen from the current state as the service reports it (so most of them are plausible and
+many really change something), with a share of stale or wrong ones mixed in on purpose. Every
+worker has its own seeded random generator, so a failing run can be replayed with the same seed
+(though the threads' interleaving will differ).
+
+The state the workers choose from is what a wall of live desks would show: full reads through
+the service (`snapshot()`, the desk's own read), refreshed every REFRESH_SECONDS, combined with
+the rows each successful action returns, as a desk refetches the rows a notification names (see
+`Board`).
+
+The domain errors a dispatcher can meet (Conflict, InvalidInput, NotFound, Forbidden) are
+expected and counted; anything else (a raw database error, Unavailable, a bug) fails the test.
+Afterwards the whole database is checked against the invariants below and must show none broken,
+and the soak must have done real work (enough successful dispatches, some of every kind of op).
+
+Settings (environment):
+
+* `DISPATCH_SOAK_SECONDS` — how long the workers run; default 8 (CI). The long version is e.g.
+  `DISPATCH_SOAK_SECONDS=60 pytest tests/test_soak.py`. A machine too slow or too busy to do
+  MIN_DISPATCHES dispatches and some of every kind of op in that time keeps going until it has,
+  for at most as long again (then the test fails and says how far it got).
+* `DISPATCH_SOAK_SEED` — the base seed (worker i uses base + i); default fixed, so runs vary only
+  by thread timing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import Engine, text
+
+from dispatch_tui.domain.dto import CallView, UnitView
+from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.domain.validation import CallIntake
+
+pytestmark = pytest.mark.slow
+
+SOAK_SECONDS = float(os.environ.get("DISPATCH_SOAK_SECONDS", "8"))
+BASE_SEED = int(os.environ.get("DISPATCH_SOAK_SEED", "20261124"))
+WORKERS = 16
+# Past the soak's end, one operation may still wait out the service's 5 s lock timeout; a worker
+# still running after this is hung.
+JOIN_GRACE = 30.0
+MIN_DISPATCHES = 50
+# A cap on open calls, so the desks' reads stay small however long the soak runs.
+MAX_OPEN_CALLS = 24
+REFRESH_SECONDS = 0.5
+SECTORS = 4
+OWN_SECTOR = 0.75  # how often a desk picks from its own sector when it has something there
+# Eight more units than the demo's twelve (M7-M10, B7-B10): still fewer than the desks, so they
+# contend, but enough that units cycling back to available keep the dispatches coming.
+EXTRA_UNITS = [(f"M{i}", "ALS") for i in range(7, 11)] + [(f"B{i}", "BLS") for i in range(7, 11)]
+
+Row = TypeVar("Row", CallView, UnitView)
+ENDED = ("CLOSED", "CANCELLED")
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    calls: list[CallView]  # open ones
+    units: list[UnitView]
+
+
+# Each must succeed at least once for the soak to count.
+KINDS = (
+    "create_call",
+    "dispatch",
+    "dispatch_add",
+    "unit_en_route",
+    "unit_on_scene",
+    "unit_transporting",
+    "unit_at_hospital",
+    "unit_available",
+    "unit_out_of_service",
+    "locate",
+    "cancel_unit",
+    "cancel_call",
+    "close_call",
+    "hospital_status",
+)
+
+EXPECTED = (Conflict, InvalidInput, NotFound, Forbidden)
+TRANSACTIONS_LOG = "dispatch_tui.domain.transactions"
+
+DISPATCHERS = ("alice", "bob")
+SUPERVISOR = "grace"
+CREWS = {"M1": "carol", "M3": "dave", "M4": "erin", "M5": "frank"}
+HOSPITALS = ("MERCY", "STJ", "CHILD", "EAST", "UNIV")
+PLACES = ("Riverton Mall", "Central Station", "Lincoln High School", "Riverside Park")
+NATURES = ("Chest pain", "Fall", "Breathing problems", "Stroke symptoms", "Traffic collision")
+
+# The step a crew would report next, by the unit's current status.
+NEXT_STEP = {
+    "EN_ROUTE": ("EN_ROUTE", "ON_SCENE", "ON_SCENE", "ON_SCENE"),
+    "ON_SCENE": ("TRANSPORTING", "AVAILABLE", "AVAILABLE"),
+    "TRANSPORTING": ("AT_HOSPITAL",),
+    "AT_HOSPITAL": ("AVAILABLE",),
+}
+UNIT_STATUSES = (
+    "EN_ROUTE",
+    "ON_SCENE",
+    "TRANSPORTING",
+    "AT_HOSPITAL",
+    "AVAILABLE",
+    "OUT_OF_SERVICE",
+)
+
+
+# -- the workers --------------------------------------------------------------------------------
+
+
+class Tally:
+    """Every desk's outcomes, and when to stop: after SOAK_SECONDS, or, if the soak has not yet
+    done MIN_DISPATCHES dispatches and some of every kind of op (a slow or busy machine), as soon
+    as it has, but never after twice SOAK_SECONDS."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._outcomes: Counter[tuple[str, str]] = Counter()
+        self.started = time.monotonic()
+        self._soft_end = self.started + SOAK_SECONDS
+        self._hard_end = self.started + 2 * SOAK_SECONDS
+
+    def add(self, op: str, result: str) -> None:
+        with self._lock:
+            self._outcomes[(op, result)] += 1
+
+    def outcomes(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            return Counter(self._outcomes)
+
+    def ok(self) -> Counter[str]:
+        return Counter({op: n for (op, result), n in self.outcomes().items() if result == "ok"})
+
+    def dispatched(self) -> int:
+        ok = self.ok()
+        return ok["dispatch"] + ok["dispatch_add"]
+
+    def missing(self) -> list[str]:
+        ok = self.ok()
+        return [kind for kind in KINDS if ok[kind] == 0]
+
+    def running(self) -> bool:
+        now = time.monotonic()
+        if now < self._soft_end:
+            return True
+        return now < self._hard_end and (self.dispatched() < MIN_DISPATCHES or bool(self.missing()))
+
+
+class Board:
+    """What the desks see: the state read through the service, shared by the workers.
+
+    Like a desk kept live, it combines full reads (`snapshot()`, taken again by whichever worker
+    finds it older than REFRESH_SECONDS) with the rows each successful action returns (a call
+    with its assignments, or a unit), which stand in for the desk's refetch after a change
+    notification. Full reads alone cannot keep up: with sixteen threads on two busy cores one
+    takes a quarter to half a second, and the desks would spend the soak on refusals for things
+    already done. A row newer than a snapshot is kept over it, as the desk does. What remains
+    stale (say, a call's status after one of its units moved) is what a real desk sees stale for
+    a moment too, and the Conflicts counted are the service saying so.
+    """
+
+    def __init__(self, svc: DispatchService) -> None:
+        self._svc = svc
+        self._lock = threading.Lock()  # guards the two maps
+        self._refreshing = threading.Lock()  # one full read at a time
+        self._calls: dict[int, tuple[float, CallView]] = {}
+        self._units: dict[int, tuple[float, UnitView]] = {}
+        self._read_at = 0.0
+        self.refresh()
+
+    def refresh(self) -> None:
+        started = time.monotonic()
+        snapshot = self._svc.snapshot()
+        with self._lock:
+            # Rows learnt after this read began may be newer than it: they stay.
+            calls = {c.id: (started, c) for c in snapshot.calls}
+            units = {u.id: (started, u) for u in snapshot.units}
+            calls.update((k, v) for k, v in self._calls.items() if v[0] > started)
+            units.update((k, v) for k, v in self._units.items() if v[0] > started)
+            self._calls, self._units = calls, units
+            self._read_at = time.monotonic()
+
+    def current(self) -> tuple[list[CallView], list[UnitView]]:
+        """(open calls, units) as last seen."""
+        if time.monotonic() - self._read_at > REFRESH_SECONDS and self._refreshing.acquire(
+            blocking=False
+        ):
+            try:
+                self.refresh()
+            finally:
+                self._refreshing.release()
+        with self._lock:
+            calls = [c for _, c in self._calls.values() if c.status not in ENDED]
+            return calls, [u for _, u in self._units.values()]
+
+    def saw(self, result: object) -> None:
+        """Take in a row an action returned."""
+        now = time.monotonic()
+        with self._lock:
+            if isinstance(result, UnitView):
+                self._units[result.id] = (now, result)
+            elif isinstance(result, CallView):
+                self._calls[result.id] = (now, result)
+                units = {u.code: u for _, u in self._units.values()}
+                for a in result.assignments:
+                    unit = units.get(a.unit_code)
+                    if unit is None:
+                        continue
+                    if a.active:
+                        unit = replace(unit, status=a.unit_status, call_number=result.number)
+                    elif unit.call_number == result.number:
+                        unit = replace(unit, status="AVAILABLE", call_number=None)
+                    else:
+                        continue  # an old assignment; the unit has moved on
+                    self._units[unit.id] = (now, unit)
+
+
+class Desk:
+    """One worker: a random operator at a desk, acting on what the service last showed it.
+
+    Each desk mostly works its own sector (a quarter of the calls and units, by id) and now and
+    then reaches into the others, as dispatchers sharing a centre do: four desks per sector
+    still fight over the same rows, yet the sixteen do not all pile onto the same few, which
+    would leave the soak little but refusals.
+    """
+
+    def __init__(self, svc: DispatchService, board: Board, seed: int, sector: int) -> None:
+        self.svc = svc
+        self.board = board
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.sector = sector
+        self.unexpected: list[str] = []
+
+    def run(self, tally: Tally) -> None:
+        while tally.running():
+            op, action = self.choose(State(*self.board.current()))
+            try:
+                result = action()
+            except EXPECTED as err:
+                tally.add(op, type(err).__name__)
+            except Exception:  # what the test is looking for: kept, reported at the end
+                self.unexpected.append(f"seed {self.seed}, {op}:\n{traceback.format_exc()}")
+            else:
+                tally.add(op, "ok")
+                self.board.saw(result)
+
+    def pick(self, rows: Sequence[Row]) -> Row:
+        mine = [r for r in rows if r.id % SECTORS == self.sector]
+        return self.rng.choice(mine if mine and self.rng.random() < OWN_SECTOR else rows)
+
+    def dispatcher(self) -> str:
+        return self.rng.choice(DISPATCHERS)
+
+    # Each chooser returns the op's name (for the counts) and the call to make.
+    def choose(self, state: State) -> tuple[str, Callable[[], Any]]:
+        # Weighted towards the dispatch cycle (take a call, send a unit, it arrives, it clears):
+        # on this 2-core machine the service does only some 60 actions a second in all.
+        weights = {
+            self.create: 1 if len(state.calls) >= MAX_OPEN_CALLS else 10,
+            self.dispatch: 32,
+            self.unit_status: 40,
+            self.locate: 4,
+            self.cancel_unit: 5,
+            self.cancel_call: 3,
+            self.close_call: 6,
+            self.hospital: 3,
+        }
+        chooser = self.rng.choices(list(weights), weights=list(weights.values()))[0]
+        return chooser(state)
+
+    def create(self, state: State) -> tuple[str, Callable[[], Any]]:
+        intake = CallIntake(
+            nature=self.rng.choice(NATURES),
+            place=self.rng.choice(PLACES),
+            priority=self.rng.randint(1, 4),
+        )
+        who = "carol" if self.rng.random() < 0.05 else self.dispatcher()  # a paramedic may not
+        return "create_call", lambda: self.svc.create_call(who, intake)
+
+    def dispatch(self, state: State) -> tuple[str, Callable[[], Any]]:
+        if not state.calls:
+            return self.create(state)
+        pending = [c for c in state.calls if c.status == "RECEIVED"]
+        call = self.pick(pending if pending and self.rng.random() < 0.8 else state.calls)
+        # Mostly units shown available, sometimes any unit (a stale board): a Conflict then.
+        free = [u for u in state.units if u.status == "AVAILABLE"]
+        pool = free if free and self.rng.random() < 0.9 else list(state.units)
+        first = self.pick(pool)
+        chosen = [first.code]
+        if self.rng.random() < 0.2 and len(pool) > 1:
+            chosen.append(self.rng.choice([u.code for u in pool if u is not first]))
+        add = bool(call.active_units) or self.rng.random() < 0.1
+        kwargs: dict[str, Any] = {"add": add}
+        if self.rng.random() < 0.15:
+            kwargs["hospital"] = self.rng.choice(HOSPITALS)
+            kwargs["override_diversion"] = self.rng.random() < 0.5
+        if len(chosen) == 1 and first.code in CREWS and self.rng.random() < 0.2:
+            kwargs["paramedic"] = CREWS[first.code]
+        who, number = self.dispatcher(), call.number
+        name = "dispatch_add" if add else "dispatch"
+        return name, lambda: self.svc.dispatch(who, number, chosen, **kwargs)
+
+    def unit_status(self, state: State) -> tuple[str, Callable[[], Any]]:
+        busy = [u for u in state.units if u.status not in ("AVAILABLE", "OUT_OF_SERVICE")]
+        out = [u for u in state.units if u.status == "OUT_OF_SERVICE"]
+        roll = self.rng.random()
+        unit: UnitView
+        if busy and roll < 0.85:
+            # Mostly a crew on a call reporting its next step (or, now and then, a wrong one).
+            unit = self.pick(busy)
+            if self.rng.random() < 0.9:
+                target = self.rng.choice(NEXT_STEP[unit.status])
+            else:
+                target = self.rng.choice(UNIT_STATUSES)
+        elif out and roll < 0.93:
+            unit, target = self.pick(out), "AVAILABLE"  # back in service
+        else:
+            unit, target = self.pick(state.units), self.rng.choice(UNIT_STATUSES)
+        # Mostly a dispatcher; sometimes the unit's own crew; rarely another unit's crew.
+        who = self.dispatcher()
+        roll = self.rng.random()
+        if roll < 0.15 and unit.code in CREWS:
+            who = CREWS[unit.code]
+        elif roll < 0.18:
+            who = self.rng.choice(list(CREWS.values()))
+        kwargs: dict[str, Any] = {}
+        if target == "TRANSPORTING" and self.rng.random() < 0.9:
+            kwargs["hospital"] = self.rng.choice(HOSPITALS)
+            kwargs["override_diversion"] = self.rng.random() < 0.5
+        code = unit.code
+        return f"unit_{target.lower()}", lambda: self.svc.unit_status(who, code, target, **kwargs)
+
+    def locate(self, state: State) -> tuple[str, Callable[[], Any]]:
+        code = self.pick(state.units).code
+        lat = 40.0 + self.rng.uniform(-0.05, 0.05)
+        lon = -83.0 + self.rng.uniform(-0.05, 0.05)
+        if self.rng.random() < 0.05:
+            lat = 123.0  # not a latitude: InvalidInput
+        crew = code in CREWS and self.rng.random() < 0.3
+        who = CREWS[code] if crew else self.dispatcher()
+        return "locate", lambda: self.svc.locate_unit(who, code, lat, lon)
+
+    def cancel_unit(self, state: State) -> tuple[str, Callable[[], Any]]:
+        en_route = [u for u in state.units if u.status == "EN_ROUTE"]
+        code = self.pick(en_route if en_route and self.rng.random() < 0.85 else state.units).code
+        who = self.dispatcher()
+        return "cancel_unit", lambda: self.svc.cancel_unit(who, code, "soak")
+
+    def cancel_call(self, state: State) -> tuple[str, Callable[[], Any]]:
+        if not state.calls:
+            return self.create(state)
+        number = self.pick(state.calls).number
+        if self.rng.random() < 0.03:
+            number = "C-999999"  # no such call: NotFound
+        who = self.dispatcher()
+        return "cancel_call", lambda: self.svc.cancel_call(who, number, "soak")
+
+    def close_call(self, state: State) -> tuple[str, Callable[[], Any]]:
+        arrived = [
+            c for c in state.calls if c.status in ("ON_SCENE", "TRANSPORTING", "AT_HOSPITAL")
+        ]
+        calls = arrived if arrived and self.rng.random() < 0.85 else state.calls
+        if not calls:
+            return self.create(state)
+        number, who = self.pick(calls).number, self.dispatcher()
+        return "close_call", lambda: self.svc.close_call(who, number, "soak")
+
+    def hospital(self, state: State) -> tuple[str, Callable[[], Any]]:
+        code = self.rng.choice(HOSPITALS)
+        # Mostly open, so transports keep finding somewhere to go.
+        status = self.rng.choices(["OPEN", "DIVERSION", "CLOSED"], weights=[6, 3, 1])[0]
+        beds = self.rng.randint(0, 20) if self.rng.random() < 0.5 else None
+        who = SUPERVISOR if self.rng.random() < 0.9 else self.dispatcher()  # Forbidden for these
+        return "hospital_status", lambda: self.svc.hospital_status(who, code, status, beds=beds)
+
+
+# -- the invariants -----------------------------------------------------------------------------
+
+ACTIVE = "a.cleared_at IS NULL AND a.cancelled_at IS NULL"
+
+# Each query returns one line per violation; an empty result means the invariant holds.
+INVARIANTS: dict[str, str] = {
+    "a unit has more than one active assignment": f"""
+        SELECT u.code || ' on ' || string_agg(c.number, ', ' ORDER BY c.number)
+        FROM assignments a JOIN units u ON u.id = a.unit_id JOIN calls c ON c.id = a.call_id
+        WHERE {ACTIVE}
+        GROUP BY u.code HAVING count(*) > 1
+    """,
+    # AVAILABLE / OUT_OF_SERVICE exactly when the unit has no active assignment.
+    "a unit's status disagrees with its assignments": f"""
+        SELECT u.code || ' is ' || u.status || ' with ' || count(a.id) || ' active assignment(s)'
+        FROM units u LEFT JOIN assignments a ON a.unit_id = u.id AND {ACTIVE}
+        GROUP BY u.id, u.code, u.status
+        HAVING (u.status IN ('AVAILABLE', 'OUT_OF_SERVICE')) = (count(a.id) > 0)
+    """,
+    "a unit is available while assigned": f"""
+        SELECT u.code || ' is ' || u.status || ' while on ' || c.number
+        FROM units u JOIN assignments a ON a.unit_id = u.id AND {ACTIVE}
+        JOIN calls c ON c.id = a.call_id
+        WHERE u.status IN ('AVAILABLE', 'OUT_OF_SERVICE')
+    """,
+    # The unit's status is the last step its active assignment recorded.
+    "a unit's status disagrees with its assignment's steps": f"""
+        SELECT u.code || ' is ' || u.status || ' on ' || c.number || ' whose last recorded step'
+               || ' says ' || s.expected
+               || CASE WHEN u.status IN ('TRANSPORTING', 'AT_HOSPITAL') AND a.hospital_id IS NULL
+                       THEN ' (and it has no destination)' ELSE '' END
+        FROM units u JOIN assignments a ON a.unit_id = u.id AND {ACTIVE}
+        JOIN calls c ON c.id = a.call_id
+        CROSS JOIN LATERAL (SELECT CASE
+            WHEN a.at_destination_at IS NOT NULL THEN 'AT_HOSPITAL'
+            WHEN a.transporting_at IS NOT NULL THEN 'TRANSPORTING'
+            WHEN a.on_scene_at IS NOT NULL THEN 'ON_SCENE'
+            ELSE 'EN_ROUTE' END AS expected) s
+        WHERE u.status <> s.expected
+           OR (u.status IN ('TRANSPORTING', 'AT_HOSPITAL') AND a.hospital_id IS NULL)
+    """,
+    # An ended call has no active unit; an open one follows its most advanced active unit; with
+    # none, it is CLOSED if a unit was cleared from it and RECEIVED (pending again) if not.
+    "a call's status disagrees with its units": f"""
+        SELECT c.number || ' is ' || c.status || '; active units: '
+               || coalesce(string_agg(u.code || ' ' || u.status, ', ' ORDER BY u.code), 'none')
+               || CASE WHEN cleared.any THEN '; a unit was cleared' ELSE '' END
+        FROM calls c
+        LEFT JOIN assignments a ON a.call_id = c.id AND {ACTIVE}
+        LEFT JOIN units u ON u.id = a.unit_id
+        CROSS JOIN LATERAL (SELECT EXISTS (
+            SELECT 1 FROM assignments x WHERE x.call_id = c.id AND x.cleared_at IS NOT NULL
+        ) AS any) cleared
+        GROUP BY c.id, c.number, c.status, cleared.any
+        HAVING c.status IS DISTINCT FROM CASE
+            WHEN count(a.id) = 0 AND c.status = 'CANCELLED' THEN 'CANCELLED'
+            WHEN count(a.id) = 0 AND cleared.any THEN 'CLOSED'
+            WHEN count(a.id) = 0 THEN 'RECEIVED'
+            ELSE (ARRAY['DISPATCHED', 'ON_SCENE', 'TRANSPORTING', 'AT_HOSPITAL'])[max(
+                array_position(ARRAY['EN_ROUTE', 'ON_SCENE', 'TRANSPORTING', 'AT_HOSPITAL'],
+                               u.status::text))]
+        END
+    """,
+    # NEMSIS: every recorded step at or after the one before it, and the end (cleared or
+    # cancelled, never both) after all of them.
+    "an assignment's times are out of order": """
+        SELECT u.code || ' on ' || c.number || ': notified ' || a.notified_at
+               || ', en route ' || coalesce(a.en_route_at::text, '-')
+               || ', on scene ' || coalesce(a.on_scene_at::text, '-')
+               || ', transporting ' || coalesce(a.transporting_at::text, '-')
+               || ', at hospital ' || coalesce(a.at_destination_at::text, '-')
+               || ', cleared ' || coalesce(a.cleared_at::text, '-')
+               || ', cancelled ' || coalesce(a.cancelled_at::text, '-')
+        FROM assignments a JOIN units u ON u.id = a.unit_id JOIN calls c ON c.id = a.call_id
+        WHERE NOT (
+            coalesce(a.en_route_at >= a.notified_at, true)
+            AND coalesce(a.on_scene_at >= coalesce(a.en_route_at, a.notified_at), true)
+            AND coalesce(a.transporting_at >= a.on_scene_at, true)
+            AND coalesce(a.at_destination_at >= a.transporting_at, true)
+            AND coalesce(coalesce(a.cleared_at, a.cancelled_at) >= greatest(a.notified_at,
+                a.en_route_at, a.on_scene_at, a.transporting_at, a.at_destination_at), true)
+            AND (a.cleared_at IS NULL OR a.cancelled_at IS NULL)
+            AND (a.transporting_at IS NULL OR a.on_scene_at IS NOT NULL)
+            AND (a.at_destination_at IS NULL OR a.transporting_at IS NOT NULL)
+        )
+    """,
+    "a call's times disagree with its assignments": """
+        SELECT c.number || ': received ' || c.received_at
+               || ', first dispatched ' || coalesce(c.first_dispatched_at::text, '-')
+               || ', ended ' || coalesce(coalesce(c.closed_at, c.cancelled_at)::text, '-')
+               || '; units notified ' || min(a.notified_at) || ' .. last step '
+               || max(greatest(a.notified_at, a.en_route_at, a.on_scene_at, a.transporting_at,
+                               a.at_destination_at, a.cleared_at, a.cancelled_at))
+        FROM calls c JOIN assignments a ON a.call_id = c.id
+        GROUP BY c.id, c.number, c.received_at, c.first_dispatched_at, c.closed_at,
+                 c.cancelled_at
+        HAVING NOT (
+            coalesce(c.first_dispatched_at <= min(a.notified_at), false)
+            AND c.first_dispatched_at >= c.received_at
+            AND coalesce(coalesce(c.closed_at, c.cancelled_at) >= max(greatest(a.notified_at,
+                a.en_route_at, a.on_scene_at, a.transporting_at, a.at_destination_at,
+                a.cleared_at, a.cancelled_at)), true)
+        )
+    """,
+    # -- every change has its audit row --
+    "a call without exactly one call_created row": """
+        SELECT c.number || ': ' || count(l.id) || ' call_created row(s)'
+        FROM calls c LEFT JOIN audit_log l ON l.call_id = c.id AND l.action = 'call_created'
+        GROUP BY c.id, c.number HAVING count(l.id) <> 1
+    """,
+    "assignments and dispatch audit rows do not match": """
+        WITH a AS (SELECT call_id, unit_id, count(*) AS n FROM assignments GROUP BY 1, 2),
+             l AS (SELECT call_id, unit_id, count(*) AS n FROM audit_log
+                   WHERE action = 'dispatch' GROUP BY 1, 2)
+        SELECT u.code || ' on ' || c.number || ': ' || coalesce(a.n, 0) || ' assignment(s), '
+               || coalesce(l.n, 0) || ' dispatch row(s)'
+        FROM a FULL JOIN l USING (call_id, unit_id)
+        JOIN calls c ON c.id = call_id JOIN units u ON u.id = unit_id
+        WHERE coalesce(a.n, 0) <> coalesce(l.n, 0)
+    """,
+    # Per unit and call: each recorded step, and each end of an assignment, has its audit row.
+    "an assignment's steps and their audit rows do not match": """
+        WITH a AS (
+            SELECT call_id, unit_id, count(en_route_at) AS en, count(on_scene_at) AS os,
+                   count(transporting_at) AS tx, count(at_destination_at) AS ah,
+                   count(cleared_at) + count(cancelled_at) AS ended
+            FROM assignments GROUP BY 1, 2),
+        l AS (
+            SELECT call_id, unit_id,
+                   count(*) FILTER (WHERE action = 'unit_status'
+                                    AND details->>'new' = 'EN_ROUTE') AS en,
+                   count(*) FILTER (WHERE action = 'unit_status'
+                                    AND details->>'new' = 'ON_SCENE') AS os,
+                   count(*) FILTER (WHERE action = 'unit_status'
+                                    AND details->>'new' = 'TRANSPORTING') AS tx,
+                   count(*) FILTER (WHERE action = 'unit_status'
+                                    AND details->>'new' = 'AT_HOSPITAL') AS ah,
+                   count(*) FILTER (WHERE action IN ('unit_cancelled', 'unit_released')
+                                    OR (action = 'unit_status'
+                                        AND details->>'new' = 'AVAILABLE')) AS ended
+            FROM audit_log WHERE call_id IS NOT NULL AND unit_id IS NOT NULL GROUP BY 1, 2)
+        SELECT u.code || ' on ' || c.number || ': recorded (en route, on scene, transporting, '
+               || 'at hospital, ended) ' || row(a.en, a.os, a.tx, a.ah, a.ended)::text
+               || ', audited ' || row(l.en, l.os, l.tx, l.ah, l.ended)::text
+        FROM a FULL JOIN l USING (call_id, unit_id)
+        JOIN calls c ON c.id = call_id JOIN units u ON u.id = unit_id
+        WHERE row(coalesce(a.en, 0), coalesce(a.os, 0), coalesce(a.tx, 0), coalesce(a.ah, 0),
+                  coalesce(a.ended, 0))
+              IS DISTINCT FROM
+              row(coalesce(l.en, 0), coalesce(l.os, 0), coalesce(l.tx, 0), coalesce(l.ah, 0),
+                  coalesce(l.ended, 0))
+    """,
+    "an ended call without its audit row": """
+        SELECT c.number || ' is ' || c.status || ' with ' || count(l.id) || ' matching row(s)'
+        FROM calls c LEFT JOIN audit_log l ON l.call_id = c.id AND (
+            (c.status = 'CANCELLED' AND l.action = 'call_cancelled')
+            OR (c.status = 'CLOSED' AND (l.action = 'call_closed'
+                OR (l.action = 'call_status' AND l.details->>'new' = 'CLOSED'))))
+        WHERE c.status IN ('CLOSED', 'CANCELLED')
+        GROUP BY c.id, c.number, c.status HAVING count(l.id) <> 1
+    """,
+    # Every writer holds the unit's row lock when it writes the audit row, so the last row by id
+    # is the last change: it must say what the unit is now (no lost or unaudited status change).
+    "a unit's status disagrees with its last audit row": """
+        WITH last AS (
+            SELECT DISTINCT ON (unit_id) unit_id, id, action, details->>'new' AS new
+            FROM audit_log
+            WHERE unit_id IS NOT NULL
+              AND action IN ('dispatch', 'unit_status', 'unit_cancelled', 'unit_released')
+            ORDER BY unit_id, id DESC)
+        SELECT u.code || ' is ' || u.status || '; its last audit row #' || coalesce(last.id, 0)
+               || ' is ' || coalesce(last.action || ' ' || coalesce(last.new, ''), 'none')
+        FROM units u LEFT JOIN last ON last.unit_id = u.id
+        WHERE u.status IS DISTINCT FROM CASE
+            WHEN last.action IS NULL THEN 'AVAILABLE'
+            WHEN last.action = 'dispatch' THEN 'EN_ROUTE'
+            WHEN last.action = 'unit_status' THEN last.new
+            ELSE 'AVAILABLE' END
+    """,
+    "a hospital's status disagrees with its last audit row": """
+        WITH last AS (
+            SELECT DISTINCT ON (hospital_id) hospital_id, id, details->>'new' AS new
+            FROM audit_log WHERE action = 'hospital_status' ORDER BY hospital_id, id DESC)
+        SELECT h.code || ' is ' || h.status || '; its last audit row says '
+               || coalesce(last.new, 'nothing')
+        FROM hospitals h LEFT JOIN last ON last.hospital_id = h.id
+        WHERE h.status IS DISTINCT FROM coalesce(last.new, 'OPEN')
+    """,
+    "a unit's position disagrees with its last position audit row": """
+        WITH last AS (
+            SELECT DISTINCT ON (unit_id) unit_id, (details->>'lat')::float8 AS lat,
+                   (details->>'lon')::float8 AS lon
+            FROM audit_log WHERE action = 'unit_position' ORDER BY unit_id, id DESC)
+        SELECT u.code || ' is at ' || u.lat || ', ' || u.lon || '; last fix ' || last.lat
+               || ', ' || last.lon
+        FROM units u JOIN last ON last.unit_id = u.id
+        WHERE (u.lat, u.lon) IS DISTINCT FROM (last.lat, last.lon)
+    """,
+    # Actions on one call are serialised by its row lock and audited after it, so its audit
+    # rows (numbered as written) must not go back in time.
+    "a call's audit log goes back in time": """
+        SELECT c.number || ': #' || l.id || ' ' || l.action || ' by ' || l.operator || ' at '
+               || l.at || ' follows #' || l.prev_id || ' at ' || l.prev_at
+        FROM (SELECT *, lag(id) OVER w AS prev_id, lag(at) OVER w AS prev_at FROM audit_log
+              WHERE call_id IS NOT NULL WINDOW w AS (PARTITION BY call_id ORDER BY id)) l
+        JOIN calls c ON c.id = l.call_id
+        WHERE l.at < l.prev_at
+    """,
+}
+
+
+def violations(engine: Engine) -> str:
+    """Every broken invariant with the rows that break it, one per line ("" when consistent)."""
+    found = []
+    with engine.connect() as conn:
+        for name, sql in INVARIANTS.items():
+            found += [f"{name}: {line}" for line in conn.execute(text(sql)).scalars()]
+    return "\n".join(found)
+
+
+# -- the soak -----------------------------------------------------------------------------------
+
+
+def test_soak_keeps_every_invariant(
+    world: DispatchService, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=TRANSACTIONS_LOG)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO units (code, capability, station_id)"
+                " SELECT :code, :capability, id FROM stations WHERE code = 'S2'"
+            ),
+            [{"code": c, "capability": cap} for c, cap in EXTRA_UNITS],
+        )
+    board = Board(world)
+    desks = [Desk(world, board, BASE_SEED + i, i % SECTORS) for i in range(WORKERS)]
+    tally = Tally()
+    # Daemon threads: if one hangs, the test fails below and the run can still exit.
+    threads = [
+        threading.Thread(target=d.run, args=(tally,), name=f"soak-{i}", daemon=True)
+        for i, d in enumerate(desks)
+    ]
+    for t in threads:
+        t.start()
+    deadline = tally.started + 2 * SOAK_SECONDS + JOIN_GRACE
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threads if t.is_alive()]
+    assert not stuck, f"still running {JOIN_GRACE} s after the soak ended: {stuck}"
+    elapsed = time.monotonic() - tally.started
+
+    unexpected = [u for d in desks for u in d.unexpected]
+    assert not unexpected, (
+        f"{len(unexpected)} operation(s) failed with something other than a domain error "
+        f"(base seed {BASE_SEED}):\n" + "\n".join(unexpected[:3])
+    )
+    outcomes = tally.outcomes()
+    summary = f"{elapsed:.1f} s, base seed {BASE_SEED}: " + ", ".join(
+        f"{op} {result}: {n}" for (op, result), n in sorted(outcomes.items())
+    )
+    # Printed for the long runs (pytest -s) and shown with any failure below.
+    print(f"\nsoak {summary}")
+
+    assert violations(engine) == "", summary
+
+    # Real work, of every kind.
+    assert tally.dispatched() >= MIN_DISPATCHES, summary
+    assert tally.missing() == [], summary
+    # The contention was real: desks got in each other's way, and were told so.
+    assert sum(n for (_, result), n in outcomes.items() if result == "Conflict") > 0, summary
+
+    # Locks are always taken in one order, so no deadlock, not even one write() silently retried.
+    retried = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == TRANSACTIONS_LOG and "retried" in r.getMessage()
+    ]
+    assert retried == [], summary
