@@ -9,7 +9,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
 from dispatch_tui.db.connect import Database, require_current_schema
-from dispatch_tui.db.engine import make_engine, normalise_url, schema_state, upgrade
+from dispatch_tui.db.engine import (
+    SCHEMA_HEAD,
+    make_engine,
+    migrations_head,
+    normalise_url,
+    schema_state,
+    upgrade,
+)
 from dispatch_tui.db.models import Base
 from dispatch_tui.domain.errors import Unavailable
 
@@ -20,6 +27,10 @@ def test_migrations_create_exactly_the_models(engine: Engine) -> None:
             MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
         )
     assert diff == []
+
+
+def test_the_schema_check_knows_the_newest_migration() -> None:
+    assert migrations_head() == SCHEMA_HEAD
 
 
 def test_upgrade_is_idempotent(engine: Engine) -> None:

@@ -116,7 +116,11 @@ class Pane(DataTable[Text], Generic[Row]):
             by_label = {self._cells[k][0].plain: v for k, v in order.items()}
             self.sort(first, key=lambda cell: by_label.get(cell.plain, 0))
         self._restore(kept_key)
-        self.refresh_bindings()
+        selected = self.selected
+        if self.has_focus and (selected is None or str(selected.id) in given):
+            # Only the focused pane's keys are in the footer, and only a change to its selected
+            # row can change them: refreshing more rebuilds the footer for nothing.
+            self.refresh_bindings()
 
     def tick(self, now: datetime) -> None:
         """Advance the running clocks: only the time columns are touched."""
