@@ -180,6 +180,9 @@ class DispatchApp(App[None]):
             # A desk must be live again within ~2 s of the server returning: retry at least
             # every second (a failed connect to a down local server costs next to nothing).
             max_backoff_seconds=1.0,
+            # A burst arrives within a few ms (one transaction's notifications come together);
+            # waiting longer only delays every single change.
+            coalesce_seconds=0.005,
         ).run(self._stop_listening)
 
     def perform(self, label: str, action: Callable[[], str]) -> None:

@@ -28,6 +28,13 @@ Row = TypeVar("Row", CallView, UnitView, HospitalView)
 PROCESSING_GOAL = 60  # NFPA 1225: answer -> first unit dispatched, 90% within 60 s
 
 
+def minutes(seconds: float) -> str:
+    """Time in status to the minute: the units pane can hold hundreds of rows, and a clock
+    that changes every second would repaint every one of them every second."""
+    whole = max(0, int(seconds)) // 60
+    return "<1m" if whole == 0 else f"{whole}m" if whole < 60 else f"{whole // 60}h{whole % 60:02d}"
+
+
 SHORT_STATUS = {"OUT_OF_SERVICE": "OUT OF SVC"}
 
 
@@ -331,7 +338,7 @@ class Units(Pane[UnitView]):
             Text(row.code, style="bold"),
             Text(row.capability),
             status_text(row.status, self.styles_by_status),
-            Text(clock(self.age(row.status_since))),
+            Text(minutes(self.age(row.status_since))),
             Text(row.call_number or ""),
             Text(row.station_code or ""),
         )
