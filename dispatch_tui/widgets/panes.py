@@ -175,7 +175,7 @@ class PendingCalls(Pane[CallView]):
     COLUMNS = (
         ("call", "Call", 7),
         ("p", "P", 2),
-        ("age", "Age", 6),
+        ("age", "Age", 7),
         ("flag", "Flag", 7),
         ("nature", "Nature", None),
         ("place", "Place", None),
