@@ -12,24 +12,21 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 
-from dispatch_tui import __version__
-from dispatch_tui.config import DeskOptions, Settings
-from dispatch_tui.db.connect import Database, login_identity, open_database
+from dispatch_tui import __version__, launch
+from dispatch_tui.config import Settings
+from dispatch_tui.db.connect import open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.domain import commands, demo, grammar
-from dispatch_tui.domain.errors import DispatchError, ExitCode, Forbidden, InvalidInput, Unavailable
+from dispatch_tui.domain.errors import DispatchError, ExitCode, Unavailable
 from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.output import json_document, print_outcome
 
 log = logging.getLogger("dispatch_tui")
@@ -259,7 +256,7 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
     if verb == "demo.seed":
         db = open_database(settings.database_url, settings.data_dir, check_schema=False)
         upgrade(db.engine)
-        report = demo.seed(_service(db, settings))
+        report = demo.seed(launch.service(db, settings))
         message = f"demo service area ready on {db.label}: {report.calls} new pending calls" + (
             f"; {report.os_user} can dispatch" if report.os_user else ""
         )
@@ -274,15 +271,15 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
             reader, out, since=ns.since, until=ns.until, by=ns.by, csv_path=ns.csv, as_json=as_json
         )
     if verb == "simulate":
-        return _simulate(ns, settings, out)
+        return launch.simulate(ns, settings, out)
     if verb == "admin.add_operator":
         from dispatch_tui.domain.staffing import add_operator
 
         db = open_database(settings.database_url, settings.data_dir)
         password = sys.stdin.readline().rstrip("\n") if ns.password_stdin else None
         added = add_operator(
-            _service(db, settings),
-            _operator(db, settings, ns),
+            launch.service(db, settings),
+            launch.operator(db, settings, ns),
             ns.user,
             ns.role,
             full_name=ns.name,
@@ -299,97 +296,15 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         )
         return 0
     if verb in ("desk", "board"):
-        return _desk(ns, settings, mode=verb)
+        return launch.desk(ns, settings, mode=verb)
     db = open_database(settings.database_url, settings.data_dir)
-    outcome = commands.execute(_service(db, settings), _operator(db, settings, ns), ns)
+    outcome = commands.execute(launch.service(db, settings), launch.operator(db, settings, ns), ns)
     if as_json:
         out.print(json_document(outcome), markup=False, highlight=False, soft_wrap=True)
     else:
         print_outcome(out, outcome)
         if outcome.kind in ("call",) and not verb.endswith("show"):
             out.print(outcome.message, markup=False)
-    return 0
-
-
-def _operator(db: Database, settings: Settings, ns: argparse.Namespace) -> str:
-    """The operator: with a personal (non-superuser) database login, that login and nobody else."""
-    login, superuser = login_identity(db.engine)
-    if superuser:
-        return settings.operator
-    asked = getattr(ns, "operator", None) or os.environ.get("DISPATCH_USER")
-    if asked and asked.lower() != login.lower():
-        raise Forbidden(
-            f"logged in to the database as {login}; --as/DISPATCH_USER cannot act as {asked[:40]}"
-        )
-    return login
-
-
-def _service(db: Database, settings: Settings, kind: str = "cli") -> DispatchService:
-    return DispatchService(make_sessionmaker(db.engine), desk=f"{kind}@{settings.desk}")
-
-
-def _simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
-    from dispatch_tui.domain import simulate
-
-    if not 0 <= ns.calls_per_hour <= 3600 or not 0 < ns.speed <= 3600:
-        raise InvalidInput("--calls-per-hour must be 0–3600 and --speed above 0, at most 3600")
-    if ns.duration is not None and ns.duration <= 0:
-        raise InvalidInput("--duration must be a positive number of seconds")
-    db = open_database(
-        settings.database_url, settings.data_dir, application_name="dispatch-tui simulator"
-    )
-    service = _service(db, settings, kind="simulator")
-    who = service.operator(_operator(db, settings, ns)).username  # refused before playing anything
-    options = simulate.SimOptions(
-        calls_per_hour=ns.calls_per_hour,
-        speed=ns.speed,
-        duration=ns.duration,
-        auto_dispatch=ns.auto_dispatch,
-        seed=ns.seed,
-    )
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: finish the step, stop
-    try:
-        simulate.run(
-            simulate.Simulator(service, who, options),
-            report=lambda line: out.print(line, markup=False, highlight=False),
-            stop=stop,
-        )
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    return 0
-
-
-def _desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
-    # Textual is imported only here: the scripted verbs start faster without it.
-    from dispatch_tui.app import DeskContext, DispatchApp
-
-    board = mode == "board"
-    db = open_database(
-        settings.database_url,
-        settings.data_dir,
-        application_name=f"dispatch-tui {mode}",
-        read_only=board,  # the board's sessions are read-only in PostgreSQL itself
-    )
-    service = (
-        ReadService(make_sessionmaker(db.engine), desk=f"board@{settings.desk}")
-        if board
-        else _service(db, settings, kind="desk")
-    )
-    operator = service.operator(
-        settings.operator
-    )  # an unknown operator is refused before the desk opens
-    options = DeskOptions.load()
-    if ns.poll:
-        options = replace(options, listen=False)
-    context = DeskContext(
-        service=service,
-        operator=operator,
-        database_label=db.label,
-        database_url=db.engine.url.render_as_string(hide_password=False),
-        options=options,
-    )
-    DispatchApp(context, mode=mode).run()
     return 0
 
 

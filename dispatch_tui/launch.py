@@ -1,0 +1,103 @@
+"""Opening sessions from the command line: who the operator is, the desk and board, the drill.
+
+Kept apart from `cli.py` (argument parsing, exit codes, output) so each stays one room.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+from dataclasses import replace
+
+from rich.console import Console
+
+from dispatch_tui.config import DeskOptions, Settings
+from dispatch_tui.db.connect import Database, login_identity, open_database
+from dispatch_tui.db.engine import make_sessionmaker
+from dispatch_tui.domain.errors import Forbidden, InvalidInput
+from dispatch_tui.domain.reads import ReadService
+from dispatch_tui.domain.service import DispatchService
+
+
+def operator(db: Database, settings: Settings, ns: argparse.Namespace) -> str:
+    """The operator: with a personal (non-superuser) database login, that login and nobody else."""
+    login, superuser = login_identity(db.engine)
+    if superuser:
+        return settings.operator
+    asked = getattr(ns, "operator", None) or os.environ.get("DISPATCH_USER")
+    if asked and asked.lower() != login.lower():
+        raise Forbidden(
+            f"logged in to the database as {login}; --as/DISPATCH_USER cannot act as {asked[:40]}"
+        )
+    return login
+
+
+def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchService:
+    return DispatchService(make_sessionmaker(db.engine), desk=f"{kind}@{settings.desk}")
+
+
+def simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
+    from dispatch_tui.domain import simulate
+
+    if not 0 <= ns.calls_per_hour <= 3600 or not 0 < ns.speed <= 3600:
+        raise InvalidInput("--calls-per-hour must be 0–3600 and --speed above 0, at most 3600")
+    if ns.duration is not None and ns.duration <= 0:
+        raise InvalidInput("--duration must be a positive number of seconds")
+    db = open_database(
+        settings.database_url, settings.data_dir, application_name="dispatch-tui simulator"
+    )
+    drill = service(db, settings, kind="simulator")
+    who = drill.operator(operator(db, settings, ns)).username  # refused before playing anything
+    options = simulate.SimOptions(
+        calls_per_hour=ns.calls_per_hour,
+        speed=ns.speed,
+        duration=ns.duration,
+        auto_dispatch=ns.auto_dispatch,
+        seed=ns.seed,
+    )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())  # Ctrl-C: finish the step, stop
+    try:
+        simulate.run(
+            simulate.Simulator(drill, who, options),
+            report=lambda line: out.print(line, markup=False, highlight=False),
+            stop=stop,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 0
+
+
+def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
+    # Textual is imported only here: the scripted verbs start faster without it.
+    from dispatch_tui.app import DeskContext, DispatchApp
+
+    board = mode == "board"
+    db = open_database(
+        settings.database_url,
+        settings.data_dir,
+        application_name=f"dispatch-tui {mode}",
+        read_only=board,  # the board's sessions are read-only in PostgreSQL itself
+    )
+    reader: ReadService = (
+        ReadService(make_sessionmaker(db.engine), desk=f"board@{settings.desk}")
+        if board
+        else service(db, settings, kind="desk")
+    )
+    # With a personal login the operator is that login; an unknown one is refused before the
+    # desk opens.
+    who = reader.operator(operator(db, settings, ns))
+    options = DeskOptions.load()
+    if ns.poll:
+        options = replace(options, listen=False)
+    context = DeskContext(
+        service=reader,
+        operator=who,
+        database_label=db.label,
+        database_url=db.engine.url.render_as_string(hide_password=False),
+        options=options,
+    )
+    DispatchApp(context, mode=mode).run()
+    return 0
