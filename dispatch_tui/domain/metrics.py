@@ -80,7 +80,11 @@ WITH calls_in AS (
                     WHEN 'hospital' THEN coalesce(h.code, '(none)')
                     ELSE 'all' END AS grp
     FROM assignments a
-    JOIN calls c ON c.id = a.call_id
+    -- Each assignment's call by its primary key: a hash join would scan the whole call history.
+    -- (OFFSET 0 keeps it a per-row index lookup instead of being flattened into a hash join).
+    CROSS JOIN LATERAL (
+        SELECT received_at, status, priority FROM calls WHERE calls.id = a.call_id OFFSET 0
+    ) c
     JOIN units u ON u.id = a.unit_id
     LEFT JOIN hospitals h ON h.id = a.hospital_id
     WHERE a.notified_at >= :since AND a.notified_at < :until
@@ -92,12 +96,12 @@ WITH calls_in AS (
     SELECT 'processing', grp, extract(epoch FROM notified_at - received_at)
     FROM assignments_in WHERE :by = 'unit' AND call_status <> 'CANCELLED'
     UNION ALL
-    SELECT 'response', grp, extract(epoch FROM first_on_scene - received_at)
-    FROM (
-        SELECT ci.grp, ci.received_at,
-               (SELECT min(a.on_scene_at) FROM assignments a WHERE a.call_id = ci.id) AS first_on_scene
-        FROM calls_in ci WHERE :by <> 'unit' AND ci.status <> 'CANCELLED'
-    ) arrived WHERE first_on_scene IS NOT NULL
+    SELECT 'response', ci.grp, extract(epoch FROM arrived.first_on_scene - ci.received_at)
+    FROM calls_in ci
+    CROSS JOIN LATERAL (
+        SELECT min(a.on_scene_at) AS first_on_scene FROM assignments a WHERE a.call_id = ci.id
+    ) arrived
+    WHERE :by <> 'unit' AND ci.status <> 'CANCELLED' AND arrived.first_on_scene IS NOT NULL
     UNION ALL
     SELECT 'response', grp, extract(epoch FROM on_scene_at - received_at)
     FROM assignments_in WHERE :by = 'unit' AND on_scene_at IS NOT NULL AND call_status <> 'CANCELLED'
