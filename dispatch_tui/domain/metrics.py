@@ -64,14 +64,17 @@ class Kpi:
 # One row per interval, grouped for the report by a bound parameter (:by) so the SQL text is
 # fixed; goals are bound too. Indexes on calls.received_at and assignments.notified_at bound it.
 KPI_QUERY = text("""
-WITH calls_in AS (
+WITH windows AS (
+    SELECT * FROM unnest(CAST(:names AS text[]), CAST(:sinces AS timestamptz[]),
+                         CAST(:untils AS timestamptz[])) AS w(name, since, until)
+), calls_in AS (
     SELECT c.id, c.priority, c.received_at, c.first_dispatched_at, c.status,
            CASE :by WHEN 'priority' THEN 'P' || c.priority
                     WHEN 'unit' THEN '(unused)'
                     WHEN 'hospital' THEN coalesce(h.code, '(none)')
                     ELSE 'all' END AS grp
     FROM calls c LEFT JOIN hospitals h ON h.id = c.destination_hospital_id
-    WHERE c.received_at >= :since AND c.received_at < :until
+    WHERE c.received_at >= (SELECT min(since) FROM windows) AND c.received_at < (SELECT max(until) FROM windows)
 ), assignments_in AS (
     SELECT a.notified_at, a.en_route_at, a.on_scene_at, a.at_destination_at, a.cleared_at,
            c.received_at, c.status AS call_status,
@@ -87,41 +90,46 @@ WITH calls_in AS (
     ) c
     JOIN units u ON u.id = a.unit_id
     LEFT JOIN hospitals h ON h.id = a.hospital_id
-    WHERE a.notified_at >= :since AND a.notified_at < :until
+    WHERE a.notified_at >= (SELECT min(since) FROM windows) AND a.notified_at < (SELECT max(until) FROM windows)
 ), intervals AS (
     -- Per call; broken down by unit, each unit's own dispatch and arrival count instead.
-    SELECT 'processing' AS kind, grp, extract(epoch FROM first_dispatched_at - received_at) AS seconds
+    SELECT 'processing' AS kind, grp, received_at AS ts,
+           extract(epoch FROM first_dispatched_at - received_at) AS seconds
     FROM calls_in WHERE :by <> 'unit' AND first_dispatched_at IS NOT NULL AND status <> 'CANCELLED'
     UNION ALL
-    SELECT 'processing', grp, extract(epoch FROM notified_at - received_at)
+    SELECT 'processing', grp, notified_at, extract(epoch FROM notified_at - received_at)
     FROM assignments_in WHERE :by = 'unit' AND call_status <> 'CANCELLED'
     UNION ALL
-    SELECT 'response', ci.grp, extract(epoch FROM arrived.first_on_scene - ci.received_at)
+    SELECT 'response', ci.grp, ci.received_at,
+           extract(epoch FROM arrived.first_on_scene - ci.received_at)
     FROM calls_in ci
     CROSS JOIN LATERAL (
         SELECT min(a.on_scene_at) AS first_on_scene FROM assignments a WHERE a.call_id = ci.id
     ) arrived
     WHERE :by <> 'unit' AND ci.status <> 'CANCELLED' AND arrived.first_on_scene IS NOT NULL
     UNION ALL
-    SELECT 'response', grp, extract(epoch FROM on_scene_at - received_at)
+    SELECT 'response', grp, notified_at, extract(epoch FROM on_scene_at - received_at)
     FROM assignments_in WHERE :by = 'unit' AND on_scene_at IS NOT NULL AND call_status <> 'CANCELLED'
     UNION ALL
-    SELECT 'turnout', grp, extract(epoch FROM en_route_at - notified_at)
+    SELECT 'turnout', grp, notified_at, extract(epoch FROM en_route_at - notified_at)
     FROM assignments_in WHERE en_route_at IS NOT NULL
     UNION ALL
-    SELECT 'offload', grp, extract(epoch FROM cleared_at - at_destination_at)
+    SELECT 'offload', grp, notified_at, extract(epoch FROM cleared_at - at_destination_at)
     FROM assignments_in WHERE cleared_at IS NOT NULL AND at_destination_at IS NOT NULL
 ), goals(kind, goal) AS (
     VALUES ('processing', CAST(:goal_processing AS float8)), ('turnout', CAST(:goal_turnout AS float8)),
            ('response', CAST(:goal_response AS float8)), ('offload', CAST(:goal_offload AS float8))
 )
-SELECT i.grp, i.kind, count(*) AS n,
+-- One pass over the widest window; each interval counts in every window its time falls in.
+SELECT w.name AS window, i.grp, i.kind, count(*) AS n,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY i.seconds) AS p50,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY i.seconds) AS p90,
        count(*) FILTER (WHERE i.seconds <= g.goal) AS met
-FROM intervals i JOIN goals g USING (kind)
-GROUP BY i.grp, i.kind
-ORDER BY i.grp
+FROM intervals i
+JOIN windows w ON i.ts >= w.since AND i.ts < w.until
+JOIN goals g USING (kind)
+GROUP BY w.name, i.grp, i.kind
+ORDER BY w.name, i.grp
 """)
 BREAKDOWNS = ("priority", "unit", "hospital")
 
@@ -130,20 +138,36 @@ def kpis(
     session: Session, since: datetime, until: datetime, *, by: str | None = None
 ) -> dict[str, list[Kpi]]:
     """Fractiles of each interval in [since, until), per group (`by`: priority, unit, hospital)."""
-    params: dict[str, Any] = {"since": since, "until": until, "by": by or "all"}
+    return kpis_windows(session, {"window": (since, until)}, by=by)["window"]
+
+
+def kpis_windows(
+    session: Session, windows: dict[str, tuple[datetime, datetime]], *, by: str | None = None
+) -> dict[str, dict[str, list[Kpi]]]:
+    """Several windows (last hour, shift, 24 h) in one query: {window: {group: [Kpi per norm]}}."""
+    names = list(windows)
+    params: dict[str, Any] = {
+        "names": names,
+        "sinces": [windows[n][0] for n in names],
+        "untils": [windows[n][1] for n in names],
+        "by": by or "all",
+    }
     params.update({f"goal_{n.key}": n.goal_seconds for n in NORMS})
     rows = session.execute(KPI_QUERY, params).all()
-    found: dict[tuple[str, str], Any] = {(r.grp, r.kind): r for r in rows}
-    groups = sorted({r.grp for r in rows}) or ["all"]
-    result: dict[str, list[Kpi]] = {}
-    for group in groups:
-        result[group] = []
-        for norm in NORMS:
-            row = found.get((group, norm.key))
-            if row is None:
-                result[group].append(Kpi(norm, 0, None, None, 0))
-            else:
-                result[group].append(Kpi(norm, row.n, float(row.p50), float(row.p90), row.met))
+    result: dict[str, dict[str, list[Kpi]]] = {}
+    for name in names:
+        mine = [r for r in rows if r.window == name]
+        found: dict[tuple[str, str], Any] = {(r.grp, r.kind): r for r in mine}
+        groups = sorted({r.grp for r in mine}) or ["all"]
+        result[name] = {
+            group: [
+                Kpi(norm, 0, None, None, 0)
+                if (row := found.get((group, norm.key))) is None
+                else Kpi(norm, row.n, float(row.p50), float(row.p90), row.met)
+                for norm in NORMS
+            ]
+            for group in groups
+        }
     return result
 
 

@@ -135,10 +135,7 @@ class ReadService:
     ) -> dict[str, dict[str, list[metrics.Kpi]]]:
         """KPIs per named window (e.g. last hour, shift, 24 h), each {group: [Kpi per norm]}."""
         with reading(self.sessions) as s, s.begin():
-            return {
-                name: metrics.kpis(s, since, until, by=by)
-                for name, (since, until) in windows.items()
-            }
+            return metrics.kpis_windows(s, windows, by=by)
 
     def export(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         with reading(self.sessions) as s, s.begin():
