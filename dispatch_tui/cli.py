@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy.exc import OperationalError
 
 from dispatch_tui import __version__, launch
 from dispatch_tui.config import Settings
@@ -239,10 +240,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         db = open_database(settings.database_url, settings.data_dir, check_schema=False)
         try:
             state = upgrade(db.engine) if verb == "db.upgrade" else schema_state(db.engine)
-        except Exception as err:
-            if "OperationalError" in type(err).__name__:
-                raise Unavailable(f"cannot reach the dispatch database at {db.label}") from None
-            raise
+        except OperationalError:
+            raise Unavailable(f"cannot reach the dispatch database at {db.label}") from None
         message = (
             f"schema at {state.current or 'nothing'} (this version: {state.head}) on {db.label}"
         )

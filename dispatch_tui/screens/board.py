@@ -30,7 +30,7 @@ from dispatch_tui.app import ConnectionChanged, DeskContext, DispatchApp, Snapsh
 from dispatch_tui.domain import metrics
 from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
 from dispatch_tui.domain.metrics import clock
-from dispatch_tui.widgets.panes import status_text
+from dispatch_tui.widgets.panes import status_text, unit_times
 from dispatch_tui.widgets.status_line import StatusLine
 
 WINDOWS = ("last hour", "shift", "24 h")
@@ -254,16 +254,11 @@ class BoardScreen(Screen[None]):
             key=lambda c: (c.priority, c.received_at),
         )
         for c in active:
-            units = " · ".join(
-                f"{a.unit_code} {a.unit_status.lower().replace('_', ' ')} {clock((now - a.status_since).total_seconds())}"
-                for a in c.assignments
-                if a.active
-            )
             table.add_row(
                 Text(c.number),
                 Text(f"P{c.priority}"),
                 status_text(c.status, self.context.options.status_styles),
-                Text(units),
+                Text(unit_times(c, now)),
                 Text(c.nature),
             )
         return table

@@ -233,7 +233,8 @@ class PendingCalls(Pane[CallView]):
         return True
 
 
-def _unit_times(call: CallView, now: datetime | None) -> str:
+def unit_times(call: CallView, now: datetime | None) -> str:
+    """Each active unit of a call with its status and time in status (desk and board alike)."""
     return " · ".join(
         f"{a.unit_code} {label(a.unit_status)} {clock((now - a.status_since).total_seconds()) if now else ''}"
         for a in call.assignments
@@ -272,7 +273,7 @@ class ActiveCalls(Pane[CallView]):
             Text(row.number, style="bold"),
             Text(f"P{row.priority}"),
             status_text(row.status, self.styles_by_status),
-            Text(_unit_times(row, self.now)),
+            Text(unit_times(row, self.now)),
             Text(row.nature),
             Text(row.destination_code or ""),
         )
