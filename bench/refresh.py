@@ -62,7 +62,7 @@ def prepare(srv: BenchServer, database: str, history: int) -> tuple[int, int]:
         add_history(srv, database, history)
         view = service.dispatch("alice", calls[0], ["U1"])
         unit_id = next(u.id for u in service.units() if u.code == "U1")
-        return unit_id, view.id
+        return unit_id, view.call_id
     finally:
         engine.dispose()
 

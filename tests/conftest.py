@@ -99,6 +99,16 @@ def world(engine: Engine, sessions: sessionmaker[Session]) -> DispatchService:
     return DispatchService(sessions, desk="test")
 
 
+@pytest.fixture(params=["at once", "step by step"])
+def dispatch_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test through both ways a dispatch is done: the one-statement path the service
+    tries first, and the step-by-step transaction it falls back to (which alone must then give
+    every answer). Use with `pytestmark = pytest.mark.usefixtures("dispatch_path")`."""
+    if request.param == "step by step":
+        monkeypatch.setattr(DispatchService, "_dispatch_at_once", lambda *a, **k: None)
+    return str(request.param)
+
+
 @pytest.fixture
 def count(engine: Engine):  # type: ignore[no-untyped-def]
     """count("calls") -> number of rows, for checking that a refused action wrote nothing."""

@@ -13,6 +13,9 @@ from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFou
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.domain.validation import CallIntake
 
+# Every test here runs through both dispatch paths (see conftest.dispatch_path).
+pytestmark = pytest.mark.usefixtures("dispatch_path")
+
 
 def new_call(svc: DispatchService, priority: int = 1, place: str = "Riverton Mall") -> str:
     return svc.create_call(
@@ -31,7 +34,9 @@ def snapshot(count) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def
 
 def test_dispatch_does_every_step_in_one_transaction(world: DispatchService, engine) -> None:  # type: ignore[no-untyped-def]
     number = new_call(world)
-    call = world.dispatch("alice", number.lower(), ["m1"], paramedic="carol", hospital="mercy")
+    done = world.dispatch("alice", number.lower(), ["m1"], paramedic="carol", hospital="mercy")
+    assert (done.call_number, done.units) == (number, ("M1",))
+    call = world.call(number)
 
     assert call.status == "DISPATCHED"
     assert call.dispatched_by == "alice"
@@ -44,7 +49,7 @@ def test_dispatch_does_every_step_in_one_transaction(world: DispatchService, eng
         "alice",
     )
     # DB clock, one transaction: the call's dispatch time is the assignment's notified time.
-    assert call.first_dispatched_at == a.notified_at
+    assert call.first_dispatched_at == a.notified_at == done.at
     assert a.en_route_at is None  # the crew has not reported rolling yet; never backfilled
     with engine.connect() as conn:
         actions = conn.execute(text("SELECT action FROM audit_log ORDER BY id")).scalars().all()
@@ -141,7 +146,8 @@ def test_a_call_dispatched_elsewhere_needs_add_for_more_units(world: DispatchSer
     world.dispatch("bob", number, ["M1"])
     with pytest.raises(Conflict, match=f"{number} already has M1 \\(dispatched by bob\\)"):
         world.dispatch("alice", number, ["M2"])
-    call = world.dispatch("alice", number, ["M2"], add=True)
+    world.dispatch("alice", number, ["M2"], add=True)
+    call = world.call(number)
     assert call.active_units == ("M1", "M2")
     assert call.dispatched_by == "bob"  # the first dispatcher stays on the call
 
@@ -178,7 +184,8 @@ def test_hospital_closed_is_refused_and_diversion_needs_the_override(
     with pytest.raises(Conflict, match="STJ is on diversion"):
         world.dispatch("alice", number, ["M1"], hospital="STJ")
     assert snapshot(count) == before
-    call = world.dispatch("alice", number, ["M1"], hospital="STJ", override_diversion=True)
+    world.dispatch("alice", number, ["M1"], hospital="STJ", override_diversion=True)
+    call = world.call(number)
     assert call.destination_code == "STJ"
 
 

@@ -551,7 +551,7 @@ def test_dispatch_killed_mid_transaction_leaves_nothing(
     assert audit == 0
 
     # The service is usable again at once: the killed connection is not handed out again.
-    assert world.dispatch("alice", number, ["M1"]).active_units == ("M1",)
+    assert world.dispatch("alice", number, ["M1"]).units == ("M1",)
     assert call_record(engine, number)[0::2] == ("DISPATCHED", 1)
 
 

@@ -44,6 +44,9 @@ CALL_FOR_ONLY_UNIT = {
     U.AVAILABLE: CallStatus.CLOSED,  # cleared: the last unit left, so the call closed itself
 }
 
+# Every test here runs through both dispatch paths (see conftest.dispatch_path).
+pytestmark = pytest.mark.usefixtures("dispatch_path")
+
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -316,7 +319,8 @@ def test_cancelling_every_unit_makes_the_call_pending_again(
         (a,) = assignments(engine, code)
         assert a["cancelled_at"] is not None and a["cleared_at"] is None
     # Pending again means dispatchable again, without --add.
-    view = world.dispatch("bob", number, ["M3"])
+    world.dispatch("bob", number, ["M3"])
+    view = world.call(number)
     assert view.status == CallStatus.DISPATCHED and view.active_units == ("M3",)
 
 
@@ -367,7 +371,8 @@ def test_cancel_call_releases_every_unit(world: DispatchService, engine: Engine)
     refused(engine, Conflict, lambda: world.dispatch("alice", number, ["M1"], add=True))
     # The released units take the next call at once.
     other = new_call(world, "Fall")
-    assert world.dispatch("alice", other, ["M1", "M2"]).status == CallStatus.DISPATCHED
+    world.dispatch("alice", other, ["M1", "M2"])
+    assert world.call(other).status == CallStatus.DISPATCHED
 
 
 def test_cancel_call_from_received(world: DispatchService, engine: Engine) -> None:
@@ -525,7 +530,8 @@ def test_a_paramedic_goes_on_one_call_at_a_time(world: DispatchService, engine: 
         engine, InvalidInput, lambda: world.dispatch("alice", second, ["M2"], paramedic="grace")
     )
     world.cancel_unit("alice", "M1")
-    assert world.dispatch("alice", second, ["M2"], paramedic="carol").active_units == ("M2",)
+    world.dispatch("alice", second, ["M2"], paramedic="carol")
+    assert world.call(second).active_units == ("M2",)
 
 
 def test_unknown_operator_is_forbidden(world: DispatchService, engine: Engine) -> None:

@@ -28,12 +28,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from dispatch_tui.domain.dto import CallView, UnitView
+from dispatch_tui.domain.dto import Dispatched, UnitView
 from dispatch_tui.domain.errors import Conflict
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.domain.validation import CallIntake
 
-pytestmark = pytest.mark.slow
+# Every race runs through both dispatch paths (see conftest.dispatch_path).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispatch_path")]
 
 # Longer than the service's 5 s lock_timeout, so a merely slow lock wait surfaces as a Conflict
 # first; only a real hang (or a deadlock nobody detects) reaches this deadline.
@@ -335,8 +336,10 @@ def test_one_unit_sixteen_calls_exactly_one_dispatch_wins(
     winners = [i for i, r in enumerate(results) if not failed(r)]
     assert len(winners) == 1, f"{len(winners)} desks booked M1: {[calls[i] for i in winners]}"
     (w,) = winners
-    won: CallView = results[w]
-    assert (won.number, won.status, won.active_units) == (calls[w], "DISPATCHED", ("M1",))
+    won: Dispatched = results[w]
+    assert (won.call_number, won.units) == (calls[w], ("M1",))
+    call = world.call(calls[w])
+    assert (call.status, call.active_units) == ("DISPATCHED", ("M1",))
     # Each loser is told who got there first, on which call, so the desk can act on it.
     expected = f"M1 was dispatched to {calls[w]} by {users[w]} a moment ago"
     assert [str(r) for i, r in enumerate(results) if i != w] == [expected] * 15
@@ -457,7 +460,7 @@ def test_position_updates_never_undo_a_dispatch(
     lock = threading.Lock()
     all_dispatched = threading.Event()
 
-    def dispatcher(k: int) -> CallView:
+    def dispatcher(k: int) -> Dispatched:
         try:
             return world.dispatch("alice", calls[k], [dispatched[k]])
         finally:
@@ -690,7 +693,8 @@ def test_opposite_unit_order_never_deadlocks(
                 str(pair[1 - j]),
             ), pair[1 - j]
             # All or nothing: the winner has both units, the loser none.
-            assert sorted(pair[j].active_units) == sorted((x, y))
+            assert sorted(pair[j].units) == sorted((x, y))
+            assert sorted(world.call(winner_call).active_units) == sorted((x, y))
             loser_view = world.call(loser_call)
             assert (loser_view.status, loser_view.assignments) == ("RECEIVED", ())
             booked += [(x, winner_call), (y, winner_call)]

@@ -63,7 +63,7 @@ def _call_close(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outco
 
 
 def _dispatch(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    call = svc.dispatch(
+    done = svc.dispatch(
         who,
         ns.call,
         ns.units,
@@ -72,7 +72,8 @@ def _dispatch(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome
         override_diversion=ns.divert_override,
         add=ns.add,
     )
-    sent = ", ".join(u.upper() for u in ns.units)
+    sent = ", ".join(done.units)
+    call = svc.call(done.call_number)  # read after the commit, to print the call as it is now
     return Outcome(f"{sent} dispatched to {call.number} ({_units_of(call)} on it)", call, "call")
 
 

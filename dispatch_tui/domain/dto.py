@@ -78,6 +78,20 @@ class CallView:
 
 
 @dataclass(frozen=True, slots=True)
+class Dispatched:
+    """What a dispatch did, as its own transaction knows it.
+
+    The desks see the whole call through their change notifications; the CLI reads it after the
+    commit when it prints it. A dispatch does not read it back inside its transaction.
+    """
+
+    call_id: int
+    call_number: str
+    units: tuple[str, ...]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class UnitView:
     id: int
     code: str

@@ -7,10 +7,11 @@ connection; the dispatch service builds on this class.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db.models import Call, Staff, Station
@@ -27,7 +28,7 @@ from dispatch_tui.domain.dto import (
 )
 from dispatch_tui.domain.enums import CallStatus, UnitStatus
 from dispatch_tui.domain.errors import Conflict, Forbidden, NotFound
-from dispatch_tui.domain.transactions import reading
+from dispatch_tui.domain.transactions import autocommitting, reading
 
 
 class ReadService:
@@ -59,6 +60,9 @@ class ReadService:
                 (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
             )
             return recommend.rank(call.priority, position, candidates, limit)
+
+    def autocommit(self) -> AbstractContextManager[Connection]:
+        return autocommitting(self.sessions)
 
     def call(self, call_number: str) -> CallView:
         number = validation.call_number(call_number)

@@ -26,20 +26,21 @@ from dispatch_tui.db.models import (
     Staff,
     Unit,
 )
-from dispatch_tui.domain import lifecycle, queries, steps, validation
+from dispatch_tui.domain import at_once, lifecycle, queries, steps, validation
 from dispatch_tui.domain.dto import (
     CallView,
+    Dispatched,
     HospitalView,
     UnitView,
 )
-from dispatch_tui.domain.enums import CallStatus, HospitalStatus, UnitStatus
+from dispatch_tui.domain.enums import CallStatus, HospitalStatus, Role, UnitStatus
 from dispatch_tui.domain.errors import (
     Conflict,
     InvalidInput,
     NotFound,
 )
 from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.transactions import write
+from dispatch_tui.domain.transactions import Retry, write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,7 +127,7 @@ class DispatchService(ReadService):
         hospital: str | None = None,
         override_diversion: bool = False,
         add: bool = False,
-    ) -> CallView:
+    ) -> Dispatched:
         """Send units to a call, following the dispatch flow of DOMAIN.md step by step.
 
         `add` sends further units to a call that already has some; without it, a call that
@@ -144,8 +145,19 @@ class DispatchService(ReadService):
             raise InvalidInput("name a paramedic with a single unit")
         number = validation.call_number(call_number)
         hcode = validation.hospital_code(hospital) if hospital else None
+        done = self._dispatch_at_once(
+            validation.username(username),
+            number,
+            codes,
+            paramedic=medic_name,
+            hospital=hcode,
+            override_diversion=override_diversion,
+            add=add,
+        )
+        if done is not None:
+            return Dispatched(done[0], number, tuple(codes), done[1])
 
-        def work(s: Session) -> CallView:
+        def work(s: Session) -> Dispatched:
             staff = steps.authorise(s, username, "dispatch")  # 1. permission (2. validated above)
             call = steps.lock_call(s, number)  # 3. locks: the call, then units by id
             units = steps.lock_units(s, codes)
@@ -205,9 +217,44 @@ class DispatchService(ReadService):
                     hospital=dest.code if dest else None,
                     added=bool(active),
                 )
-            return queries.call(s, call.id)  # 10. commit on return; 11. NOTIFY fires on commit
+            # 10. commit on return; 11. NOTIFY fires on commit
+            return Dispatched(call.id, number, tuple(u.code for u in units), at)
 
         return write(self.sessions, work)
+
+    def _dispatch_at_once(
+        self,
+        username: str,
+        number: str,
+        codes: list[str],
+        *,
+        paramedic: str | None,
+        hospital: str | None,
+        override_diversion: bool,
+        add: bool,
+    ) -> tuple[int, datetime] | None:
+        """The plain dispatch in one statement (`at_once.DISPATCH`): the call's id and the
+        dispatch time when it was done, None when a condition did not hold and nothing was
+        written."""
+        params = {
+            **at_once.CONSTANTS,
+            "operator": username.lower(),
+            "roles": [r.value for r in steps.PERMISSIONS["dispatch"]],
+            "number": number,
+            "units": codes,
+            "add": add,
+            "paramedic": paramedic.lower() if paramedic else None,
+            "paramedic_role": Role.PARAMEDIC.value,
+            "hospital": hospital,
+            "override": override_diversion,
+            "desk": self.desk,
+        }
+        try:
+            with self.autocommit() as conn:
+                row = conn.execute(at_once.DISPATCH, params).first()
+        except Retry:
+            return None  # a deadlock: the step-by-step transaction retries and explains
+        return None if row is None else (int(row.call_id), row.at)
 
     def unit_status(
         self,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRIES = 3  # deadlock / serialization failure: retry, then report a conflict
-LOCK_TIMEOUT = "5s"  # a row held longer than this is reported as busy, never a frozen desk
 
 
 @contextmanager
@@ -31,12 +30,19 @@ def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def autocommitting(sessions: sessionmaker[Session]) -> Iterator[Connection]:
+    """A connection on which each statement is its own transaction (for one-statement actions)."""
+    engine: Engine = sessions.kw["bind"]
+    with db_errors(), engine.connect() as conn:
+        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
     """Run `work` in one transaction; retry deadlocks and serialization failures."""
     for attempt in range(1, RETRIES + 1):
         try:
             with sessions() as session, db_errors(), session.begin():
-                session.execute(select(func.set_config("lock_timeout", LOCK_TIMEOUT, True)))
                 return work(session)
         except Retry:
             log.info(

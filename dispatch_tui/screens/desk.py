@@ -241,8 +241,8 @@ class DeskScreen(Screen[None]):
         self.app.push_screen(PickScreen(f"{verb} {number}: recommended units", options), chosen)
 
     def _dispatch(self, number: str, unit: str, add: bool) -> str:
-        call = self.service.dispatch(self.operator, number, [unit], add=add)
-        return f"{unit} dispatched to {call.number}"
+        done = self.service.dispatch(self.operator, number, [unit], add=add)
+        return f"{', '.join(done.units)} dispatched to {done.call_number}"
 
     def _unit_action(self, action: str, argument: str) -> None:
         unit = self.units.selected

@@ -1,0 +1,115 @@
+"""The everyday dispatch in one statement: one round trip, atomic on its own.
+
+Most dispatches are the plain case: a permitted operator sends available units to an open call.
+`DISPATCH` does all of it in one SQL statement (so one round trip and an implicit transaction):
+the permission, the call's lock, the units' locks in id order, the checks, the assignments, the
+units' and the call's new status, and the audit rows. The locks and checks follow the same order
+and rules as the step-by-step transaction in `service.py`, which stays the authority: when any
+condition here does not hold, this statement writes nothing and returns no row, and the service
+runs the step-by-step transaction, which gives the precise refusal.
+
+Why the checks are safe though the statement's snapshot may be older than its locks (READ
+COMMITTED): every condition that another desk could change is a condition on a locked row, and
+PostgreSQL re-checks a locked row's conditions on its newest version after waiting for it.
+- The call is locked first; without `add` it must still be RECEIVED, which (by the lifecycle) means
+  it has no active unit. With `add` any open status will do.
+- Units are locked only while still AVAILABLE, in id order, and only once the call is locked (the
+  call's CTE gates the units' scan), the same order every action uses. A unit another desk has just
+  taken is skipped without waiting behind the other losers, so the unit count comes up short.
+- A paramedic put on another call a moment ago is caught by the unique index on active
+  assignments; the service maps that violation to a Conflict.
+- The clock is read once all locks are held, as in `steps.clock`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Boolean, String
+
+from dispatch_tui.domain.enums import OPEN_CALL_STATUSES, CallStatus, HospitalStatus, UnitStatus
+
+DISPATCH = text(
+    """
+WITH operator AS (
+    SELECT id, username FROM staff
+    WHERE lower(username) = :operator AND active AND role = ANY(:roles)
+), call_row AS (
+    SELECT calls.id, calls.status FROM calls
+    WHERE number = :number
+      AND (status = :received OR (:add AND status = ANY(:open_statuses)))
+      AND EXISTS (SELECT 1 FROM operator)
+    FOR UPDATE
+), unit_rows AS (
+    SELECT units.id FROM units
+    WHERE code = ANY(:units) AND status = :available AND EXISTS (SELECT 1 FROM call_row)
+    ORDER BY units.id
+    FOR UPDATE
+), medic AS (
+    SELECT staff.id, staff.username FROM staff
+    WHERE lower(staff.username) = :paramedic AND staff.active AND staff.role = :paramedic_role
+      AND NOT EXISTS (
+          SELECT 1 FROM assignments a WHERE a.paramedic_id = staff.id
+          AND a.cleared_at IS NULL AND a.cancelled_at IS NULL)
+), destination AS (
+    SELECT id, code FROM hospitals
+    WHERE code = :hospital AND (status = :open OR (status = :diversion AND :override))
+), go AS (
+    SELECT c.id AS call_id, c.status <> :received AS added, o.id AS operator_id,
+           o.username AS operator, m.id AS medic_id, m.username AS medic,
+           d.id AS hospital_id, d.code AS hospital, clock_timestamp() AS at
+    FROM call_row c
+    CROSS JOIN operator o
+    LEFT JOIN medic m ON true
+    LEFT JOIN destination d ON true
+    WHERE (SELECT count(*) FROM unit_rows) = cardinality(CAST(:units AS text[]))
+      AND (CAST(:paramedic AS text) IS NULL OR m.id IS NOT NULL)
+      AND (CAST(:hospital AS text) IS NULL OR d.id IS NOT NULL)
+), assigned AS (
+    INSERT INTO assignments (call_id, unit_id, paramedic_id, dispatcher_id, hospital_id,
+                             notified_at)
+    SELECT go.call_id, u.id, go.medic_id, go.operator_id, go.hospital_id, go.at
+    FROM go CROSS JOIN unit_rows u
+    RETURNING unit_id
+), moved AS (
+    UPDATE units SET status = :en_route, status_since = go.at
+    FROM go WHERE units.id IN (SELECT unit_id FROM assigned)
+    RETURNING units.id
+), linked AS (
+    UPDATE calls SET
+        status = CASE WHEN calls.status = :received THEN :dispatched ELSE calls.status END,
+        first_dispatched_at = coalesce(calls.first_dispatched_at, go.at),
+        dispatched_by_id = CASE WHEN calls.first_dispatched_at IS NULL
+                                THEN go.operator_id ELSE calls.dispatched_by_id END,
+        destination_hospital_id = coalesce(go.hospital_id, calls.destination_hospital_id)
+    FROM go WHERE calls.id = go.call_id
+    RETURNING calls.id
+), audited AS (
+    INSERT INTO audit_log (at, operator_id, operator, desk, action, call_id, unit_id, details)
+    SELECT go.at, go.operator_id, go.operator, :desk, 'dispatch', go.call_id, a.unit_id,
+           jsonb_build_object('paramedic', go.medic, 'hospital', go.hospital,
+                              'added', go.added)
+    FROM go CROSS JOIN assigned a
+    RETURNING id
+)
+SELECT go.call_id, go.at, (SELECT count(*) FROM moved) AS moved,
+       (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM audited) AS audited
+FROM go
+"""
+).bindparams(
+    bindparam("roles", type_=ARRAY(String)),
+    bindparam("open_statuses", type_=ARRAY(String)),
+    bindparam("units", type_=ARRAY(String)),
+    bindparam("add", type_=Boolean),
+    bindparam("override", type_=Boolean),
+)
+
+CONSTANTS = {
+    "received": CallStatus.RECEIVED.value,
+    "dispatched": CallStatus.DISPATCHED.value,
+    "open_statuses": [s.value for s in OPEN_CALL_STATUSES],
+    "available": UnitStatus.AVAILABLE.value,
+    "en_route": UnitStatus.EN_ROUTE.value,
+    "open": HospitalStatus.OPEN.value,
+    "diversion": HospitalStatus.DIVERSION.value,
+}
