@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from sqlalchemy import Engine, event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from dispatch_tui.db.embedded import SUPERUSER, EmbeddedServer, postgres_bin_dir
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
@@ -174,17 +174,25 @@ def service_for(url: str, desk: str = "bench") -> tuple[Engine, DispatchService]
     return engine, DispatchService(make_sessionmaker(engine), desk=desk)
 
 
-def commit_clock(sessions: sessionmaker[Session]) -> list[float]:
-    """Wall-clock times (time.time) at which each transaction of `sessions` committed.
+def commit_clock(service: DispatchService) -> list[float]:
+    """Wall-clock times (time.time) at which each write of `service` committed.
 
     `after_commit` runs as soon as PostgreSQL acknowledged the COMMIT, before the service builds
-    its return value and closes the session: the closest the client can see to the commit.
+    its return value and closes the session: the closest the client can see to the commit. A
+    one-statement action (autocommit) has committed when its statement returns.
     """
     stamps: list[float] = []
 
-    @event.listens_for(sessions, "after_commit")
+    @event.listens_for(service.sessions, "after_commit")
     def _stamp(session: Session) -> None:
         stamps.append(time.time())
+
+    engine: Engine = service.sessions.kw["bind"]
+
+    @event.listens_for(engine, "after_execute")
+    def _stamp_autocommit(conn: Any, *args: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            stamps.append(time.time())
 
     return stamps
 

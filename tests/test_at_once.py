@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, event, text
 
 from dispatch_tui.domain.dto import CallView
+from dispatch_tui.domain.errors import DispatchError
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.domain.validation import CallIntake
 
@@ -116,16 +117,34 @@ REFUSED: dict[str, tuple[Callable[[DispatchService, str], object], dict[str, Any
 }
 
 
+# Refusals the one-statement path answers itself (a unit missing or taken); the rest it leaves
+# to the step-by-step transaction.
+ANSWERED_AT_ONCE = {"no such unit", "unit busy", "one of two units busy", "unit out of service"}
+
+
 @pytest.mark.parametrize("case", list(REFUSED))
-def test_anything_amiss_writes_nothing_and_leaves_the_answer_to_the_transaction(
-    world: DispatchService, engine: Engine, case: str
+def test_anything_amiss_writes_nothing_and_the_answer_is_the_transactions(
+    world: DispatchService, engine: Engine, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     setup, request = REFUSED[case]
     number = new_call(world)
     setup(world, number)
     before = written(engine)
     args = {"number": number, "units": ["M1"], **request}
-    assert at_once(world, args.pop("number"), args.pop("units"), **args) is None
+    number, units = args.pop("number"), args.pop("units")
+    if case in ANSWERED_AT_ONCE:
+        with pytest.raises(DispatchError) as fast:
+            at_once(world, number, units, **args)
+    else:
+        assert at_once(world, number, units, **args) is None
+    assert written(engine) == before
+    # What the step-by-step transaction says, word for word the same when answered at once.
+    monkeypatch.setattr(DispatchService, "_dispatch_at_once", lambda *a, **k: None)
+    who = args.pop("who", "alice")
+    with pytest.raises(DispatchError) as slow:
+        world.dispatch(who, number, units, override_diversion=args.pop("override", False), **args)
+    if case in ANSWERED_AT_ONCE:
+        assert (type(fast.value), str(fast.value)) == (type(slow.value), str(slow.value))
     assert written(engine) == before
 
 

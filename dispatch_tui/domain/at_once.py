@@ -8,6 +8,11 @@ and rules as the step-by-step transaction in `service.py`, which stays the autho
 condition here does not hold, this statement writes nothing and returns no row, and the service
 runs the step-by-step transaction, which gives the precise refusal.
 
+It always returns one row: `call_id` and `at` when it dispatched (NULL otherwise), and how many
+calls and units it locked. A call locked with units short is the common refusal (another desk
+took a unit a moment ago), which the service then explains with one short read instead of the
+whole transaction.
+
 Why the checks are safe though the statement's snapshot may be older than its locks (READ
 COMMITTED): every condition that another desk could change is a condition on a locked row, and
 PostgreSQL re-checks a locked row's conditions on its newest version after waiting for it.
@@ -92,9 +97,13 @@ WITH operator AS (
     FROM go CROSS JOIN assigned a
     RETURNING id
 )
-SELECT go.call_id, go.at, (SELECT count(*) FROM moved) AS moved,
-       (SELECT count(*) FROM linked) AS linked, (SELECT count(*) FROM audited) AS audited
-FROM go
+SELECT go.call_id, go.at,
+       (SELECT count(*) FROM call_row) AS calls_locked,
+       (SELECT count(*) FROM unit_rows) AS units_locked,
+       (SELECT count(*) FROM moved) AS moved,
+       (SELECT count(*) FROM linked) AS linked,
+       (SELECT count(*) FROM audited) AS audited
+FROM (SELECT 1) AS one LEFT JOIN go ON true
 """
 ).bindparams(
     bindparam("roles", type_=ARRAY(String)),

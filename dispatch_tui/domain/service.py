@@ -160,13 +160,14 @@ class DispatchService(ReadService):
         def work(s: Session) -> Dispatched:
             staff = steps.authorise(s, username, "dispatch")  # 1. permission (2. validated above)
             call = steps.lock_call(s, number)  # 3. locks: the call, then units by id
-            units = steps.lock_units(s, codes)
+            units, busy = steps.lock_available_units(s, codes)
             at = steps.clock(s)  # the dispatch time, read once the locks are held
             if not CallStatus(call.status).is_open:  # 4. re-check after the lock
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
-            for unit in units:
-                if unit.status != UnitStatus.AVAILABLE:
-                    raise Conflict(steps.busy_reason(s, unit))
+            if busy:
+                if any(u.status == UnitStatus.AVAILABLE for u in busy):
+                    raise Retry  # freed between the lock and the read: look again
+                raise Conflict(steps.busy_reason(s, busy[0]))
             active = steps.active(s, call.id)
             if active and not add:
                 first = active[0][0]
@@ -234,8 +235,8 @@ class DispatchService(ReadService):
         add: bool,
     ) -> tuple[int, datetime] | None:
         """The plain dispatch in one statement (`at_once.DISPATCH`): the call's id and the
-        dispatch time when it was done, None when a condition did not hold and nothing was
-        written."""
+        dispatch time when it was done. When a unit was missing or taken it raises the refusal;
+        otherwise None: nothing was written, and the step-by-step transaction decides."""
         params = {
             **at_once.CONSTANTS,
             "operator": username.lower(),
@@ -251,10 +252,18 @@ class DispatchService(ReadService):
         }
         try:
             with self.autocommit() as conn:
-                row = conn.execute(at_once.DISPATCH, params).first()
+                row = conn.execute(at_once.DISPATCH, params).one()
+                if row.call_id is not None:
+                    return int(row.call_id), row.at
+                if row.calls_locked and row.units_locked < len(codes):
+                    # Permitted, the call open, a unit missing or taken: the refusal the
+                    # step-by-step transaction would give (its first failing check is the
+                    # same), from one short read.
+                    units = conn.execute(steps.UNITS_WITH_CALLS, {"codes": codes}).all()
+                    steps.refuse_unavailable(units, codes)
         except Retry:
-            return None  # a deadlock: the step-by-step transaction retries and explains
-        return None if row is None else (int(row.call_id), row.at)
+            pass  # a deadlock: the step-by-step transaction retries and explains
+        return None  # something else, or it changed meanwhile: the transaction decides
 
     def unit_status(
         self,

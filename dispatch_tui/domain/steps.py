@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place, Staff, Unit
@@ -99,6 +99,42 @@ def lock_units(s: Session, codes: Sequence[str]) -> list[Unit]:
     return found
 
 
+def lock_available_units(s: Session, codes: Sequence[str]) -> tuple[list[Unit], list[Unit]]:
+    """Lock the units that are still available, by id order; read the others without a lock.
+
+    A unit another desk has just taken is not waited for in turn: PostgreSQL re-checks
+    `status = 'AVAILABLE'` on the newest row once the taker commits and skips the row, so desks
+    that lost the race do not queue behind each other to be told so. Returns (locked, busy).
+    """
+    locked = list(
+        s.scalars(
+            select(Unit)
+            .where(Unit.code.in_(codes), Unit.status == UnitStatus.AVAILABLE)
+            .order_by(Unit.id)
+            .with_for_update(),
+            execution_options=FRESH,
+        )
+    )
+    taken = {u.code for u in locked}
+    busy = (
+        [] if len(taken) == len(codes) else units_by_code(s, [c for c in codes if c not in taken])
+    )
+    return locked, busy
+
+
+def units_by_code(s: Session, codes: Sequence[str]) -> list[Unit]:
+    """The units, by id order, read without a lock; NotFound names any that do not exist."""
+    found = list(
+        s.scalars(
+            select(Unit).where(Unit.code.in_(codes)).order_by(Unit.id), execution_options=FRESH
+        )
+    )
+    missing = sorted(set(codes) - {u.code for u in found})
+    if missing:
+        raise NotFound(f"no unit {', '.join(missing)}")
+    return found
+
+
 def hospital(s: Session, code: str, *, override_diversion: bool) -> Hospital:
     hcode = validation.hospital_code(code)
     hospital = s.scalar(select(Hospital).where(Hospital.code == hcode))
@@ -113,26 +149,51 @@ def hospital(s: Session, code: str, *, override_diversion: bool) -> Hospital:
     return hospital
 
 
+# Each named unit, by id order, with the call it is on, who sent it and how long ago: what a
+# refusal says about a unit that is not available. Built once; run on a Session or a Connection.
+UNITS_WITH_CALLS = (
+    select(
+        Unit.code,
+        Unit.status,
+        Call.number,
+        Staff.username,
+        func.extract("epoch", func.clock_timestamp() - Assignment.notified_at),
+    )
+    .outerjoin(Assignment, and_(Assignment.unit_id == Unit.id, *ACTIVE))
+    .outerjoin(Call, Call.id == Assignment.call_id)
+    .outerjoin(Staff, Staff.id == Assignment.dispatcher_id)
+    .where(Unit.code.in_(bindparam("codes", expanding=True)))
+    .order_by(Unit.id)
+)
+
+
 def busy_reason(s: Session, unit: Unit) -> str:
     """Why a unit cannot be dispatched, naming who took it and when."""
-    if unit.status == UnitStatus.OUT_OF_SERVICE:
-        return f"{unit.code} is out of service"
-    row = s.execute(
-        select(
-            Call.number,
-            Staff.username,
-            func.extract("epoch", func.clock_timestamp() - Assignment.notified_at),
-        )
-        .join(Call, Call.id == Assignment.call_id)
-        .outerjoin(Staff, Staff.id == Assignment.dispatcher_id)
-        .where(Assignment.unit_id == unit.id, *ACTIVE)
-    ).first()
-    if row is None:
-        return f"{unit.code} is {lifecycle.label(unit.status)}"
-    number, who, seconds = row
+    (row,) = s.execute(UNITS_WITH_CALLS, {"codes": [unit.code]}).all()
+    return busy_text(*row)
+
+
+def busy_text(
+    code: str, status: str, number: str | None, who: str | None, seconds: float | None
+) -> str:
+    if status == UnitStatus.OUT_OF_SERVICE:
+        return f"{code} is out of service"
+    if number is None:
+        return f"{code} is {lifecycle.label(status)}"
     return (
-        f"{unit.code} was dispatched to {number} by {who or 'another desk'} {ago(float(seconds))}"
+        f"{code} was dispatched to {number} by {who or 'another desk'} {ago(float(seconds or 0))}"
     )
+
+
+def refuse_unavailable(rows: Sequence[Any], codes: Sequence[str]) -> None:
+    """From UNITS_WITH_CALLS rows: NotFound for a unit that does not exist, else Conflict for the
+    first one not available; nothing when all are available."""
+    missing = sorted(set(codes) - {row[0] for row in rows})
+    if missing:
+        raise NotFound(f"no unit {', '.join(missing)}")
+    for row in rows:
+        if row[1] != UnitStatus.AVAILABLE:
+            raise Conflict(busy_text(*row))
 
 
 def active(s: Session, call_id: int) -> list[tuple[Assignment, Unit]]:
