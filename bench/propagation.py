@@ -158,7 +158,7 @@ def writer_side(
     ANSWER_TIMEOUT), until `changes` or `budget` seconds. Otherwise one change every `interval`.
     """
     engine, service = service_for(url, desk="bench-writer")
-    stamps = commit_clock(service.sessions)
+    stamps = commit_clock(service)
     committed: list[float] = []
     try:
         if not ready.wait(60):
