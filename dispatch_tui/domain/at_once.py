@@ -79,7 +79,6 @@ WITH operator AS (
 ), moved AS (
     UPDATE units SET status = :en_route, status_since = go.at
     FROM go WHERE units.id IN (SELECT unit_id FROM assigned)
-    RETURNING units.id
 ), linked AS (
     UPDATE calls SET
         status = CASE WHEN calls.status = :received THEN :dispatched ELSE calls.status END,
@@ -88,21 +87,16 @@ WITH operator AS (
                                 THEN go.operator_id ELSE calls.dispatched_by_id END,
         destination_hospital_id = coalesce(go.hospital_id, calls.destination_hospital_id)
     FROM go WHERE calls.id = go.call_id
-    RETURNING calls.id
 ), audited AS (
     INSERT INTO audit_log (at, operator_id, operator, desk, action, call_id, unit_id, details)
     SELECT go.at, go.operator_id, go.operator, :desk, 'dispatch', go.call_id, a.unit_id,
            jsonb_build_object('paramedic', go.medic, 'hospital', go.hospital,
                               'added', go.added)
     FROM go CROSS JOIN assigned a
-    RETURNING id
 )
 SELECT go.call_id, go.at,
        (SELECT count(*) FROM call_row) AS calls_locked,
-       (SELECT count(*) FROM unit_rows) AS units_locked,
-       (SELECT count(*) FROM moved) AS moved,
-       (SELECT count(*) FROM linked) AS linked,
-       (SELECT count(*) FROM audited) AS audited
+       (SELECT count(*) FROM unit_rows) AS units_locked
 FROM (SELECT 1) AS one LEFT JOIN go ON true
 """
 ).bindparams(
