@@ -9,7 +9,8 @@ queued on a lock the test holds and let go at one instant (`race_held`).
 
 Each test checks three things: the outcomes (exactly one winner where only one may win, and every
 loser gets a domain `Conflict` saying who won, never a raw database error), the rows afterwards
-(assignments, statuses, audit log), and the invariants of the whole database (`violations`).
+(assignments, statuses, audit log), and the invariants of the whole database (`violations`,
+shared with the soak and the simulator tests in `invariants.py`).
 `write()` retries deadlocks silently, so the tests also check its log: a retry means two actions
 took their locks in different orders, which the service promises never happens.
 """
@@ -26,6 +27,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from invariants import ACTIVE, violations
 from sqlalchemy import Engine, text
 
 from dispatch_tui.domain.dto import Dispatched, UnitView
@@ -186,103 +188,6 @@ def new_calls(svc: DispatchService, n: int) -> list[str]:
 def rows(engine: Engine, sql: str, **params: Any) -> list[tuple[Any, ...]]:
     with engine.connect() as conn:
         return [tuple(r) for r in conn.execute(text(sql), params)]
-
-
-ACTIVE = "a.cleared_at IS NULL AND a.cancelled_at IS NULL"
-
-# Each query returns one line per violation; an empty result means the invariant holds.
-INVARIANTS: dict[str, str] = {
-    "a unit has more than one active assignment": f"""
-        SELECT u.code || ' on ' || string_agg(c.number, ', ' ORDER BY c.number)
-        FROM assignments a JOIN units u ON u.id = a.unit_id JOIN calls c ON c.id = a.call_id
-        WHERE {ACTIVE}
-        GROUP BY u.code HAVING count(*) > 1
-    """,
-    # AVAILABLE / OUT_OF_SERVICE exactly when the unit has no active assignment.
-    "a unit's status disagrees with its assignments": f"""
-        SELECT u.code || ' is ' || u.status || ' with ' || count(a.id) || ' active assignment(s)'
-        FROM units u LEFT JOIN assignments a ON a.unit_id = u.id AND {ACTIVE}
-        GROUP BY u.id, u.code, u.status
-        HAVING (u.status IN ('AVAILABLE', 'OUT_OF_SERVICE')) = (count(a.id) > 0)
-    """,
-    # An ended call has no active unit; an open one follows its most advanced active unit, and
-    # is RECEIVED when it has none.
-    "a call's status disagrees with its units": f"""
-        SELECT c.number || ' is ' || c.status || '; active units: '
-               || coalesce(string_agg(u.code || ' ' || u.status, ', ' ORDER BY u.code), 'none')
-        FROM calls c
-        LEFT JOIN assignments a ON a.call_id = c.id AND {ACTIVE}
-        LEFT JOIN units u ON u.id = a.unit_id
-        GROUP BY c.id, c.number, c.status
-        HAVING c.status IS DISTINCT FROM CASE
-            WHEN count(a.id) = 0 AND c.status IN ('CLOSED', 'CANCELLED') THEN c.status
-            WHEN count(a.id) = 0 THEN 'RECEIVED'
-            ELSE (ARRAY['DISPATCHED', 'ON_SCENE', 'TRANSPORTING', 'AT_HOSPITAL'])[max(
-                array_position(ARRAY['EN_ROUTE', 'ON_SCENE', 'TRANSPORTING', 'AT_HOSPITAL'],
-                               u.status::text))]
-        END
-    """,
-    # Every recorded step at or after the one before it, and the end (cleared or cancelled,
-    # never both) after all of them: a time that goes backwards is a record nobody can trust.
-    # Under races this is what catches a transaction that queued for a lock and then stamped a
-    # time from before the change it waited for.
-    "an assignment's times are out of order": """
-        SELECT u.code || ' on ' || c.number || ': notified ' || a.notified_at
-               || ', en route ' || coalesce(a.en_route_at::text, '-')
-               || ', on scene ' || coalesce(a.on_scene_at::text, '-')
-               || ', transporting ' || coalesce(a.transporting_at::text, '-')
-               || ', at hospital ' || coalesce(a.at_destination_at::text, '-')
-               || ', cleared ' || coalesce(a.cleared_at::text, '-')
-               || ', cancelled ' || coalesce(a.cancelled_at::text, '-')
-        FROM assignments a JOIN units u ON u.id = a.unit_id JOIN calls c ON c.id = a.call_id
-        WHERE NOT (
-            coalesce(a.en_route_at >= a.notified_at, true)
-            AND coalesce(a.on_scene_at >= coalesce(a.en_route_at, a.notified_at), true)
-            AND coalesce(a.transporting_at >= a.on_scene_at, true)
-            AND coalesce(a.at_destination_at >= a.transporting_at, true)
-            AND coalesce(coalesce(a.cleared_at, a.cancelled_at) >= greatest(a.notified_at,
-                a.en_route_at, a.on_scene_at, a.transporting_at, a.at_destination_at), true)
-            AND (a.cleared_at IS NULL OR a.cancelled_at IS NULL)
-        )
-    """,
-    # The call's own times bracket its assignments': first dispatched no later than any unit was
-    # notified, ended no earlier than any unit's last step.
-    "a call's times disagree with its assignments": """
-        SELECT c.number || ': first dispatched ' || coalesce(c.first_dispatched_at::text, '-')
-               || ', ended ' || coalesce(coalesce(c.closed_at, c.cancelled_at)::text, '-')
-               || '; units notified ' || min(a.notified_at) || ' .. last step '
-               || max(greatest(a.notified_at, a.en_route_at, a.on_scene_at, a.transporting_at,
-                               a.at_destination_at, a.cleared_at, a.cancelled_at))
-        FROM calls c JOIN assignments a ON a.call_id = c.id
-        GROUP BY c.id, c.number, c.first_dispatched_at, c.closed_at, c.cancelled_at
-        HAVING NOT (
-            coalesce(c.first_dispatched_at <= min(a.notified_at), false)
-            AND coalesce(coalesce(c.closed_at, c.cancelled_at) >= max(greatest(a.notified_at,
-                a.en_route_at, a.on_scene_at, a.transporting_at, a.at_destination_at,
-                a.cleared_at, a.cancelled_at)), true)
-        )
-    """,
-    # Actions on one call are serialised by its row lock, so its audit rows (numbered as they
-    # are written, after the lock) must not go back in time: the log is what an incident
-    # review reads, in that order.
-    "a call's audit log goes back in time": """
-        SELECT c.number || ': #' || l.id || ' ' || l.action || ' by ' || l.operator || ' at '
-               || l.at || ' follows #' || l.prev_id || ' at ' || l.prev_at
-        FROM (SELECT *, lag(id) OVER w AS prev_id, lag(at) OVER w AS prev_at FROM audit_log
-              WHERE call_id IS NOT NULL WINDOW w AS (PARTITION BY call_id ORDER BY id)) l
-        JOIN calls c ON c.id = l.call_id
-        WHERE l.at < l.prev_at
-    """,
-}
-
-
-def violations(engine: Engine) -> str:
-    """Every broken invariant with the rows that break it, one per line ("" when consistent)."""
-    found = []
-    with engine.connect() as conn:
-        for name, sql in INVARIANTS.items():
-            found += [f"{name}: {line}" for line in conn.execute(text(sql)).scalars()]
-    return "\n".join(found)
 
 
 def audit_count(engine: Engine, action: str) -> int:

@@ -160,14 +160,13 @@ class DispatchService(ReadService):
         def work(s: Session) -> Dispatched:
             staff = steps.authorise(s, username, "dispatch")  # 1. permission (2. validated above)
             call = steps.lock_call(s, number)  # 3. locks: the call, then units by id
-            units, busy = steps.lock_available_units(s, codes)
+            units = steps.lock_units(s, codes)
             at = steps.clock(s)  # the dispatch time, read once the locks are held
             if not CallStatus(call.status).is_open:  # 4. re-check after the lock
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
-            if busy:
-                if any(u.status == UnitStatus.AVAILABLE for u in busy):
-                    raise Retry  # freed between the lock and the read: look again
-                raise Conflict(steps.busy_reason(s, busy[0]))
+            for unit in units:
+                if unit.status != UnitStatus.AVAILABLE:
+                    raise Conflict(steps.busy_reason(s, unit))
             active = steps.active(s, call.id)
             if active and not add:
                 first = active[0][0]

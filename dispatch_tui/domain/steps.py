@@ -99,42 +99,6 @@ def lock_units(s: Session, codes: Sequence[str]) -> list[Unit]:
     return found
 
 
-def lock_available_units(s: Session, codes: Sequence[str]) -> tuple[list[Unit], list[Unit]]:
-    """Lock the units that are still available, by id order; read the others without a lock.
-
-    A unit another desk has just taken is not waited for in turn: PostgreSQL re-checks
-    `status = 'AVAILABLE'` on the newest row once the taker commits and skips the row, so desks
-    that lost the race do not queue behind each other to be told so. Returns (locked, busy).
-    """
-    locked = list(
-        s.scalars(
-            select(Unit)
-            .where(Unit.code.in_(codes), Unit.status == UnitStatus.AVAILABLE)
-            .order_by(Unit.id)
-            .with_for_update(),
-            execution_options=FRESH,
-        )
-    )
-    taken = {u.code for u in locked}
-    busy = (
-        [] if len(taken) == len(codes) else units_by_code(s, [c for c in codes if c not in taken])
-    )
-    return locked, busy
-
-
-def units_by_code(s: Session, codes: Sequence[str]) -> list[Unit]:
-    """The units, by id order, read without a lock; NotFound names any that do not exist."""
-    found = list(
-        s.scalars(
-            select(Unit).where(Unit.code.in_(codes)).order_by(Unit.id), execution_options=FRESH
-        )
-    )
-    missing = sorted(set(codes) - {u.code for u in found})
-    if missing:
-        raise NotFound(f"no unit {', '.join(missing)}")
-    return found
-
-
 def hospital(s: Session, code: str, *, override_diversion: bool) -> Hospital:
     hcode = validation.hospital_code(code)
     hospital = s.scalar(select(Hospital).where(Hospital.code == hcode))
