@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, aliased
 
 from dispatch_tui.db.models import (
@@ -41,25 +41,27 @@ def operator(row: Staff) -> Operator:
     return Operator(row.id, row.username, row.full_name, row.role, row.unit_id)
 
 
-def _assignment_query() -> Select[Assignment, str, str, str, str, str, str, str]:
-    return (
-        select(
-            Assignment,
-            Call.number,
-            Unit.code,
-            Unit.status,
-            Unit.capability,
-            _Paramedic.username,
-            _Dispatcher.username,
-            Hospital.code,
-        )
-        .join(Call, Call.id == Assignment.call_id)
-        .join(Unit, Unit.id == Assignment.unit_id)
-        .outerjoin(_Paramedic, _Paramedic.id == Assignment.paramedic_id)
-        .outerjoin(_Dispatcher, _Dispatcher.id == Assignment.dispatcher_id)
-        .outerjoin(Hospital, Hospital.id == Assignment.hospital_id)
-        .order_by(Assignment.notified_at, Assignment.id)
+# Statements are built once, here, with their ids as expanding bind parameters: a desk's refresh
+# then costs SQLAlchemy no statement construction or cache-key work, only the execution.
+_ASSIGNMENTS_OF_CALLS = (
+    select(
+        Assignment,
+        Call.number,
+        Unit.code,
+        Unit.status,
+        Unit.capability,
+        _Paramedic.username,
+        _Dispatcher.username,
+        Hospital.code,
     )
+    .join(Call, Call.id == Assignment.call_id)
+    .join(Unit, Unit.id == Assignment.unit_id)
+    .outerjoin(_Paramedic, _Paramedic.id == Assignment.paramedic_id)
+    .outerjoin(_Dispatcher, _Dispatcher.id == Assignment.dispatcher_id)
+    .outerjoin(Hospital, Hospital.id == Assignment.hospital_id)
+    .where(Assignment.call_id.in_(bindparam("call_ids", expanding=True)))
+    .order_by(Assignment.notified_at, Assignment.id)
+)
 
 
 def _assignment_view(row: Any) -> AssignmentView:
@@ -85,27 +87,32 @@ def _assignment_view(row: Any) -> AssignmentView:
     )
 
 
+_Destination = aliased(Hospital)
+_CALLS = (
+    select(Call, _Destination.code, _Dispatcher.username)
+    .outerjoin(_Destination, _Destination.id == Call.destination_hospital_id)
+    .outerjoin(_Dispatcher, _Dispatcher.id == Call.dispatched_by_id)
+    .order_by(Call.priority, Call.received_at, Call.id)
+    .limit(bindparam("limit"))
+)
+_CALLS_BY_ID = _CALLS.where(Call.id.in_(bindparam("ids", expanding=True)))
+_OPEN_CALLS = _CALLS.where(Call.status.in_([s.value for s in OPEN_CALL_STATUSES]))
+
+
 def calls(
     session: Session, *, ids: Sequence[int] | None = None, open_only: bool = True, limit: int = 500
 ) -> list[CallView]:
     """Calls (open ones by default) with all their assignments, priority first then age."""
-    destination = aliased(Hospital)
-    query = (
-        select(Call, destination.code, _Dispatcher.username)
-        .outerjoin(destination, destination.id == Call.destination_hospital_id)
-        .outerjoin(_Dispatcher, _Dispatcher.id == Call.dispatched_by_id)
-        .order_by(Call.priority, Call.received_at, Call.id)
-        .limit(limit)
-    )
+    params: dict[str, Any] = {"limit": limit}
     if ids is not None:
-        query = query.where(Call.id.in_(ids))
-    elif open_only:
-        query = query.where(Call.status.in_([s.value for s in OPEN_CALL_STATUSES]))
-    rows = session.execute(query).all()
+        query, params["ids"] = _CALLS_BY_ID, list(ids)
+    else:
+        query = _OPEN_CALLS if open_only else _CALLS
+    rows = session.execute(query, params).all()
     if not rows:
         return []
     by_call: dict[int, list[AssignmentView]] = {row[0].id: [] for row in rows}
-    for row in session.execute(_assignment_query().where(Assignment.call_id.in_(list(by_call)))):
+    for row in session.execute(_ASSIGNMENTS_OF_CALLS, {"call_ids": list(by_call)}):
         by_call[row[0].call_id].append(_assignment_view(row))
     return [
         CallView(
@@ -139,21 +146,27 @@ def call(session: Session, call_id: int) -> CallView:
     return view
 
 
+_ACTIVE_CALL_OF_UNIT = (
+    select(Assignment.unit_id, Call.number)
+    .join(Call, Call.id == Assignment.call_id)
+    .where(Assignment.cleared_at.is_(None), Assignment.cancelled_at.is_(None))
+    .subquery()
+)
+_UNITS = (
+    select(Unit, Station.code, _ACTIVE_CALL_OF_UNIT.c.number)
+    .outerjoin(Station, Station.id == Unit.station_id)
+    .outerjoin(_ACTIVE_CALL_OF_UNIT, _ACTIVE_CALL_OF_UNIT.c.unit_id == Unit.id)
+    .order_by(Unit.code)
+)
+_UNITS_BY_ID = _UNITS.where(Unit.id.in_(bindparam("ids", expanding=True)))
+
+
 def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitView]:
-    active = (
-        select(Assignment.unit_id, Call.number)
-        .join(Call, Call.id == Assignment.call_id)
-        .where(Assignment.cleared_at.is_(None), Assignment.cancelled_at.is_(None))
-        .subquery()
+    rows = (
+        session.execute(_UNITS)
+        if ids is None
+        else session.execute(_UNITS_BY_ID, {"ids": list(ids)})
     )
-    query = (
-        select(Unit, Station.code, active.c.number)
-        .outerjoin(Station, Station.id == Unit.station_id)
-        .outerjoin(active, active.c.unit_id == Unit.id)
-        .order_by(Unit.code)
-    )
-    if ids is not None:
-        query = query.where(Unit.id.in_(ids))
     return [
         UnitView(
             id=u.id,
@@ -167,7 +180,7 @@ def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitVie
             position_at=u.position_at,
             call_number=number,
         )
-        for u, station, number in session.execute(query)
+        for u, station, number in rows
     ]
 
 
@@ -176,10 +189,16 @@ def unit(session: Session, unit_id: int) -> UnitView:
     return view
 
 
+_HOSPITALS = select(Hospital).order_by(Hospital.code)
+_HOSPITALS_BY_ID = _HOSPITALS.where(Hospital.id.in_(bindparam("ids", expanding=True)))
+
+
 def hospitals(session: Session, *, ids: Sequence[int] | None = None) -> list[HospitalView]:
-    query = select(Hospital).order_by(Hospital.code)
-    if ids is not None:
-        query = query.where(Hospital.id.in_(ids))
+    rows = (
+        session.scalars(_HOSPITALS)
+        if ids is None
+        else session.scalars(_HOSPITALS_BY_ID, {"ids": list(ids)})
+    )
     return [
         HospitalView(
             id=h.id,
@@ -192,7 +211,7 @@ def hospitals(session: Session, *, ids: Sequence[int] | None = None) -> list[Hos
             lat=h.lat,
             lon=h.lon,
         )
-        for h in session.scalars(query)
+        for h in rows
     ]
 
 
