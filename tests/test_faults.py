@@ -44,6 +44,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 import dispatch_tui.app as app_module
+import dispatch_tui.db.engine as engine_module
 from dispatch_tui.app import DeskContext, DispatchApp
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
 from dispatch_tui.db.embedded import EmbeddedServer
@@ -553,6 +554,39 @@ def test_dispatch_killed_mid_transaction_leaves_nothing(
     # The service is usable again at once: the killed connection is not handed out again.
     assert world.dispatch("alice", number, ["M1"]).units == ("M1",)
     assert call_record(engine, number)[0::2] == ("DISPATCHED", 1)
+
+
+# -- a pooled connection that died while idle ----------------------------------------------------
+
+
+@pytest.mark.parametrize("idle", [True, False], ids=["idle: pinged", "just used: not pinged"])
+def test_a_connection_that_died_while_idle_is_replaced_before_use(
+    world: DispatchService,
+    database_url: str,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+    idle: bool,
+) -> None:
+    """The pool pings a connection that sat idle (engine.PING_AFTER_IDLE_SECONDS) and replaces
+    it if it is dead, so the action succeeds; one used a moment ago is not pinged (a burst of
+    actions pays no extra round trip) and its death surfaces once as Unavailable."""
+    eng = make_engine(database_url, pool_size=1, application_name="dispatch-tui-faults")
+    try:
+        svc = DispatchService(make_sessionmaker(eng), desk="test")
+        number = new_call(world)
+        with eng.connect() as conn:
+            pooled = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        terminate(engine, pooled)
+        monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0 if idle else 3600.0)
+        if idle:
+            assert svc.dispatch("alice", number, ["M1"]).units == ("M1",)
+        else:
+            with pytest.raises(Unavailable, match="nothing was changed"):
+                svc.dispatch("alice", number, ["M1"])
+            assert call_record(engine, number)[0] == "RECEIVED"
+            assert svc.dispatch("alice", number, ["M1"]).units == ("M1",)  # a fresh connection
+    finally:
+        eng.dispose()
 
 
 # -- 4. deadlocks and serialization failures: retried, then a Conflict ---------------------------
