@@ -6,8 +6,8 @@ memory is the process's own. The child does what `dispatch-tui desk` does (open 
 schema check, look up the operator, build the desk) but runs the app headless with
 `App.run_test`; it wraps the Hospitals pane's `sync` (the last pane a snapshot fills) to note when
 the first full snapshot is in the panes, and `call_after_refresh` to note when it has been
-painted. A second later (the listener's resync snapshot has landed) it measures its CPU use over
-1.5 idle seconds, then its RSS and peak RSS (VmRSS, VmHWM in /proc/self/status).
+painted. A second later (when any later start-up snapshot has landed) it measures its CPU use
+over 1.5 idle seconds, then its RSS and peak RSS (VmRSS, VmHWM in /proc/self/status).
 
 Reference, same server, same rows: a bare Textual app with the same four tables filled from three
 plain psycopg queries.

@@ -15,7 +15,7 @@ from typing import Any
 
 PENDING = 100
 DISPATCHED = 100
-SETTLE = 1.0  # seconds after the first paint, for the listener's resync snapshot to land
+SETTLE = 1.0  # seconds after the first paint, for any start-up snapshot still on its way to land
 IDLE = 1.5  # then seconds of nothing happening, to measure what the desk burns while idle
 
 

@@ -1,8 +1,9 @@
 """The Textual app: the dispatcher's desk, kept live from PostgreSQL.
 
-Database IO never runs on the event loop. Loads and actions run in thread workers that end by
-posting a message; the LISTEN connection runs in its own thread worker and refetches only the rows
-a notification names. The UI thread only applies frozen snapshots to the panes.
+Database IO never runs on the event loop. Actions run in thread workers that end by posting a
+message; the LISTEN connection runs in its own thread worker, loads everything once it listens
+(and again after every reconnect), and then refetches only the rows a notification names. The UI
+thread only applies frozen snapshots to the panes.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def ids_of(changes: Iterable[Change]) -> tuple[set[int], set[int], set[int]]:
     return calls, units, hospitals
 
 
+def failure_message(error: BaseException | None) -> str:
+    """The one line a dispatcher sees for an error no one expected."""
+    if isinstance(error, DispatchError):
+        return error.message
+    return "unexpected error; details in the log"
+
+
 class DispatchApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "dispatch-tui"
@@ -127,7 +135,9 @@ class DispatchApp(App[None]):
 
             self.desk = DeskScreen(self.context)
         self.push_screen(self.desk)
-        self.load_all()
+        # The listener's first resync is the first load: it reads everything once LISTEN is in
+        # place, so nothing committed before it is missed, and a second full snapshot moments
+        # after the first (reading and applying every row again) is not needed.
         self.listen()
 
     def on_unmount(self) -> None:
@@ -150,10 +160,6 @@ class DispatchApp(App[None]):
 
     # -- workers: all database IO lives here ------------------------------------------------
 
-    @work(thread=True, exit_on_error=False, group="load")
-    def load_all(self) -> None:
-        self.deliver(SnapshotLoaded(self.context.service.snapshot()))
-
     @work(thread=True, exit_on_error=False, group="listen", name="listener")
     def listen(self) -> None:
         service = self.context.service
@@ -164,8 +170,19 @@ class DispatchApp(App[None]):
                 snapshot = service.changed(call_ids=calls, unit_ids=units, hospital_ids=hospitals)
                 self.deliver(SnapshotLoaded(snapshot))
 
+        loaded = threading.Event()
+
         def resync() -> None:
-            self.deliver(SnapshotLoaded(service.snapshot()))
+            try:
+                snapshot = service.snapshot()
+            except Exception as error:
+                # The listener logs it and goes on. A desk that could not load at all says so
+                # on its feedback line, as for any failed worker.
+                if not loaded.is_set():
+                    self.deliver(ActionDone(False, failure_message(error)))
+                raise
+            loaded.set()
+            self.deliver(SnapshotLoaded(snapshot))
 
         def state(value: ConnectionState) -> None:
             self.deliver(ConnectionChanged(value.value))
@@ -180,9 +197,8 @@ class DispatchApp(App[None]):
             # A desk must be live again within ~2 s of the server returning: retry at least
             # every second (a failed connect to a down local server costs next to nothing).
             max_backoff_seconds=1.0,
-            # A burst arrives within a few ms (one transaction's notifications come together);
-            # waiting longer only delays every single change.
-            coalesce_seconds=0.005,
+            # One transaction's notifications arrive together: take what is there, never wait.
+            coalesce_seconds=0.0,
         ).run(self._stop_listening)
 
     def perform(self, label: str, action: Callable[[], str]) -> None:
@@ -208,9 +224,4 @@ class DispatchApp(App[None]):
             return
         error = event.worker.error
         log.error("desk worker %s failed", event.worker.name, exc_info=error)
-        message = (
-            error.message
-            if isinstance(error, DispatchError)
-            else "unexpected error; details in the log"
-        )
-        self.deliver(ActionDone(False, message))
+        self.deliver(ActionDone(False, failure_message(error)))

@@ -8,17 +8,21 @@ in another process — appears in the other without a key pressed.
 from __future__ import annotations
 
 import asyncio
+import io
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from rich.console import Console
 from rich.text import Text
 from sqlalchemy import text
+from textual.coordinate import Coordinate
 
 from dispatch_tui.app import DeskContext, DispatchApp
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
+from dispatch_tui.domain.errors import Unavailable
 from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.domain.validation import CallIntake
 from dispatch_tui.screens.desk import DeskScreen
@@ -281,3 +285,185 @@ async def test_the_desk_fits_small_and_large_terminals(
         # Text columns size to their content, even when the first snapshot beat the mount.
         nature = screen.pending.columns["nature"]
         assert nature.get_render_width(screen.pending) >= len("Chest pain")
+
+
+# -- what a change costs the desk ---------------------------------------------------------------
+
+
+async def repainted(app: DispatchApp) -> None:
+    """Return once the screen has been redrawn with what is already in the panes."""
+    done = asyncio.Event()
+    app.call_after_refresh(done.set)
+    await asyncio.wait_for(done.wait(), 20)
+
+
+def hospital_key(app: DispatchApp, code: str) -> str:
+    pane = screen_of(app).hospitals
+    return next(k for k, h in pane.rows_by_key.items() if h.code == code)
+
+
+def beds(app: DispatchApp, code: str) -> int | None:
+    return screen_of(app).hospitals.rows_by_key[hospital_key(app, code)].beds_available
+
+
+async def test_one_changed_cell_redraws_its_row_and_nothing_else(
+    world: DispatchService, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = screen_of(app).hospitals
+        await until(pilot, lambda: pane.row_count == 5)
+        await repainted(app)
+        row = pane.get_row_index(hospital_key(app, "MERCY"))
+        lines = [pane.render_line(y).text for y in range(pane.row_count + 1)]
+        updates = pane._update_count
+        drawn: list[int] = []
+        render_cell = type(pane)._render_cell
+
+        def spy(self: Any, row_index: int, *args: Any, **kwargs: Any) -> Any:
+            if self is pane:
+                drawn.append(row_index)
+            return render_cell(self, row_index, *args, **kwargs)
+
+        monkeypatch.setattr(type(pane), "_render_cell", spy)
+        world.hospital_status("grace", "MERCY", beds=17)
+        await until(pilot, lambda: beds(app, "MERCY") == 17)
+        await repainted(app)
+
+        # Not the whole table invalidated (as DataTable.update_cell does): only MERCY's cells
+        # were rendered again, and its line shows the new count while the others are as before.
+        assert pane._update_count == updates
+        assert drawn and set(drawn) == {row}
+        after = [pane.render_line(y).text for y in range(pane.row_count + 1)]
+        header = 1
+        assert "17" in after[header + row] and "17" not in lines[header + row]
+        assert [t for i, t in enumerate(after) if i != header + row] == [
+            t for i, t in enumerate(lines) if i != header + row
+        ]
+
+
+def screen_text(app: DispatchApp) -> str:
+    """The whole screen as text, composed the way a full redraw composes it: from each widget's
+    cached lines, so a line that should have been redrawn and was not still shows its old text."""
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(app.screen._compositor.render_update(full=True))
+    return console.export_text()
+
+
+async def test_a_changed_row_is_redrawn_where_it_is_on_a_scrolled_pane(
+    world: DispatchService, database_url: str
+) -> None:
+    app = desk(world, database_url)
+    async with app.run_test(size=(100, 24)) as pilot:  # too short for all 12 units
+        pane = screen_of(app).units
+        await until(pilot, lambda: pane.row_count == 12)
+        pane.focus()
+        last = pane.coordinate_to_cell_key(Coordinate(pane.row_count - 1, 0)).row_key.value
+        assert last is not None and pane.select_id(int(last))
+        code = pane.rows_by_key[last].code
+        await until(pilot, lambda: pane.scroll_y > 0)  # the pane shows its last rows
+        await repainted(app)
+        assert not any("OUT OF SVC" in line for line in screen_text(app).splitlines())
+
+        world.unit_status("bob", code, "OUT_OF_SERVICE")
+        await until(pilot, lambda: unit_status(app, code) == "OUT_OF_SERVICE")
+        await repainted(app)
+        (line,) = [line for line in screen_text(app).splitlines() if f" {code} " in line]
+        assert "OUT OF SVC" in line
+
+
+def footer_keys(app: DispatchApp) -> list[str]:
+    return [str(key.description) for key in screen_of(app).query("FooterKey")]
+
+
+async def test_the_footer_is_rebuilt_only_when_the_selected_rows_keys_change(
+    world: DispatchService, database_url: str
+) -> None:
+    app = desk(world, database_url, user="grace")  # a supervisor may set hospital status
+    async with app.run_test(size=SIZE) as pilot:
+        screen = screen_of(app)
+        pane = screen.hospitals
+        await until(pilot, lambda: pane.row_count == 5)
+        pane.focus()
+        assert pane.select_id(int(hospital_key(app, "MERCY")))
+        await until(pilot, lambda: "Diversion" in footer_keys(app))
+        assert "Open" not in footer_keys(app)  # MERCY is open already
+        rebuilds: list[object] = []
+        screen.bindings_updated_signal.subscribe(screen, rebuilds.append)
+
+        # Another row changes, then the selected row changes in a way its keys do not see.
+        world.hospital_status("grace", "STJ", beds=3)
+        await until(pilot, lambda: beds(app, "STJ") == 3)
+        world.hospital_status("grace", "MERCY", beds=4)
+        await until(pilot, lambda: beds(app, "MERCY") == 4)
+        await repainted(app)
+        assert rebuilds == []
+
+        # The selected hospital goes on diversion: its keys change, and the footer follows.
+        world.hospital_status("grace", "MERCY", "DIVERSION")
+        await until(pilot, lambda: "Open" in footer_keys(app))
+        assert "Diversion" not in footer_keys(app)
+        assert len(rebuilds) == 1
+
+
+async def test_the_desk_reads_everything_once_at_start(
+    world: DispatchService, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[object] = []
+    snapshot = world.snapshot
+
+    def counted() -> Any:
+        loads.append(None)
+        return snapshot()
+
+    monkeypatch.setattr(world, "snapshot", counted)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(
+            pilot,
+            lambda: (
+                screen_of(app).units.row_count == 12
+                and screen_of(app).query_one(StatusLine).state == "live"
+            ),
+        )
+        # A notification is handled after the listener's resync: once this change is shown,
+        # every start-up load has been asked for.
+        world.hospital_status("grace", "MERCY", beds=9)
+        await until(pilot, lambda: beds(app, "MERCY") == 9)
+    assert len(loads) == 1
+
+
+async def test_a_desk_that_could_not_load_says_so_and_loads_when_it_can(
+    world: DispatchService, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = world.snapshot
+    failures = [Unavailable("the database did not answer")]
+
+    def flaky() -> Any:
+        if failures:
+            raise failures.pop()
+        return snapshot()
+
+    monkeypatch.setattr(world, "snapshot", flaky)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: feedback(app) == "✗ the database did not answer")
+        await until(pilot, lambda: screen_of(app).units.row_count == 12)
+
+
+async def test_the_cursor_stays_on_its_call_when_the_order_changes(
+    world: DispatchService, database_url: str
+) -> None:
+    fall = new_call(world, nature="Fall", priority=3)
+    burn = new_call(world, nature="Burn", priority=2)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        pane = screen_of(app).pending
+        await until(pilot, lambda: pending_numbers(app) == [burn, fall])
+        assert pane.select_id(next(c.id for c in pane.rows_by_key.values() if c.number == fall))
+        arrest = new_call(world, nature="Arrest", priority=1)
+        await until(pilot, lambda: pending_numbers(app) == [arrest, burn, fall])
+        selected = pane.selected
+        assert selected is not None and selected.number == fall
+        assert pane.cursor_row == 2

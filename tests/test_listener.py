@@ -291,6 +291,30 @@ def test_a_failing_callback_does_not_stop_the_listener(
     assert delivered == [[Change("units", m2, "UPDATE")]] * 2
 
 
+def test_a_failed_resync_is_tried_again_until_it_succeeds(
+    database_url: str, engine: Engine, world: DispatchService
+) -> None:
+    # The desk's first load is the listener's first resync: if it fails, nothing else would
+    # ever fill the desk (no notification names the rows it missed).
+    attempts: list[None] = []
+
+    def on_resync() -> None:
+        attempts.append(None)
+        if len(attempts) < 3:
+            raise RuntimeError("the snapshot could not be read")
+
+    m2 = row_id(engine, "units", "M2")
+    rec = Recorder()
+    rec.on_resync = on_resync  # type: ignore[method-assign]
+    with running(database_url, rec):
+        wait_for(lambda: len(attempts) == 3, "a third resync", timeout=10)
+        # It listens all along, and asks for nothing more once a resync succeeded.
+        execute(database_url, "UPDATE units SET status = 'OUT_OF_SERVICE' WHERE code = 'M2'")
+        wait_for(lambda: Change("units", m2, "UPDATE") in rec.changes, "a change")
+    assert len(attempts) == 3
+    assert rec.states == [CONNECTING, LIVE]
+
+
 def test_reconnects_and_resyncs_after_its_backend_is_terminated(
     database_url: str, engine: Engine, world: DispatchService
 ) -> None:

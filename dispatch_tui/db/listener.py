@@ -42,6 +42,8 @@ APPLICATION_NAME = "dispatch-tui listener"
 
 # The longest the loop blocks in one wait, so `stop` is noticed within about this long.
 _TICK_SECONDS = 0.25
+# A resync that failed (the desk could not read everything) is tried again this often.
+_RESYNC_RETRY_SECONDS = 1.0
 _FIRST_BACKOFF_SECONDS = 0.1
 _CONNECT_TIMEOUT_SECONDS = 3  # libpq and psycopg round anything below 2 up to 2
 
@@ -154,7 +156,7 @@ class Listener:
         on_changes: Callable[[list[Change]], None],
         on_state: Callable[[ConnectionState], None],
         on_resync: Callable[[], None],
-        coalesce_seconds: float = 0.02,
+        coalesce_seconds: float = 0.0,
         heartbeat_seconds: float = 5.0,
         max_backoff_seconds: float = 5.0,
         poll_seconds: float = 2.0,
@@ -174,6 +176,7 @@ class Listener:
         self._poll = max(poll_seconds, 0.01)
         self._listen = listen
         self._state: ConnectionState | None = None
+        self._resync_due: float | None = None  # when to retry a failed resync (monotonic)
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -254,14 +257,18 @@ class Listener:
         tick = min(_TICK_SECONDS, self._heartbeat)
         quiet_since = time.monotonic()
         while not stop.is_set():
+            if self._resync_due is not None and time.monotonic() >= self._resync_due:
+                self._resync()
             # stop_after=1 returns after the first network packet of notifications, never in the
             # middle of one: breaking out of the generator would drop the rest of that packet.
             received = list(conn.notifies(timeout=tick, stop_after=1))
             if received:
-                if self._coalesce > 0:
-                    # A single write sends one notification per row it touches (a dispatch:
-                    # call, unit, assignment...); wait a moment so the desk refreshes once.
-                    received.extend(conn.notifies(timeout=self._coalesce))
+                # A single write sends one notification per row it touches (a dispatch: call,
+                # unit, assignment...), all sent together at its commit, and more may have come
+                # in while the desk refetched the last batch: whatever has arrived joins this
+                # batch. With coalesce_seconds 0 that is a poll that never waits; more only
+                # delays every change by that much.
+                received.extend(conn.notifies(timeout=self._coalesce))
                 quiet_since = time.monotonic()
                 batch = self._batch(n.payload for n in received if n.channel == CHANNEL)
                 if batch:
@@ -319,7 +326,21 @@ class Listener:
         self._call(self._on_state, state)
 
     def _resync(self) -> None:
-        self._call(self._on_resync)
+        """Ask for a full reload; if that fails, ask again every _RESYNC_RETRY_SECONDS.
+
+        Until a resync succeeds the desk may show rows that changed while nobody listened (or,
+        at start, nothing at all): no notification would ever correct them.
+        """
+        try:
+            self._on_resync()
+        except Exception:
+            if self._resync_due is None:
+                log.exception("listener resync failed; retrying every %s s", _RESYNC_RETRY_SECONDS)
+            else:
+                log.debug("listener resync failed again", exc_info=True)
+            self._resync_due = time.monotonic() + _RESYNC_RETRY_SECONDS
+        else:
+            self._resync_due = None
 
     @staticmethod
     def _call(callback: Callable[..., None], *args: object) -> None:

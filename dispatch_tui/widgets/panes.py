@@ -1,22 +1,27 @@
 """The desk's four panes: pending calls, active calls, units, hospitals.
 
 Each pane is a DataTable keyed by primary key and diffed in place: stale keys removed, only
-changed cells updated, new rows added, the cursor kept on the same row across a re-sort. Text that
-came from the database goes in as `rich.text.Text`, so it is shown as data, never as markup.
-Each pane owns the single-key actions for its selected row and hides the ones that do not apply.
+changed cells updated (and only their rows redrawn), new rows added, re-sorted only when the order
+changed, the cursor kept on the same row. Text that came from the database goes in as
+`rich.text.Text`, so it is shown as data, never as markup. Each pane owns the single-key actions
+for its selected row and hides the ones that do not apply; the footer is rebuilt only when those
+change.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.text import Text
+from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
 from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
 from dispatch_tui.domain.enums import UnitStatus
@@ -58,6 +63,13 @@ class Pane(DataTable[Text], Generic[Row]):
         self.now: datetime | None = None
         # Whether the operator's role allows an action (service action name, selected row).
         self.permit: Callable[[str, Any], bool] = lambda action, row: True
+        # What the footer was last told about this pane's keys (None: not known to be current).
+        self._keys_shown: tuple[bool | None, ...] | None = None
+        # Where the clock's cells sit in a row, in COLUMNS order.
+        self._time_at = tuple(
+            i for i, (key, _, _) in enumerate(self.COLUMNS) if key in self.TIME_COLUMNS
+        )
+        self._column_keys = tuple(ColumnKey(key) for key, _, _ in self.COLUMNS)
 
         # Columns exist from the start: a snapshot can arrive before the pane is mounted, and
         # rows added to a table without columns would size every column by its header alone.
@@ -71,6 +83,11 @@ class Pane(DataTable[Text], Generic[Row]):
 
     def cells(self, row: Row) -> tuple[Text, ...]:
         raise NotImplementedError
+
+    def time_cells(self, row: Row) -> tuple[Text, ...]:
+        """The cells of TIME_COLUMNS alone, in COLUMNS order: all the clock changes."""
+        cells = self.cells(row)
+        return tuple(cells[i] for i in self._time_at)
 
     def sort_key(self, row: Row) -> Any:
         return row.id
@@ -99,47 +116,117 @@ class Pane(DataTable[Text], Generic[Row]):
         ]
         for key in stale:
             self._remove(key)
-        order_changed = bool(stale)
+        moved = bool(stale)
+        order_changed = False
+        added: list[str] = []
+        changed: dict[str, tuple[Text, ...]] = {}
         for key, row in given.items():
             if not self.accepts(row):
                 continue
             cells = self.cells(row)
             old = self.rows_by_key.get(key)
             if old is None:
-                self.add_row(*cells, key=key)
-                order_changed = True
+                added.append(key)
+                self._cells[key] = cells
             else:
-                for (column, _, _), new, before in zip(
-                    self.COLUMNS, cells, self._cells[key], strict=True
-                ):
-                    if new != before:
-                        self.update_cell(key, column, new)
+                changed[key] = cells
                 order_changed = order_changed or self.sort_key(old) != self.sort_key(row)
             self.rows_by_key[key] = row
-            self._cells[key] = cells
-        if order_changed and self.row_count > 1:
-            order = {k: self.sort_key(r) for k, r in self.rows_by_key.items()}
-            first = self.COLUMNS[0][0]
-            by_label = {self._cells[k][0].plain: v for k, v in order.items()}
-            self.sort(first, key=lambda cell: by_label.get(cell.plain, 0))
-        self._restore(kept_key)
-        selected = self.selected
-        if self.has_focus and (selected is None or str(selected.id) in given):
-            # Only the focused pane's keys are in the footer, and only a change to its selected
-            # row can change them: refreshing more rebuilds the footer for nothing.
-            self.refresh_bindings()
+        self._write(changed)
+        if added:
+            # New rows go in sorted among themselves: into an empty table (the first load) they
+            # then need no sort at all.
+            order_changed = order_changed or self.row_count > 0
+            moved = True
+            added.sort(key=lambda k: self.sort_key(self.rows_by_key[k]))
+            for key in added:
+                self.add_row(*self._cells[key], key=key)
+        if order_changed and self._sort():
+            moved = True
+        if moved:
+            self._restore(kept_key)
+        self._refresh_keys()
 
     def tick(self, now: datetime) -> None:
         """Advance the running clocks: only the time columns are touched."""
         self.now = now
-        if not self.TIME_COLUMNS:
+        at = self._time_at
+        if not at:
             return
+        changed: dict[str, tuple[Text, ...]] = {}
         for key, row in self.rows_by_key.items():
-            cells = self.cells(row)
-            for index, (column, _, _) in enumerate(self.COLUMNS):
-                if column in self.TIME_COLUMNS and cells[index] != self._cells[key][index]:
-                    self.update_cell(key, column, cells[index])
+            times = self.time_cells(row)
+            cells = self._cells[key]
+            if any(not _same(new, cells[i]) for new, i in zip(times, at, strict=True)):
+                fresh = list(cells)
+                for new, i in zip(times, at, strict=True):
+                    fresh[i] = new
+                changed[key] = tuple(fresh)
+        self._write(changed)
+
+    def _write(self, rows: dict[str, tuple[Text, ...]]) -> None:
+        """Put new cells into existing rows, repainting only the rows that changed.
+
+        `DataTable.update_cell` counts an update that is part of every cached cell's and line's
+        key, so a single changed cell made every visible cell of the pane render again. Here
+        the cells that differ go into the table's data, only their cached renders and their
+        rows' cached lines are dropped, and only those rows are refreshed. Rows keep their
+        height (1) and columns their width, as `update_cell` keeps them.
+
+        This reaches into DataTable's caches (Textual's own notes on per-coordinate
+        invalidation: Textualize/textual#1483); textual is pinned, and tests/test_desk.py fails
+        if a new version lays the caches out differently.
+        """
+        data = self._data
+        written: set[tuple[RowKey, ColumnKey]] = set()
+        for key, cells in rows.items():
+            before = self._cells[key]
+            row_key = RowKey(key)
+            for column, new, old in zip(self._column_keys, cells, before, strict=True):
+                if not _same(new, old):
+                    data[row_key][column] = new
+                    written.add((row_key, column))
             self._cells[key] = cells
+        if written:
+            self._forget(written)
+
+    def _forget(self, cells: set[tuple[RowKey, ColumnKey]]) -> None:
+        """Drop the cached renders of `cells` and of their rows; repaint those rows (if in view)."""
+        rows = {row for row, _ in cells}
+        locations = self._row_locations
+        indexes = {index for key in rows if (index := locations.get(key)) is not None}
+        # The rows' lines, in the table's own coordinates (below the header), found in one pass.
+        regions: list[Region] = []
+        lines: set[int] = set()
+        y = self.header_height if self.show_header else 0
+        width = max(self.size.width, self.virtual_size.width)
+        for index, row in enumerate(self.ordered_rows):
+            if index in indexes:
+                regions.append(Region(0, y, width, row.height))
+                lines.update(range(y, y + row.height))
+            y += row.height
+        # The cache keys (textual 8.2): a cell's start with its row's and column's keys, a row
+        # line's with its row's key, a row's renderables are (update count, row index), and a
+        # table line starts with its y. The row's other cells keep their cached renders.
+        _evict(self._cell_render_cache, slice(0, 2), cells)
+        _evict(self._row_render_cache, 0, rows)
+        _evict(self._row_renderable_cache, 1, indexes)
+        _evict(self._line_cache, 0, lines)
+        window, offset = self.window_region, self.scroll_offset
+        for region in regions:
+            if window.overlaps(region):  # what DataTable.refresh_row does, without its O(n) y
+                self.refresh(region.translate(-offset))
+
+    def _sort(self) -> bool:
+        """Put the rows in sort_key order; False (and nothing repainted) if they already are."""
+        if self.row_count < 2:
+            return False
+        wanted = sorted(self.rows_by_key, key=lambda k: self.sort_key(self.rows_by_key[k]))
+        if [row.key.value for row in self.ordered_rows] == wanted:
+            return False
+        rank = {self._cells[k][0].plain: i for i, k in enumerate(wanted)}
+        self.sort(self.COLUMNS[0][0], key=lambda cell: rank.get(cell.plain, 0))
+        return True
 
     def _remove(self, key: str) -> None:
         with contextlib.suppress(RowDoesNotExist):
@@ -167,8 +254,51 @@ class Pane(DataTable[Text], Generic[Row]):
             return 0.0
         return (self.now - since).total_seconds()
 
+    def keys_allowed(self) -> tuple[bool | None, ...]:
+        """Which of this pane's own keys apply to the selected row (what its footer shows)."""
+        allowed = []
+        for binding in type(self).BINDINGS:
+            if isinstance(binding, Binding):
+                _, action, parameters = parse_action(binding.action)
+                allowed.append(self.check_action(action, parameters))
+        return tuple(allowed)
+
+    def _refresh_keys(self) -> None:
+        """Rebuild the footer only when the keys it shows for this pane changed.
+
+        Only the focused pane's keys are in the footer, and Textual rebuilds the footer itself
+        when the focus moves. A rebuild re-mounts every key in it, which costs more than
+        repainting a pane, so a change that leaves the keys as they were does not ask for one.
+        """
+        if not self.has_focus:
+            self._keys_shown = None
+            return
+        allowed = self.keys_allowed()
+        if allowed != self._keys_shown:
+            self._keys_shown = allowed
+            self.refresh_bindings()
+
+    def on_focus(self) -> None:
+        # Textual rebuilds the footer itself when the focus moves, with what applies now.
+        self._keys_shown = self.keys_allowed()
+
     def on_data_table_row_highlighted(self) -> None:
-        self.refresh_bindings()
+        self._refresh_keys()
+
+
+_Key = TypeVar("_Key", bound=tuple[Any, ...])
+
+
+def _evict(cache: LRUCache[_Key, Any], position: int | slice, wanted: Container[object]) -> None:
+    """Discard the entries of `cache` whose key has one of `wanted` at `position`."""
+    keys = cache.keys()
+    for key in [k for k in keys if k[position] in wanted]:
+        cache.discard(key)
+
+
+def _same(new: Text, old: Text) -> bool:
+    """Whether a cell would look the same (rich's Text equality ignores the base style)."""
+    return new == old and new.style == old.style
 
 
 class PendingCalls(Pane[CallView]):
@@ -198,7 +328,7 @@ class PendingCalls(Pane[CallView]):
     def sort_key(self, row: CallView) -> Any:
         return (row.priority, row.received_at, row.id)
 
-    def cells(self, row: CallView) -> tuple[Text, ...]:
+    def time_cells(self, row: CallView) -> tuple[Text, ...]:
         age = self.age(row.received_at)
         overdue = age > self.aging.get(row.priority, 1800)
         # One flag, by text and colour: the call-processing clock against 60 s (NFPA 1225) while
@@ -209,11 +339,13 @@ class PendingCalls(Pane[CallView]):
             flag = Text("LATE", style="bold red")
         else:
             flag = Text(f"{int(age)}/60s")
+        return Text(clock(age), style="bold red" if overdue else ""), flag
+
+    def cells(self, row: CallView) -> tuple[Text, ...]:
         return (
             Text(row.number, style="bold"),
             Text(f"P{row.priority}", style="bold red" if row.priority == 1 else ""),
-            Text(clock(age), style="bold red" if overdue else ""),
-            flag,
+            *self.time_cells(row),
             Text(row.nature),
             Text(row.location_text),
         )
@@ -268,12 +400,15 @@ class ActiveCalls(Pane[CallView]):
     def sort_key(self, row: CallView) -> Any:
         return (row.priority, row.received_at, row.id)
 
+    def time_cells(self, row: CallView) -> tuple[Text, ...]:
+        return (Text(unit_times(row, self.now)),)
+
     def cells(self, row: CallView) -> tuple[Text, ...]:
         return (
             Text(row.number, style="bold"),
             Text(f"P{row.priority}"),
             status_text(row.status, self.styles_by_status),
-            Text(unit_times(row, self.now)),
+            *self.time_cells(row),
             Text(row.nature),
             Text(row.destination_code or ""),
         )
@@ -334,12 +469,15 @@ class Units(Pane[UnitView]):
     def sort_key(self, row: UnitView) -> Any:
         return (row.code[0], len(row.code), row.code)
 
+    def time_cells(self, row: UnitView) -> tuple[Text, ...]:
+        return (Text(minutes(self.age(row.status_since))),)
+
     def cells(self, row: UnitView) -> tuple[Text, ...]:
         return (
             Text(row.code, style="bold"),
             Text(row.capability),
             status_text(row.status, self.styles_by_status),
-            Text(minutes(self.age(row.status_since))),
+            *self.time_cells(row),
             Text(row.call_number or ""),
             Text(row.station_code or ""),
         )

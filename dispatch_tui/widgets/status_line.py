@@ -21,17 +21,40 @@ STATE_STYLES = {
 
 
 class StatusLine(Static):
-    state: reactive[str] = reactive("connecting")
-    last_update: reactive[datetime | None] = reactive(None)
-    now: reactive[datetime | None] = reactive(None)
+    # Set on every snapshot and every clock tick, but the line reads the same for a whole
+    # second: it repaints only when its text changes.
+    state: reactive[str] = reactive("connecting", repaint=False)
+    last_update: reactive[datetime | None] = reactive(None, repaint=False)
+    now: reactive[datetime | None] = reactive(None, repaint=False)
 
     def __init__(self, operator: str, role: str, database: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.operator = operator
         self.role = role
         self.database = database
+        self._shown: Text | None = None
+
+    def _watch_state(self) -> None:
+        self._update()
+
+    def _watch_last_update(self) -> None:
+        self._update()
+
+    def _watch_now(self) -> None:
+        self._update()
+
+    def _update(self) -> None:
+        text = self.text()
+        if self._shown is None or text != self._shown:
+            self._shown = text
+            self.refresh()
 
     def render(self) -> Text:
+        if self._shown is None:
+            self._shown = self.text()
+        return self._shown
+
+    def text(self) -> Text:
         text = Text()
         text.append(" DISPATCH ", style="bold reverse")
         text.append("  ")
