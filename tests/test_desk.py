@@ -18,6 +18,7 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy import text
+from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 
 from dispatch_tui.app import DeskContext, DispatchApp
@@ -27,6 +28,7 @@ from dispatch_tui.domain.service import DispatchService
 from dispatch_tui.domain.validation import CallIntake
 from dispatch_tui.screens.desk import DeskScreen
 from dispatch_tui.screens.pick import PickScreen
+from dispatch_tui.widgets.panes import Hospitals
 from dispatch_tui.widgets.status_line import StatusLine
 
 SIZE = (160, 48)
@@ -342,7 +344,7 @@ async def test_one_changed_cell_redraws_its_row_and_nothing_else(
         ]
 
 
-def screen_text(app: DispatchApp) -> str:
+def screen_text(app: App[Any]) -> str:
     """The whole screen as text, composed the way a full redraw composes it: from each widget's
     cached lines, so a line that should have been redrawn and was not still shows its old text."""
     width, height = app.size
@@ -467,3 +469,23 @@ async def test_the_cursor_stays_on_its_call_when_the_order_changes(
         selected = pane.selected
         assert selected is not None and selected.number == fall
         assert pane.cursor_row == 2
+
+
+async def test_rows_drawn_before_the_columns_grew_are_drawn_again(world: DispatchService) -> None:
+    """Rows drawn before the table measured them (columns still as wide as their headers) are
+    drawn again at the widths the columns grow to, not kept from the cache."""
+
+    class OnePane(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Hospitals(dict(DEFAULT_STATUS_STYLES))
+
+    app = OnePane()
+    async with app.run_test(size=(80, 10)) as pilot:
+        pane = app.query_one(Hospitals)
+        pane.sync(world.hospitals(), full=True, now=world.now())
+        early = [pane.render_line(y).text for y in range(pane.row_count + 1)]
+        assert not any("trauma, stroke" in line for line in early)  # drawn at header widths
+        await pilot.pause()
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "trauma, stroke, stemi, burns" in shown, shown

@@ -20,6 +20,7 @@ from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.geometry import Region
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
 
@@ -70,6 +71,8 @@ class Pane(DataTable[Text], Generic[Row]):
             i for i, (key, _, _) in enumerate(self.COLUMNS) if key in self.TIME_COLUMNS
         )
         self._column_keys = tuple(ColumnKey(key) for key, _, _ in self.COLUMNS)
+        # The column widths the cached renders were made at (see render_lines).
+        self._widths_rendered: tuple[int, ...] = ()
 
         # Columns exist from the start: a snapshot can arrive before the pane is mounted, and
         # rows added to a table without columns would size every column by its header alone.
@@ -216,6 +219,18 @@ class Pane(DataTable[Text], Generic[Row]):
         for region in regions:
             if window.overlaps(region):  # what DataTable.refresh_row does, without its O(n) y
                 self.refresh(region.translate(-offset))
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # DataTable's cached renders do not record the column widths they were made at: it
+        # counts on every change bumping its update count. Cells written by `_write` do not, so
+        # rows drawn before the table measured new rows (the first load) would keep their
+        # header-wide columns. When a width changed since the last render, no cached render is
+        # reused.
+        widths = tuple(column.get_render_width(self) for column in self.ordered_columns)
+        if widths != self._widths_rendered:
+            self._widths_rendered = widths
+            self._update_count += 1
+        return super().render_lines(crop)
 
     def _sort(self) -> bool:
         """Put the rows in sort_key order; False (and nothing repainted) if they already are."""
