@@ -14,11 +14,8 @@ The desk process also notes when psycopg handed the listener a notification and 
 Reference: raw NOTIFY, commit → receipt, with bare psycopg between two processes on the same
 server, in the same lockstep.
 
-Two more runs of ours: one with two bench-side patches inside the desk process only (the package
-is not changed): the listener's 20 ms coalescing window off, and the panes' `refresh_bindings`
-after every snapshot skipped, to show what the fixes proposed in docs/benchmarks.md would buy;
-and a burst of changes at a fixed rate that does not wait for the desk, to show whether it keeps
-up. A change the desk skipped in the burst because a later one arrived first counts as shown when
+One more run of ours: a burst of changes at a fixed rate that does not wait for the desk, to show
+whether it keeps up. A change the desk skipped in the burst because a later one arrived first counts as shown when
 that later value was.
 """
 
@@ -47,7 +44,6 @@ from bench.common import (
 
 CHANGES = 500  # lockstep: each change waits until the desk has repainted the previous one
 BUDGET = 20.0  # seconds: the lockstep run stops here even if it has not made CHANGES changes
-PATCHED_BUDGET = 6.0
 BURST_CHANGES = 50  # then a burst, one change every BURST_INTERVAL, not waiting for the desk
 BURST_INTERVAL = 0.04  # 25 changes a second: GPS pings of a few hundred units, or a busy shift
 ANSWER_TIMEOUT = 5.0
@@ -59,13 +55,12 @@ SETTLE = 0.5  # seconds between the desk showing its start-up load and the first
 # -- our desk ------------------------------------------------------------------------------------
 
 
-def desk_side(url: str, ready: Any, stop: Any, latest: Any, patched: bool) -> dict[str, Any]:
+def desk_side(url: str, ready: Any, stop: Any, latest: Any) -> dict[str, Any]:
     """Run a headless desk until `stop`; returns what it showed when, and its CPU use."""
     from dispatch_tui.app import DeskContext, DispatchApp
     from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
-    from dispatch_tui.db.listener import Listener
     from dispatch_tui.domain.reads import ReadService
-    from dispatch_tui.widgets.panes import Hospitals, Pane
+    from dispatch_tui.widgets.panes import Hospitals
     from dispatch_tui.widgets.status_line import StatusLine
 
     engine, service = service_for(url, desk="bench-watcher")
@@ -113,11 +108,6 @@ def desk_side(url: str, ready: Any, stop: Any, latest: Any, patched: bool) -> di
     psycopg.Connection.notifies = notifies  # type: ignore[method-assign]
     ReadService.changed = changed  # type: ignore[method-assign]
     Hospitals.sync = sync  # type: ignore[method-assign]
-    if patched:
-        # The proposed fixes, simulated: no fixed coalescing wait; no footer rebuild per snapshot.
-        assert Listener.__init__.__kwdefaults__ is not None
-        Listener.__init__.__kwdefaults__["coalesce_seconds"] = 0.0
-        Pane.refresh_bindings = lambda self: None  # type: ignore[method-assign]
 
     options = DeskOptions(dict(DEFAULT_AGING), dict(DEFAULT_STATUS_STYLES))
     context = DeskContext(service, service.operator("alice"), "bench", url, options)
@@ -192,13 +182,11 @@ def writer_side(
         engine.dispose()
 
 
-def run_desk(
-    url: str, changes: int, budget: float, *, interval: float = 0.0, patched: bool = False
-) -> dict[str, Any]:
+def run_desk(url: str, changes: int, budget: float, *, interval: float = 0.0) -> dict[str, Any]:
     ready, stop, latest = MP.Event(), MP.Event(), MP.Value("i", 0)
     desk, committed = run_tasks(
         [
-            (desk_side, (url, ready, stop, latest, patched)),
+            (desk_side, (url, ready, stop, latest)),
             (writer_side, (url, ready, stop, latest, changes, budget, interval)),
         ],
         timeout=180,
@@ -313,12 +301,10 @@ def run(srv: BenchServer) -> Report:
         timeout=120,
     )
     raw = [received[k + 1] - c for k, c in enumerate(raw_committed) if k + 1 in received]
-    patched = run_desk(url, CHANGES, PATCHED_BUDGET, patched=True)
     burst = run_desk(url, BURST_CHANGES, 60, interval=BURST_INTERVAL)
 
     applied, _ = latencies(ours["committed"], ours["shown"], 1)
     painted, _ = latencies(ours["committed"], ours["shown"], 2)
-    patched_painted, _ = latencies(patched["committed"], patched["shown"], 2)
     burst_painted, burst_skipped = latencies(burst["committed"], burst["shown"], 2)
 
     report = Report(
@@ -339,12 +325,6 @@ def run(srv: BenchServer) -> Report:
             _row("desk: commit → row in the Hospitals pane", applied, len(ours["committed"]), raw),
             _row("desk: commit → screen repainted", painted, len(ours["committed"]), raw),
             _row(
-                "same, both fixes simulated in the desk process",
-                patched_painted,
-                len(patched["committed"]),
-                raw,
-            ),
-            _row(
                 f"burst of {BURST_CHANGES} at {1 / BURST_INTERVAL:.0f}/s: commit → repainted",
                 burst_painted,
                 len(burst["committed"]),
@@ -352,25 +332,18 @@ def run(srv: BenchServer) -> Report:
             ),
         ],
     )
-    ours_stages, patched_stages = _stages(ours), _stages(patched)
     report.table(
-        ["where the desk's time goes", "p50 ms", "p99 ms", "fixes simulated: p50", "p99"],
+        ["where the desk's time goes", "p50 ms", "p99 ms"],
         [
-            [
-                name,
-                ms(pct(values, 50)),
-                ms(pct(values, 99)),
-                ms(pct(patched_stages[name], 50)),
-                ms(pct(patched_stages[name], 99)),
-            ]
-            for name, values in ours_stages.items()
+            [name, ms(pct(values, 50)), ms(pct(values, 99))]
+            for name, values in _stages(ours).items()
         ],
     )
     report.table(
         ["desk process CPU per change shown", "ms"],
         [
             [name, ms(r["cpu"]["busy_seconds"] / max(1, len(r["shown"])))]
-            for name, r in (("as shipped", ours), ("fixes simulated", patched), ("burst", burst))
+            for name, r in (("lockstep", ours), ("burst", burst))
         ],
     )
     p50, p99 = ms(pct(painted, 50)), ms(pct(painted, 99))
@@ -383,7 +356,7 @@ def run(srv: BenchServer) -> Report:
             f"repaint); {CHANGES} would need ~{BUDGET * CHANGES / made:.0f} s"
         )
     report.note(
-        "the first four rows change one value at a time and wait for the desk to repaint it; in "
+        "the first three rows change one value at a time and wait for the desk to repaint it; in "
         f"the burst the desk skipped {burst_skipped} of {len(burst['committed'])} values because "
         "a later one arrived first (a change counts as shown when it or a later value was)"
     )
