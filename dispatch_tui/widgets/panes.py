@@ -11,23 +11,20 @@ change.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Container, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.text import Text
 from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
-from textual.cache import LRUCache
-from textual.geometry import Region
-from textual.strip import Strip
-from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
+from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
 from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
 from dispatch_tui.domain.enums import UnitStatus
 from dispatch_tui.domain.lifecycle import UNIT_STEPS, label
 from dispatch_tui.domain.metrics import clock
+from dispatch_tui.widgets.row_table import RowTable, same
 
 Row = TypeVar("Row", CallView, UnitView, HospitalView)
 
@@ -49,7 +46,7 @@ def status_text(status: str, styles: dict[str, str]) -> Text:
     return Text(SHORT_STATUS.get(status, status.replace("_", " ")), style=styles.get(status, ""))
 
 
-class Pane(DataTable[Text], Generic[Row]):
+class Pane(RowTable, Generic[Row]):
     """A table of domain rows keyed by id, updated in place."""
 
     COLUMNS: ClassVar[Sequence[tuple[str, str, int | None]]] = ()  # (key, label, width)
@@ -60,7 +57,6 @@ class Pane(DataTable[Text], Generic[Row]):
         self.border_title = title
         self.styles_by_status = styles
         self.rows_by_key: dict[str, Row] = {}
-        self._cells: dict[str, tuple[Text, ...]] = {}
         self.now: datetime | None = None
         # Whether the operator's role allows an action (service action name, selected row).
         self.permit: Callable[[str, Any], bool] = lambda action, row: True
@@ -70,9 +66,6 @@ class Pane(DataTable[Text], Generic[Row]):
         self._time_at = tuple(
             i for i, (key, _, _) in enumerate(self.COLUMNS) if key in self.TIME_COLUMNS
         )
-        self._column_keys = tuple(ColumnKey(key) for key, _, _ in self.COLUMNS)
-        # The column widths the cached renders were made at (see render_lines).
-        self._widths_rendered: tuple[int, ...] = ()
 
         # Columns exist from the start: a snapshot can arrive before the pane is mounted, and
         # rows added to a table without columns would size every column by its header alone.
@@ -135,7 +128,7 @@ class Pane(DataTable[Text], Generic[Row]):
                 changed[key] = cells
                 order_changed = order_changed or self.sort_key(old) != self.sort_key(row)
             self.rows_by_key[key] = row
-        self._write(changed)
+        self.rewrite(changed)
         if added:
             # New rows go in sorted among themselves: into an empty table (the first load) they
             # then need no sort at all.
@@ -160,77 +153,12 @@ class Pane(DataTable[Text], Generic[Row]):
         for key, row in self.rows_by_key.items():
             times = self.time_cells(row)
             cells = self._cells[key]
-            if any(not _same(new, cells[i]) for new, i in zip(times, at, strict=True)):
+            if any(not same(new, cells[i]) for new, i in zip(times, at, strict=True)):
                 fresh = list(cells)
                 for new, i in zip(times, at, strict=True):
                     fresh[i] = new
                 changed[key] = tuple(fresh)
-        self._write(changed)
-
-    def _write(self, rows: dict[str, tuple[Text, ...]]) -> None:
-        """Put new cells into existing rows, repainting only the rows that changed.
-
-        `DataTable.update_cell` counts an update that is part of every cached cell's and line's
-        key, so a single changed cell made every visible cell of the pane render again. Here
-        the cells that differ go into the table's data, only their cached renders and their
-        rows' cached lines are dropped, and only those rows are refreshed. Rows keep their
-        height (1) and columns their width, as `update_cell` keeps them.
-
-        This reaches into DataTable's caches (Textual's own notes on per-coordinate
-        invalidation: Textualize/textual#1483); textual is pinned, and tests/test_desk.py fails
-        if a new version lays the caches out differently.
-        """
-        data = self._data
-        written: set[tuple[RowKey, ColumnKey]] = set()
-        for key, cells in rows.items():
-            before = self._cells[key]
-            row_key = RowKey(key)
-            for column, new, old in zip(self._column_keys, cells, before, strict=True):
-                if not _same(new, old):
-                    data[row_key][column] = new
-                    written.add((row_key, column))
-            self._cells[key] = cells
-        if written:
-            self._forget(written)
-
-    def _forget(self, cells: set[tuple[RowKey, ColumnKey]]) -> None:
-        """Drop the cached renders of `cells` and of their rows; repaint those rows (if in view)."""
-        rows = {row for row, _ in cells}
-        locations = self._row_locations
-        indexes = {index for key in rows if (index := locations.get(key)) is not None}
-        # The rows' lines, in the table's own coordinates (below the header), found in one pass.
-        regions: list[Region] = []
-        lines: set[int] = set()
-        y = self.header_height if self.show_header else 0
-        width = max(self.size.width, self.virtual_size.width)
-        for index, row in enumerate(self.ordered_rows):
-            if index in indexes:
-                regions.append(Region(0, y, width, row.height))
-                lines.update(range(y, y + row.height))
-            y += row.height
-        # The cache keys (textual 8.2): a cell's start with its row's and column's keys, a row
-        # line's with its row's key, a row's renderables are (update count, row index), and a
-        # table line starts with its y. The row's other cells keep their cached renders.
-        _evict(self._cell_render_cache, slice(0, 2), cells)
-        _evict(self._row_render_cache, 0, rows)
-        _evict(self._row_renderable_cache, 1, indexes)
-        _evict(self._line_cache, 0, lines)
-        window, offset = self.window_region, self.scroll_offset
-        for region in regions:
-            if window.overlaps(region):  # what DataTable.refresh_row does, without its O(n) y
-                self.refresh(region.translate(-offset))
-
-    def render_lines(self, crop: Region) -> list[Strip]:
-        # DataTable's cached renders do not record the column widths they were made at: it
-        # counts on every change bumping its update count. Cells written by `_write` do not, so
-        # rows drawn before the table measured new rows (the first load) would keep their
-        # header-wide columns. When a width changed since the last render, no cached render is
-        # reused.
-        widths = tuple(column.get_render_width(self) for column in self.ordered_columns)
-        if widths != self._widths_rendered:
-            self._widths_rendered = widths
-            self._update_count += 1
-        return super().render_lines(crop)
+        self.rewrite(changed)
 
     def _sort(self) -> bool:
         """Put the rows in sort_key order; False (and nothing repainted) if they already are."""
@@ -299,21 +227,6 @@ class Pane(DataTable[Text], Generic[Row]):
 
     def on_data_table_row_highlighted(self) -> None:
         self._refresh_keys()
-
-
-_Key = TypeVar("_Key", bound=tuple[Any, ...])
-
-
-def _evict(cache: LRUCache[_Key, Any], position: int | slice, wanted: Container[object]) -> None:
-    """Discard the entries of `cache` whose key has one of `wanted` at `position`."""
-    keys = cache.keys()
-    for key in [k for k in keys if k[position] in wanted]:
-        cache.discard(key)
-
-
-def _same(new: Text, old: Text) -> bool:
-    """Whether a cell would look the same (rich's Text equality ignores the base style)."""
-    return new == old and new.style == old.style
 
 
 class PendingCalls(Pane[CallView]):
