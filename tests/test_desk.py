@@ -20,6 +20,7 @@ from rich.text import Text
 from sqlalchemy import text
 from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
+from textual.widgets import Input
 
 from dispatch_tui.app import DeskContext, DispatchApp
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
@@ -271,6 +272,27 @@ async def test_intake_form_validates_then_takes_the_call(
         2,
         "Riverside Park, Riverside Dr & 5th St",
     )
+
+
+async def test_keys_typed_as_the_form_opens_go_into_it(
+    world: DispatchService, database_url: str
+) -> None:
+    """A dispatcher types the nature as the caller says it, right after `n`: the keys that
+    arrive before the form has its focus are the first field's, not lost and not the desk's."""
+    from textual import events
+
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_of(app).units.row_count == 12)
+        # All at once, as a terminal delivers a fast typist's keys: none waits for the last.
+        for char in "ndifficulty breathing":
+            app.post_message(events.Key(char, char))
+        await until(pilot, lambda: app.screen.__class__.__name__ == "IntakeScreen")
+        await pilot.pause()
+        nature = app.screen.query_one("#nature", Input)
+        await until(pilot, lambda: nature.value == "difficulty breathing")
+        assert app.screen.focused is nature
+    assert world.calls() == []  # nothing else happened on the desk meanwhile
 
 
 @pytest.mark.parametrize("size", [(100, 30), (160, 48)])

@@ -17,7 +17,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Label
+from textual.widgets import Footer, Input, Label
 
 from dispatch_tui.app import ActionDone, ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
 from dispatch_tui.domain import commands, grammar, steps
@@ -37,7 +37,9 @@ from dispatch_tui.widgets.status_line import StatusLine
 
 class DeskScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "new_call", "New call", id="new-call"),
+        # A priority binding: it opens the form while the app handles the key, before it routes
+        # the next one, so the nature typed right after `n` goes into the form, not to a pane.
+        Binding("n", "new_call", "New call", id="new-call", priority=True),
         Binding("colon,slash", "command_bar", "Command", id="command-bar"),
     ]
 
@@ -346,7 +348,10 @@ class DeskScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "new_call":
-            return steps.may(self.context.operator.role, "create_call")
+            # In the command bar `n` is a letter (a priority binding would take it first).
+            return steps.may(self.context.operator.role, "create_call") and not isinstance(
+                self.focused, Input
+            )
         return True
 
     # -- global keys --------------------------------------------------------------------------
