@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
@@ -70,17 +69,6 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
 
     def on_mount(self) -> None:
         self.query_one("#nature", Input).focus()
-
-    def on_key(self, event: events.Key) -> None:
-        # A dispatcher types the nature as the caller says it, right after `n`. Keys that
-        # arrived before the form had its focus were routed to the screen itself, not to a
-        # field: they belong to the field that has the focus now (the first one).
-        if event.is_printable and event.character:
-            field = self.focused if isinstance(self.focused, Input) else None
-            field = field or self.query_one("#nature", Input)
-            field.insert_text_at_cursor(event.character)
-            field.focus()
-            event.stop()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "place":
