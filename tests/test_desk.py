@@ -18,6 +18,7 @@ import pytest
 from rich.console import Console
 from rich.text import Text
 from sqlalchemy import text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 from textual.widgets import Input
@@ -274,13 +275,29 @@ async def test_intake_form_validates_then_takes_the_call(
     )
 
 
+async def test_d_and_enter_typed_at_once_send_the_top_recommendation(
+    world: DispatchService, database_url: str
+) -> None:
+    """`d` Enter typed faster than a screen opens: one list, the top unit sent, no second list
+    left open (the Enter is the list's, not a second `dispatch` on the pane)."""
+    number = new_call(world)
+    expected = world.recommend(number)[0].unit.code
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [number])
+        for key in ("d", "enter"):
+            app.post_message(events.Key(key, "\r" if key == "enter" else key))
+        await until(pilot, lambda: unit_status(app, expected) == "EN_ROUTE")
+        await pilot.pause()
+        assert not isinstance(app.screen, PickScreen), "a second list was left open"
+    assert world.call(number).active_units == (expected,)
+
+
 async def test_keys_typed_as_the_form_opens_go_into_it(
     world: DispatchService, database_url: str
 ) -> None:
     """A dispatcher types the nature as the caller says it, right after `n`: the keys that
     arrive before the form has its focus are the first field's, not lost and not the desk's."""
-    from textual import events
-
     app = desk(world, database_url)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: screen_of(app).units.row_count == 12)

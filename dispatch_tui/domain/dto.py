@@ -103,6 +103,8 @@ class UnitView:
     lon: float | None
     position_at: datetime | None
     call_number: str | None
+    # Where the unit is measured from when it has no live position (its home station).
+    station_position: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,7 +153,7 @@ _ACTIVE_CALL_OF_UNIT = (
     .subquery()
 )
 _UNITS = (
-    select(Unit, Station.code, _ACTIVE_CALL_OF_UNIT.c.number)
+    select(Unit, Station.code, Station.lat, Station.lon, _ACTIVE_CALL_OF_UNIT.c.number)
     .outerjoin(Station, Station.id == Unit.station_id)
     .outerjoin(_ACTIVE_CALL_OF_UNIT, _ACTIVE_CALL_OF_UNIT.c.unit_id == Unit.id)
     .order_by(Unit.code)
@@ -179,8 +179,9 @@ def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitVie
             lon=u.lon,
             position_at=u.position_at,
             call_number=number,
+            station_position=(lat, lon) if lat is not None and lon is not None else None,
         )
-        for u, station, number in rows
+        for u, station, lat, lon, number in rows
     ]
 
 

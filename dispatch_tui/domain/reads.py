@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatch_tui.db.models import Call, Staff, Station
+from dispatch_tui.db.models import Call, Staff
 from dispatch_tui.domain import lifecycle, metrics, queries, recommend, validation
 from dispatch_tui.domain.dto import (
     AuditView,
@@ -26,7 +26,7 @@ from dispatch_tui.domain.dto import (
     Snapshot,
     UnitView,
 )
-from dispatch_tui.domain.enums import CallStatus, UnitStatus
+from dispatch_tui.domain.enums import CallStatus
 from dispatch_tui.domain.errors import Conflict, Forbidden, NotFound
 from dispatch_tui.domain.transactions import autocommitting, reading
 
@@ -43,23 +43,13 @@ class ReadService:
     def recommend(self, call_number: str, limit: int = 5) -> list[Recommendation]:
         number = validation.call_number(call_number)
         with reading(self.sessions) as s:
-            call = s.scalar(select(Call).where(Call.number == number))
-            if call is None:
+            call_id = s.scalar(select(Call.id).where(Call.number == number))
+            if call_id is None:
                 raise NotFound(f"no call {number}")
+            call = queries.call(s, call_id)
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{number} is {lifecycle.label(call.status)}")
-            stations = {st.code: (st.lat, st.lon) for st in s.scalars(select(Station))}
-            candidates = []
-            for u in queries.units(s):
-                if u.status != UnitStatus.AVAILABLE:
-                    continue
-                live = (u.lat, u.lon) if u.lat is not None and u.lon is not None else None
-                home = stations.get(u.station_code) if u.station_code else None
-                candidates.append(recommend.Candidate(u, live or home, from_station=live is None))
-            position = (
-                (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
-            )
-            return recommend.rank(call.priority, position, candidates, limit)
+            return recommend.for_call(call, queries.units(s), limit)
 
     def autocommit(self) -> AbstractContextManager[Connection]:
         return autocommitting(self.sessions)

@@ -8,9 +8,11 @@ units across a service area; a routing engine can replace `estimate_seconds` lat
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dispatch_tui.domain.dto import Recommendation, UnitView
+from dispatch_tui.domain.dto import CallView, Recommendation, UnitView
+from dispatch_tui.domain.enums import UnitStatus
 
 EARTH_KM = 6371.0
 ROAD_FACTOR = 1.35  # streets are longer than the straight line
@@ -39,6 +41,18 @@ class Candidate:
     unit: UnitView
     position: tuple[float, float] | None
     from_station: bool  # no live position: measured from the home station
+
+
+def for_call(call: CallView, units: Iterable[UnitView], limit: int) -> list[Recommendation]:
+    """Rank the available ones of `units` for `call` (the CLI reads them; a desk has them)."""
+    candidates = []
+    for u in units:
+        if u.status != UnitStatus.AVAILABLE:
+            continue
+        live = (u.lat, u.lon) if u.lat is not None and u.lon is not None else None
+        candidates.append(Candidate(u, live or u.station_position, from_station=live is None))
+    position = (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
+    return rank(call.priority, position, candidates, limit)
 
 
 def _minutes(seconds: int) -> str:

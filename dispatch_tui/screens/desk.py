@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
 from dispatch_tui.app import ActionDone, ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
-from dispatch_tui.domain import commands, grammar, steps
+from dispatch_tui.domain import commands, grammar, recommend, steps
 from dispatch_tui.domain.dto import CallView, HospitalView, PlaceView, Snapshot, UnitView
 from dispatch_tui.domain.errors import InvalidInput
 from dispatch_tui.domain.lifecycle import label
@@ -211,16 +211,14 @@ class DeskScreen(Screen[None]):
         )
 
     def open_dispatch(self, call: CallView, *, add: bool) -> None:
-        """Recommended units for the call; Enter takes the top one."""
-        self._recommend(call.number, add)
-
-    def _recommend(self, number: str, add: bool) -> None:
-        def fetch() -> str:
-            recs = self.service.recommend(number, limit=8)
-            self.app.call_from_thread(self._show_recommendations, number, add, recs)
-            return f"{len(recs)} units recommended for {number}" if recs else "no unit is available"
-
-        self.desk_app.perform("recommend", fetch)
+        """Recommended units for the call, ranked from the live rows the desk already holds, so
+        the list opens at once (an Enter typed right after `d` lands in it); Enter takes the top
+        one. The service checks everything again when the dispatch is sent."""
+        recs = recommend.for_call(call, self.units.rows_by_key.values(), limit=8)
+        if not recs:
+            self.say("no unit is available", ok=False)
+            return
+        self._show_recommendations(call.number, add, recs)
 
     def _show_recommendations(self, number: str, add: bool, recs: list[Any]) -> None:
         if not recs:
