@@ -5,6 +5,8 @@ the same result as the step-by-step transaction when it does the work.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -228,3 +230,83 @@ def test_both_paths_write_the_same(
         ),
     )
     assert _comparable(fast) == _comparable(slow)
+
+
+# -- changes committed while the statement waited for the call's lock ---------------------------
+
+
+def _while_the_call_is_held(
+    world: DispatchService, engine: Engine, number: str, meanwhile: Callable[[], object], **kw: Any
+) -> object:
+    """Dispatch M1 to `number` while another session holds the call's row lock; run `meanwhile`
+    (committed by another desk) once the dispatch is waiting; then let it go. Returns what the
+    dispatch returned or raised."""
+    outcome: list[object] = []
+
+    def dispatcher() -> None:
+        try:
+            outcome.append(world.dispatch("alice", number, ["M1"], **kw))
+        except DispatchError as err:
+            outcome.append(err)
+
+    with engine.connect() as holder:
+        holder.execute(text("SELECT id FROM calls WHERE number = :n FOR UPDATE"), {"n": number})
+        pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        thread = threading.Thread(target=dispatcher, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_on(engine, pid):
+            assert time.monotonic() < deadline, "the dispatch never waited for the call"
+            time.sleep(0.01)
+        meanwhile()
+        holder.rollback()
+    thread.join(10)
+    assert not thread.is_alive()
+    (result,) = outcome
+    return result
+
+
+def _waiting_on(engine: Engine, holder: int) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND :holder = ANY(pg_blocking_pids(pid))"
+                ),
+                {"holder": holder},
+            ).scalar_one()
+        )
+
+
+@pytest.mark.parametrize("status", ["DIVERSION", "CLOSED"])
+def test_a_diversion_committed_while_waiting_is_seen(
+    world: DispatchService, engine: Engine, status: str
+) -> None:
+    number = new_call(world)
+    result = _while_the_call_is_held(
+        world,
+        engine,
+        number,
+        lambda: world.hospital_status("grace", "MERCY", status),
+        hospital="MERCY",
+    )
+    assert isinstance(result, DispatchError)
+    assert str(result).startswith(
+        "MERCY is " + ("on diversion" if status == "DIVERSION" else "closed")
+    )
+    assert world.call(number).assignments == ()
+
+
+def test_a_paramedic_taken_while_waiting_is_named(world: DispatchService, engine: Engine) -> None:
+    number, other = new_call(world), new_call(world)
+    result = _while_the_call_is_held(
+        world,
+        engine,
+        number,
+        lambda: world.dispatch("bob", other, ["M2"], paramedic="carol"),
+        paramedic="carol",
+    )
+    assert isinstance(result, DispatchError)
+    assert str(result) == f"paramedic carol is already on {other}"
+    assert world.call(number).assignments == ()

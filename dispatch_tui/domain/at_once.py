@@ -18,12 +18,17 @@ COMMITTED): every condition that another desk could change is a condition on a l
 PostgreSQL re-checks a locked row's conditions on its newest version after waiting for it.
 - The call is locked first; without `add` it must still be RECEIVED, which (by the lifecycle) means
   it has no active unit. With `add` any open status will do.
-- Units are locked only while still AVAILABLE, in id order, and only once the call is locked (the
-  call's CTE gates the units' scan), the same order every action uses. A unit another desk has just
-  taken is skipped without waiting behind the other losers, so the unit count comes up short.
+- Units are locked in id order, and only once the call is locked (the call's CTE gates the units'
+  scan), the same order every action uses. A unit another desk is taking is waited for, then
+  skipped when its newest row is no longer AVAILABLE, so the unit count comes up short.
+- The destination hospital is share-locked after the units (a status change locks only the
+  hospital, so the order cannot deadlock): a diversion or closure committed while this statement
+  waited for a lock is seen, and the step-by-step transaction then refuses it.
 - A paramedic put on another call a moment ago is caught by the unique index on active
-  assignments; the service maps that violation to a Conflict.
+  assignments; the service then leaves the answer to the step-by-step transaction.
 - The clock is read once all locks are held, as in `steps.clock`.
+- The call row is written only when something on it changes (status, first dispatch,
+  destination), as the step-by-step transaction does.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ WITH operator AS (
 ), destination AS (
     SELECT id, code FROM hospitals
     WHERE code = :hospital AND (status = :open OR (status = :diversion AND :override))
+    FOR SHARE
 ), go AS (
     SELECT c.id AS call_id, c.status <> :received AS added, o.id AS operator_id,
            o.username AS operator, m.id AS medic_id, m.username AS medic,
@@ -87,6 +93,8 @@ WITH operator AS (
                                 THEN go.operator_id ELSE calls.dispatched_by_id END,
         destination_hospital_id = coalesce(go.hospital_id, calls.destination_hospital_id)
     FROM go WHERE calls.id = go.call_id
+      AND (calls.status = :received OR calls.first_dispatched_at IS NULL
+           OR go.hospital_id IS NOT NULL)
 ), audited AS (
     INSERT INTO audit_log (at, operator_id, operator, desk, action, call_id, unit_id, details)
     SELECT go.at, go.operator_id, go.operator, :desk, 'dispatch', go.call_id, a.unit_id,

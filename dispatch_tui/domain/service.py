@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import (
@@ -40,10 +41,13 @@ from dispatch_tui.domain.errors import (
     NotFound,
 )
 from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.transactions import Retry, write
+from dispatch_tui.domain.transactions import Retry, constraint_of, write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# The partial unique indexes that allow one active assignment per unit and per paramedic.
+ACTIVE_ASSIGNMENT_INDEXES = ("uq_assignments_active_unit", "uq_assignments_active_paramedic")
 
 
 class DispatchService(ReadService):
@@ -218,7 +222,7 @@ class DispatchService(ReadService):
                     added=bool(active),
                 )
             # 10. commit on return; 11. NOTIFY fires on commit
-            return Dispatched(call.id, number, tuple(u.code for u in units), at)
+            return Dispatched(call.id, number, tuple(codes), at)
 
         return write(self.sessions, work)
 
@@ -251,7 +255,12 @@ class DispatchService(ReadService):
         }
         try:
             with self.autocommit() as conn:
-                row = conn.execute(at_once.DISPATCH, params).one()
+                try:
+                    row = conn.execute(at_once.DISPATCH, params).one()
+                except IntegrityError as err:
+                    if constraint_of(err) in ACTIVE_ASSIGNMENT_INDEXES:
+                        return None  # taken a moment ago: the transaction says by whom
+                    raise
                 if row.call_id is not None:
                     return int(row.call_id), row.at
                 if row.calls_locked and row.units_locked < len(codes):

@@ -51,6 +51,12 @@ def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
     raise Conflict("the database kept reporting conflicting changes; try again")
 
 
+def constraint_of(err: Exception) -> str:
+    """The name of the constraint a database error names (empty if none)."""
+    orig = getattr(err, "orig", None)
+    return getattr(getattr(orig, "diag", None), "constraint_name", None) or ""
+
+
 class Retry(Exception):
     """A deadlock or serialization failure: the whole transaction may simply be run again."""
 
@@ -64,7 +70,7 @@ def db_errors() -> Iterator[None]:
         raise
     except IntegrityError as err:
         state = getattr(err.orig, "sqlstate", None)
-        constraint = getattr(getattr(err.orig, "diag", None), "constraint_name", None) or ""
+        constraint = constraint_of(err)
         if constraint == "uq_assignments_active_unit":
             raise Conflict("that unit was dispatched at another desk a moment ago") from err
         if constraint == "uq_assignments_active_paramedic":
