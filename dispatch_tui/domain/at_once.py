@@ -33,11 +33,24 @@ PostgreSQL re-checks a locked row's conditions on its newest version after waiti
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, text
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import Boolean, String
 
-from dispatch_tui.domain.enums import OPEN_CALL_STATUSES, CallStatus, HospitalStatus, UnitStatus
+from dispatch_tui.domain import steps
+from dispatch_tui.domain.enums import (
+    OPEN_CALL_STATUSES,
+    CallStatus,
+    HospitalStatus,
+    Role,
+    UnitStatus,
+)
+from dispatch_tui.domain.transactions import Retry, constraint_of
 
 DISPATCH = text(
     """
@@ -124,3 +137,56 @@ CONSTANTS = {
     "open": HospitalStatus.OPEN.value,
     "diversion": HospitalStatus.DIVERSION.value,
 }
+
+
+# The partial unique indexes that allow one active assignment per unit and per paramedic.
+ACTIVE_ASSIGNMENT_INDEXES = ("uq_assignments_active_unit", "uq_assignments_active_paramedic")
+
+
+def run(
+    autocommit: Callable[[], AbstractContextManager[Connection]],
+    desk: str,
+    username: str,
+    number: str,
+    codes: list[str],
+    *,
+    paramedic: str | None,
+    hospital: str | None,
+    override_diversion: bool,
+    add: bool,
+) -> tuple[int, datetime] | None:
+    """Run DISPATCH (inputs already validated): the call's id and the dispatch time when it was
+    done. When a unit was missing or taken it raises the refusal; otherwise None: nothing was
+    written, and the step-by-step transaction decides."""
+    params = {
+        **CONSTANTS,
+        "operator": username.lower(),
+        "roles": [r.value for r in steps.PERMISSIONS["dispatch"]],
+        "number": number,
+        "units": codes,
+        "add": add,
+        "paramedic": paramedic.lower() if paramedic else None,
+        "paramedic_role": Role.PARAMEDIC.value,
+        "hospital": hospital,
+        "override": override_diversion,
+        "desk": desk,
+    }
+    try:
+        with autocommit() as conn:
+            try:
+                row = conn.execute(DISPATCH, params).one()
+            except IntegrityError as err:
+                if constraint_of(err) in ACTIVE_ASSIGNMENT_INDEXES:
+                    return None  # taken a moment ago: the transaction says by whom
+                raise
+            if row.call_id is not None:
+                return int(row.call_id), row.at
+            if row.calls_locked and row.units_locked < len(codes):
+                # Permitted, the call open, a unit missing or taken: the refusal the
+                # step-by-step transaction would give (its first failing check is the
+                # same), from one short read.
+                units = conn.execute(steps.UNITS_WITH_CALLS, {"codes": codes}).all()
+                steps.refuse_unavailable(units, codes)
+    except Retry:
+        pass  # a deadlock: the step-by-step transaction retries and explains
+    return None  # something else, or it changed meanwhile: the transaction decides

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import (
@@ -34,20 +33,17 @@ from dispatch_tui.domain.dto import (
     HospitalView,
     UnitView,
 )
-from dispatch_tui.domain.enums import CallStatus, HospitalStatus, Role, UnitStatus
+from dispatch_tui.domain.enums import CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.domain.errors import (
     Conflict,
     InvalidInput,
     NotFound,
 )
 from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.transactions import Retry, constraint_of, write
+from dispatch_tui.domain.transactions import write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# The partial unique indexes that allow one active assignment per unit and per paramedic.
-ACTIVE_ASSIGNMENT_INDEXES = ("uq_assignments_active_unit", "uq_assignments_active_paramedic")
 
 
 class DispatchService(ReadService):
@@ -240,38 +236,17 @@ class DispatchService(ReadService):
         """The plain dispatch in one statement (`at_once.DISPATCH`): the call's id and the
         dispatch time when it was done. When a unit was missing or taken it raises the refusal;
         otherwise None: nothing was written, and the step-by-step transaction decides."""
-        params = {
-            **at_once.CONSTANTS,
-            "operator": username.lower(),
-            "roles": [r.value for r in steps.PERMISSIONS["dispatch"]],
-            "number": number,
-            "units": codes,
-            "add": add,
-            "paramedic": paramedic.lower() if paramedic else None,
-            "paramedic_role": Role.PARAMEDIC.value,
-            "hospital": hospital,
-            "override": override_diversion,
-            "desk": self.desk,
-        }
-        try:
-            with self.autocommit() as conn:
-                try:
-                    row = conn.execute(at_once.DISPATCH, params).one()
-                except IntegrityError as err:
-                    if constraint_of(err) in ACTIVE_ASSIGNMENT_INDEXES:
-                        return None  # taken a moment ago: the transaction says by whom
-                    raise
-                if row.call_id is not None:
-                    return int(row.call_id), row.at
-                if row.calls_locked and row.units_locked < len(codes):
-                    # Permitted, the call open, a unit missing or taken: the refusal the
-                    # step-by-step transaction would give (its first failing check is the
-                    # same), from one short read.
-                    units = conn.execute(steps.UNITS_WITH_CALLS, {"codes": codes}).all()
-                    steps.refuse_unavailable(units, codes)
-        except Retry:
-            pass  # a deadlock: the step-by-step transaction retries and explains
-        return None  # something else, or it changed meanwhile: the transaction decides
+        return at_once.run(
+            self.autocommit,
+            self.desk,
+            username,
+            number,
+            codes,
+            paramedic=paramedic,
+            hospital=hospital,
+            override_diversion=override_diversion,
+            add=add,
+        )
 
     def unit_status(
         self,
