@@ -24,10 +24,6 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-# The tables whose rows a desk displays. audit_log is left out on purpose: it only grows, and
-# every change that writes an audit entry also changes one of these rows.
-TABLES = ("calls", "units", "hospitals", "assignments", "staff", "places")
-
 # The literal must stay equal to dispatch_tui.db.listener.CHANNEL; migrations never import
 # application code, so that a later change to the module cannot rewrite history.
 DISPATCH_NOTIFY = """
@@ -53,20 +49,40 @@ $$
 """
 
 
-def _trigger(table: str) -> str:
-    return f"{table}_dispatch_notify"
+# One trigger per table whose rows a desk displays, written out (DDL cannot take names as bound
+# parameters). audit_log is left out on purpose: it only grows, and every change that writes an
+# audit entry also changes one of these rows.
+CREATE_TRIGGERS = (
+    "CREATE TRIGGER calls_dispatch_notify AFTER INSERT OR UPDATE OR DELETE ON calls"
+    " FOR EACH ROW EXECUTE FUNCTION dispatch_notify()",
+    "CREATE TRIGGER units_dispatch_notify AFTER INSERT OR UPDATE OR DELETE ON units"
+    " FOR EACH ROW EXECUTE FUNCTION dispatch_notify()",
+    "CREATE TRIGGER hospitals_dispatch_notify AFTER INSERT OR UPDATE OR DELETE ON hospitals"
+    " FOR EACH ROW EXECUTE FUNCTION dispatch_notify()",
+    "CREATE TRIGGER assignments_dispatch_notify AFTER INSERT OR UPDATE OR DELETE ON assignments"
+    " FOR EACH ROW EXECUTE FUNCTION dispatch_notify()",
+    "CREATE TRIGGER staff_dispatch_notify AFTER INSERT OR UPDATE OR DELETE ON staff"
+    " FOR EACH ROW EXECUTE FUNCTION dispatch_notify()",
+    "CREATE TRIGGER places_dispatch_notify AFTER INSERT OR UPDATE OR DELETE ON places"
+    " FOR EACH ROW EXECUTE FUNCTION dispatch_notify()",
+)
+DROP_TRIGGERS = (
+    "DROP TRIGGER IF EXISTS calls_dispatch_notify ON calls",
+    "DROP TRIGGER IF EXISTS units_dispatch_notify ON units",
+    "DROP TRIGGER IF EXISTS hospitals_dispatch_notify ON hospitals",
+    "DROP TRIGGER IF EXISTS assignments_dispatch_notify ON assignments",
+    "DROP TRIGGER IF EXISTS staff_dispatch_notify ON staff",
+    "DROP TRIGGER IF EXISTS places_dispatch_notify ON places",
+)
 
 
 def upgrade() -> None:
     op.execute(DISPATCH_NOTIFY)
-    for table in TABLES:
-        op.execute(
-            f"CREATE TRIGGER {_trigger(table)} AFTER INSERT OR UPDATE OR DELETE ON {table}"
-            " FOR EACH ROW EXECUTE FUNCTION dispatch_notify()"
-        )
+    for statement in CREATE_TRIGGERS:
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    for table in TABLES:
-        op.execute(f"DROP TRIGGER IF EXISTS {_trigger(table)} ON {table}")
+    for statement in DROP_TRIGGERS:
+        op.execute(statement)
     op.execute("DROP FUNCTION IF EXISTS dispatch_notify()")
