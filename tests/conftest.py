@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url, upgrade
-from dispatch_tui.domain import demo
+from dispatch_tui.domain import at_once, demo
 from dispatch_tui.domain.service import DispatchService
 
 TABLES = "audit_log, assignments, calls, staff, units, stations, hospitals, places"
@@ -105,7 +105,7 @@ def dispatch_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
     tries first, and the step-by-step transaction it falls back to (which alone must then give
     every answer). Use with `pytestmark = pytest.mark.usefixtures("dispatch_path")`."""
     if request.param == "step by step":
-        monkeypatch.setattr(DispatchService, "_dispatch_at_once", lambda *a, **k: None)
+        monkeypatch.setattr(at_once, "run", lambda *a, **k: None)
     return str(request.param)
 
 

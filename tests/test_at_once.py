@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
+from dispatch_tui.domain import at_once
 from dispatch_tui.domain.dto import CallView
 from dispatch_tui.domain.errors import DispatchError
 from dispatch_tui.domain.service import DispatchService
@@ -27,7 +28,7 @@ def new_call(svc: DispatchService) -> str:
     ).number
 
 
-def at_once(
+def one_statement(
     world: DispatchService,
     number: str,
     units: list[str],
@@ -38,7 +39,9 @@ def at_once(
     override: bool = False,
     add: bool = False,
 ) -> Any:
-    return world._dispatch_at_once(
+    return at_once.run(
+        world.autocommit,
+        world.desk,
         who,
         number,
         units,
@@ -136,12 +139,12 @@ def test_anything_amiss_writes_nothing_and_the_answer_is_the_transactions(
     number, units = args.pop("number"), args.pop("units")
     if case in ANSWERED_AT_ONCE:
         with pytest.raises(DispatchError) as fast:
-            at_once(world, number, units, **args)
+            one_statement(world, number, units, **args)
     else:
-        assert at_once(world, number, units, **args) is None
+        assert one_statement(world, number, units, **args) is None
     assert written(engine) == before
     # What the step-by-step transaction says, word for word the same when answered at once.
-    monkeypatch.setattr(DispatchService, "_dispatch_at_once", lambda *a, **k: None)
+    monkeypatch.setattr(at_once, "run", lambda *a, **k: None)
     who = args.pop("who", "alice")
     with pytest.raises(DispatchError) as slow:
         world.dispatch(who, number, units, override_diversion=args.pop("override", False), **args)
@@ -153,8 +156,8 @@ def test_anything_amiss_writes_nothing_and_the_answer_is_the_transactions(
 def test_add_and_the_diversion_override_are_done_at_once(world: DispatchService) -> None:
     number = new_call(world)
     world.hospital_status("grace", "STJ", "DIVERSION")
-    assert at_once(world, number, ["M1"], hospital="STJ", override=True) is not None
-    assert at_once(world, number, ["M2"], add=True) is not None
+    assert one_statement(world, number, ["M1"], hospital="STJ", override=True) is not None
+    assert one_statement(world, number, ["M2"], add=True) is not None
     call = world.call(number)
     assert (call.active_units, call.destination_code) == (("M1", "M2"), "STJ")
 
@@ -209,7 +212,7 @@ def test_both_paths_write_the_same(
             world.dispatch("bob", number, [units.pop()])
         with monkeypatch.context() as patch:
             if step_by_step:
-                patch.setattr(DispatchService, "_dispatch_at_once", lambda *a, **k: None)
+                patch.setattr(at_once, "run", lambda *a, **k: None)
             world.dispatch("alice", number, units, **request_)
         with engine.connect() as conn:
             audit = conn.execute(

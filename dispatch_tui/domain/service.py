@@ -145,7 +145,9 @@ class DispatchService(ReadService):
             raise InvalidInput("name a paramedic with a single unit")
         number = validation.call_number(call_number)
         hcode = validation.hospital_code(hospital) if hospital else None
-        done = self._dispatch_at_once(
+        done = at_once.run(
+            self.autocommit,
+            self.desk,
             validation.username(username),
             number,
             codes,
@@ -221,32 +223,6 @@ class DispatchService(ReadService):
             return Dispatched(call.id, number, tuple(codes), at)
 
         return write(self.sessions, work)
-
-    def _dispatch_at_once(
-        self,
-        username: str,
-        number: str,
-        codes: list[str],
-        *,
-        paramedic: str | None,
-        hospital: str | None,
-        override_diversion: bool,
-        add: bool,
-    ) -> tuple[int, datetime] | None:
-        """The plain dispatch in one statement (`at_once.DISPATCH`): the call's id and the
-        dispatch time when it was done. When a unit was missing or taken it raises the refusal;
-        otherwise None: nothing was written, and the step-by-step transaction decides."""
-        return at_once.run(
-            self.autocommit,
-            self.desk,
-            username,
-            number,
-            codes,
-            paramedic=paramedic,
-            hospital=hospital,
-            override_diversion=override_diversion,
-            add=add,
-        )
 
     def unit_status(
         self,
