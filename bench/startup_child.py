@@ -29,12 +29,31 @@ def _memory() -> dict[str, float]:
     return out
 
 
+def _run(make_app: Any, marks: dict[str, Any]) -> None:
+    """Make and run an app headless until it has painted, settled and idled; note when, and the
+    process's memory."""
+    import asyncio
+
+    async def main() -> None:
+        marks["app"] = time.time()
+        app = make_app()
+        async with app.run_test(size=(160, 48)) as pilot:
+            while "painted" not in marks:
+                await pilot.pause(0.005)
+            await pilot.pause(SETTLE)
+            cpu = time.process_time()
+            await pilot.pause(IDLE)
+            marks["idle_cpu"] = (time.process_time() - cpu) / IDLE
+            marks.update(_memory())
+
+    asyncio.run(main())
+
+
 # -- the children --------------------------------------------------------------------------------
 
 
 def child_desk(url: str) -> dict[str, Any]:
     t0 = time.time()
-    import asyncio
     import tempfile
 
     from dispatch_tui.app import DeskContext, DispatchApp
@@ -65,27 +84,13 @@ def child_desk(url: str) -> dict[str, Any]:
 
     Hospitals.sync = sync  # type: ignore[method-assign]
 
-    async def main() -> None:
-        marks["app"] = time.time()
-        app = DispatchApp(context)
-        async with app.run_test(size=(160, 48)) as pilot:
-            while "painted" not in marks:
-                await pilot.pause(0.005)
-            await pilot.pause(SETTLE)
-            cpu = time.process_time()
-            await pilot.pause(IDLE)
-            marks["idle_cpu"] = (time.process_time() - cpu) / IDLE
-            marks.update(_memory())
-
-    asyncio.run(main())
+    _run(lambda: DispatchApp(context), marks)
     db.engine.dispose()
     return marks
 
 
 def child_reference(conninfo: str) -> dict[str, Any]:
     t0 = time.time()
-    import asyncio
-
     import psycopg
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable
@@ -119,19 +124,7 @@ def child_reference(conninfo: str) -> dict[str, Any]:
             marks["applied"] = time.time()
             self.call_after_refresh(lambda: marks.setdefault("painted", time.time()))
 
-    async def main() -> None:
-        marks["app"] = time.time()
-        app = Reference()
-        async with app.run_test(size=(160, 48)) as pilot:
-            while "painted" not in marks:
-                await pilot.pause(0.005)
-            await pilot.pause(SETTLE)
-            cpu = time.process_time()
-            await pilot.pause(IDLE)
-            marks["idle_cpu"] = (time.process_time() - cpu) / IDLE
-            marks.update(_memory())
-
-    asyncio.run(main())
+    _run(Reference, marks)
     marks["units_shown"], marks["calls_shown"] = len(units), len(calls)
     return marks
 
