@@ -293,7 +293,7 @@ async def test_d_and_enter_typed_at_once_send_the_top_recommendation(
     assert world.call(number).active_units == (expected,)
 
 
-async def test_keys_typed_as_the_form_opens_go_into_it(
+async def test_keys_typed_as_the_form_or_the_bar_opens_go_into_it(
     world: DispatchService, database_url: str
 ) -> None:
     """A dispatcher types the nature as the caller says it, right after `n`: the keys that
@@ -309,6 +309,14 @@ async def test_keys_typed_as_the_form_opens_go_into_it(
         nature = app.screen.query_one("#nature", Input)
         await until(pilot, lambda: nature.value == "difficulty breathing")
         assert app.screen.focused is nature
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DeskScreen))
+        # The same for the command bar: what follows the colon is the command.
+        for key, char in [("colon", ":"), *((c if c != " " else "space", c) for c in "d c-1 m4")]:
+            app.post_message(events.Key(key, char))
+        bar = screen_of(app).query_one("CommandBar", Input)
+        await until(pilot, lambda: bar.value == "d c-1 m4")
+        assert app.screen.focused is bar
     assert world.calls() == []  # nothing else happened on the desk meanwhile
 
 

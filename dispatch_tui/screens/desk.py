@@ -37,10 +37,11 @@ from dispatch_tui.widgets.status_line import StatusLine
 
 class DeskScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        # A priority binding: it opens the form while the app handles the key, before it routes
-        # the next one, so the nature typed right after `n` goes into the form, not to a pane.
+        # The desk's own keys are priority bindings: the app runs them while it handles the key,
+        # before it routes the next one, so what a dispatcher types straight after `n` or `:`
+        # lands in the form or the bar, not on the pane underneath (see check_action).
         Binding("n", "new_call", "New call", id="new-call", priority=True),
-        Binding("colon,slash", "command_bar", "Command", id="command-bar"),
+        Binding("colon,slash", "command_bar", "Command", id="command-bar", priority=True),
     ]
 
     def __init__(self, context: DeskContext) -> None:
@@ -345,11 +346,10 @@ class DeskScreen(Screen[None]):
         self.desk_app.perform("hospital", change)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("new_call", "command_bar") and isinstance(self.focused, Input):
+            return False  # in the command bar `n` and `/` are characters typed
         if action == "new_call":
-            # In the command bar `n` is a letter (a priority binding would take it first).
-            return steps.may(self.context.operator.role, "create_call") and not isinstance(
-                self.focused, Input
-            )
+            return steps.may(self.context.operator.role, "create_call")
         return True
 
     # -- global keys --------------------------------------------------------------------------
@@ -379,8 +379,6 @@ class DeskScreen(Screen[None]):
         bar.remove_class("hidden")
         bar.value = prefill
         bar.cursor_position = len(prefill)
-        # Focus now, not on the next loop turn: a dispatcher types straight after the colon, and
-        # those keys must land in the bar, never on the pane underneath.
         self.set_focus(bar)
 
     @on(CommandBar.Closed)
