@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session
 
 from dispatch_tui.db.embedded import SUPERUSER, EmbeddedServer, postgres_bin_dir
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
-from dispatch_tui.domain import demo
-from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.service import demo
+from dispatch_tui.service.dispatch_service import DispatchService
 
 # fork, not spawn: a spawned child re-imports SQLAlchemy and the app (~0.4 s of CPU each), which
 # on a 2-core machine would eat the time budget. Parents dispose their engines before forking, so

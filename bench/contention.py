@@ -39,7 +39,7 @@ from bench.common import (
     service_for,
     throwaway_server,
 )
-from dispatch_tui.domain.errors import Conflict
+from dispatch_tui.rules.errors import Conflict
 
 DESKS = 16
 ROUNDS = 30

@@ -28,8 +28,8 @@ from bench.common import (
     throwaway_server,
 )
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
-from dispatch_tui.domain import metrics
-from dispatch_tui.domain.reads import ReadService
+from dispatch_tui.rules import norms
+from dispatch_tui.service.read_service import ReadService
 
 HISTORY = 100_000
 UNITS = 500
@@ -48,7 +48,7 @@ def run(srv: BenchServer) -> Report:
     now = service.now()
     windows = {
         "last hour": (now - timedelta(hours=1), now),
-        "shift": (metrics.shift_start(now), now),
+        "shift": (norms.shift_start(now), now),
         "24 h": (now - timedelta(hours=24), now),
     }
     ours: list[float] = []

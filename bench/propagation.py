@@ -59,7 +59,7 @@ def desk_side(url: str, ready: Any, stop: Any, latest: Any) -> dict[str, Any]:
     """Run a headless desk until `stop`; returns what it showed when, and its CPU use."""
     from dispatch_tui.app import DeskContext, DispatchApp
     from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
-    from dispatch_tui.domain.reads import ReadService
+    from dispatch_tui.service.read_service import ReadService
     from dispatch_tui.widgets.panes import Hospitals
     from dispatch_tui.widgets.status_line import StatusLine
 

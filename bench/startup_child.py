@@ -60,7 +60,7 @@ def child_desk(url: str) -> dict[str, Any]:
     from dispatch_tui.config import DeskOptions
     from dispatch_tui.db.connect import open_database
     from dispatch_tui.db.engine import make_sessionmaker
-    from dispatch_tui.domain.service import DispatchService
+    from dispatch_tui.service.dispatch_service import DispatchService
     from dispatch_tui.widgets.panes import Hospitals
 
     marks: dict[str, Any] = {"start": t0, "imported": time.time()}

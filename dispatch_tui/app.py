@@ -24,9 +24,9 @@ from textual.worker import Worker, WorkerState
 
 from dispatch_tui.config import DeskOptions
 from dispatch_tui.db.listener import Change, ConnectionState, Listener
-from dispatch_tui.domain.dto import Operator, Snapshot
-from dispatch_tui.domain.errors import DispatchError
-from dispatch_tui.domain.reads import ReadService
+from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.rules.views import Operator, Snapshot
+from dispatch_tui.service.read_service import ReadService
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url, upgrade
-from dispatch_tui.domain import at_once, demo
-from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.service import demo
+from dispatch_tui.service import dispatch as at_once
+from dispatch_tui.service.dispatch_service import DispatchService
 
 TABLES = "audit_log, assignments, calls, staff, units, stations, hospitals, places"
 

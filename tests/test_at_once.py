@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 
-from dispatch_tui.domain import at_once
-from dispatch_tui.domain.dto import CallView
-from dispatch_tui.domain.errors import DispatchError
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.views import CallView
+from dispatch_tui.service import dispatch as at_once
+from dispatch_tui.service.dispatch_service import DispatchService
 
 
 def new_call(svc: DispatchService) -> str:

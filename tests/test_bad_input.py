@@ -26,16 +26,16 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from dispatch_tui.cli import main
-from dispatch_tui.domain import grammar
-from dispatch_tui.domain.errors import (
+from dispatch_tui.rules import grammar
+from dispatch_tui.rules.errors import (
     Conflict,
     DispatchError,
     Forbidden,
     InvalidInput,
     NotFound,
 )
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.service.dispatch_service import DispatchService
 
 
 def examples(ci: int) -> int:

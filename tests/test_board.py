@@ -19,11 +19,11 @@ from dispatch_tui.app import DeskContext, DispatchApp
 from dispatch_tui.cli import main
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
-from dispatch_tui.domain import metrics
-from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules import norms
+from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.screens.board import BoardScreen
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.read_service import ReadService
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 HOUR = (T0 - timedelta(minutes=5), T0 + timedelta(hours=1))
@@ -89,7 +89,7 @@ def add_call(
 
 def kpis(
     world: DispatchService, window: tuple[datetime, datetime] = HOUR, by: str | None = None
-) -> dict[str, metrics.Kpi]:
+) -> dict[str, norms.Kpi]:
     groups = world.kpis({"w": window}, by=by)["w"]
     return {k.norm.key: k for k in groups["all" if by is None else sorted(groups)[0]]}
 
@@ -180,7 +180,7 @@ def test_report_breaks_down_and_exports_csv_with_time_problems(
 
 
 def test_timers_go_overdue_at_the_right_moment() -> None:
-    from dispatch_tui.domain.dto import AssignmentView, CallView
+    from dispatch_tui.rules.views import AssignmentView, CallView
 
     def call(status: str, assignments: tuple[AssignmentView, ...] = ()) -> CallView:
         return CallView(
@@ -207,19 +207,19 @@ def test_timers_go_overdue_at_the_right_moment() -> None:
         )
 
     pending = [call("RECEIVED")]
-    assert not metrics.timers(pending, T0 + timedelta(seconds=60))[0].overdue
-    assert metrics.timers(pending, T0 + timedelta(seconds=61))[0].overdue
+    assert not norms.timers(pending, T0 + timedelta(seconds=60))[0].overdue
+    assert norms.timers(pending, T0 + timedelta(seconds=61))[0].overdue
     en_route = AssignmentView(
         1, "C-7", "M1", "EN_ROUTE", "ALS", None, None, None, T0, None, None, None, None, None, None
     )
-    (timer,) = metrics.timers([call("DISPATCHED", (en_route,))], T0 + timedelta(seconds=61))
+    (timer,) = norms.timers([call("DISPATCHED", (en_route,))], T0 + timedelta(seconds=61))
     assert timer.rule.key == "not_en_route" and timer.overdue
     rolling = AssignmentView(
         1, "C-7", "M1", "ON_SCENE", "ALS", None, None, None, T0, T0, T0, None, None, None, None
     )
-    (timer,) = metrics.timers([call("ON_SCENE", (rolling,))], T0 + timedelta(minutes=30))
+    (timer,) = norms.timers([call("ON_SCENE", (rolling,))], T0 + timedelta(minutes=30))
     assert timer.rule.key == "on_scene" and not timer.overdue
-    assert metrics.timers([call("ON_SCENE", (rolling,))], T0 + timedelta(minutes=30, seconds=1))[
+    assert norms.timers([call("ON_SCENE", (rolling,))], T0 + timedelta(minutes=30, seconds=1))[
         0
     ].overdue
 

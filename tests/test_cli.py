@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dispatch_tui.cli import main
-from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.service.dispatch_service import DispatchService
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -179,6 +179,6 @@ def test_demo_seed_is_safe_to_repeat(world: DispatchService, db_env, capsys) -> 
 
 
 def _intake():  # type: ignore[no-untyped-def]
-    from dispatch_tui.domain.validation import CallIntake
+    from dispatch_tui.rules.validation import CallIntake
 
     return CallIntake(nature="Unconscious person", place="Central Station", priority=1)

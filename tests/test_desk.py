@@ -25,11 +25,11 @@ from textual.widgets import Input
 
 from dispatch_tui.app import DeskContext, DispatchApp
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
-from dispatch_tui.domain.errors import Unavailable
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.errors import Unavailable
+from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.screens.desk import DeskScreen
 from dispatch_tui.screens.pick import PickScreen
+from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.panes import Hospitals
 from dispatch_tui.widgets.status_line import StatusLine
 

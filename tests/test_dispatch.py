@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.service.dispatch_service import DispatchService
 
 # Every test here runs through both dispatch paths (see conftest.dispatch_path).
 pytestmark = pytest.mark.usefixtures("dispatch_path")

@@ -50,16 +50,16 @@ from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOption
 from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
 from dispatch_tui.db.listener import APPLICATION_NAME, Listener, conninfo_from_url
-from dispatch_tui.domain import demo, transactions
-from dispatch_tui.domain.errors import Conflict, Unavailable
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.errors import Conflict, Unavailable
+from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.screens.desk import DeskScreen
 from dispatch_tui.screens.help import HelpScreen
+from dispatch_tui.service import demo, transactions
+from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.status_line import StatusLine
 
 SIZE = (160, 48)
-TRANSACTIONS_LOG = "dispatch_tui.domain.transactions"
+TRANSACTIONS_LOG = "dispatch_tui.service.transactions"
 
 # "Live again within 2 s of the database being reachable."
 RECOVERY_SECONDS = 2.0

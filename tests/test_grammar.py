@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch_tui.domain.errors import InvalidInput
-from dispatch_tui.domain.grammar import expand, parse_line
+from dispatch_tui.rules.errors import InvalidInput
+from dispatch_tui.rules.grammar import expand, parse_line
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,11 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from dispatch_tui.domain.enums import CallStatus, HospitalStatus, UnitStatus
-from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput
-from dispatch_tui.domain.lifecycle import UNIT_STEPS
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
+from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput
+from dispatch_tui.rules.lifecycle import UNIT_STEPS
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.service.dispatch_service import DispatchService
 
 U = UnitStatus
 TIME_COLUMNS = (

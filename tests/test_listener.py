@@ -30,8 +30,8 @@ from dispatch_tui.db.listener import (
     conninfo_from_url,
     parse_payload,
 )
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.service.dispatch_service import DispatchService
 
 LIVE = ConnectionState.LIVE
 RECONNECTING = ConnectionState.RECONNECTING

@@ -30,10 +30,10 @@ import pytest
 from invariants import ACTIVE, violations
 from sqlalchemy import Engine, text
 
-from dispatch_tui.domain.dto import Dispatched, UnitView
-from dispatch_tui.domain.errors import Conflict
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.errors import Conflict
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.views import Dispatched, UnitView
+from dispatch_tui.service.dispatch_service import DispatchService
 
 # Every race runs through both dispatch paths (see conftest.dispatch_path).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispatch_path")]
@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispatch_path")]
 # Longer than the service's 5 s lock_timeout, so a merely slow lock wait surfaces as a Conflict
 # first; only a real hang (or a deadlock nobody detects) reaches this deadline.
 JOIN_TIMEOUT = 15.0
-TRANSACTIONS_LOG = "dispatch_tui.domain.transactions"
+TRANSACTIONS_LOG = "dispatch_tui.service.transactions"
 
 # -- running a race ------------------------------------------------------------------------------
 

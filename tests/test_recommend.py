@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.service.dispatch_service import DispatchService
 
 
 def test_p1_prefers_als_over_an_equally_near_bls(world: DispatchService) -> None:

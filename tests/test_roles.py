@@ -13,10 +13,10 @@ from sqlalchemy.exc import DBAPIError
 
 from dispatch_tui.cli import main
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url
-from dispatch_tui.domain.errors import Forbidden
-from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.staffing import add_operator
+from dispatch_tui.rules.errors import Forbidden
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.service.staffing import add_operator
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_the_operator_is_the_login(
     monkeypatch.delenv("DISPATCH_USER", raising=False)
     number = world.create_call(
         "alice",
-        __import__("dispatch_tui.domain.validation", fromlist=["CallIntake"]).CallIntake(
+        __import__("dispatch_tui.rules.validation", fromlist=["CallIntake"]).CallIntake(
             nature="Fall", place="City Library", priority=3
         ),
     ).number

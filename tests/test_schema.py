@@ -18,7 +18,7 @@ from dispatch_tui.db.engine import (
     upgrade,
 )
 from dispatch_tui.db.models import Base
-from dispatch_tui.domain.errors import Unavailable
+from dispatch_tui.rules.errors import Unavailable
 
 
 def test_migrations_create_exactly_the_models(engine: Engine) -> None:

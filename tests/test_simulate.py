@@ -7,8 +7,8 @@ from __future__ import annotations
 from invariants import violations
 from sqlalchemy import Engine, text
 
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.simulate import SimOptions, Simulator
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.simulate import SimOptions, Simulator
 
 
 def play(
@@ -54,7 +54,7 @@ def test_the_same_seed_gives_the_same_calls(world: DispatchService, engine: Engi
 def test_units_dispatched_by_a_person_are_crewed_too(
     world: DispatchService, engine: Engine
 ) -> None:
-    from dispatch_tui.domain.validation import CallIntake
+    from dispatch_tui.rules.validation import CallIntake
 
     number = world.create_call(
         "bob", CallIntake(nature="Fall", place="City Library", priority=3)

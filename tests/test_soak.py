@@ -46,10 +46,10 @@ import pytest
 from invariants import violations
 from sqlalchemy import Engine, text
 
-from dispatch_tui.domain.dto import CallView, UnitView
-from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.views import CallView, UnitView
+from dispatch_tui.service.dispatch_service import DispatchService
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ KINDS = (
 )
 
 EXPECTED = (Conflict, InvalidInput, NotFound, Forbidden)
-TRANSACTIONS_LOG = "dispatch_tui.domain.transactions"
+TRANSACTIONS_LOG = "dispatch_tui.service.transactions"
 
 DISPATCHERS = ("alice", "bob")
 SUPERVISOR = "grace"

@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_engine, normalise_url, schema_state
-from dispatch_tui.domain.errors import InvalidInput, Unavailable
+from dispatch_tui.rules.errors import InvalidInput, Unavailable
 
 
 @dataclass(frozen=True, slots=True)

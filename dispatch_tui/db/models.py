@@ -33,13 +33,21 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from dispatch_tui.domain.enums import (
+from dispatch_tui.rules.enums import (
     CallStatus,
     Capability,
     HospitalCapability,
     HospitalStatus,
     Role,
     UnitStatus,
+)
+from dispatch_tui.rules.validation import (
+    CODE_MAX,
+    LOCATION_MAX,
+    NAME_MAX,
+    NATURE_MAX,
+    NOTES_MAX,
+    PHONE_MAX,
 )
 
 NAMING_CONVENTION = {
@@ -50,14 +58,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# Lengths shared by the CHECK constraints here and the validation in the domain, so a value the
-# service accepts always fits the column.
-CODE_MAX = 16
-NAME_MAX = 120
-PHONE_MAX = 32
-NATURE_MAX = 200
-LOCATION_MAX = 300
-NOTES_MAX = 4000
 
 TS = TIMESTAMP(timezone=True)
 

@@ -27,9 +27,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from dispatch_tui.app import ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
-from dispatch_tui.domain import metrics
-from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
-from dispatch_tui.domain.metrics import clock
+from dispatch_tui.rules import norms
+from dispatch_tui.rules.norms import clock
+from dispatch_tui.rules.views import CallView, HospitalView, UnitView
 from dispatch_tui.widgets.panes import status_text, unit_times
 from dispatch_tui.widgets.status_line import StatusLine
 
@@ -37,7 +37,7 @@ WINDOWS = ("last hour", "shift", "24 h")
 
 
 class KpisLoaded(Message):
-    def __init__(self, kpis: dict[str, dict[str, list[metrics.Kpi]]]) -> None:
+    def __init__(self, kpis: dict[str, dict[str, list[norms.Kpi]]]) -> None:
         super().__init__()
         self.kpis = kpis
 
@@ -57,7 +57,7 @@ class BoardScreen(Screen[None]):
         self.calls: dict[int, CallView] = {}
         self.units: dict[int, UnitView] = {}
         self.hospitals: dict[int, HospitalView] = {}
-        self.kpis: dict[str, dict[str, list[metrics.Kpi]]] = {}
+        self.kpis: dict[str, dict[str, list[norms.Kpi]]] = {}
         self.overdue_seen: set[str] = set()
         self._now = now
 
@@ -122,7 +122,7 @@ class BoardScreen(Screen[None]):
         now = self.now()
         windows = {
             "last hour": (now - timedelta(hours=1), now),
-            "shift": (metrics.shift_start(now), now),
+            "shift": (norms.shift_start(now), now),
             "24 h": (now - timedelta(hours=24), now),
         }
         self.post_message(KpisLoaded(self.context.service.kpis(windows)))
@@ -152,16 +152,16 @@ class BoardScreen(Screen[None]):
         table.add_column("Goal")
         for window in WINDOWS:
             table.add_column(window.capitalize(), justify="right")
-        for index, norm in enumerate(metrics.NORMS):
+        for index, norm in enumerate(norms.NORMS):
             cells: list[Text] = []
             for window in WINDOWS:
-                kpi = self.kpis.get(window, {}).get("all", [None] * len(metrics.NORMS))[index]
+                kpi = self.kpis.get(window, {}).get("all", [None] * len(norms.NORMS))[index]
                 cells.append(self._kpi_cell(kpi))
             table.add_row(Text(norm.label), Text(clock(norm.goal_seconds)), *cells)
         return table
 
     @staticmethod
-    def _kpi_cell(kpi: metrics.Kpi | None) -> Text:
+    def _kpi_cell(kpi: norms.Kpi | None) -> Text:
         if kpi is None or kpi.count == 0:
             return Text("no data", style="dim")
         share = f"{kpi.share:.0%}" if kpi.share is not None else "—"
@@ -207,7 +207,7 @@ class BoardScreen(Screen[None]):
         return Group(*parts)
 
     def _timer_table(self, now: datetime) -> RenderableType:
-        found = metrics.timers(self.calls.values(), now)
+        found = norms.timers(self.calls.values(), now)
         newly = {t.key for t in found if t.overdue} - self.overdue_seen
         if newly:
             self.app.bell()  # once per timer, when it first goes overdue

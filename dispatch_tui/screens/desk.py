@@ -20,16 +20,17 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
 from dispatch_tui.app import ActionDone, ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
-from dispatch_tui.domain import commands, grammar, recommend, steps
-from dispatch_tui.domain.dto import CallView, HospitalView, PlaceView, Snapshot, UnitView
-from dispatch_tui.domain.errors import InvalidInput
-from dispatch_tui.domain.lifecycle import label
-from dispatch_tui.domain.recommend import haversine_km
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules import grammar, permissions, recommend
+from dispatch_tui.rules.errors import InvalidInput
+from dispatch_tui.rules.lifecycle import label
+from dispatch_tui.rules.recommend import haversine_km
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.views import CallView, HospitalView, PlaceView, Snapshot, UnitView
 from dispatch_tui.screens.confirm import ConfirmScreen
 from dispatch_tui.screens.intake import IntakeScreen
 from dispatch_tui.screens.pick import PickScreen
+from dispatch_tui.service import executor as commands
+from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.command_bar import CommandBar
 from dispatch_tui.widgets.panes import ActiveCalls, Hospitals, Pane, PendingCalls, Units
 from dispatch_tui.widgets.status_line import StatusLine
@@ -88,7 +89,7 @@ class DeskScreen(Screen[None]):
         self.hospitals.on_action = self._hospital_action
         op = self.context.operator
         for pane in self.panes():
-            pane.permit = lambda action, row: steps.may(
+            pane.permit = lambda action, row: permissions.may(
                 op.role, action, own_unit=isinstance(row, UnitView) and row.id == op.unit_id
             )
         self.pending.focus()
@@ -349,7 +350,7 @@ class DeskScreen(Screen[None]):
         if action in ("new_call", "command_bar") and isinstance(self.focused, Input):
             return False  # in the command bar `n` and `/` are characters typed
         if action == "new_call":
-            return steps.may(self.context.operator.role, "create_call")
+            return permissions.may(self.context.operator.role, "create_call")
         return True
 
     # -- global keys --------------------------------------------------------------------------

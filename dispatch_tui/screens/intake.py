@@ -17,9 +17,9 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label
 
-from dispatch_tui.domain.dto import PlaceView
-from dispatch_tui.domain.errors import InvalidInput
-from dispatch_tui.domain.validation import CallIntake, intake
+from dispatch_tui.rules.errors import InvalidInput
+from dispatch_tui.rules.validation import CallIntake, intake
+from dispatch_tui.rules.views import PlaceView
 
 FIELDS = [
     ("nature", "Nature *", "what happened: chest pain, fall, collision…"),

@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input
 
-from dispatch_tui.domain.grammar import STATUS_SHORTHANDS, VERB_SHORTHANDS
+from dispatch_tui.rules.grammar import STATUS_SHORTHANDS, VERB_SHORTHANDS
 
 
 class CommandBar(Input):

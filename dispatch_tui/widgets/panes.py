@@ -20,10 +20,10 @@ from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
 from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
 
-from dispatch_tui.domain.dto import CallView, HospitalView, UnitView
-from dispatch_tui.domain.enums import UnitStatus
-from dispatch_tui.domain.lifecycle import UNIT_STEPS, label
-from dispatch_tui.domain.metrics import clock
+from dispatch_tui.rules.enums import UnitStatus
+from dispatch_tui.rules.lifecycle import UNIT_STEPS, label
+from dispatch_tui.rules.norms import clock
+from dispatch_tui.rules.views import CallView, HospitalView, UnitView
 from dispatch_tui.widgets.row_table import RowTable, same
 
 Row = TypeVar("Row", CallView, UnitView, HospitalView)

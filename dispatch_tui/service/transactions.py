@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dispatch_tui.domain.errors import Conflict, DispatchError, InvalidInput, Unavailable
+from dispatch_tui.rules.errors import Conflict, DispatchError, InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

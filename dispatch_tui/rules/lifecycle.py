@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatch_tui.domain.enums import CallStatus, UnitStatus
-from dispatch_tui.domain.errors import Conflict
+from dispatch_tui.rules.enums import CallStatus, UnitStatus
+from dispatch_tui.rules.errors import Conflict
 
 U = UnitStatus
 

@@ -18,29 +18,31 @@ from typing import Any, TypeVar
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from dispatch_tui.db import views
 from dispatch_tui.db.models import (
-    LOCATION_MAX,
     Assignment,
     Call,
     Hospital,
     Staff,
     Unit,
 )
-from dispatch_tui.domain import at_once, lifecycle, queries, steps, validation
-from dispatch_tui.domain.dto import (
+from dispatch_tui.rules import lifecycle, validation
+from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
+from dispatch_tui.rules.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+)
+from dispatch_tui.rules.views import (
     CallView,
     Dispatched,
     HospitalView,
     UnitView,
 )
-from dispatch_tui.domain.enums import CallStatus, HospitalStatus, UnitStatus
-from dispatch_tui.domain.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-)
-from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.transactions import write
+from dispatch_tui.service import dispatch as at_once
+from dispatch_tui.service import steps
+from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.service.transactions import write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,7 +95,7 @@ class DispatchService(ReadService):
                 .values(
                     caller_name=data.caller_name,
                     caller_phone=data.caller_phone,
-                    location_text=location[:LOCATION_MAX],
+                    location_text=location[: validation.LOCATION_MAX],
                     lat=position[0] if position else None,
                     lon=position[1] if position else None,
                     place_id=place.id if place else None,
@@ -113,7 +115,7 @@ class DispatchService(ReadService):
                 priority=data.priority,
                 nature=data.nature,
             )
-            return queries.call(s, call_id)
+            return views.call(s, call_id)
 
         return write(self.sessions, work)
 
@@ -290,7 +292,7 @@ class DispatchService(ReadService):
                         .values(destination_hospital_id=dest.id)
                     )
                 self._follow(s, call, staff, at)
-            return queries.unit(s, unit.id)
+            return views.unit(s, unit.id)
 
         return write(self.sessions, work)
 
@@ -314,7 +316,7 @@ class DispatchService(ReadService):
             self._audit(
                 s, staff, "unit_position", unit_id=unit_id, lat=position[0], lon=position[1]
             )
-            return queries.unit(s, unit_id)
+            return views.unit(s, unit_id)
 
         return write(self.sessions, work)
 
@@ -336,7 +338,7 @@ class DispatchService(ReadService):
             steps.release(s, assignment, unit, "cancelled_at", at)
             self._audit(s, staff, "unit_cancelled", call_id=call.id, unit_id=unit.id, reason=why)
             self._follow(s, call, staff, at)
-            return queries.call(s, call.id)
+            return views.call(s, call.id)
 
         return write(self.sessions, work)
 
@@ -369,7 +371,7 @@ class DispatchService(ReadService):
                 )
             )
             self._audit(s, staff, "call_cancelled", call_id=call.id, old=old, reason=why)
-            return queries.call(s, call.id)
+            return views.call(s, call.id)
 
         return write(self.sessions, work)
 
@@ -400,7 +402,7 @@ class DispatchService(ReadService):
                 .values(status=CallStatus.CLOSED, closed_at=at, disposition=why or "closed")
             )
             self._audit(s, staff, "call_closed", call_id=call.id, old=old, disposition=why)
-            return queries.call(s, call.id)
+            return views.call(s, call.id)
 
         return write(self.sessions, work)
 
@@ -442,6 +444,6 @@ class DispatchService(ReadService):
                 new=new_status.value if new_status is not None else old,
                 beds=new_beds,
             )
-            return queries.hospitals(s, ids=[hospital.id])[0]
+            return views.hospitals(s, ids=[hospital.id])[0]
 
         return write(self.sessions, work)

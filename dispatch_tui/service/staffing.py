@@ -15,13 +15,16 @@ from psycopg import sql
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from dispatch_tui.db.models import NAME_MAX, Staff, Unit
-from dispatch_tui.domain import queries, steps, validation
-from dispatch_tui.domain.dto import Operator
-from dispatch_tui.domain.enums import Role
-from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.transactions import write
+from dispatch_tui.db import views
+from dispatch_tui.db.models import Staff, Unit
+from dispatch_tui.rules import validation
+from dispatch_tui.rules.enums import Role
+from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch_tui.rules.validation import NAME_MAX
+from dispatch_tui.rules.views import Operator
+from dispatch_tui.service import steps
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.transactions import write
 
 # Every login may act through the service (the service checks what each role may do) and may
 # open the board, which narrows its session to the SELECT-only `dispatch_board` role.
@@ -79,7 +82,7 @@ def add_operator(
         )
         row = s.get(Staff, staff_id)
         assert row is not None
-        return queries.operator(row)
+        return views.operator(row)
 
     return write(service.sessions, work)
 

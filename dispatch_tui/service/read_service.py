@@ -14,9 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatch_tui.db import views
 from dispatch_tui.db.models import Call, Staff
-from dispatch_tui.domain import lifecycle, metrics, queries, recommend, validation
-from dispatch_tui.domain.dto import (
+from dispatch_tui.rules import lifecycle, norms, recommend, validation
+from dispatch_tui.rules.enums import CallStatus
+from dispatch_tui.rules.errors import Conflict, Forbidden, NotFound
+from dispatch_tui.rules.views import (
     AuditView,
     CallView,
     HospitalView,
@@ -26,9 +29,8 @@ from dispatch_tui.domain.dto import (
     Snapshot,
     UnitView,
 )
-from dispatch_tui.domain.enums import CallStatus
-from dispatch_tui.domain.errors import Conflict, Forbidden, NotFound
-from dispatch_tui.domain.transactions import autocommitting, reading
+from dispatch_tui.service import kpis
+from dispatch_tui.service.transactions import autocommitting, reading
 
 
 class ReadService:
@@ -38,7 +40,7 @@ class ReadService:
 
     def operator(self, username: str) -> Operator:
         with reading(self.sessions) as s:
-            return queries.operator(staff_row(s, username))
+            return views.operator(staff_row(s, username))
 
     def recommend(self, call_number: str, limit: int = 5) -> list[Recommendation]:
         number = validation.call_number(call_number)
@@ -46,10 +48,10 @@ class ReadService:
             call_id = s.scalar(select(Call.id).where(Call.number == number))
             if call_id is None:
                 raise NotFound(f"no call {number}")
-            call = queries.call(s, call_id)
+            call = views.call(s, call_id)
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{number} is {lifecycle.label(call.status)}")
-            return recommend.for_call(call, queries.units(s), limit)
+            return recommend.for_call(call, views.units(s), limit)
 
     def autocommit(self) -> AbstractContextManager[Connection]:
         return autocommitting(self.sessions)
@@ -60,23 +62,23 @@ class ReadService:
             call_id = s.scalar(select(Call.id).where(Call.number == number))
             if call_id is None:
                 raise NotFound(f"no call {number}")
-            return queries.call(s, call_id)
+            return views.call(s, call_id)
 
     def calls(self, *, open_only: bool = True, limit: int = 500) -> list[CallView]:
         with reading(self.sessions) as s:
-            return queries.calls(s, open_only=open_only, limit=limit)
+            return views.calls(s, open_only=open_only, limit=limit)
 
     def units(self) -> list[UnitView]:
         with reading(self.sessions) as s:
-            return queries.units(s)
+            return views.units(s)
 
     def hospitals(self) -> list[HospitalView]:
         with reading(self.sessions) as s:
-            return queries.hospitals(s)
+            return views.hospitals(s)
 
     def places(self) -> list[PlaceView]:
         with reading(self.sessions) as s:
-            return queries.places(s)
+            return views.places(s)
 
     def audit(self, call_number: str | None = None, limit: int = 200) -> list[AuditView]:
         with reading(self.sessions) as s:
@@ -86,7 +88,7 @@ class ReadService:
                 call_id = s.scalar(select(Call.id).where(Call.number == number))
                 if call_id is None:
                     raise NotFound(f"no call {number}")
-            return queries.audit(s, call_id=call_id, limit=limit)
+            return views.audit(s, call_id=call_id, limit=limit)
 
     def snapshot(self) -> Snapshot:
         """Everything a desk shows, in one read transaction (open calls, all units, hospitals)."""
@@ -94,11 +96,11 @@ class ReadService:
             _consistent(s)
             return Snapshot(
                 full=True,
-                db_now=queries.db_now(s),
-                calls=tuple(queries.calls(s)),
-                units=tuple(queries.units(s)),
-                hospitals=tuple(queries.hospitals(s)),
-                places=tuple(queries.places(s)),
+                db_now=views.db_now(s),
+                calls=tuple(views.calls(s)),
+                units=tuple(views.units(s)),
+                hospitals=tuple(views.hospitals(s)),
+                places=tuple(views.places(s)),
             )
 
     def changed(
@@ -118,26 +120,26 @@ class ReadService:
             _consistent(s)
             return Snapshot(
                 full=False,
-                db_now=queries.db_now(s),
-                calls=tuple(queries.calls(s, ids=calls)) if calls else (),
-                units=tuple(queries.units(s, ids=units)) if units else (),
-                hospitals=tuple(queries.hospitals(s, ids=hospitals)) if hospitals else (),
+                db_now=views.db_now(s),
+                calls=tuple(views.calls(s, ids=calls)) if calls else (),
+                units=tuple(views.units(s, ids=units)) if units else (),
+                hospitals=tuple(views.hospitals(s, ids=hospitals)) if hospitals else (),
             )
 
     def kpis(
         self, windows: dict[str, tuple[datetime, datetime]], *, by: str | None = None
-    ) -> dict[str, dict[str, list[metrics.Kpi]]]:
+    ) -> dict[str, dict[str, list[norms.Kpi]]]:
         """KPIs per named window (e.g. last hour, shift, 24 h), each {group: [Kpi per norm]}."""
         with reading(self.sessions) as s, s.begin():
-            return metrics.kpis_windows(s, windows, by=by)
+            return kpis.kpis_windows(s, windows, by=by)
 
     def export(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
         with reading(self.sessions) as s, s.begin():
-            return metrics.export_rows(s, since, until)
+            return kpis.export_rows(s, since, until)
 
     def now(self) -> datetime:
         with reading(self.sessions) as s:
-            value: datetime = queries.db_now(s)
+            value: datetime = views.db_now(s)
             return value
 
 

@@ -42,15 +42,16 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import Boolean, String
 
-from dispatch_tui.domain import steps
-from dispatch_tui.domain.enums import (
+from dispatch_tui.rules import permissions
+from dispatch_tui.rules.enums import (
     OPEN_CALL_STATUSES,
     CallStatus,
     HospitalStatus,
     Role,
     UnitStatus,
 )
-from dispatch_tui.domain.transactions import Retry, constraint_of
+from dispatch_tui.service import steps
+from dispatch_tui.service.transactions import Retry, constraint_of
 
 DISPATCH = text(
     """
@@ -161,7 +162,7 @@ def run(
     params = {
         **CONSTANTS,
         "operator": username.lower(),
-        "roles": [r.value for r in steps.PERMISSIONS["dispatch"]],
+        "roles": [r.value for r in permissions.PERMISSIONS["dispatch"]],
         "number": number,
         "units": codes,
         "add": add,

@@ -1,7 +1,8 @@
 """Checks on what a user types, shared by the CLI, the command bar and the intake form.
 
 Everything here is pure: it either returns a clean value or raises `InvalidInput` with one line a
-dispatcher can act on. The limits come from the table definitions so an accepted value always fits.
+dispatcher can act on. The length limits are stated here, and the tables' CHECK constraints are
+built from them, so an accepted value always fits its column.
 """
 
 from __future__ import annotations
@@ -11,8 +12,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from dispatch_tui.db.models import LOCATION_MAX, NAME_MAX, NATURE_MAX, NOTES_MAX, PHONE_MAX
-from dispatch_tui.domain.errors import InvalidInput
+from dispatch_tui.rules.errors import InvalidInput
+
+# Lengths shared with the tables' CHECK constraints (db/models.py builds them from these).
+CODE_MAX = 16
+NAME_MAX = 120
+PHONE_MAX = 32
+NATURE_MAX = 200
+LOCATION_MAX = 300
+NOTES_MAX = 4000
 
 UNIT_CODE = re.compile(r"^[A-Z0-9-]{1,16}$")
 HOSPITAL_CODE = UNIT_CODE

@@ -1,4 +1,4 @@
-"""Performance against the norms: intervals as fractiles (never means), and overdue timers.
+"""Performance against the norms: each interval's fractiles (never means), and the CSV export.
 
 Intervals (DOMAIN.md): call processing = first unit dispatched − call received; turnout = en
 route − dispatched; response = on scene − call received; offload = back in service − arrived at
@@ -9,57 +9,13 @@ response; a missing time is missing (never backfilled), so its interval is simpl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from dispatch_tui.domain.dto import CallView
-
-
-def clock(seconds: float) -> str:
-    """Seconds as a running clock: 4:05, or 1:02:09 past an hour."""
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
-
-
-@dataclass(frozen=True, slots=True)
-class Norm:
-    key: str
-    label: str
-    goal_seconds: int
-    source: str
-
-
-NORMS = (
-    Norm("processing", "Call processing", 60, "NFPA 1225: 90% ≤ 60 s"),
-    Norm("turnout", "Turnout", 60, "NFPA 1710: 60 s"),
-    Norm("response", "Response", 539, "urban contract: 8:59 at the 90th percentile"),
-    Norm("offload", "Offload", 1800, "90% ≤ 30 min"),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Kpi:
-    norm: Norm
-    count: int
-    p50: float | None
-    p90: float | None
-    met: int  # how many intervals were within the goal
-
-    @property
-    def share(self) -> float | None:
-        return self.met / self.count if self.count else None
-
-    @property
-    def ok(self) -> bool | None:
-        """Whether the 90th percentile meets the goal (None: nothing to measure)."""
-        return None if self.p90 is None else self.p90 <= self.norm.goal_seconds
-
+from dispatch_tui.rules.norms import NORMS, TIME_COLUMNS, Kpi, time_problems
 
 # One row per interval, grouped for the report by a bound parameter (:by) so the SQL text is
 # fixed; goals are bound too. Indexes on calls.received_at and assignments.notified_at bound it.
@@ -171,91 +127,7 @@ def kpis_windows(
     return result
 
 
-# -- overdue timers --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TimerRule:
-    key: str
-    label: str
-    seconds: int
-
-
-DEFAULT_TIMERS = (
-    TimerRule("p1_pending", "P1 pending", 60),
-    TimerRule("not_en_route", "not en route", 60),
-    TimerRule("on_scene", "on scene", 1800),
-    TimerRule("at_hospital", "at hospital", 1800),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Timer:
-    """One running clock the supervisor watches. `key` identifies it across refreshes."""
-
-    key: str
-    rule: TimerRule
-    call_number: str
-    unit_code: str | None
-    since: datetime
-    elapsed: float
-
-    @property
-    def overdue(self) -> bool:
-        return self.elapsed > self.rule.seconds
-
-
-def timers(
-    calls: Iterable[CallView], now: datetime, rules: Sequence[TimerRule] = DEFAULT_TIMERS
-) -> list[Timer]:
-    """Every watched clock of the open calls, most overdue first. Pure: tests pass their own `now`."""
-    by_key = {r.key: r for r in rules}
-    found: list[Timer] = []
-
-    def add(rule_key: str, call: CallView, unit: str | None, since: datetime) -> None:
-        rule = by_key.get(rule_key)
-        if rule is not None:
-            key = f"{rule_key}:{call.number}:{unit or ''}"
-            found.append(Timer(key, rule, call.number, unit, since, (now - since).total_seconds()))
-
-    for call in calls:
-        if call.status == "RECEIVED" and call.priority == 1:
-            add("p1_pending", call, None, call.received_at)
-        for a in call.assignments:
-            if not a.active:
-                continue
-            if a.unit_status == "EN_ROUTE" and a.en_route_at is None:
-                add("not_en_route", call, a.unit_code, a.notified_at)
-            elif a.unit_status == "ON_SCENE" and a.on_scene_at is not None:
-                add("on_scene", call, a.unit_code, a.on_scene_at)
-            elif a.unit_status == "AT_HOSPITAL" and a.at_destination_at is not None:
-                add("at_hospital", call, a.unit_code, a.at_destination_at)
-    return sorted(found, key=lambda t: t.elapsed / t.rule.seconds, reverse=True)
-
-
-def shift_start(now: datetime, starts: Sequence[int] = (7, 19)) -> datetime:
-    """The start of the current shift (shifts change at the given local hours)."""
-    local = now.astimezone()
-    candidates = [
-        local.replace(hour=h, minute=0, second=0, microsecond=0) - timedelta(days=d)
-        for d in (0, 1)
-        for h in starts
-    ]
-    return max(c for c in candidates if c <= local)
-
-
 # -- the per-assignment export ---------------------------------------------------------------
-
-# (column, NEMSIS element, assignment/call attribute) in the order times should occur.
-TIME_COLUMNS = (
-    ("psap_call_received", "eTimes.01", "received_at"),
-    ("unit_notified", "eTimes.03", "notified_at"),
-    ("unit_en_route", "eTimes.05", "en_route_at"),
-    ("unit_on_scene", "eTimes.06", "on_scene_at"),
-    ("unit_left_scene", "eTimes.09", "transporting_at"),
-    ("arrived_at_destination", "eTimes.11", "at_destination_at"),
-    ("unit_back_in_service", "eTimes.13", "cleared_at"),
-)
 
 EXPORT_QUERY = text("""
 SELECT c.number AS call_number, c.priority, c.determinant, c.status AS call_status, c.nature,
@@ -269,28 +141,6 @@ LEFT JOIN hospitals h ON h.id = a.hospital_id
 WHERE a.notified_at >= :since AND a.notified_at < :until
 ORDER BY a.notified_at, a.id
 """)
-
-
-def time_problems(row: Any) -> list[str]:
-    """Missing or out-of-order times of one assignment, named; nothing is ever filled in."""
-    problems: list[str] = []
-    stamped = [(name, getattr(row, attr)) for name, _, attr in TIME_COLUMNS]
-    last_name, last_time = None, None
-    for name, value in stamped:
-        if value is None:
-            continue
-        if last_time is not None and value < last_time:
-            problems.append(f"{name} before {last_name}")
-        last_name, last_time = name, value
-    finished = row.cleared_at is not None
-    if row.cancelled_at is None:
-        if row.on_scene_at is not None and row.en_route_at is None:
-            problems.append("missing unit_en_route")
-        if finished and row.transporting_at is not None and row.at_destination_at is None:
-            problems.append("missing arrived_at_destination")
-        if finished and row.on_scene_at is None:
-            problems.append("missing unit_on_scene")
-    return problems
 
 
 def export_rows(session: Session, since: datetime, until: datetime) -> list[dict[str, Any]]:

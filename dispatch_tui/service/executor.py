@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dispatch_tui.domain import lifecycle
-from dispatch_tui.domain.dto import CallView
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules import lifecycle
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.views import CallView
+from dispatch_tui.service.dispatch_service import DispatchService
 
 
 @dataclass(frozen=True, slots=True)

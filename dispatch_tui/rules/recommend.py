@@ -11,8 +11,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dispatch_tui.domain.dto import CallView, Recommendation, UnitView
-from dispatch_tui.domain.enums import UnitStatus
+from dispatch_tui.rules.enums import UnitStatus
+from dispatch_tui.rules.views import CallView, Recommendation, UnitView
 
 EARTH_KM = 6371.0
 ROAD_FACTOR = 1.35  # streets are longer than the straight line

@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from dispatch_tui.domain.errors import InvalidInput
+from dispatch_tui.rules.errors import InvalidInput
 
 # shorthand -> the canonical words it stands for; the rest of the line follows.
 STATUS_SHORTHANDS: dict[str, str] = {

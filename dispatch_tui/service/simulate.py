@@ -20,12 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dispatch_tui.domain.dto import CallView, HospitalView, Snapshot, UnitView
-from dispatch_tui.domain.errors import DispatchError
-from dispatch_tui.domain.metrics import clock
-from dispatch_tui.domain.recommend import estimate_seconds, haversine_km
-from dispatch_tui.domain.service import DispatchService
-from dispatch_tui.domain.validation import CallIntake
+from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.rules.norms import clock
+from dispatch_tui.rules.recommend import estimate_seconds, haversine_km
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.views import CallView, HospitalView, Snapshot, UnitView
+from dispatch_tui.service.dispatch_service import DispatchService
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,18 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
-from dispatch_tui import __version__, launch
+from dispatch_tui import __version__
+from dispatch_tui.cli import launch
+from dispatch_tui.cli.output import json_document, print_outcome
 from dispatch_tui.config import Settings
 from dispatch_tui.db.connect import open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
-from dispatch_tui.domain import commands, demo, grammar
-from dispatch_tui.domain.errors import DispatchError, ExitCode, Unavailable
-from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.output import json_document, print_outcome
+from dispatch_tui.rules import grammar
+from dispatch_tui.rules.errors import DispatchError, ExitCode, Unavailable
+from dispatch_tui.service import demo
+from dispatch_tui.service import executor as commands
+from dispatch_tui.service.read_service import ReadService
 
 log = logging.getLogger("dispatch_tui")
 
@@ -262,7 +265,7 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         _emit(out, as_json, message, asdict(report))
         return 0
     if verb == "report":
-        from dispatch_tui import report as shift_report
+        from dispatch_tui.cli import report as shift_report
 
         db = open_database(settings.database_url, settings.data_dir, read_only=True)
         reader = ReadService(make_sessionmaker(db.engine))
@@ -272,7 +275,7 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
     if verb == "simulate":
         return launch.simulate(ns, settings, out)
     if verb == "admin.add_operator":
-        from dispatch_tui.domain.staffing import add_operator
+        from dispatch_tui.service.staffing import add_operator
 
         db = open_database(settings.database_url, settings.data_dir)
         password = sys.stdin.readline().rstrip("\n") if ns.password_stdin else None

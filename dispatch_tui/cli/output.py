@@ -14,8 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dispatch_tui.domain.commands import Outcome
-from dispatch_tui.domain.dto import (
+from dispatch_tui.rules.views import (
     AuditView,
     CallView,
     HospitalView,
@@ -24,6 +23,7 @@ from dispatch_tui.domain.dto import (
     UnitView,
     to_jsonable,
 )
+from dispatch_tui.service.executor import Outcome
 
 
 def _t(value: object) -> Text:

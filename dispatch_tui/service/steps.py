@@ -14,30 +14,10 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place, Staff, Unit
-from dispatch_tui.domain import lifecycle, validation
-from dispatch_tui.domain.enums import CallStatus, HospitalStatus, Role, UnitStatus
-from dispatch_tui.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
-from dispatch_tui.domain.reads import staff_row
-
-# Who may do what. Kept in one table so the desk can hide what the operator may not do.
-PERMISSIONS: dict[str, frozenset[Role]] = {
-    "create_call": frozenset({Role.DISPATCHER}),
-    "dispatch": frozenset({Role.DISPATCHER}),
-    "unit_status": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
-    "locate_unit": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
-    "cancel": frozenset({Role.DISPATCHER}),
-    "close_call": frozenset({Role.DISPATCHER}),
-    "hospital_status": frozenset({Role.SUPERVISOR, Role.ADMIN}),
-    "add_operator": frozenset({Role.SUPERVISOR, Role.ADMIN}),
-}
-
-
-def may(role: str, action: str, *, own_unit: bool = False) -> bool:
-    """Whether an operator of this role may do `action` (the desk hides keys it may not use)."""
-    if Role(role) in PERMISSIONS[action]:
-        return True
-    return own_unit and role == Role.PARAMEDIC and action in ("unit_status", "locate_unit")
-
+from dispatch_tui.rules import lifecycle, permissions, validation
+from dispatch_tui.rules.enums import CallStatus, HospitalStatus, Role, UnitStatus
+from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
+from dispatch_tui.service.read_service import staff_row
 
 # A row read before its lock may be stale in the identity map: a locking SELECT must overwrite it.
 FRESH = {"populate_existing": True}
@@ -57,16 +37,9 @@ def ago(seconds: float) -> str:
 
 def authorise(s: Session, username: str, action: str, unit_id: int | None = None) -> Staff:
     staff = staff_row(s, username)
-    if Role(staff.role) in PERMISSIONS[action]:
-        return staff
-    if unit_id is not None and staff.role == Role.PARAMEDIC and staff.unit_id == unit_id:
-        return staff
-    allowed = " or ".join(_article(r.value) for r in sorted(PERMISSIONS[action]))
-    raise Forbidden(f"{staff.username} is {_article(staff.role)}; only {allowed} may do that")
-
-
-def _article(word: str) -> str:
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+    own_unit = unit_id is not None and staff.unit_id == unit_id
+    permissions.check(staff.username, staff.role, action, own_unit=own_unit)
+    return staff
 
 
 def clock(s: Session) -> datetime:

@@ -17,10 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from dispatch_tui.domain import metrics
-from dispatch_tui.domain.errors import InvalidInput
-from dispatch_tui.domain.metrics import clock
-from dispatch_tui.domain.reads import ReadService
+from dispatch_tui.rules import norms
+from dispatch_tui.rules.errors import InvalidInput
+from dispatch_tui.rules.norms import clock
+from dispatch_tui.service.read_service import ReadService
 
 AGE = re.compile(r"^(\d{1,5})\s*([mhd])$")
 
@@ -30,7 +30,7 @@ def parse_time(value: str, now: datetime) -> datetime:
     if text == "now":
         return now
     if text == "shift":
-        return metrics.shift_start(now)
+        return norms.shift_start(now)
     match = AGE.match(text)
     if match:
         amount, unit = int(match.group(1)), match.group(2)
@@ -107,7 +107,7 @@ def run(
     return 0
 
 
-def _kpi_json(k: metrics.Kpi) -> dict[str, Any]:
+def _kpi_json(k: norms.Kpi) -> dict[str, Any]:
     return {
         "interval": k.norm.key,
         "count": k.count,

@@ -16,9 +16,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import Call, Hospital, Place, Staff, Station, Unit
-from dispatch_tui.domain import validation
-from dispatch_tui.domain.errors import InvalidInput
-from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.rules import validation
+from dispatch_tui.rules.errors import InvalidInput
+from dispatch_tui.service.dispatch_service import DispatchService
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ from dispatch_tui.db.models import (
     Station,
     Unit,
 )
-from dispatch_tui.domain.dto import (
+from dispatch_tui.rules.enums import OPEN_CALL_STATUSES
+from dispatch_tui.rules.views import (
     AssignmentView,
     AuditView,
     CallView,
@@ -31,7 +32,6 @@ from dispatch_tui.domain.dto import (
     PlaceView,
     UnitView,
 )
-from dispatch_tui.domain.enums import OPEN_CALL_STATUSES
 
 _Paramedic = aliased(Staff)
 _Dispatcher = aliased(Staff)

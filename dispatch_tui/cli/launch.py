@@ -16,9 +16,9 @@ from rich.console import Console
 from dispatch_tui.config import DeskOptions, Settings
 from dispatch_tui.db.connect import Database, login_identity, open_database
 from dispatch_tui.db.engine import make_sessionmaker
-from dispatch_tui.domain.errors import Forbidden, InvalidInput
-from dispatch_tui.domain.reads import ReadService
-from dispatch_tui.domain.service import DispatchService
+from dispatch_tui.rules.errors import Forbidden, InvalidInput
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.read_service import ReadService
 
 
 def operator(db: Database, settings: Settings, ns: argparse.Namespace) -> str:
@@ -39,7 +39,7 @@ def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchServ
 
 
 def simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
-    from dispatch_tui.domain import simulate
+    from dispatch_tui.service import simulate
 
     if not 0 <= ns.calls_per_hour <= 3600 or not 0 < ns.speed <= 3600:
         raise InvalidInput("--calls-per-hour must be 0–3600 and --speed above 0, at most 3600")

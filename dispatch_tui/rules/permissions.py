@@ -1,0 +1,42 @@
+"""Who may do what: one table, read by the service (which refuses) and the desk (which hides).
+
+A paramedic may change the status and position of the unit they crew, and nothing else.
+"""
+
+from __future__ import annotations
+
+from dispatch_tui.rules.enums import Role
+from dispatch_tui.rules.errors import Forbidden
+
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "create_call": frozenset({Role.DISPATCHER}),
+    "dispatch": frozenset({Role.DISPATCHER}),
+    "unit_status": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
+    "locate_unit": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
+    "cancel": frozenset({Role.DISPATCHER}),
+    "close_call": frozenset({Role.DISPATCHER}),
+    "hospital_status": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    "add_operator": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+}
+
+# What a paramedic may do to the unit they crew.
+OWN_UNIT_ACTIONS = frozenset({"unit_status", "locate_unit"})
+
+
+def may(role: str, action: str, *, own_unit: bool = False) -> bool:
+    """Whether an operator of this role may do `action` (the desk hides keys it may not use)."""
+    if Role(role) in PERMISSIONS[action]:
+        return True
+    return own_unit and role == Role.PARAMEDIC and action in OWN_UNIT_ACTIONS
+
+
+def check(username: str, role: str, action: str, *, own_unit: bool = False) -> None:
+    """Forbidden, naming who may, unless this operator may do `action`."""
+    if may(role, action, own_unit=own_unit):
+        return
+    allowed = " or ".join(article(r.value) for r in sorted(PERMISSIONS[action]))
+    raise Forbidden(f"{username} is {article(role)}; only {allowed} may do that")
+
+
+def article(word: str) -> str:
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
