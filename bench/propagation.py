@@ -57,8 +57,9 @@ SETTLE = 0.5  # seconds between the desk showing its start-up load and the first
 
 def desk_side(url: str, ready: Any, stop: Any, latest: Any) -> dict[str, Any]:
     """Run a headless desk until `stop`; returns what it showed when, and its CPU use."""
-    from dispatch_tui.app import DeskContext, DispatchApp
+    from dispatch_tui.app import DispatchApp
     from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
+    from dispatch_tui.screens.live import DeskContext
     from dispatch_tui.service.read_service import ReadService
     from dispatch_tui.widgets.panes import Hospitals
     from dispatch_tui.widgets.status_line import StatusLine

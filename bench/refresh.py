@@ -109,9 +109,10 @@ def time_applies(
     srv: BenchServer, database: str, unit_id: int, call_id: int
 ) -> dict[str, list[float]]:
     """Apply the partial snapshot of the change to a headless desk, APPLIES times."""
-    from dispatch_tui.app import DeskContext, DispatchApp, SnapshotLoaded
+    from dispatch_tui.app import DispatchApp
     from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
     from dispatch_tui.screens.desk import DeskScreen
+    from dispatch_tui.screens.live import DeskContext, SnapshotLoaded
 
     url = srv.url(database)
     engine, service = service_for(url)

@@ -56,10 +56,11 @@ def child_desk(url: str) -> dict[str, Any]:
     t0 = time.time()
     import tempfile
 
-    from dispatch_tui.app import DeskContext, DispatchApp
+    from dispatch_tui.app import DispatchApp
     from dispatch_tui.config import DeskOptions
     from dispatch_tui.db.connect import open_database
     from dispatch_tui.db.engine import make_sessionmaker
+    from dispatch_tui.screens.live import DeskContext
     from dispatch_tui.service.dispatch_service import DispatchService
     from dispatch_tui.widgets.panes import Hospitals
 

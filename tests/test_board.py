@@ -15,13 +15,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from textual.widgets import Static
 
-from dispatch_tui.app import DeskContext, DispatchApp
+from dispatch_tui.app import DispatchApp
 from dispatch_tui.cli import main
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
 from dispatch_tui.rules import norms
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.screens.board import BoardScreen
+from dispatch_tui.screens.live import DeskContext
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.read_service import ReadService
 

@@ -23,11 +23,12 @@ from textual.app import App, ComposeResult
 from textual.coordinate import Coordinate
 from textual.widgets import Input
 
-from dispatch_tui.app import DeskContext, DispatchApp
+from dispatch_tui.app import DispatchApp
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
 from dispatch_tui.rules.errors import Unavailable
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.screens.desk import DeskScreen
+from dispatch_tui.screens.live import DeskContext
 from dispatch_tui.screens.pick import PickScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.panes import Hospitals

@@ -72,7 +72,8 @@ def simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
 
 def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
     # Textual is imported only here: the scripted verbs start faster without it.
-    from dispatch_tui.app import DeskContext, DispatchApp
+    from dispatch_tui.app import DispatchApp
+    from dispatch_tui.screens.live import DeskContext
 
     board = mode == "board"
     db = open_database(

@@ -28,9 +28,9 @@ from dispatch_tui.db.connect import open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.rules import grammar
+from dispatch_tui.rules.enums import Role
 from dispatch_tui.rules.errors import DispatchError, ExitCode, Unavailable
-from dispatch_tui.service import demo
-from dispatch_tui.service import executor as commands
+from dispatch_tui.service import demo, executor
 from dispatch_tui.service.read_service import ReadService
 
 log = logging.getLogger("dispatch_tui")
@@ -87,9 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "add-operator", help="add a staff member and their login role", parents=[common]
     )
     add_op.add_argument("user", help="user name (also the PostgreSQL login)")
-    add_op.add_argument(
-        "--role", required=True, choices=["dispatcher", "paramedic", "supervisor", "admin"]
-    )
+    add_op.add_argument("--role", required=True, choices=[role.value for role in Role])
     add_op.add_argument("--name", default="", help="full name")
     add_op.add_argument("--unit", help="the unit a paramedic crews")
     add_op.add_argument(
@@ -299,12 +297,17 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         return 0
     if verb in ("desk", "board"):
         return launch.desk(ns, settings, mode=verb)
+    command = grammar.command_of(ns)
+    assert command is not None, f"verb {verb} builds no command"
     db = open_database(settings.database_url, settings.data_dir)
-    outcome = commands.execute(launch.service(db, settings), launch.operator(db, settings, ns), ns)
+    outcome = executor.execute(
+        launch.service(db, settings), launch.operator(db, settings, ns), command
+    )
     if as_json:
         out.print(json_document(outcome), markup=False, highlight=False, soft_wrap=True)
     else:
-        print_outcome(out, outcome)
+        if outcome.data is not None:
+            print_outcome(out, outcome)
         if outcome.kind in ("call",) and not verb.endswith("show"):
             out.print(outcome.message, markup=False)
     return 0

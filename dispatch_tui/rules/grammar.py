@@ -1,7 +1,9 @@
-"""One grammar for the CLI and the desk's command bar.
+"""One grammar for the CLI and the desk's command bar: a line of words into a typed command.
 
-The verbs (`dispatch C-1042 M12`, `unit status M12 on_scene`, ...) are argparse sub-commands, so a
-verb added here works in both places. Dispatcher shorthands as CAD users type them (`d C-1042
+The verbs (`dispatch C-1042 M12`, `unit status M12 on_scene`, ...) are argparse sub-commands; each
+sets `build`, which turns its parsed arguments into the typed command of `rules/commands.py`. The
+CLI and the bar parse with the same verbs and run the same commands, so a verb added here works in
+both places. Dispatcher shorthands as CAD users type them (`d C-1042
 M12`, `os M12`, `tx M12 MERCY`, `av M12`; TicketsCAD's aliases) are rewritten to those verbs
 before parsing. A parse error is an `InvalidInput`, never an exit.
 """
@@ -13,7 +15,10 @@ import shlex
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from dispatch_tui.rules import commands
+from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import InvalidInput
+from dispatch_tui.rules.validation import CallIntake
 
 # shorthand -> the canonical words it stands for; the rest of the line follows.
 STATUS_SHORTHANDS: dict[str, str] = {
@@ -29,18 +34,15 @@ STATUS_SHORTHANDS: dict[str, str] = {
     "f": "available",
     "oos": "out_of_service",
 }
+# Every word that names a unit status: the shorthands, each status's own name, and its name
+# without the underscore (`onscene`).
 STATUS_WORDS: dict[str, str] = {
     **{k: v.upper() for k, v in STATUS_SHORTHANDS.items()},
-    "en_route": "EN_ROUTE",
-    "enroute": "EN_ROUTE",
-    "on_scene": "ON_SCENE",
-    "onscene": "ON_SCENE",
-    "transporting": "TRANSPORTING",
-    "at_hospital": "AT_HOSPITAL",
-    "available": "AVAILABLE",
-    "out_of_service": "OUT_OF_SERVICE",
-    "oos": "OUT_OF_SERVICE",
+    **{s.value.lower(): s.value for s in UnitStatus},
+    **{s.value.lower().replace("_", ""): s.value for s in UnitStatus},
 }
+# The verbs as typed first (the bar completes these; an unknown word lists them).
+VERBS = ("dispatch", "call", "unit", "hospital", "recommend", "show", "audit")
 VERB_SHORTHANDS: dict[str, list[str]] = {
     "d": ["dispatch"],
     "disp": ["dispatch"],
@@ -58,9 +60,9 @@ class GrammarParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         if message.startswith("argument command: invalid choice:"):
             word = message.split("'")[1] if "'" in message else "?"
+            tries = ", ".join(["d", "en", "os", "tx", "ah", "av", "oos", "cx", *VERBS[1:5]])
             raise InvalidInput(
-                f"unknown command '{word[:24]}'; try d, en, os, tx, ah, av, oos, cx, call, unit, "
-                "hospital, recommend (-h for help on the CLI)"
+                f"unknown command '{word[:24]}'; try {tries} (-h for help on the CLI)"
             )
         where = self.prog.removeprefix("dispatch-tui").strip()
         raise InvalidInput(f"{where}: {message}" if where else message)
@@ -69,10 +71,8 @@ class GrammarParser(argparse.ArgumentParser):
 def _status(value: str) -> str:
     word = value.strip().lower().replace("-", "_").replace(" ", "_")
     if word not in STATUS_WORDS:
-        raise argparse.ArgumentTypeError(
-            f"'{value[:24]}' is not a unit status (en_route, on_scene, transporting, at_hospital, "
-            "available, out_of_service)"
-        )
+        names = ", ".join(s.value.lower() for s in UnitStatus)
+        raise argparse.ArgumentTypeError(f"'{value[:24]}' is not a unit status ({names})")
     return STATUS_WORDS[word]
 
 
@@ -126,7 +126,26 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     call = sub.add_parser("call", help="take, show, cancel and close calls").add_subparsers(
         dest="call_verb", required=True, metavar="{new,show,cancel,close}"
     )
-    new = verb(call, "new", "take a new call", verb="call.new")
+    new = verb(
+        call,
+        "new",
+        "take a new call",
+        verb="call.new",
+        build=lambda ns: commands.NewCall(
+            CallIntake(
+                nature=ns.nature,
+                location=ns.location,
+                place=ns.place,
+                priority=ns.priority,
+                determinant=ns.determinant,
+                caller_name=ns.caller,
+                caller_phone=ns.phone,
+                notes=ns.notes,
+                lat=ns.lat,
+                lon=ns.lon,
+            )
+        ),
+    )
     new.add_argument("nature", help="what happened, e.g. 'chest pain'")
     new.add_argument(
         "-p", "--priority", help="1 (most urgent) to 4; derived from --determinant if omitted"
@@ -139,16 +158,47 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     new.add_argument("--caller", default="", help="caller's name")
     new.add_argument("--phone", default="", help="caller's phone number")
     new.add_argument("--notes", default="", help="free-text notes")
-    show = verb(call, "show", "show one call with its units and times", verb="call.show")
+    show = verb(
+        call,
+        "show",
+        "show one call with its units and times",
+        verb="call.show",
+        build=lambda ns: commands.ShowCall(ns.call),
+    )
     show.add_argument("call")
-    cancel = verb(call, "cancel", "cancel a call and release its units", verb="call.cancel")
+    cancel = verb(
+        call,
+        "cancel",
+        "cancel a call and release its units",
+        verb="call.cancel",
+        build=lambda ns: commands.CancelCall(ns.call, ns.reason),
+    )
     cancel.add_argument("call")
     cancel.add_argument("--reason", default="")
-    close = verb(call, "close", "close a call a unit has reached", verb="call.close")
+    close = verb(
+        call,
+        "close",
+        "close a call a unit has reached",
+        verb="call.close",
+        build=lambda ns: commands.CloseCall(ns.call, ns.disposition),
+    )
     close.add_argument("call")
     close.add_argument("--disposition", default="")
 
-    dispatch = verb(sub, "dispatch", "send units to a call", verb="dispatch")
+    dispatch = verb(
+        sub,
+        "dispatch",
+        "send units to a call",
+        verb="dispatch",
+        build=lambda ns: commands.Dispatch(
+            ns.call,
+            tuple(ns.units),
+            paramedic=ns.paramedic,
+            hospital=ns.hospital,
+            divert_override=ns.divert_override,
+            add=ns.add,
+        ),
+    )
     dispatch.add_argument("call")
     dispatch.add_argument("units", nargs="+", metavar="UNIT")
     dispatch.add_argument("--paramedic", help="user name of the paramedic going with the unit")
@@ -163,7 +213,15 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     unit = sub.add_parser("unit", help="unit status, position and cancel").add_subparsers(
         dest="unit_verb", required=True, metavar="{status,locate,cancel}"
     )
-    status = verb(unit, "status", "change a unit's status", verb="unit.status")
+    status = verb(
+        unit,
+        "status",
+        "change a unit's status",
+        verb="unit.status",
+        build=lambda ns: commands.SetUnitStatus(
+            ns.unit, ns.status, hospital=ns.hospital, divert_override=ns.divert_override
+        ),
+    )
     status.add_argument("unit")
     status.add_argument(
         "status",
@@ -175,12 +233,22 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     status.add_argument(
         "--divert-override", action="store_true", help="transport to a hospital on diversion"
     )
-    locate = verb(unit, "locate", "record a unit's position", verb="unit.locate")
+    locate = verb(
+        unit,
+        "locate",
+        "record a unit's position",
+        verb="unit.locate",
+        build=lambda ns: commands.LocateUnit(ns.unit, ns.lat, ns.lon),
+    )
     locate.add_argument("unit")
     locate.add_argument("lat")
     locate.add_argument("lon")
     ucancel = verb(
-        unit, "cancel", "cancel a unit's assignment before it arrives", verb="unit.cancel"
+        unit,
+        "cancel",
+        "cancel a unit's assignment before it arrives",
+        verb="unit.cancel",
+        build=lambda ns: commands.CancelUnit(ns.unit, ns.reason),
     )
     ucancel.add_argument("unit")
     ucancel.add_argument("--reason", default="")
@@ -189,21 +257,43 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         dest="hospital_verb", required=True, metavar="{status}"
     )
     hstatus = verb(
-        hospital, "status", "set a hospital's status and/or beds", verb="hospital.status"
+        hospital,
+        "status",
+        "set a hospital's status and/or beds",
+        verb="hospital.status",
+        build=lambda ns: commands.SetHospitalStatus(ns.hospital, ns.status, ns.beds),
     )
     hstatus.add_argument("hospital")
     hstatus.add_argument("status", nargs="?", help="open, diversion or closed")
     hstatus.add_argument("--beds", help="beds available")
 
-    rec = verb(sub, "recommend", "rank available units for a call", verb="recommend")
+    rec = verb(
+        sub,
+        "recommend",
+        "rank available units for a call",
+        verb="recommend",
+        build=lambda ns: commands.Recommend(ns.call, ns.limit),
+    )
     rec.add_argument("call")
     rec.add_argument("-n", "--limit", type=int, default=5)
 
-    show_all = verb(sub, "show", "list calls, units, hospitals or places", verb="show")
+    show_all = verb(
+        sub,
+        "show",
+        "list calls, units, hospitals or places",
+        verb="show",
+        build=lambda ns: commands.Show(ns.what, ns.all),
+    )
     show_all.add_argument("what", choices=["calls", "units", "hospitals", "places"])
     show_all.add_argument("--all", action="store_true", help="calls: include closed and cancelled")
 
-    audit = verb(sub, "audit", "the audit log, newest last", verb="audit")
+    audit = verb(
+        sub,
+        "audit",
+        "the audit log, newest last",
+        verb="audit",
+        build=lambda ns: commands.Audit(ns.call, ns.limit),
+    )
     audit.add_argument("--call", help="only this call")
     audit.add_argument("-n", "--limit", type=int, default=50)
 
@@ -221,12 +311,26 @@ class _NoHelp(GrammarParser):
         super().__init__(*args, **kwargs)
 
 
-def parse_line(line: str, parser: argparse.ArgumentParser | None = None) -> argparse.Namespace:
-    """Parse one command-bar line (shell-like quoting) into the same namespace the CLI gets."""
+def command_of(ns: argparse.Namespace) -> commands.Command | None:
+    """The typed command a parsed verb stands for (None for the CLI's own verbs: desk, server…)."""
+    build = getattr(ns, "build", None)
+    if build is None:
+        return None
+    command: commands.Command = build(ns)
+    return command
+
+
+def parse_line(line: str) -> commands.Command:
+    """Parse one command-bar line (shell-like quoting) into the command the CLI would build."""
     try:
         tokens = shlex.split(line)
     except ValueError as err:
         raise InvalidInput(f"cannot read that line: {err}") from None
     if not tokens:
         raise InvalidInput("type a command, e.g. d C-1042 M12")
-    return (parser or bar_parser()).parse_args(expand(tokens))
+    command = command_of(_BAR.parse_args(expand(tokens)))
+    assert command is not None, "every verb of the bar builds a command"
+    return command
+
+
+_BAR = bar_parser()

@@ -1,4 +1,8 @@
-"""Which available unit to send: ranked by estimated travel time, capability matched to priority.
+"""Which unit to send, and where it takes the patient: both ranked here, once.
+
+Units: the available ones ranked by estimated travel time, capability matched to priority.
+Destinations: the call's chosen hospital first, then open hospitals nearest the scene, those on
+diversion after them (marked), closed ones never.
 
 Distances are great-circle from the unit's last known position (or its home station), turned into
 minutes with a road factor and an average speed under lights. Good enough to rank a handful of
@@ -11,8 +15,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from dispatch_tui.rules.enums import UnitStatus
-from dispatch_tui.rules.views import CallView, Recommendation, UnitView
+from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
+from dispatch_tui.rules.views import CallView, HospitalView, Recommendation, UnitView
 
 EARTH_KM = 6371.0
 ROAD_FACTOR = 1.35  # streets are longer than the straight line
@@ -99,3 +103,35 @@ def rank(
         Recommendation(i + 1, r.unit, r.distance_km, r.eta_seconds, r.reason)
         for i, (_, r) in enumerate(scored[:limit])
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    hospital: HospitalView
+    distance_km: float | None  # from the scene; None when the call has no coordinates
+    chosen: bool  # the call's own destination (chosen at dispatch)
+
+    @property
+    def on_diversion(self) -> bool:
+        return self.hospital.status == HospitalStatus.DIVERSION
+
+
+def destinations(call: CallView | None, hospitals: Iterable[HospitalView]) -> list[Destination]:
+    """Where a unit on `call` may transport, best first: the call's chosen destination, then
+    open hospitals nearest the scene, then those on diversion; closed hospitals are left out."""
+    chosen = call.destination_code if call else None
+    scene = (call.lat, call.lon) if call and call.lat is not None and call.lon is not None else None
+    found = [
+        Destination(h, haversine_km(scene, (h.lat, h.lon)) if scene else None, h.code == chosen)
+        for h in hospitals
+        if h.status != HospitalStatus.CLOSED
+    ]
+    found.sort(
+        key=lambda d: (
+            not d.chosen,
+            d.hospital.status != HospitalStatus.OPEN,
+            d.distance_km or 0.0,
+            d.hospital.code,
+        )
+    )
+    return found

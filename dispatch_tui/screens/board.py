@@ -23,13 +23,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from dispatch_tui.app import ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
 from dispatch_tui.rules import norms
 from dispatch_tui.rules.norms import clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
+from dispatch_tui.screens.live import ConnectionChanged, DeskContext, LiveScreen, SnapshotLoaded
 from dispatch_tui.widgets.panes import status_text, unit_times
 from dispatch_tui.widgets.status_line import StatusLine
 
@@ -46,14 +45,13 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else clock(value)
 
 
-class BoardScreen(Screen[None]):
+class BoardScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh_kpis", "Refresh KPIs", id="refresh")
     ]
 
     def __init__(self, context: DeskContext, *, now: Callable[[], datetime] | None = None) -> None:
-        super().__init__()
-        self.context = context
+        super().__init__(context)
         self.calls: dict[int, CallView] = {}
         self.units: dict[int, UnitView] = {}
         self.hospitals: dict[int, HospitalView] = {}
@@ -61,13 +59,8 @@ class BoardScreen(Screen[None]):
         self.overdue_seen: set[str] = set()
         self._now = now
 
-    @property
-    def board_app(self) -> DispatchApp:
-        assert isinstance(self.app, DispatchApp)
-        return self.app
-
     def now(self) -> datetime:
-        return self._now() if self._now is not None else self.board_app.db_now()
+        return self._now() if self._now is not None else self.db_now()
 
     def compose(self) -> ComposeResult:
         op = self.context.operator
@@ -92,7 +85,7 @@ class BoardScreen(Screen[None]):
     @on(SnapshotLoaded)
     def apply(self, event: SnapshotLoaded) -> None:
         snapshot = event.snapshot
-        self.board_app.db_offset = snapshot.db_now - datetime.now(snapshot.db_now.tzinfo)
+        self.clock_from(snapshot)
         if snapshot.full:
             self.calls, self.units, self.hospitals = {}, {}, {}
         for call in snapshot.calls:

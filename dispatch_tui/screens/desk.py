@@ -1,14 +1,15 @@
 """The dispatcher's desk: four live panes, single keys, the command bar, one feedback line.
 
-Thin on purpose: keys become service calls run by the app's workers; snapshots from the database
-are applied to the panes. Rows newer than a snapshot are never overwritten by it (each snapshot
-is one consistent read stamped with the database clock).
+Thin on purpose: a key or a line in the bar becomes a typed command (`rules/commands.py`), run by
+the screen's action worker (`screens/live.py`); the executor's one-line answer comes back on the
+feedback line. Snapshots from the database are applied to the panes. Rows newer than a snapshot
+are never overwritten by it (each snapshot is one consistent read stamped with the database clock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -16,43 +17,52 @@ from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
-from dispatch_tui.app import ActionDone, ConnectionChanged, DeskContext, DispatchApp, SnapshotLoaded
-from dispatch_tui.rules import grammar, permissions, recommend
+from dispatch_tui.rules import commands, grammar, permissions, recommend
+from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.lifecycle import label
-from dispatch_tui.rules.recommend import haversine_km
 from dispatch_tui.rules.validation import CallIntake
-from dispatch_tui.rules.views import CallView, HospitalView, PlaceView, Snapshot, UnitView
+from dispatch_tui.rules.views import CallView, PlaceView, Snapshot, UnitView
 from dispatch_tui.screens.confirm import ConfirmScreen
+from dispatch_tui.screens.help import HelpScreen
 from dispatch_tui.screens.intake import IntakeScreen
+from dispatch_tui.screens.live import (
+    ActionDone,
+    ConnectionChanged,
+    DeskContext,
+    LiveScreen,
+    SnapshotLoaded,
+)
 from dispatch_tui.screens.pick import PickScreen
-from dispatch_tui.service import executor as commands
-from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.executor import ACCEPTED, REFUSED
 from dispatch_tui.widgets.command_bar import CommandBar
 from dispatch_tui.widgets.panes import ActiveCalls, Hospitals, Pane, PendingCalls, Units
 from dispatch_tui.widgets.status_line import StatusLine
 
 
-class DeskScreen(Screen[None]):
+class DeskScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         # The desk's own keys are priority bindings: the app runs them while it handles the key,
         # before it routes the next one, so what a dispatcher types straight after `n` or `:`
         # lands in the form or the bar, not on the pane underneath (see check_action).
-        Binding("n", "new_call", "New call", id="new-call", priority=True),
-        Binding("colon,slash", "command_bar", "Command", id="command-bar", priority=True),
+        Binding(
+            "n", "new_call", "New call", id="new-call", priority=True, tooltip="the intake form"
+        ),
+        Binding(
+            "colon,slash",
+            "command_bar",
+            "Command",
+            id="command-bar",
+            priority=True,
+            tooltip="d C-1042 M12, os M12, tx M12 MERCY, av M12, cx M12 …",
+        ),
+        Binding("question_mark", "help", "Keys", id="help", tooltip="this list"),
     ]
 
     def __init__(self, context: DeskContext) -> None:
-        super().__init__()
-        self.context = context
-        assert isinstance(context.service, DispatchService), (
-            "the desk writes: it needs the dispatch service"
-        )
-        self.service: DispatchService = context.service
-        self.operator = context.operator.username
+        super().__init__(context)
         self.places: list[PlaceView] = []
         self.versions: dict[tuple[str, int], datetime] = {}
         self.updated_at: datetime | None = None
@@ -62,11 +72,6 @@ class DeskScreen(Screen[None]):
         self.active = ActiveCalls(styles, id="active")
         self.units = Units(styles, id="units")
         self.hospitals = Hospitals(styles, id="hospitals")
-
-    @property
-    def desk_app(self) -> DispatchApp:
-        assert isinstance(self.app, DispatchApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         op = self.context.operator
@@ -83,10 +88,6 @@ class DeskScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.pending.on_action = self._pending_action
-        self.active.on_action = self._active_action
-        self.units.on_action = self._unit_action
-        self.hospitals.on_action = self._hospital_action
         op = self.context.operator
         for pane in self.panes():
             pane.permit = lambda action, row: permissions.may(
@@ -101,8 +102,7 @@ class DeskScreen(Screen[None]):
     @on(SnapshotLoaded)
     def apply(self, event: SnapshotLoaded) -> None:
         snapshot = event.snapshot
-        local = datetime.now(UTC)
-        self.desk_app.db_offset = snapshot.db_now - local
+        self.clock_from(snapshot)
         calls = self._fresh("call", snapshot.calls, snapshot)
         units = self._fresh("unit", snapshot.units, snapshot)
         hospitals = self._fresh("hospital", snapshot.hospitals, snapshot)
@@ -150,7 +150,7 @@ class DeskScreen(Screen[None]):
         return self.hospitals.rows_by_key.get(key)
 
     def _tick(self) -> None:
-        now = self.desk_app.db_now()
+        now = self.db_now()
         with self.app.batch_update():
             for pane in (self.pending, self.active, self.units):
                 pane.tick(now)
@@ -163,53 +163,50 @@ class DeskScreen(Screen[None]):
     @on(ActionDone)
     def feedback(self, event: ActionDone) -> None:
         self.say(event.message, ok=event.ok)
+        outcome = event.answer.outcome
+        if isinstance(event.command, commands.NewCall) and outcome is not None:
+            self._select_call(outcome.data.id)
 
     def say(self, message: str, *, ok: bool) -> None:
-        line = Text("✓ " if ok else "✗ ", style="bold green" if ok else "bold red")
+        line = Text(
+            f"{ACCEPTED} " if ok else f"{REFUSED} ", style="bold green" if ok else "bold red"
+        )
         line.append(message)
         self.query_one("#feedback", Label).update(line)
         if not ok:
             self.app.bell()
 
-    # -- pane actions -------------------------------------------------------------------------
+    # -- pane actions: each becomes a command ---------------------------------------------------
 
-    def _pending_action(self, action: str) -> None:
-        call = self.pending.selected
-        if call is None:
-            return
-        if action == "dispatch":
-            self.open_dispatch(call, add=False)
-        elif action == "cancel_call":
-            self._confirm_cancel(call)
-
-    def _active_action(self, action: str) -> None:
-        call = self.active.selected
-        if call is None:
-            return
-        if action == "add_unit":
-            self.open_dispatch(call, add=True)
-        elif action == "close_call":
-            number = call.number
-            self.desk_app.perform(
-                "close", lambda: f"{self.service.close_call(self.operator, number).number} closed"
-            )
-        elif action == "cancel_call":
-            self._confirm_cancel(call)
+    def on_pane_action(self, event: Pane.Action) -> None:
+        row, argument = event.row, event.argument
+        match event.action:
+            case "dispatch":
+                self.open_dispatch(row, add=False)
+            case "add_unit":
+                self.open_dispatch(row, add=True)
+            case "cancel_call":
+                self._confirm_cancel(row)
+            case "close_call":
+                self.perform(commands.CloseCall(row.number))
+            case "status" if argument == UnitStatus.TRANSPORTING:
+                self._ask_destination(row)
+            case "status":
+                self.perform(commands.SetUnitStatus(row.code, argument))
+            case "cancel_unit":
+                self.perform(commands.CancelUnit(row.code))
+            case "hospital":
+                self.perform(commands.SetHospitalStatus(row.code, argument))
+            case "beds":
+                self.action_command_bar(f"hs {row.code} --beds ")
 
     def _confirm_cancel(self, call: CallView) -> None:
-        number = call.number
-
         def answered(yes: bool | None) -> None:
             if yes:
-                self.desk_app.perform(
-                    "cancel",
-                    lambda: (
-                        f"{self.service.cancel_call(self.operator, number).number} cancelled; units released"
-                    ),
-                )
+                self.perform(commands.CancelCall(call.number))
 
         self.app.push_screen(
-            ConfirmScreen(f"Cancel {number} ({call.nature}) and release its units?"), answered
+            ConfirmScreen(f"Cancel {call.number} ({call.nature}) and release its units?"), answered
         )
 
     def open_dispatch(self, call: CallView, *, add: bool) -> None:
@@ -220,11 +217,6 @@ class DeskScreen(Screen[None]):
         if not recs:
             self.say("no unit is available", ok=False)
             return
-        self._show_recommendations(call.number, add, recs)
-
-    def _show_recommendations(self, number: str, add: bool, recs: list[Any]) -> None:
-        if not recs:
-            return
         options = []
         for r in recs:
             text = Text()
@@ -234,117 +226,61 @@ class DeskScreen(Screen[None]):
 
         def chosen(unit: str | None) -> None:
             if unit:
-                self.desk_app.perform(
-                    "dispatch",
-                    lambda: self._dispatch(number, unit, add),
-                )
+                self.perform(commands.Dispatch(call.number, (unit,), add=add))
 
         verb = "Add a unit to" if add else "Dispatch to"
-        self.app.push_screen(PickScreen(f"{verb} {number}: recommended units", options), chosen)
-
-    def _dispatch(self, number: str, unit: str, add: bool) -> str:
-        done = self.service.dispatch(self.operator, number, [unit], add=add)
-        return f"{', '.join(done.units)} dispatched to {done.call_number}"
-
-    def _unit_action(self, action: str, argument: str) -> None:
-        unit = self.units.selected
-        if unit is None:
-            return
-        code = unit.code
-        if action == "cancel_unit":
-            self.desk_app.perform(
-                "cancel unit",
-                lambda: (
-                    f"{code} cancelled from {self.service.cancel_unit(self.operator, code).number}"
-                ),
-            )
-        elif action == "status" and argument == "TRANSPORTING":
-            self._ask_destination(unit)
-        elif action == "status":
-            self.desk_app.perform(
-                "status", lambda: self._status(code, argument, None, override=False)
-            )
-
-    def _status(self, code: str, status: str, hospital: str | None, *, override: bool) -> str:
-        unit = self.service.unit_status(
-            self.operator, code, status, hospital=hospital, override_diversion=override
+        self.app.push_screen(
+            PickScreen(f"{verb} {call.number}: recommended units", options), chosen
         )
-        where = f" on {unit.call_number}" if unit.call_number else ""
-        dest = f" to {hospital}" if hospital else ""
-        return f"{unit.code} {label(status)}{dest}{where}"
 
     def _ask_destination(self, unit: UnitView) -> None:
         call = next(
             (c for c in self.active.rows_by_key.values() if c.number == unit.call_number), None
         )
-        preferred = call.destination_code if call else None
-        scene = (
-            (call.lat, call.lon) if call and call.lat is not None and call.lon is not None else None
-        )
-
-        def distance(h: HospitalView) -> float:
-            return haversine_km(scene, (h.lat, h.lon)) if scene else 0.0
-
-        # The call's chosen destination first, then open hospitals nearest the scene.
-        hospitals = sorted(
-            (h for h in self.hospitals.rows_by_key.values() if h.status != "CLOSED"),
-            key=lambda h: (h.code != preferred, h.status != "OPEN", distance(h), h.code),
-        )
-        diversion = {h.code for h in hospitals if h.status == "DIVERSION"}
+        ranked = recommend.destinations(call, self.hospitals.rows_by_key.values())
         options = []
-        for h in hospitals:
+        for d in ranked:
+            h = d.hospital
             text = Text()
             text.append(f"{h.code:<6}", style="bold")
             text.append(f" {h.name}")
-            if scene:
-                text.append(f"  {distance(h):.1f} km")
+            if d.distance_km is not None:
+                text.append(f"  {d.distance_km:.1f} km")
             if h.capabilities:
                 text.append(f"  [{', '.join(h.capabilities)}]")
-            if h.status == "DIVERSION":
+            if d.on_diversion:
                 text.append("  ON DIVERSION", style="bold yellow")
             if h.beds_available is not None:
                 text.append(f"  {h.beds_available} beds")
-            if h.code == preferred:
+            if d.chosen:
                 text.append("  (call's destination)", style="italic")
             options.append((h.code, text))
+        diversion = {d.hospital.code for d in ranked if d.on_diversion}
         code = unit.code
+
+        def transport(hospital: str, override: bool) -> None:
+            self.perform(
+                commands.SetUnitStatus(
+                    code, UnitStatus.TRANSPORTING, hospital=hospital, divert_override=override
+                )
+            )
 
         def chosen(hospital: str | None) -> None:
             if not hospital:
                 return
-            if hospital in diversion:
+            if hospital not in diversion:
+                transport(hospital, False)
+                return
 
-                def confirmed(yes: bool | None) -> None:
-                    if yes:
-                        self.desk_app.perform(
-                            "status",
-                            lambda: self._status(code, "TRANSPORTING", hospital, override=True),
-                        )
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    transport(hospital, True)
 
-                self.app.push_screen(
-                    ConfirmScreen(f"{hospital} is on diversion. Transport there anyway?"), confirmed
-                )
-            else:
-                self.desk_app.perform(
-                    "status", lambda: self._status(code, "TRANSPORTING", hospital, override=False)
-                )
+            self.app.push_screen(
+                ConfirmScreen(f"{hospital} is on diversion. Transport there anyway?"), confirmed
+            )
 
         self.app.push_screen(PickScreen(f"{code} transporting to:", options), chosen)
-
-    def _hospital_action(self, action: str, argument: str) -> None:
-        hospital = self.hospitals.selected
-        if hospital is None:
-            return
-        code = hospital.code
-        if action == "beds":
-            self.action_command_bar(f"hs {code} --beds ")
-            return
-
-        def change() -> str:
-            h = self.service.hospital_status(self.operator, code, argument)
-            return f"{h.code} {h.status.lower()}"
-
-        self.desk_app.perform("hospital", change)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("new_call", "command_bar") and isinstance(self.focused, Input):
@@ -358,14 +294,20 @@ class DeskScreen(Screen[None]):
     def action_new_call(self) -> None:
         def taken(raw: CallIntake | None) -> None:
             if raw is not None:
-                self.desk_app.perform("new call", lambda: self._create(raw))
+                self.perform(commands.NewCall(raw))
 
         self.app.push_screen(IntakeScreen(self.places), taken)
 
-    def _create(self, raw: CallIntake) -> str:
-        call = self.service.create_call(self.operator, raw)
-        self.app.call_from_thread(self._select_call, call.id)
-        return f"{call.number} taken: P{call.priority} {call.nature}"
+    def action_help(self) -> None:
+        self.app.push_screen(HelpScreen(self.help_sections()))
+
+    def help_sections(self) -> list[tuple[str, list[Binding]]]:
+        """Every key of the desk, read from the bindings themselves (never retyped)."""
+        return [
+            ("Anywhere", [*_bindings(self.app.BINDINGS), *_bindings(self.BINDINGS)]),
+            *((pane.border_title or "", _bindings(pane.BINDINGS)) for pane in self.panes()),
+            ("Command bar", _bindings(CommandBar.BINDINGS)),
+        ]
 
     def _select_call(self, call_id: int) -> None:
         """Select a call just taken: now if its row is there, else when its snapshot arrives."""
@@ -391,18 +333,16 @@ class DeskScreen(Screen[None]):
     @on(CommandBar.Entered)
     def command(self, event: CommandBar.Entered) -> None:
         try:
-            ns = grammar.parse_line(event.line)
+            command = grammar.parse_line(event.line)
         except InvalidInput as err:
             self.say(err.message, ok=False)
             return
-        if ns.verb in ("show", "audit"):
+        if isinstance(command, commands.LISTINGS):
             self.say(
                 "the panes show that already; use the CLI for lists and the audit log", ok=False
             )
             return
-        self.desk_app.perform(
-            ns.verb, lambda: commands.execute(self.service, self.operator, ns).message
-        )
+        self.perform(command)
 
     def _words(self) -> list[str]:
         units = [r.code for r in self.units.rows_by_key.values()]
@@ -410,13 +350,13 @@ class DeskScreen(Screen[None]):
         hospitals = [r.code for r in self.hospitals.rows_by_key.values()]
         return units + calls + hospitals
 
-    def desk_commands(self) -> Iterable[SystemCommand]:
+    def screen_commands(self) -> Iterable[SystemCommand]:
         """The command palette lists every desk action."""
         yield SystemCommand("New call", "Open the intake form", self.action_new_call)
         yield SystemCommand(
             "Command bar", "Type a verb: d C-1042 M12, os M12 …", self.action_command_bar
         )
-        yield SystemCommand("Keys", "Every key of the desk", self.desk_app.action_help)
+        yield SystemCommand("Keys", "Every key of the desk", self.action_help)
         for pane, name in (
             (self.pending, "Pending calls"),
             (self.active, "Active calls"),
@@ -433,19 +373,16 @@ class DeskScreen(Screen[None]):
             )
         unit = self.units.selected
         if unit is not None:
-            for target in (
-                "EN_ROUTE",
-                "ON_SCENE",
-                "TRANSPORTING",
-                "AT_HOSPITAL",
-                "AVAILABLE",
-                "OUT_OF_SERVICE",
-            ):
+            for target in UnitStatus:
                 yield SystemCommand(
                     f"{unit.code} {label(target)}",
                     "Unit status",
-                    lambda t=target: self._unit_action("status", t),
+                    lambda t=target: self.units.act("status", t.value),
                 )
 
     def panes(self) -> list[Pane[Any]]:
         return [self.pending, self.active, self.units, self.hospitals]
+
+
+def _bindings(bindings: Iterable[Any]) -> list[Binding]:
+    return [b for b in bindings if isinstance(b, Binding)]

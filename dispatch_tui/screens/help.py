@@ -1,39 +1,21 @@
-"""Every key of the desk on one screen (`?`)."""
+"""Every key of the screen on one modal (`?`), read from the bindings themselves.
+
+Nothing here is retyped: each row is a binding's keys, its description and its tooltip, grouped
+by where it works (anywhere, each pane, the command bar), so a key added to a pane shows up here.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
-
-KEYS = [
-    ("Anywhere", "n", "new call (intake form)"),
-    ("Anywhere", ": or /", "command bar: d C-1042 M12, os M12, tx M12 MERCY, av M12, cx M12 …"),
-    ("Anywhere", "Tab / Shift+Tab", "next / previous pane"),
-    ("Anywhere", "Ctrl+P", "command palette: every action"),
-    ("Anywhere", "?", "this help"),
-    ("Anywhere", "q", "quit"),
-    ("Pending calls", "d or Enter", "dispatch: recommended units, Enter takes the top one"),
-    ("Pending calls", "x", "cancel the call"),
-    ("Active calls", "a", "add a unit (recommended units)"),
-    ("Active calls", "c", "close the call (a unit reached it)"),
-    ("Active calls", "x", "cancel the call and release its units"),
-    (
-        "Units",
-        "e o t h v",
-        "en route · on scene · transporting (asks destination) · at hospital · available",
-    ),
-    ("Units", "s", "out of service / back (only when not on a call)"),
-    ("Units", "x", "cancel the unit's assignment (before it arrives)"),
-    ("Hospitals", "o v c", "open · diversion · closed"),
-    ("Hospitals", "b", "beds available"),
-    ("Command bar", "Tab · Up/Down · Esc", "complete · history · close"),
-]
 
 
 class HelpScreen(ModalScreen[None]):
@@ -41,15 +23,32 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss_help", "Close")
     ]
 
+    def __init__(self, sections: Sequence[tuple[str, Sequence[Binding]]]) -> None:
+        super().__init__()
+        self.sections = sections
+
     def compose(self) -> ComposeResult:
         table = Table(title="Keys of the desk", expand=True)
         table.add_column("Where")
         table.add_column("Key", style="bold")
         table.add_column("What it does")
-        for where, key, what in KEYS:
-            table.add_row(where, key, what)
+        for where, bindings in self.sections:
+            for keys, what in self._rows(bindings):
+                table.add_row(Text(where), Text(keys), Text(what))
         with VerticalScroll(classes="modal wide"):
             yield Static(table)
+
+    def _rows(self, bindings: Sequence[Binding]) -> list[tuple[str, str]]:
+        """One row per action: its keys together (`d, Enter`), its description and tooltip."""
+        rows: dict[tuple[str, str], list[str]] = {}
+        for binding in bindings:
+            what = binding.description or binding.action.replace("_", " ")
+            if binding.tooltip:
+                what = f"{what}: {binding.tooltip}"
+            for key in binding.key.split(","):
+                display = self.app.get_key_display(Binding(key.strip(), binding.action))
+                rows.setdefault((binding.action, what), []).append(display)
+        return [(" / ".join(keys), what) for (_, what), keys in rows.items()]
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

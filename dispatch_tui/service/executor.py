@@ -1,20 +1,25 @@
-"""Carry out a parsed verb against the service: the one place the CLI and the command bar share.
+"""Run a typed command against the service, and say what happened in one line.
 
-Each verb returns an `Outcome`: a one-line message (the desk's accepted/rejected feedback, the
-CLI's confirmation) and the data behind it (the CLI prints it as a table or as JSON).
+The one place the CLI, the command bar and the desk's keys share: each builds a command
+(`rules/commands.py`), this runs it, and every one-line answer a dispatcher or a script sees is
+written here — `✓ M1 dispatched to C-1001` when it was accepted, `✗` and the reason when it was
+refused. An `Outcome` also carries the data behind the line (the CLI prints it as a table or as
+JSON; the desk selects a call it just took).
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dispatch_tui.rules import lifecycle
-from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules import commands as c
+from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.rules.lifecycle import label
 from dispatch_tui.rules.views import CallView
 from dispatch_tui.service.dispatch_service import DispatchService
+
+ACCEPTED = "✓"
+REFUSED = "✗"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,122 +29,95 @@ class Outcome:
     kind: str  # what `data` is: call, calls, unit, units, hospital, hospitals, places, ...
 
 
-def _units_of(call: CallView) -> str:
-    return ", ".join(call.active_units) or "no units"
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a desk shows after an action: accepted or refused, one line, and the outcome."""
+
+    ok: bool
+    message: str
+    outcome: Outcome | None = None
+
+    @property
+    def line(self) -> str:
+        return f"{ACCEPTED if self.ok else REFUSED} {self.message}"
 
 
-def _call_new(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    call = svc.create_call(
-        who,
-        CallIntake(
-            nature=ns.nature,
-            location=ns.location,
-            place=ns.place,
-            priority=ns.priority,
-            determinant=ns.determinant,
-            caller_name=ns.caller,
-            caller_phone=ns.phone,
-            notes=ns.notes,
-            lat=ns.lat,
-            lon=ns.lon,
-        ),
-    )
-    return Outcome(f"{call.number} taken: P{call.priority} {call.nature}", call, "call")
+def execute(service: DispatchService, operator: str, command: c.Command) -> Outcome:
+    """Run one command; a refusal is raised as the DispatchError the service gave."""
+    match command:
+        case c.NewCall(intake):
+            call = service.create_call(operator, intake)
+            return Outcome(f"{call.number} taken: P{call.priority} {call.nature}", call, "call")
+        case c.ShowCall(number):
+            call = service.call(number)
+            return Outcome(f"{call.number} is {label(call.status)}", call, "call")
+        case c.CancelCall(number, reason):
+            call = service.cancel_call(operator, number, reason)
+            return Outcome(f"{call.number} cancelled; units released", call, "call")
+        case c.CloseCall(number, disposition):
+            call = service.close_call(operator, number, disposition)
+            return Outcome(f"{call.number} closed", call, "call")
+        case c.Dispatch(number, units, paramedic, hospital, override, add):
+            done = service.dispatch(
+                operator,
+                number,
+                units,
+                paramedic=paramedic,
+                hospital=hospital,
+                override_diversion=override,
+                add=add,
+            )
+            sent = f"{', '.join(done.units)} dispatched to {done.call_number}"
+            try:
+                # Read after the commit, to show the call as it is now. The dispatch is done
+                # whatever this read does: a failure here must not turn it into a refusal.
+                now: CallView | None = service.call(done.call_number)
+            except DispatchError:
+                now = None
+            return Outcome(sent, now, "call")
+        case c.SetUnitStatus(code, status, hospital, override):
+            unit = service.unit_status(
+                operator, code, status, hospital=hospital, override_diversion=override
+            )
+            to = f" to {hospital.upper()}" if hospital else ""
+            where = f" on {unit.call_number}" if unit.call_number else ""
+            return Outcome(f"{unit.code} {label(unit.status)}{to}{where}", unit, "unit")
+        case c.LocateUnit(code, lat, lon):
+            unit = service.locate_unit(operator, code, lat, lon)
+            return Outcome(f"{unit.code} at {unit.lat:.5f}, {unit.lon:.5f}", unit, "unit")
+        case c.CancelUnit(code, reason):
+            call = service.cancel_unit(operator, code, reason)
+            gone = code.strip().upper()
+            return Outcome(f"{gone} cancelled from {call.number}; available", call, "call")
+        case c.SetHospitalStatus(code, status, beds):
+            h = service.hospital_status(operator, code, status, beds=beds)
+            with_beds = f", {h.beds_available} beds" if h.beds_available is not None else ""
+            return Outcome(f"{h.code} {h.status.lower()}{with_beds}", h, "hospital")
+        case c.Recommend(number, limit):
+            recs = service.recommend(number, limit=max(1, min(limit, 50)))
+            top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else "no unit is available"
+            return Outcome(top, recs, "recommendations")
+        case c.Show(what, everything):
+            data: list[Any]
+            if what == "calls":
+                data = service.calls(open_only=not everything)
+            elif what == "units":
+                data = service.units()
+            elif what == "hospitals":
+                data = service.hospitals()
+            else:
+                data = service.places()
+            return Outcome(f"{len(data)} {what}", data, what)
+        case c.Audit(number, limit):
+            entries = service.audit(number, limit=max(1, min(limit, 10_000)))
+            return Outcome(f"{len(entries)} audit entries", entries, "audit")
+    raise AssertionError(f"no executor for {command!r}")  # mypy checks the match is exhaustive
 
 
-def _call_show(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    call = svc.call(ns.call)
-    return Outcome(f"{call.number} is {lifecycle.label(call.status)}", call, "call")
-
-
-def _call_cancel(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    call = svc.cancel_call(who, ns.call, ns.reason)
-    return Outcome(f"{call.number} cancelled; units released", call, "call")
-
-
-def _call_close(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    call = svc.close_call(who, ns.call, ns.disposition)
-    return Outcome(f"{call.number} closed", call, "call")
-
-
-def _dispatch(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    done = svc.dispatch(
-        who,
-        ns.call,
-        ns.units,
-        paramedic=ns.paramedic,
-        hospital=ns.hospital,
-        override_diversion=ns.divert_override,
-        add=ns.add,
-    )
-    sent = ", ".join(done.units)
-    call = svc.call(done.call_number)  # read after the commit, to print the call as it is now
-    return Outcome(f"{sent} dispatched to {call.number} ({_units_of(call)} on it)", call, "call")
-
-
-def _unit_status(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    unit = svc.unit_status(
-        who, ns.unit, ns.status, hospital=ns.hospital, override_diversion=ns.divert_override
-    )
-    where = f" on {unit.call_number}" if unit.call_number else ""
-    return Outcome(f"{unit.code} {lifecycle.label(ns.status)}{where}", unit, "unit")
-
-
-def _unit_locate(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    unit = svc.locate_unit(who, ns.unit, ns.lat, ns.lon)
-    return Outcome(f"{unit.code} at {unit.lat:.5f}, {unit.lon:.5f}", unit, "unit")
-
-
-def _unit_cancel(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    call = svc.cancel_unit(who, ns.unit, ns.reason)
-    return Outcome(f"{ns.unit.upper()} cancelled from {call.number}; available", call, "call")
-
-
-def _hospital_status(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    h = svc.hospital_status(who, ns.hospital, ns.status, beds=ns.beds)
-    beds = f", {h.beds_available} beds" if h.beds_available is not None else ""
-    return Outcome(f"{h.code} {h.status.lower()}{beds}", h, "hospital")
-
-
-def _recommend(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    recs = svc.recommend(ns.call, limit=max(1, min(ns.limit, 50)))
-    top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else "no unit is available"
-    return Outcome(top, recs, "recommendations")
-
-
-def _show(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    data: list[Any]
-    if ns.what == "calls":
-        data = svc.calls(open_only=not ns.all)
-    elif ns.what == "units":
-        data = svc.units()
-    elif ns.what == "hospitals":
-        data = svc.hospitals()
-    else:
-        data = svc.places()
-    return Outcome(f"{len(data)} {ns.what}", data, ns.what)
-
-
-def _audit(svc: DispatchService, who: str, ns: argparse.Namespace) -> Outcome:
-    entries = svc.audit(ns.call, limit=max(1, min(ns.limit, 10_000)))
-    return Outcome(f"{len(entries)} audit entries", entries, "audit")
-
-
-VERBS: dict[str, Callable[[DispatchService, str, argparse.Namespace], Outcome]] = {
-    "call.new": _call_new,
-    "call.show": _call_show,
-    "call.cancel": _call_cancel,
-    "call.close": _call_close,
-    "dispatch": _dispatch,
-    "unit.status": _unit_status,
-    "unit.locate": _unit_locate,
-    "unit.cancel": _unit_cancel,
-    "hospital.status": _hospital_status,
-    "recommend": _recommend,
-    "show": _show,
-    "audit": _audit,
-}
-
-
-def execute(service: DispatchService, operator: str, ns: argparse.Namespace) -> Outcome:
-    return VERBS[ns.verb](service, operator, ns)
+def answer(service: DispatchService, operator: str, command: c.Command) -> Answer:
+    """Run one command and say how it went; a refusal is an answer, not an exception."""
+    try:
+        outcome = execute(service, operator, command)
+    except DispatchError as err:
+        return Answer(False, err.message)
+    return Answer(True, outcome.message, outcome)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from dispatch_tui.rules.errors import DispatchError
 from dispatch_tui.rules.norms import clock
-from dispatch_tui.rules.recommend import estimate_seconds, haversine_km
+from dispatch_tui.rules.recommend import destinations, estimate_seconds, haversine_km
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.rules.views import CallView, HospitalView, Snapshot, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
@@ -211,10 +211,15 @@ class Simulator:
                 if call.lat is not None and call.lon is not None:
                     self.service.locate_unit(self.operator, code, call.lat, call.lon)
             elif stage.startswith("ON_SCENE"):
-                if self.crew_rng.random() < 0.72 and hospitals:
-                    destination = self._nearest(call, hospitals)
+                ranked = destinations(call, hospitals)
+                if self.crew_rng.random() < 0.72 and ranked:
+                    best = ranked[0]
                     self.service.unit_status(
-                        self.operator, code, "TRANSPORTING", hospital=destination.code
+                        self.operator,
+                        code,
+                        "TRANSPORTING",
+                        hospital=best.hospital.code,
+                        override_diversion=best.on_diversion,  # no open hospital is left
                     )
                 else:
                     self.service.unit_status(
@@ -232,16 +237,6 @@ class Simulator:
             log.info("crew of %s: %s", code, err)
             self.stats.refused += 1
         self.due.pop(code, None)
-
-    def _nearest(self, call: CallView, hospitals: list[HospitalView]) -> HospitalView:
-        if call.destination_code:
-            chosen = next((h for h in hospitals if h.code == call.destination_code), None)
-            if chosen is not None:
-                return chosen
-        if call.lat is None or call.lon is None:
-            return hospitals[0]
-        scene = (call.lat, call.lon)
-        return min(hospitals, key=lambda h: haversine_km(scene, (h.lat, h.lon)))
 
     def progress(self, snapshot: Snapshot | None = None) -> str:
         snap = snapshot or self.service.snapshot()

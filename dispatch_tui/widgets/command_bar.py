@@ -13,13 +13,20 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import Input
 
-from dispatch_tui.rules.grammar import STATUS_SHORTHANDS, VERB_SHORTHANDS
+from dispatch_tui.rules.grammar import STATUS_SHORTHANDS, VERB_SHORTHANDS, VERBS
 
 
 class CommandBar(Input):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("tab", "complete", "Complete", show=False, priority=True),
-        Binding("up", "history(-1)", "Previous", show=False),
+        Binding(
+            "tab",
+            "complete",
+            "Complete",
+            show=False,
+            priority=True,
+            tooltip="verbs, unit and call numbers, hospital codes",
+        ),
+        Binding("up", "history(-1)", "Previous", show=False, tooltip="this session's commands"),
         Binding("down", "history(1)", "Next", show=False),
         Binding("escape", "leave", "Close bar", show=False),
     ]
@@ -49,21 +56,7 @@ class CommandBar(Input):
         head, _, last = self.value.rpartition(" ")
         if not last:
             return
-        vocabulary = (
-            self.words()
-            if head
-            else [
-                *VERB_SHORTHANDS,
-                *STATUS_SHORTHANDS,
-                "dispatch",
-                "call",
-                "unit",
-                "hospital",
-                "recommend",
-                "show",
-                "audit",
-            ]
-        )
+        vocabulary = self.words() if head else [*VERB_SHORTHANDS, *STATUS_SHORTHANDS, *VERBS]
         matches = sorted({w for w in vocabulary if w.upper().startswith(last.upper())})
         if not matches:
             self.app.bell()

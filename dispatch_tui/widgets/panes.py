@@ -1,34 +1,30 @@
 """The desk's four panes: pending calls, active calls, units, hospitals.
 
-Each pane is a DataTable keyed by primary key and diffed in place: stale keys removed, only
-changed cells updated (and only their rows redrawn), new rows added, re-sorted only when the order
-changed, the cursor kept on the same row. Text that came from the database goes in as
-`rich.text.Text`, so it is shown as data, never as markup. Each pane owns the single-key actions
-for its selected row and hides the ones that do not apply; the footer is rebuilt only when those
-change.
+Declarative: each pane says its columns, its cells, its sort order and which rows it takes; the
+keyed table (`keyed_table.py`) keeps it in step. Text that came from the database goes in as
+`rich.text.Text`, so it is shown as data, never as markup. Each pane's keys post a `Pane.Action`
+for the selected row (the screen turns it into a command) and are hidden when they do not apply
+to that row or the operator's role; the footer is rebuilt only when those change.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from rich.text import Text
 from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
-from textual.widgets.data_table import CellDoesNotExist, RowDoesNotExist
+from textual.message import Message
 
 from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.lifecycle import UNIT_STEPS, label
-from dispatch_tui.rules.norms import clock
+from dispatch_tui.rules.norms import PROCESSING_GOAL_SECONDS, clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
-from dispatch_tui.widgets.row_table import RowTable, same
+from dispatch_tui.widgets.keyed_table import KeyedTable
 
 Row = TypeVar("Row", CallView, UnitView, HospitalView)
-
-PROCESSING_GOAL = 60  # NFPA 1225: answer -> first unit dispatched, 90% within 60 s
 
 
 def minutes(seconds: float) -> str:
@@ -46,151 +42,58 @@ def status_text(status: str, styles: dict[str, str]) -> Text:
     return Text(SHORT_STATUS.get(status, status.replace("_", " ")), style=styles.get(status, ""))
 
 
-class Pane(RowTable, Generic[Row]):
-    """A table of domain rows keyed by id, updated in place."""
+class Pane(KeyedTable[Row]):
+    """A titled table of domain rows whose keys act on the selected row.
 
-    COLUMNS: ClassVar[Sequence[tuple[str, str, int | None]]] = ()  # (key, label, width)
-    TIME_COLUMNS: ClassVar[frozenset[str]] = frozenset()
+    A key posts `Pane.Action` (the action's name, the row, its argument); the screen decides what
+    it means. `permit` says whether the operator's role allows an action on a row, so the footer
+    shows only the keys that apply.
+    """
+
+    class Action(Message):
+        def __init__(self, pane: Pane[Any], action: str, row: Any, argument: str = "") -> None:
+            super().__init__()
+            self.pane = pane
+            self.action = action
+            self.row = row
+            self.argument = argument
 
     def __init__(self, title: str, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.border_title = title
         self.styles_by_status = styles
-        self.rows_by_key: dict[str, Row] = {}
-        self.now: datetime | None = None
         # Whether the operator's role allows an action (service action name, selected row).
         self.permit: Callable[[str, Any], bool] = lambda action, row: True
         # What the footer was last told about this pane's keys (None: not known to be current).
         self._keys_shown: tuple[bool | None, ...] | None = None
-        # Where the clock's cells sit in a row, in COLUMNS order.
-        self._time_at = tuple(
-            i for i, (key, _, _) in enumerate(self.COLUMNS) if key in self.TIME_COLUMNS
-        )
 
-        # Columns exist from the start: a snapshot can arrive before the pane is mounted, and
-        # rows added to a table without columns would size every column by its header alone.
-        for key, title, width in self.COLUMNS:
-            self.add_column(title, key=key, width=width)
+    @runtime_checkable
+    class Host(Protocol):
+        """A screen that acts on its panes' keys at once (see `act`)."""
 
-    # -- what a subclass says ----------------------------------------------------------------
+        def on_pane_action(self, event: Pane.Action) -> None: ...
 
-    def accepts(self, row: Row) -> bool:
-        return True
+    def act(self, action: str, argument: str = "") -> None:
+        """Ask the screen to do `action` to the selected row.
 
-    def cells(self, row: Row) -> tuple[Text, ...]:
-        raise NotImplementedError
-
-    def time_cells(self, row: Row) -> tuple[Text, ...]:
-        """The cells of TIME_COLUMNS alone, in COLUMNS order: all the clock changes."""
-        cells = self.cells(row)
-        return tuple(cells[i] for i in self._time_at)
-
-    def sort_key(self, row: Row) -> Any:
-        return row.id
-
-    # -- keeping the table in step ------------------------------------------------------------
-
-    @property
-    def selected(self) -> Row | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except CellDoesNotExist:
-            return None
-        return self.rows_by_key.get(key or "")
-
-    def sync(self, rows: Iterable[Row], *, full: bool, now: datetime) -> None:
-        """Apply fresh rows. Full: rows not given are gone. Partial: only the given rows change."""
-        self.now = now
-        kept_key = self._selected_key()
-        given = {str(r.id): r for r in rows}
-        stale = [
-            k
-            for k in self.rows_by_key
-            if (full and k not in given) or (k in given and not self.accepts(given[k]))
-        ]
-        for key in stale:
-            self._remove(key)
-        moved = bool(stale)
-        order_changed = False
-        added: list[str] = []
-        changed: dict[str, tuple[Text, ...]] = {}
-        for key, row in given.items():
-            if not self.accepts(row):
-                continue
-            cells = self.cells(row)
-            old = self.rows_by_key.get(key)
-            if old is None:
-                added.append(key)
-                self._cells[key] = cells
-            else:
-                changed[key] = cells
-                order_changed = order_changed or self.sort_key(old) != self.sort_key(row)
-            self.rows_by_key[key] = row
-        self.rewrite(changed)
-        if added:
-            # New rows go in sorted among themselves: into an empty table (the first load) they
-            # then need no sort at all.
-            order_changed = order_changed or self.row_count > 0
-            moved = True
-            added.sort(key=lambda k: self.sort_key(self.rows_by_key[k]))
-            for key in added:
-                self.add_row(*self._cells[key], key=key)
-        if order_changed and self._sort():
-            moved = True
-        if moved:
-            self._restore(kept_key)
-        self._refresh_keys()
-
-    def tick(self, now: datetime) -> None:
-        """Advance the running clocks: only the time columns are touched."""
-        self.now = now
-        at = self._time_at
-        if not at:
-            return
-        changed: dict[str, tuple[Text, ...]] = {}
-        for key, row in self.rows_by_key.items():
-            times = self.time_cells(row)
-            cells = self._cells[key]
-            if any(not same(new, cells[i]) for new, i in zip(times, at, strict=True)):
-                fresh = list(cells)
-                for new, i in zip(times, at, strict=True):
-                    fresh[i] = new
-                changed[key] = tuple(fresh)
-        self.rewrite(changed)
-
-    def _sort(self) -> bool:
-        """Put the rows in sort_key order; False (and nothing repainted) if they already are."""
-        if self.row_count < 2:
-            return False
-        wanted = sorted(self.rows_by_key, key=lambda k: self.sort_key(self.rows_by_key[k]))
-        if [row.key.value for row in self.ordered_rows] == wanted:
-            return False
-        rank = {self._cells[k][0].plain: i for i, k in enumerate(wanted)}
-        self.sort(self.COLUMNS[0][0], key=lambda cell: rank.get(cell.plain, 0))
-        return True
-
-    def _remove(self, key: str) -> None:
-        with contextlib.suppress(RowDoesNotExist):
-            self.remove_row(key)
-        self.rows_by_key.pop(key, None)
-        self._cells.pop(key, None)
-
-    def _selected_key(self) -> str | None:
+        A host screen handles it before this key returns: the app runs a key's action before it
+        routes the next key, so what a fast typist sends next (the Enter of `d` Enter) lands
+        where the action sends it (the list of units), not on this pane. A posted message would
+        be handled only after the next key had already reached the pane. Any other parent gets
+        the message posted as usual.
+        """
         row = self.selected
-        return str(row.id) if row is not None else None
+        if row is None:
+            return
+        message = self.Action(self, action, row, argument)
+        screen = self.screen
+        if isinstance(screen, Pane.Host):
+            screen.on_pane_action(message)
+        else:
+            self.post_message(message)
 
-    def _restore(self, key: str | None) -> None:
-        if key is not None and key in self.rows_by_key:
-            self.move_cursor(row=self.get_row_index(key), animate=False)
-
-    def select_id(self, row_id: int) -> bool:
-        key = str(row_id)
-        if key in self.rows_by_key:
-            self.move_cursor(row=self.get_row_index(key), animate=False)
-            return True
-        return False
+    def rows_changed(self) -> None:
+        self._refresh_keys()
 
     def age(self, since: datetime | None) -> float:
         if since is None or self.now is None:
@@ -240,15 +143,19 @@ class PendingCalls(Pane[CallView]):
     )
     TIME_COLUMNS = frozenset({"age", "flag"})
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "dispatch", "Dispatch", id="dispatch"),
-        Binding("enter", "dispatch", "Dispatch", show=False),
-        Binding("x", "cancel_call", "Cancel call", id="cancel-call"),
+        Binding(
+            "d,enter",
+            "dispatch",
+            "Dispatch",
+            id="dispatch",
+            tooltip="recommended units, nearest first; Enter sends the top one",
+        ),
+        Binding("x", "cancel_call", "Cancel call", id="cancel-call", tooltip="asks first"),
     ]
 
     def __init__(self, styles: dict[str, str], aging: dict[int, int], **kwargs: Any) -> None:
         super().__init__("Pending calls", styles, **kwargs)
         self.aging = aging
-        self.on_action: Callable[[str], None] = lambda action: None
 
     def accepts(self, row: CallView) -> bool:
         return row.status == "RECEIVED"
@@ -263,7 +170,7 @@ class PendingCalls(Pane[CallView]):
         # it runs, LATE past it, OVERDUE past the priority's aging threshold.
         if overdue:
             flag = Text("OVERDUE", style="bold reverse red")
-        elif age > PROCESSING_GOAL:
+        elif age > PROCESSING_GOAL_SECONDS:
             flag = Text("LATE", style="bold red")
         else:
             flag = Text(f"{int(age)}/60s")
@@ -279,10 +186,10 @@ class PendingCalls(Pane[CallView]):
         )
 
     def action_dispatch(self) -> None:
-        self.on_action("dispatch")
+        self.act("dispatch")
 
     def action_cancel_call(self) -> None:
-        self.on_action("cancel_call")
+        self.act("cancel_call")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("dispatch", "cancel_call"):
@@ -313,14 +220,15 @@ class ActiveCalls(Pane[CallView]):
     )
     TIME_COLUMNS = frozenset({"units"})
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("a", "add_unit", "Add unit", id="add-unit"),
-        Binding("c", "close_call", "Close", id="close-call"),
-        Binding("x", "cancel_call", "Cancel call", id="cancel-call"),
+        Binding("a", "add_unit", "Add unit", id="add-unit", tooltip="recommended units"),
+        Binding("c", "close_call", "Close", id="close-call", tooltip="once a unit reached it"),
+        Binding(
+            "x", "cancel_call", "Cancel call", id="cancel-call", tooltip="asks; releases its units"
+        ),
     ]
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__("Active calls", styles, **kwargs)
-        self.on_action: Callable[[str], None] = lambda action: None
 
     def accepts(self, row: CallView) -> bool:
         return row.status not in ("RECEIVED", "CLOSED", "CANCELLED")
@@ -342,13 +250,13 @@ class ActiveCalls(Pane[CallView]):
         )
 
     def action_add_unit(self) -> None:
-        self.on_action("add_unit")
+        self.act("add_unit")
 
     def action_close_call(self) -> None:
-        self.on_action("close_call")
+        self.act("close_call")
 
     def action_cancel_call(self) -> None:
-        self.on_action("cancel_call")
+        self.act("cancel_call")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         row = self.selected
@@ -361,14 +269,14 @@ class ActiveCalls(Pane[CallView]):
         return True
 
 
-# unit key -> (action name, target status, footer label)
+# unit key -> (target status, footer label, what the help says)
 UNIT_KEYS = (
-    ("e", "en_route", "EN_ROUTE", "En route"),
-    ("o", "on_scene", "ON_SCENE", "On scene"),
-    ("t", "transporting", "TRANSPORTING", "Transport"),
-    ("h", "at_hospital", "AT_HOSPITAL", "At hosp"),
-    ("v", "available", "AVAILABLE", "Available"),
-    ("s", "out_of_service", "OUT_OF_SERVICE", "Out of svc"),
+    ("e", UnitStatus.EN_ROUTE, "En route", "the crew's en-route report"),
+    ("o", UnitStatus.ON_SCENE, "On scene", "arrived"),
+    ("t", UnitStatus.TRANSPORTING, "Transport", "asks the destination, nearest first"),
+    ("h", UnitStatus.AT_HOSPITAL, "At hosp", "arrived at the destination"),
+    ("v", UnitStatus.AVAILABLE, "Available", "clears the unit; back from out of service"),
+    ("s", UnitStatus.OUT_OF_SERVICE, "Out of svc", "only when not on a call"),
 )
 
 
@@ -384,15 +292,20 @@ class Units(Pane[UnitView]):
     TIME_COLUMNS = frozenset({"since"})
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
-            Binding(key, f"status('{target}')", text, id=f"unit-{name}")
-            for key, name, target, text in UNIT_KEYS
+            Binding(
+                key,
+                f"status('{target.value}')",
+                text,
+                id=f"unit-{target.value.lower()}",
+                tooltip=what,
+            )
+            for key, target, text, what in UNIT_KEYS
         ),
-        Binding("x", "cancel_unit", "Cancel unit", id="cancel-unit"),
+        Binding("x", "cancel_unit", "Cancel unit", id="cancel-unit", tooltip="before it arrives"),
     ]
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__("Units", styles, **kwargs)
-        self.on_action: Callable[[str, str], None] = lambda action, arg: None
 
     def sort_key(self, row: UnitView) -> Any:
         return (row.code[0], len(row.code), row.code)
@@ -411,10 +324,10 @@ class Units(Pane[UnitView]):
         )
 
     def action_status(self, target: str) -> None:
-        self.on_action("status", target)
+        self.act("status", target)
 
     def action_cancel_unit(self) -> None:
-        self.on_action("cancel_unit", "")
+        self.act("cancel_unit")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         row = self.selected
@@ -441,12 +354,11 @@ class Hospitals(Pane[HospitalView]):
         Binding("o", "hospital('OPEN')", "Open", id="hospital-open"),
         Binding("v", "hospital('DIVERSION')", "Diversion", id="hospital-diversion"),
         Binding("c", "hospital('CLOSED')", "Closed", id="hospital-closed"),
-        Binding("b", "beds", "Beds", id="hospital-beds"),
+        Binding("b", "beds", "Beds", id="hospital-beds", tooltip="beds available, in the bar"),
     ]
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__("Hospitals", styles, **kwargs)
-        self.on_action: Callable[[str, str], None] = lambda action, arg: None
 
     def sort_key(self, row: HospitalView) -> Any:
         return row.code
@@ -460,10 +372,10 @@ class Hospitals(Pane[HospitalView]):
         )
 
     def action_hospital(self, status: str) -> None:
-        self.on_action("hospital", status)
+        self.act("hospital", status)
 
     def action_beds(self) -> None:
-        self.on_action("beds", "")
+        self.act("beds")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         row = self.selected

@@ -1,0 +1,113 @@
+"""Every dispatch action as a typed value: what the CLI, the command bar and the pane keys build.
+
+The grammar (`rules/grammar.py`) turns a typed line into one of these; a desk key builds one
+directly; the executor (`service/executor.py`) runs any of them and says what happened in one
+line. A verb added here, to the grammar and to the executor works in the CLI and in the bar, and
+in a pane as soon as a key builds it.
+
+Values are kept as typed (strings, not yet validated): the service validates them, so bad input
+gets the same one-line answer from every entry point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dispatch_tui.rules.validation import CallIntake
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    intake: CallIntake
+
+
+@dataclass(frozen=True, slots=True)
+class ShowCall:
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCall:
+    call: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CloseCall:
+    call: str
+    disposition: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    call: str
+    units: tuple[str, ...]
+    paramedic: str | None = None
+    hospital: str | None = None
+    divert_override: bool = False
+    add: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetUnitStatus:
+    unit: str
+    status: str  # a UnitStatus value, or what was typed (the service refuses what is not one)
+    hospital: str | None = None
+    divert_override: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LocateUnit:
+    unit: str
+    lat: str
+    lon: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUnit:
+    unit: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SetHospitalStatus:
+    hospital: str
+    status: str | None = None
+    beds: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recommend:
+    call: str
+    limit: int = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    what: str  # calls, units, hospitals, places
+    all: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    call: str | None = None
+    limit: int = 50
+
+
+Command = (
+    NewCall
+    | ShowCall
+    | CancelCall
+    | CloseCall
+    | Dispatch
+    | SetUnitStatus
+    | LocateUnit
+    | CancelUnit
+    | SetHospitalStatus
+    | Recommend
+    | Show
+    | Audit
+)
+
+# Commands that print a list or a record: the desk's panes show these already, the CLI prints them.
+LISTINGS = (ShowCall, Show, Audit)

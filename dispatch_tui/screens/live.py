@@ -1,0 +1,198 @@
+"""A screen kept live from PostgreSQL: it owns its listener, its workers and their messages.
+
+Database IO never runs on the event loop. The listener runs in the screen's own thread worker: it
+loads everything once LISTEN is in place (and again after every reconnect), then refetches only
+the rows a notification names, and posts each frozen snapshot to this screen. Actions run in
+another thread worker and come back as an `ActionDone`. The app only picks the screen; a screen
+never imports the app.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from textual import on, work
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from dispatch_tui.config import DeskOptions
+from dispatch_tui.db.listener import Change, ConnectionState, Listener
+from dispatch_tui.rules.commands import Command
+from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.rules.views import Operator, Snapshot
+from dispatch_tui.service import executor
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.executor import Answer
+from dispatch_tui.service.read_service import ReadService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DeskContext:
+    """What a live screen needs: the service, who works it, and where the data lives."""
+
+    service: ReadService  # a DispatchService for the desk; a read-only ReadService for the board
+    operator: Operator
+    database_label: str
+    database_url: str
+    options: DeskOptions
+
+
+class SnapshotLoaded(Message):
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class ConnectionChanged(Message):
+    def __init__(self, state: str) -> None:
+        super().__init__()
+        self.state = state
+
+
+class ActionDone(Message):
+    """A desk action finished: accepted with its one-line answer, or refused with why."""
+
+    def __init__(self, answer: Answer, command: Command | None = None) -> None:
+        super().__init__()
+        self.answer = answer
+        self.command = command  # None: no command was run (a load or a worker failed)
+
+    @property
+    def ok(self) -> bool:
+        return self.answer.ok
+
+    @property
+    def message(self) -> str:
+        return self.answer.message
+
+
+def ids_of(changes: Iterable[Change]) -> tuple[set[int], set[int], set[int]]:
+    """Which calls, units and hospitals a batch of notifications touches."""
+    calls: set[int] = set()
+    units: set[int] = set()
+    hospitals: set[int] = set()
+    for change in changes:
+        if change.table == "calls":
+            calls.add(change.id)
+        elif change.table == "units":
+            units.add(change.id)
+        elif change.table == "hospitals":
+            hospitals.add(change.id)
+        elif change.table == "assignments":
+            if change.call_id is not None:
+                calls.add(change.call_id)
+            if change.unit_id is not None:
+                units.add(change.unit_id)
+    return calls, units, hospitals
+
+
+def failure_message(error: BaseException | None) -> str:
+    """The one line a dispatcher sees for an error no one expected."""
+    if isinstance(error, DispatchError):
+        return error.message
+    return "unexpected error; details in the log"
+
+
+class LiveScreen(Screen[None]):
+    """A screen fed by its own listener; subclasses handle `SnapshotLoaded` and the others."""
+
+    def __init__(self, context: DeskContext) -> None:
+        super().__init__()
+        self.context = context
+        self.db_offset = timedelta(0)
+        self._stop_listening = threading.Event()
+
+    def db_now(self) -> datetime:
+        """The database clock, as estimated from the last snapshot: ages agree across desks."""
+        return datetime.now(UTC) + self.db_offset
+
+    def on_mount(self) -> None:
+        # Textual runs every class's on_mount in turn (this one first): a subclass's own
+        # on_mount must not call this one again.
+        # The listener's first resync is the first load: it reads everything once LISTEN is in
+        # place, so nothing committed before it is missed.
+        self.listen()
+
+    def on_unmount(self) -> None:
+        self._stop_listening.set()
+
+    def clock_from(self, snapshot: Snapshot) -> None:
+        self.db_offset = snapshot.db_now - datetime.now(UTC)
+
+    # -- workers: all database IO lives here ------------------------------------------------
+
+    @work(thread=True, exit_on_error=False, group="listen", name="listener")
+    def listen(self) -> None:
+        service = self.context.service
+
+        def changed(batch: list[Change]) -> None:
+            calls, units, hospitals = ids_of(batch)
+            if calls or units or hospitals:
+                snapshot = service.changed(call_ids=calls, unit_ids=units, hospital_ids=hospitals)
+                self.post_message(SnapshotLoaded(snapshot))
+
+        loaded = threading.Event()
+
+        def resync() -> None:
+            try:
+                snapshot = service.snapshot()
+            except Exception as error:
+                # The listener logs it and goes on. A desk that could not load at all says so
+                # on its feedback line, as for any failed worker.
+                if not loaded.is_set():
+                    self.post_message(ActionDone(Answer(False, failure_message(error))))
+                raise
+            loaded.set()
+            self.post_message(SnapshotLoaded(snapshot))
+
+        def state(value: ConnectionState) -> None:
+            self.post_message(ConnectionChanged(value.value))
+
+        Listener(
+            self.context.database_url,
+            on_changes=changed,
+            on_state=state,
+            on_resync=resync,
+            poll_seconds=self.context.options.poll_seconds,
+            listen=self.context.options.listen,
+            # A desk must be live again within ~2 s of the server returning: retry at least
+            # every second (a failed connect to a down local server costs next to nothing).
+            max_backoff_seconds=1.0,
+            # One transaction's notifications arrive together: take what is there, never wait.
+            coalesce_seconds=0.0,
+        ).run(self._stop_listening)
+
+    def perform(self, command: Command) -> None:
+        """Run one command off the UI thread; its answer comes back as ActionDone."""
+        self._action_worker(command)
+
+    @work(thread=True, exit_on_error=False, group="actions")
+    def _action_worker(self, command: Command) -> None:
+        service = self.context.service
+        assert isinstance(service, DispatchService), "only a desk that writes performs commands"
+        answer = executor.answer(service, self.context.operator.username, command)
+        self.post_message(ActionDone(answer, command))
+        if not self.context.options.listen:
+            # Polling desks would otherwise wait a whole poll for their own change.
+            self.post_message(SnapshotLoaded(service.snapshot()))
+
+    @on(Worker.StateChanged)
+    def worker_failed(self, event: Worker.StateChanged) -> None:
+        """One place for what no worker expected: logged with context, one line on the screen."""
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        log.error("worker %s failed", event.worker.name, exc_info=error)
+        self.post_message(ActionDone(Answer(False, failure_message(error))))
+
+    def screen_commands(self) -> Iterable[Any]:
+        """The screen's entries for the command palette (none by default)."""
+        return ()
