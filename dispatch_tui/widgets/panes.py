@@ -144,12 +144,13 @@ class PendingCalls(Pane[CallView]):
     TIME_COLUMNS = frozenset({"age", "flag"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
-            "d,enter",
+            "d",
             "dispatch",
             "Dispatch",
             id="dispatch",
             tooltip="recommended units, nearest first; Enter sends the top one",
         ),
+        Binding("enter", "dispatch", "Dispatch", show=False),
         Binding("x", "cancel_call", "Cancel call", id="cancel-call", tooltip="asks first"),
     ]
 
