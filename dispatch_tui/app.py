@@ -21,7 +21,7 @@ class DispatchApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "dispatch-tui"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="quit", tooltip="quit (the database keeps everything)"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="the database keeps everything"),
     ]
 
     def __init__(

@@ -17,6 +17,7 @@ from textual import on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
 from dispatch_tui.rules import commands, grammar, permissions, recommend
@@ -304,7 +305,16 @@ class DeskScreen(LiveScreen):
     def help_sections(self) -> list[tuple[str, list[Binding]]]:
         """Every key of the desk, read from the bindings themselves (never retyped)."""
         return [
-            ("Anywhere", [*_bindings(self.app.BINDINGS), *_bindings(self.BINDINGS)]),
+            (
+                "Anywhere",
+                [
+                    *_bindings(self.app.BINDINGS),
+                    *_bindings(self.BINDINGS),
+                    # Tab / Shift+Tab move between the panes.
+                    *(b for b in _bindings(Screen.BINDINGS) if b.action.startswith("app.focus")),
+                    Binding(self.app.COMMAND_PALETTE_BINDING, "command_palette", "Every action"),
+                ],
+            ),
             *((pane.border_title or "", _bindings(pane.BINDINGS)) for pane in self.panes()),
             ("Command bar", _bindings(CommandBar.BINDINGS)),
         ]

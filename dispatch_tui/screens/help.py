@@ -40,15 +40,18 @@ class HelpScreen(ModalScreen[None]):
 
     def _rows(self, bindings: Sequence[Binding]) -> list[tuple[str, str]]:
         """One row per action: its keys together (`d, Enter`), its description and tooltip."""
-        rows: dict[tuple[str, str], list[str]] = {}
+        keys: dict[str, list[str]] = {}
+        what: dict[str, str] = {}
         for binding in bindings:
-            what = binding.description or binding.action.replace("_", " ")
+            text = binding.description or binding.action.replace("_", " ")
             if binding.tooltip:
-                what = f"{what}: {binding.tooltip}"
+                text = f"{text}: {binding.tooltip}"
+            if len(text) > len(what.get(binding.action, "")):
+                what[binding.action] = text
             for key in binding.key.split(","):
                 display = self.app.get_key_display(Binding(key.strip(), binding.action))
-                rows.setdefault((binding.action, what), []).append(display)
-        return [(" / ".join(keys), what) for (_, what), keys in rows.items()]
+                keys.setdefault(binding.action, []).append(display)
+        return [(" / ".join(keys[action]), what[action]) for action in keys]
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)
