@@ -124,18 +124,18 @@ def count(engine: Engine):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def db_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment for running the CLI against the test database."""
-    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)
-    monkeypatch.setenv("DISPATCH_USER", "alice")
-    log_dir = tempfile.mkdtemp(prefix="dtui-log-")
-    monkeypatch.setenv("DISPATCH_LOG_FILE", str(Path(log_dir) / "test.log"))
-    return {
-        **os.environ,
+def db_env(database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Environment for running the CLI against the test database, in this process (the variables
+    are set) or in a subprocess (the returned mapping). The log goes to the test's own tmp_path
+    (removed once the test has passed), never to a folder of its own or the user's data directory."""
+    settings = {
         "DISPATCH_DATABASE_URL": database_url,
         "DISPATCH_USER": "alice",
-        "DISPATCH_LOG_FILE": str(Path(log_dir) / "test.log"),
+        "DISPATCH_LOG_FILE": str(tmp_path / "dispatch-tui.log"),
     }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return {**os.environ, **settings}
 
 
 def url_database(url: str) -> str | None:

@@ -10,9 +10,8 @@ hospitals changed only through `DispatchService` (units the tests add with a bar
 AVAILABLE, with no assignment and no audit rows, which is consistent). A check that holds only
 in one test's scenario belongs in that test's module, not here.
 
-This is a plain helper module, not a test module: `tests/` is not a package, so pytest (in its
-default "prepend" import mode) puts `tests/` itself on `sys.path`, and the tests import it as
-`from invariants import violations`.
+This is a plain helper module, not a test module; the tests import it as
+`from tests.invariants import violations` (`tests/` is a package).
 """
 
 from __future__ import annotations

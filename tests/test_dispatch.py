@@ -10,17 +10,11 @@ import pytest
 from sqlalchemy import text
 
 from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFound
-from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
+from tests.helpers import new_call
 
 # Every test here runs through both dispatch paths (see conftest.dispatch_path).
 pytestmark = pytest.mark.usefixtures("dispatch_path")
-
-
-def new_call(svc: DispatchService, priority: int = 1, place: str = "Riverton Mall") -> str:
-    return svc.create_call(
-        "alice", CallIntake(nature="Chest pain", place=place, priority=priority)
-    ).number
 
 
 def snapshot(count) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]

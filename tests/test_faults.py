@@ -51,12 +51,12 @@ from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
 from dispatch_tui.db.listener import APPLICATION_NAME, Listener, conninfo_from_url
 from dispatch_tui.rules.errors import Conflict, Unavailable
-from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.screens.desk import DeskScreen
 from dispatch_tui.screens.help import HelpScreen
 from dispatch_tui.service import demo, transactions
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.status_line import StatusLine
+from tests.helpers import new_call
 
 SIZE = (160, 48)
 TRANSACTIONS_LOG = "dispatch_tui.service.transactions"
@@ -146,11 +146,6 @@ def record_states(app: DispatchApp) -> list[str]:
 
     app.watch(status_line(app), "state", seen, init=True)
     return states
-
-
-def new_call(svc: DispatchService, user: str = "bob", **kw: Any) -> str:
-    spec = {"nature": "Chest pain", "place": "Riverton Mall", "priority": 1, **kw}
-    return svc.create_call(user, CallIntake(**spec)).number
 
 
 # -- watching the desk's listener from inside ---------------------------------------------------

@@ -6,7 +6,8 @@ the outcome must match `UNIT_STEPS` exactly. A refusal must be a `Conflict` that
 success must stamp the step's NEMSIS time from the database clock and leave every other time
 alone (a skipped step is never backfilled). Around it: the call following its units, automatic
 close, cancel and close rules, destinations and hospital status, roles, position updates and the
-append-only audit log.
+append-only audit log. The step table itself, and the hint of each refusal, are pinned by the pure
+tests in tests/unit/test_lifecycle.py.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput
 from dispatch_tui.rules.lifecycle import UNIT_STEPS
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
+from tests.helpers import new_call
 
 U = UnitStatus
 TIME_COLUMNS = (
@@ -49,12 +51,6 @@ pytestmark = pytest.mark.usefixtures("dispatch_path")
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def new_call(world: DispatchService, nature: str = "Chest pain") -> str:
-    return world.create_call(
-        "alice", CallIntake(nature=nature, place="Riverton Mall", priority=1)
-    ).number
 
 
 def db_clock(engine: Engine) -> datetime:
@@ -143,22 +139,6 @@ def bring(world: DispatchService, code: str, status: UnitStatus) -> str | None:
 
 
 # -- the matrix --------------------------------------------------------------------------------
-
-
-def test_the_step_table_is_the_documented_lifecycle() -> None:
-    # The matrix below trusts UNIT_STEPS; this pins the table itself to DOMAIN.md, so a step
-    # added by mistake (say EN_ROUTE -> AVAILABLE, skipping the cancel) cannot pass unnoticed.
-    assert set(UNIT_STEPS) == {
-        (U.EN_ROUTE, U.EN_ROUTE),
-        (U.EN_ROUTE, U.ON_SCENE),
-        (U.ON_SCENE, U.TRANSPORTING),
-        (U.TRANSPORTING, U.AT_HOSPITAL),
-        (U.AT_HOSPITAL, U.AVAILABLE),
-        (U.ON_SCENE, U.AVAILABLE),
-        (U.AVAILABLE, U.OUT_OF_SERVICE),
-        (U.OUT_OF_SERVICE, U.AVAILABLE),
-    }
-    assert all(step.to == to for (_, to), step in UNIT_STEPS.items())
 
 
 @pytest.mark.parametrize("to", list(UnitStatus), ids=lambda s: s.value)
@@ -370,7 +350,7 @@ def test_cancel_call_releases_every_unit(world: DispatchService, engine: Engine)
     refused(engine, Conflict, lambda: world.cancel_call("alice", number))
     refused(engine, Conflict, lambda: world.dispatch("alice", number, ["M1"], add=True))
     # The released units take the next call at once.
-    other = new_call(world, "Fall")
+    other = new_call(world, nature="Fall")
     world.dispatch("alice", other, ["M1", "M2"])
     assert world.call(other).status == CallStatus.DISPATCHED
 
@@ -458,7 +438,7 @@ def test_diversion_needs_the_override(world: DispatchService, engine: Engine) ->
     assert view.status == U.TRANSPORTING
     assert world.call(number).assignments[0].hospital_code == "STJ"
     # Dispatching with a diverted destination needs the override too.
-    other = new_call(world, "Stroke symptoms")
+    other = new_call(world, nature="Stroke symptoms")
     refused(engine, Conflict, lambda: world.dispatch("alice", other, ["M2"], hospital="STJ"))
     world.dispatch("alice", other, ["M2"], hospital="STJ", override_diversion=True)
 
@@ -518,7 +498,7 @@ def test_supervisor_sets_hospital_status_but_cannot_dispatch(
 
 
 def test_a_paramedic_goes_on_one_call_at_a_time(world: DispatchService, engine: Engine) -> None:
-    first, second = new_call(world), new_call(world, "Fall")
+    first, second = new_call(world), new_call(world, nature="Fall")
     world.dispatch("alice", first, ["M1"], paramedic="carol")
     refused(
         engine,

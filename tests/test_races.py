@@ -27,13 +27,13 @@ from functools import partial
 from typing import Any
 
 import pytest
-from invariants import ACTIVE, violations
 from sqlalchemy import Engine, text
 
 from dispatch_tui.rules.errors import Conflict
-from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.rules.views import Dispatched, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
+from tests.helpers import new_calls
+from tests.invariants import ACTIVE, violations
 
 # Every race runs through both dispatch paths (see conftest.dispatch_path).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispatch_path")]
@@ -175,14 +175,6 @@ def side_by_side(actions: Sequence[Callable[[], Any]]) -> list[Any]:
         if failed(r):
             raise r
     return results
-
-
-def new_calls(svc: DispatchService, n: int) -> list[str]:
-    intake = [
-        CallIntake(nature="Chest pain", location=f"{i + 1} Race Street", priority=1)
-        for i in range(n)
-    ]
-    return [v.number for v in side_by_side([partial(svc.create_call, "alice", c) for c in intake])]
 
 
 def rows(engine: Engine, sql: str, **params: Any) -> list[tuple[Any, ...]]:

@@ -1,58 +1,37 @@
-"""Recommendation: nearest suitable unit first, ALS preferred for P1/P2, each with its reason."""
+"""Recommendation through the service: the units and positions it reads from the database.
+
+The ranking itself (ALS for P1/P2 unless a BLS unit is much closer, BLS spared-for at P3/P4, ties,
+missing positions, the limit) is a pure rule, tested in tests/unit/test_recommend.py. Here: units
+are measured from the positions the database has for them, a busy unit is never offered, and a
+call at a free-text location has no coordinates to measure from.
+"""
 
 from __future__ import annotations
 
-from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
+from tests.helpers import new_call
 
 
-def test_p1_prefers_als_over_an_equally_near_bls(world: DispatchService) -> None:
+def test_units_are_measured_from_where_the_database_has_them(world: DispatchService) -> None:
     # Riverton Mall: M1, M2 (ALS) and B1 (BLS) all sit at Station 1, 2.5 km away.
-    number = world.create_call(
-        "alice", CallIntake(nature="Cardiac arrest", place="Riverton Mall", priority=1)
-    ).number
+    number = new_call(world, nature="Cardiac arrest", place="Riverton Mall", priority=1)
     recs = world.recommend(number, limit=12)
     assert [r.unit.code for r in recs[:2]] == ["M1", "M2"]
-    assert "ALS for P1" in recs[0].reason and "2.5 km" in recs[0].reason
-    b1 = next(r for r in recs if r.unit.code == "B1")
-    assert b1.rank > 2 and "ALS preferred for P1" in b1.reason
-
-
-def test_p1_takes_a_much_closer_bls_when_every_als_is_far(world: DispatchService) -> None:
-    for code in ("M1", "M2", "M3", "M4", "M5", "M6"):
-        world.locate_unit("alice", code, 40.30, -83.30)  # ~40 km out
-    world.locate_unit("alice", "B2", 40.0212, -82.9882)  # at the scene
-    number = world.create_call(
-        "alice", CallIntake(nature="Cardiac arrest", place="Riverton Mall", priority=1)
-    ).number
-    recs = world.recommend(number, limit=12)
-    assert recs[0].unit.code == "B2" and "ALS preferred for P1" in recs[0].reason
-    # Every nearby BLS beats an ALS unit 40 km out; the ALS units still follow, nearest first.
-    als = [r for r in recs if r.unit.capability == "ALS"]
-    assert als and min(r.rank for r in als) > 6
-
-
-def test_p4_takes_the_nearest_unit_and_spares_als_at_equal_distance(world: DispatchService) -> None:
-    world.locate_unit("alice", "M4", 40.0212, -82.9882)  # ALS right at the scene: nearest wins
-    number = world.create_call(
-        "alice", CallIntake(nature="Minor cut", place="Riverton Mall", priority=4)
-    ).number
-    assert world.recommend(number)[0].unit.code == "M4"
-    world.locate_unit("alice", "B4", 40.0212, -82.9882)  # a BLS at the same spot is preferred
-    assert world.recommend(number)[0].unit.code == "B4"
+    assert "2.5 km" in recs[0].reason
+    # M4 reports a position at the scene: measured from there now, and first.
+    world.locate_unit("alice", "M4", 40.0212, -82.9882)
+    first = world.recommend(number)[0]
+    assert first.unit.code == "M4" and "0.0 km" in first.reason
+    assert "from last position" in first.reason
 
 
 def test_busy_units_are_not_recommended_and_the_order_follows_distance(
     world: DispatchService,
 ) -> None:
-    number = world.create_call(
-        "alice", CallIntake(nature="Fall", place="Eastside Stadium", priority=3)
-    ).number
+    number = new_call(world, nature="Fall", place="Eastside Stadium", priority=3)
     first = world.recommend(number, limit=12)
     world.dispatch("alice", number, [first[0].unit.code])
-    other = world.create_call(
-        "alice", CallIntake(nature="Fall", place="Eastside Stadium", priority=3)
-    ).number
+    other = new_call(world, nature="Fall", place="Eastside Stadium", priority=3)
     again = world.recommend(other, limit=12)
     assert first[0].unit.code not in {r.unit.code for r in again}
     etas = [r.eta_seconds for r in again if r.unit.capability == "BLS"]
@@ -60,9 +39,7 @@ def test_busy_units_are_not_recommended_and_the_order_follows_distance(
 
 
 def test_a_call_without_coordinates_still_lists_units(world: DispatchService) -> None:
-    number = world.create_call(
-        "alice", CallIntake(nature="Sick", location="somewhere rural", priority=2)
-    ).number
+    number = new_call(world, nature="Sick", location="somewhere rural", place="", priority=2)
     recs = world.recommend(number)
     assert recs and recs[0].unit.capability == "ALS"
     assert all("no coordinates" in r.reason for r in recs)

@@ -4,11 +4,11 @@ seed gives the same calls; every drill leaves the database keeping the shared in
 
 from __future__ import annotations
 
-from invariants import violations
 from sqlalchemy import Engine, text
 
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.simulate import SimOptions, Simulator
+from tests.invariants import violations
 
 
 def play(

@@ -43,13 +43,13 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import pytest
-from invariants import violations
 from sqlalchemy import Engine, text
 
 from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFound
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.rules.views import CallView, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
+from tests.invariants import violations
 
 pytestmark = pytest.mark.slow
 
