@@ -12,9 +12,9 @@ property reached acceptance and each kind of refusal.
 
 from __future__ import annotations
 
-import argparse
 import operator
 import os
+import typing
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, text
 
 from dispatch_tui.cli import main
-from dispatch_tui.rules import grammar
+from dispatch_tui.rules import commands, grammar
 from dispatch_tui.rules.errors import (
     Conflict,
     DispatchError,
@@ -254,28 +254,28 @@ def test_parse_line_returns_a_verb_or_invalid_input(
     line: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     try:
-        ns = grammar.parse_line(line)
+        command = grammar.parse_line(line)
     except InvalidInput as err:
         shown_as_is(err)
     else:
-        assert isinstance(ns, argparse.Namespace)
-        assert isinstance(getattr(ns, "verb", None), str), ns  # every parse names its verb
+        # Every line that parses is one of the typed commands the executor runs.
+        assert isinstance(command, typing.get_args(commands.Command)), command
     # A parse never prints usage or help over the desk (SystemExit would have failed above).
     assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize(
-    ("line", "verb"),
+    ("line", "kind"),
     [
-        ("d C-1042 M12", "dispatch"),
-        ("tx M12 MERCY", "unit.status"),
-        ("hs MERCY diversion --beds 2", "hospital.status"),
-        ("new 'chest pain' -p 1 --location '[bold]x[/bold]'", "call.new"),
+        ("d C-1042 M12", commands.Dispatch),
+        ("tx M12 MERCY", commands.SetUnitStatus),
+        ("hs MERCY diversion --beds 2", commands.SetHospitalStatus),
+        ("new 'chest pain' -p 1 --location '[bold]x[/bold]'", commands.NewCall),
     ],
 )
-def test_parse_line_known_lines(line: str, verb: str) -> None:
+def test_parse_line_known_lines(line: str, kind: type) -> None:
     # Guards the property above against a grammar that refuses everything.
-    assert grammar.parse_line(line).verb == verb
+    assert isinstance(grammar.parse_line(line), kind)
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import io
 import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,62 +22,26 @@ from textual.coordinate import Coordinate
 from textual.widgets import Input
 
 from dispatch_tui.app import DispatchApp
-from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
+from dispatch_tui.config import DEFAULT_STATUS_STYLES
 from dispatch_tui.rules.errors import Unavailable
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.screens.desk import DeskScreen
-from dispatch_tui.screens.live import DeskContext
 from dispatch_tui.screens.pick import PickScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.panes import Hospitals
 from dispatch_tui.widgets.status_line import StatusLine
+from tests.desk_helpers import (
+    active_numbers,
+    desk,
+    feedback,
+    pending_numbers,
+    screen_of,
+    unit_status,
+    until,
+)
+from tests.helpers import new_call
 
 SIZE = (160, 48)
-
-
-def desk(world: DispatchService, url: str, user: str = "alice", **options: Any) -> DispatchApp:
-    opts = DeskOptions(dict(DEFAULT_AGING), dict(DEFAULT_STATUS_STYLES), clock=False, **options)
-    context = DeskContext(world, world.operator(user), "test", url, opts)
-    return DispatchApp(context)
-
-
-async def until(pilot: Any, predicate: Callable[[], Any], within: float = 20.0) -> None:
-    """Wait for a condition; the generous limit only matters on a machine loaded by other work."""
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await pilot.pause(0.02)
-
-
-def screen_of(app: DispatchApp) -> DeskScreen:
-    assert isinstance(app.desk, DeskScreen)
-    return app.desk
-
-
-def feedback(app: DispatchApp) -> str:
-    label = screen_of(app).query_one("#feedback")
-    return str(label.render())
-
-
-def pending_numbers(app: DispatchApp) -> list[str]:
-    pane = screen_of(app).pending
-    return [pane.get_row_at(i)[0].plain for i in range(pane.row_count)]
-
-
-def active_numbers(app: DispatchApp) -> set[str]:
-    return {c.number for c in screen_of(app).active.rows_by_key.values()}
-
-
-def unit_status(app: DispatchApp, code: str) -> str | None:
-    return next(
-        (u.status for u in screen_of(app).units.rows_by_key.values() if u.code == code), None
-    )
-
-
-def new_call(world: DispatchService, **kw: Any) -> str:
-    spec = {"nature": "Chest pain", "place": "Riverton Mall", "priority": 1, **kw}
-    return world.create_call("bob", CallIntake(**spec)).number
 
 
 async def test_two_keys_dispatch_the_top_recommendation(

@@ -43,10 +43,9 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-import dispatch_tui.app as app_module
 import dispatch_tui.db.engine as engine_module
-from dispatch_tui.app import DeskContext, DispatchApp
-from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
+import dispatch_tui.screens.live as live_module
+from dispatch_tui.app import DispatchApp
 from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
 from dispatch_tui.db.listener import APPLICATION_NAME, Listener, conninfo_from_url
@@ -55,7 +54,16 @@ from dispatch_tui.screens.desk import DeskScreen
 from dispatch_tui.screens.help import HelpScreen
 from dispatch_tui.service import demo, transactions
 from dispatch_tui.service.dispatch_service import DispatchService
-from dispatch_tui.widgets.status_line import StatusLine
+from tests.desk_helpers import (
+    active_numbers,
+    desk,
+    feedback,
+    pending_numbers,
+    screen_of,
+    status_line,
+    unit_status,
+    until,
+)
 from tests.helpers import new_call
 
 SIZE = (160, 48)
@@ -72,50 +80,6 @@ GATE_TIMEOUT = 30.0
 
 
 # -- the desk, headless (as tests/test_desk.py builds it) ---------------------------------------
-
-
-def desk(world: DispatchService, url: str, user: str = "alice") -> DispatchApp:
-    opts = DeskOptions(dict(DEFAULT_AGING), dict(DEFAULT_STATUS_STYLES), clock=False)
-    context = DeskContext(world, world.operator(user), "test", url, opts)
-    return DispatchApp(context)
-
-
-async def until(pilot: Any, predicate: Callable[[], Any], within: float = 10.0) -> float:
-    """Wait, letting the app run, until `predicate` holds; return how long that took."""
-    started = time.monotonic()
-    deadline = started + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {within}s")
-        await pilot.pause(0.02)
-    return time.monotonic() - started
-
-
-def screen_of(app: DispatchApp) -> DeskScreen:
-    assert isinstance(app.desk, DeskScreen)
-    return app.desk
-
-
-def status_line(app: DispatchApp) -> StatusLine:
-    return screen_of(app).query_one(StatusLine)
-
-
-def feedback(app: DispatchApp) -> str:
-    return str(screen_of(app).query_one("#feedback").render())
-
-
-def pending_numbers(app: DispatchApp) -> list[str]:
-    return [c.number for c in screen_of(app).pending.rows_by_key.values()]
-
-
-def active_numbers(app: DispatchApp) -> set[str]:
-    return {c.number for c in screen_of(app).active.rows_by_key.values()}
-
-
-def unit_status(app: DispatchApp, code: str) -> str | None:
-    return next(
-        (u.status for u in screen_of(app).units.rows_by_key.values() if u.code == code), None
-    )
 
 
 def hospital_beds(app: DispatchApp, code: str) -> int | None:
@@ -180,7 +144,7 @@ class ListenerProbe:
                 probe.gate.wait(GATE_TIMEOUT)
                 return conn
 
-        monkeypatch.setattr(app_module, "Listener", ObservedListener)
+        monkeypatch.setattr(live_module, "Listener", ObservedListener)
 
     def _attempt(self, started: float, *, ok: bool, pid: int | None = None) -> None:
         with self._lock:

@@ -1,0 +1,145 @@
+"""Snapshot tests of the desk and the board at 160×48 and 100×30 (pytest-textual-snapshot).
+
+A truncated column or a lost pane fails here, not on a dispatcher's screen. The rows come from
+the real database (the demo area, calls taken and dispatched through the service); only the
+times are pinned, so the running clocks read the same on every run. After a deliberate change
+of layout, look at the new pictures and accept them with `pytest tests/test_snapshots.py
+--snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from dispatch_tui.app import DispatchApp
+from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
+from dispatch_tui.rules.views import Snapshot
+from dispatch_tui.screens.live import DeskContext, LiveScreen, SnapshotLoaded
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.widgets.status_line import StatusLine
+from tests.helpers import new_call
+
+SIZES = [(160, 48), (100, 30)]
+# Far in the future, so this snapshot is newer than anything the desk loaded itself.
+NOW = datetime(2099, 6, 1, 14, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The status line prints local time: pin the zone so the clock reads the same anywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def busy_shift(world: DispatchService) -> Snapshot:
+    """A desk's worth of work, from the database: pending calls of each priority, one call with
+    a unit on scene, one unit out of service, a hospital on diversion."""
+    c1 = new_call(world, nature="Cardiac arrest", priority=1)
+    new_call(world, nature="Fall, hip pain, elderly patient on the floor", priority=3)
+    new_call(world, nature="Difficulty breathing", priority=2, place="Riverside Park")
+    world.dispatch("alice", c1, ["M1"])
+    world.unit_status("alice", "M1", "ON_SCENE")
+    world.unit_status("alice", "B6", "OUT_OF_SERVICE")
+    world.hospital_status("grace", "MERCY", "DIVERSION", beds=2)
+    return world.snapshot()
+
+
+def pinned(snapshot: Snapshot) -> Snapshot:
+    """The same rows with every time moved so the clocks read the same on every run: call i
+    was received 45·(i+1) s before NOW, and each unit and hospital changed status 3 min ago."""
+
+    def shift(row: Any, **times: datetime) -> Any:
+        return dataclasses.replace(row, **times)
+
+    calls = []
+    for i, call in enumerate(sorted(snapshot.calls, key=lambda c: c.number)):
+        received = NOW - timedelta(seconds=45 * (i + 1))
+        assignments = tuple(
+            shift(
+                a,
+                notified_at=received + timedelta(seconds=5),
+                en_route_at=a.en_route_at and received + timedelta(seconds=10),
+                on_scene_at=a.on_scene_at and received + timedelta(seconds=20),
+            )
+            for a in call.assignments
+        )
+        calls.append(
+            shift(
+                call,
+                received_at=received,
+                first_dispatched_at=call.first_dispatched_at and received + timedelta(seconds=5),
+                assignments=assignments,
+            )
+        )
+    earlier = NOW - timedelta(minutes=3)
+    return dataclasses.replace(
+        snapshot,
+        db_now=NOW,
+        calls=tuple(calls),
+        units=tuple(shift(u, status_since=earlier, position_at=None) for u in snapshot.units),
+        hospitals=tuple(shift(h, status_since=earlier) for h in snapshot.hospitals),
+    )
+
+
+def app_for(world: DispatchService, url: str, mode: str, user: str) -> DispatchApp:
+    # No LISTEN and no clock: the pinned snapshot is the last word.
+    options = DeskOptions(
+        dict(DEFAULT_AGING),
+        dict(DEFAULT_STATUS_STYLES),
+        listen=False,
+        poll_seconds=3600,
+        clock=False,
+    )
+    context = DeskContext(world, world.operator(user), "dispatch (test)", url, options)
+    return DispatchApp(context, mode=mode, clock=lambda: NOW)
+
+
+def showing(snapshot: Snapshot) -> Any:
+    async def run_before(pilot: Pilot[None]) -> None:
+        app = pilot.app
+        assert isinstance(app, DispatchApp)
+        deadline = time.monotonic() + 20
+
+        def status() -> StatusLine | None:
+            screen = app.screen
+            found = screen.query(StatusLine) if isinstance(screen, LiveScreen) else None
+            return found.first() if found else None
+
+        while (line := status()) is None or line.last_update is None:
+            assert time.monotonic() < deadline, "the screen did not load"
+            await pilot.pause(0.02)
+        app.screen.post_message(SnapshotLoaded(snapshot))
+        while line.last_update != NOW or line.state != "polling":
+            assert time.monotonic() < deadline, "the pinned snapshot was not shown"
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_desk_looks_right(
+    world: DispatchService, database_url: str, utc: None, snap_compare: Any, size: tuple[int, int]
+) -> None:
+    snapshot = pinned(busy_shift(world))
+    app = app_for(world, database_url, "desk", "alice")
+    assert snap_compare(app, terminal_size=size, run_before=showing(snapshot))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_board_looks_right(
+    world: DispatchService, database_url: str, utc: None, snap_compare: Any, size: tuple[int, int]
+) -> None:
+    snapshot = pinned(busy_shift(world))
+    app = app_for(world, database_url, "board", "grace")
+    assert snap_compare(app, terminal_size=size, run_before=showing(snapshot))
