@@ -180,51 +180,6 @@ def test_report_breaks_down_and_exports_csv_with_time_problems(
     assert main(["report", "--since", "yesterday-ish"]) == 2
 
 
-def test_timers_go_overdue_at_the_right_moment() -> None:
-    from dispatch_tui.rules.views import AssignmentView, CallView
-
-    def call(status: str, assignments: tuple[AssignmentView, ...] = ()) -> CallView:
-        return CallView(
-            1,
-            "C-7",
-            status,
-            1,
-            None,
-            "x",
-            "x",
-            None,
-            None,
-            "",
-            "",
-            "",
-            T0,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            assignments,
-        )
-
-    pending = [call("RECEIVED")]
-    assert not norms.timers(pending, T0 + timedelta(seconds=60))[0].overdue
-    assert norms.timers(pending, T0 + timedelta(seconds=61))[0].overdue
-    en_route = AssignmentView(
-        1, "C-7", "M1", "EN_ROUTE", "ALS", None, None, None, T0, None, None, None, None, None, None
-    )
-    (timer,) = norms.timers([call("DISPATCHED", (en_route,))], T0 + timedelta(seconds=61))
-    assert timer.rule.key == "not_en_route" and timer.overdue
-    rolling = AssignmentView(
-        1, "C-7", "M1", "ON_SCENE", "ALS", None, None, None, T0, T0, T0, None, None, None, None
-    )
-    (timer,) = norms.timers([call("ON_SCENE", (rolling,))], T0 + timedelta(minutes=30))
-    assert timer.rule.key == "on_scene" and not timer.overdue
-    assert norms.timers([call("ON_SCENE", (rolling,))], T0 + timedelta(minutes=30, seconds=1))[
-        0
-    ].overdue
-
-
 def test_the_board_cannot_write_even_directly(database_url: str, world: DispatchService) -> None:
     engine = make_engine(database_url, read_only=True)
     board = ReadService(make_sessionmaker(engine))
