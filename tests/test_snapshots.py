@@ -128,18 +128,16 @@ def showing(snapshot: Snapshot) -> Any:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_the_desk_looks_right(
-    world: DispatchService, database_url: str, utc: None, snap_compare: Any, size: tuple[int, int]
+@pytest.mark.parametrize(("mode", "user"), [("desk", "alice"), ("board", "grace")])
+def test_the_screen_looks_right(
+    world: DispatchService,
+    database_url: str,
+    utc: None,
+    snap_compare: Any,
+    mode: str,
+    user: str,
+    size: tuple[int, int],
 ) -> None:
     snapshot = pinned(busy_shift(world))
-    app = app_for(world, database_url, "desk", "alice")
-    assert snap_compare(app, terminal_size=size, run_before=showing(snapshot))
-
-
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_the_board_looks_right(
-    world: DispatchService, database_url: str, utc: None, snap_compare: Any, size: tuple[int, int]
-) -> None:
-    snapshot = pinned(busy_shift(world))
-    app = app_for(world, database_url, "board", "grace")
+    app = app_for(world, database_url, mode, user)
     assert snap_compare(app, terminal_size=size, run_before=showing(snapshot))
