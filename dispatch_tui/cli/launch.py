@@ -1,6 +1,6 @@
 """Opening sessions from the command line: who the operator is, the desk and board, the drill.
 
-Kept apart from `cli.py` (argument parsing, exit codes, output) so each stays one room.
+Kept apart from `cli/main.py` (argument parsing, exit codes, output) so each stays one room.
 """
 
 from __future__ import annotations

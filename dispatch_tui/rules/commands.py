@@ -109,5 +109,5 @@ Command = (
     | Audit
 )
 
-# Commands that print a list or a record: the desk's panes show these already, the CLI prints them.
-LISTINGS = (ShowCall, Show, Audit)
+# Commands that print a list: the desk's panes show these already, the CLI prints them.
+LISTINGS = (Show, Audit)

@@ -11,12 +11,13 @@ before parsing. A parse error is an `InvalidInput`, never an exit.
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from dispatch_tui.rules import commands
-from dispatch_tui.rules.enums import UnitStatus
+from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.validation import CallIntake
 
@@ -226,8 +227,8 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     status.add_argument(
         "status",
         type=_status,
-        help="en_route, on_scene, transporting, at_hospital, "
-        "available, out_of_service (or en, os, tx, ah, av, oos)",
+        help=f"{', '.join(s.value.lower() for s in UnitStatus)} "
+        f"(or {', '.join(sorted(set(STATUS_SHORTHANDS), key=len))})",
     )
     status.add_argument("--hospital", help="destination, when transporting")
     status.add_argument(
@@ -264,7 +265,9 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         build=lambda ns: commands.SetHospitalStatus(ns.hospital, ns.status, ns.beds),
     )
     hstatus.add_argument("hospital")
-    hstatus.add_argument("status", nargs="?", help="open, diversion or closed")
+    hstatus.add_argument(
+        "status", nargs="?", help=", ".join(s.value.lower() for s in HospitalStatus)
+    )
     hstatus.add_argument("--beds", help="beds available")
 
     rec = verb(
@@ -328,9 +331,12 @@ def parse_line(line: str) -> commands.Command:
         raise InvalidInput(f"cannot read that line: {err}") from None
     if not tokens:
         raise InvalidInput("type a command, e.g. d C-1042 M12")
-    command = command_of(_BAR.parse_args(expand(tokens)))
+    command = command_of(_bar().parse_args(expand(tokens)))
     assert command is not None, "every verb of the bar builds a command"
     return command
 
 
-_BAR = bar_parser()
+@functools.cache
+def _bar() -> GrammarParser:
+    """The bar's parser, built once when first used (the CLI's verbs never need it)."""
+    return bar_parser()

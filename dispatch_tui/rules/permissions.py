@@ -32,10 +32,14 @@ def may(role: str, action: str, *, own_unit: bool = False) -> bool:
 
 def check(username: str, role: str, action: str, *, own_unit: bool = False) -> None:
     """Forbidden, naming who may, unless this operator may do `action`."""
-    if may(role, action, own_unit=own_unit):
-        return
+    if not may(role, action, own_unit=own_unit):
+        raise refusal(username, role, action)
+
+
+def refusal(username: str, role: str, action: str) -> Forbidden:
+    """What an operator who may not do `action` is told: who may."""
     allowed = " or ".join(article(r.value) for r in sorted(PERMISSIONS[action]))
-    raise Forbidden(f"{username} is {article(role)}; only {allowed} may do that")
+    return Forbidden(f"{username} is {article(role)}; only {allowed} may do that")
 
 
 def article(word: str) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
 from dispatch_tui.rules.views import CallView, HospitalView, Recommendation, UnitView
 
+NO_UNIT_AVAILABLE = "no unit is available"
 EARTH_KM = 6371.0
 ROAD_FACTOR = 1.35  # streets are longer than the straight line
 SPEED_KMH = 55.0  # urban average under lights and sirens

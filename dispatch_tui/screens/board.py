@@ -26,6 +26,7 @@ from textual.message import Message
 from textual.widgets import Footer, Static
 
 from dispatch_tui.rules import norms
+from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.norms import clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
 from dispatch_tui.screens.live import ConnectionChanged, DeskContext, LiveScreen, SnapshotLoaded
@@ -89,7 +90,7 @@ class BoardScreen(LiveScreen):
         if snapshot.full:
             self.calls, self.units, self.hospitals = {}, {}, {}
         for call in snapshot.calls:
-            if call.status in ("CLOSED", "CANCELLED"):
+            if not CallStatus(call.status).is_open:
                 self.calls.pop(call.id, None)
             else:
                 self.calls[call.id] = call
@@ -97,7 +98,7 @@ class BoardScreen(LiveScreen):
         self.hospitals.update({h.id: h for h in snapshot.hospitals})
         status = self.query_one(StatusLine)
         status.last_update = status.now = snapshot.db_now
-        if any(c.status in ("CLOSED", "CANCELLED") for c in snapshot.calls):
+        if any(not CallStatus(c.status).is_open for c in snapshot.calls):
             self.load_kpis()  # a call just finished: the numbers moved
         self.render_all()
 

@@ -37,9 +37,10 @@ from dispatch_tui.screens.live import (
     SnapshotLoaded,
 )
 from dispatch_tui.screens.pick import PickScreen
+from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import ACCEPTED, REFUSED
 from dispatch_tui.widgets.command_bar import CommandBar
-from dispatch_tui.widgets.panes import ActiveCalls, Hospitals, Pane, PendingCalls, Units
+from dispatch_tui.widgets.panes import UNIT_KEYS, ActiveCalls, Hospitals, Pane, PendingCalls, Units
 from dispatch_tui.widgets.status_line import StatusLine
 
 
@@ -64,6 +65,7 @@ class DeskScreen(LiveScreen):
 
     def __init__(self, context: DeskContext) -> None:
         super().__init__(context)
+        assert isinstance(context.service, DispatchService), "the desk writes: it needs the service"
         self.places: list[PlaceView] = []
         self.versions: dict[tuple[str, int], datetime] = {}
         self.updated_at: datetime | None = None
@@ -216,7 +218,7 @@ class DeskScreen(LiveScreen):
         one. The service checks everything again when the dispatch is sent."""
         recs = recommend.for_call(call, self.units.rows_by_key.values(), limit=8)
         if not recs:
-            self.say("no unit is available", ok=False)
+            self.say(recommend.NO_UNIT_AVAILABLE, ok=False)
             return
         options = []
         for r in recs:
@@ -383,7 +385,7 @@ class DeskScreen(LiveScreen):
             )
         unit = self.units.selected
         if unit is not None:
-            for target in UnitStatus:
+            for _, target, _, _ in UNIT_KEYS:
                 yield SystemCommand(
                     f"{unit.code} {label(target)}",
                     "Unit status",

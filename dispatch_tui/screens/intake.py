@@ -1,6 +1,6 @@
 """The intake form: a new call, validated before it leaves the desk.
 
-The same validation as the CLI (`domain.validation.intake`) runs on every submit, so the form says
+The same validation as the CLI (`rules.validation.intake`) runs on every submit, so the form says
 what is wrong in one line and keeps what was typed. Named places complete as you type (from the
 places the desk already holds) and fill in the coordinates.
 """

@@ -115,8 +115,8 @@ class LiveScreen(Screen[None]):
         return datetime.now(UTC) + self.db_offset
 
     def on_mount(self) -> None:
-        # Textual runs every class's on_mount in turn (this one first): a subclass's own
-        # on_mount must not call this one again.
+        # Textual runs every class's on_mount in turn (the subclass's, then this one): a
+        # subclass's own on_mount must not call this one again.
         # The listener's first resync is the first load: it reads everything once LISTEN is in
         # place, so nothing committed before it is missed.
         self.listen()

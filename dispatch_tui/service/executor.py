@@ -10,12 +10,12 @@ JSON; the desk selects a call it just took).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from dispatch_tui.rules import commands as c
 from dispatch_tui.rules.errors import DispatchError
 from dispatch_tui.rules.lifecycle import label
-from dispatch_tui.rules.views import CallView
+from dispatch_tui.rules.recommend import NO_UNIT_AVAILABLE
 from dispatch_tui.service.dispatch_service import DispatchService
 
 ACCEPTED = "✓"
@@ -31,19 +31,22 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What a desk shows after an action: accepted or refused, one line, and the outcome."""
+    """What a desk shows after an action: accepted (ACCEPTED) or refused (REFUSED), one line,
+    and the outcome."""
 
     ok: bool
     message: str
     outcome: Outcome | None = None
 
-    @property
-    def line(self) -> str:
-        return f"{ACCEPTED if self.ok else REFUSED} {self.message}"
 
+def execute(
+    service: DispatchService, operator: str, command: c.Command, *, read_back: bool = True
+) -> Outcome:
+    """Run one command; a refusal is raised as the DispatchError the service gave.
 
-def execute(service: DispatchService, operator: str, command: c.Command) -> Outcome:
-    """Run one command; a refusal is raised as the DispatchError the service gave."""
+    `read_back`: read a dispatched call again after the commit, to print it as it is now (the
+    CLI does; a desk's panes show it already, and its answer need not wait for a second read).
+    """
     match command:
         case c.NewCall(intake):
             call = service.create_call(operator, intake)
@@ -68,13 +71,16 @@ def execute(service: DispatchService, operator: str, command: c.Command) -> Outc
                 add=add,
             )
             sent = f"{', '.join(done.units)} dispatched to {done.call_number}"
+            if not read_back:
+                return Outcome(sent, None, "call")
             try:
-                # Read after the commit, to show the call as it is now. The dispatch is done
-                # whatever this read does: a failure here must not turn it into a refusal.
-                now: CallView | None = service.call(done.call_number)
+                # The dispatch is done whatever this read does: a failure here must not turn it
+                # into a refusal.
+                now = service.call(done.call_number)
             except DispatchError:
-                now = None
-            return Outcome(sent, now, "call")
+                return Outcome(sent, None, "call")
+            on_it = ", ".join(now.active_units) or "no units"
+            return Outcome(f"{sent} ({on_it} on it)", now, "call")
         case c.SetUnitStatus(code, status, hospital, override):
             unit = service.unit_status(
                 operator, code, status, hospital=hospital, override_diversion=override
@@ -95,7 +101,7 @@ def execute(service: DispatchService, operator: str, command: c.Command) -> Outc
             return Outcome(f"{h.code} {h.status.lower()}{with_beds}", h, "hospital")
         case c.Recommend(number, limit):
             recs = service.recommend(number, limit=max(1, min(limit, 50)))
-            top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else "no unit is available"
+            top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else NO_UNIT_AVAILABLE
             return Outcome(top, recs, "recommendations")
         case c.Show(what, everything):
             data: list[Any]
@@ -111,13 +117,14 @@ def execute(service: DispatchService, operator: str, command: c.Command) -> Outc
         case c.Audit(number, limit):
             entries = service.audit(number, limit=max(1, min(limit, 10_000)))
             return Outcome(f"{len(entries)} audit entries", entries, "audit")
-    raise AssertionError(f"no executor for {command!r}")  # mypy checks the match is exhaustive
+        case _:
+            assert_never(command)  # mypy refuses a command without its case here
 
 
 def answer(service: DispatchService, operator: str, command: c.Command) -> Answer:
-    """Run one command and say how it went; a refusal is an answer, not an exception."""
+    """Run one command for a desk and say how it went; a refusal is an answer, not an exception."""
     try:
-        outcome = execute(service, operator, command)
+        outcome = execute(service, operator, command, read_back=False)
     except DispatchError as err:
         return Answer(False, err.message)
     return Answer(True, outcome.message, outcome)

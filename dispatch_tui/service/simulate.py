@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.rules.lifecycle import BUSY
 from dispatch_tui.rules.norms import clock
 from dispatch_tui.rules.recommend import destinations, estimate_seconds, haversine_km
 from dispatch_tui.rules.validation import CallIntake
@@ -161,7 +162,7 @@ class Simulator:
         calls = {c.number: c for c in snapshot.calls}
         hospitals = [h for h in snapshot.hospitals if h.status == "OPEN"]
         for unit in snapshot.units:
-            if unit.status not in ("EN_ROUTE", "ON_SCENE", "TRANSPORTING", "AT_HOSPITAL"):
+            if unit.status not in BUSY:
                 self.due.pop(unit.code, None)
                 continue
             call = calls.get(unit.call_number or "")

@@ -47,7 +47,7 @@ def add_operator(
         staff_role = Role(role.strip().lower())
     except ValueError:
         raise InvalidInput(
-            f"'{role[:24]}' is not a role (dispatcher, paramedic, supervisor, admin)"
+            f"'{role[:24]}' is not a role ({', '.join(r.value for r in Role)})"
         ) from None
     full = validation.text_field("full name", full_name, NAME_MAX) or name
     unit_code = validation.unit_code(unit) if unit else None

@@ -18,7 +18,7 @@ from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from dispatch_tui.rules.enums import UnitStatus
+from dispatch_tui.rules.enums import CallStatus, UnitStatus
 from dispatch_tui.rules.lifecycle import UNIT_STEPS, label
 from dispatch_tui.rules.norms import PROCESSING_GOAL_SECONDS, clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
@@ -232,7 +232,7 @@ class ActiveCalls(Pane[CallView]):
         super().__init__("Active calls", styles, **kwargs)
 
     def accepts(self, row: CallView) -> bool:
-        return row.status not in ("RECEIVED", "CLOSED", "CANCELLED")
+        return row.status != CallStatus.RECEIVED and CallStatus(row.status).is_open
 
     def sort_key(self, row: CallView) -> Any:
         return (row.priority, row.received_at, row.id)
@@ -352,9 +352,15 @@ class Hospitals(Pane[HospitalView]):
         ("caps", "Capabilities", None),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("o", "hospital('OPEN')", "Open", id="hospital-open"),
-        Binding("v", "hospital('DIVERSION')", "Diversion", id="hospital-diversion"),
-        Binding("c", "hospital('CLOSED')", "Closed", id="hospital-closed"),
+        Binding("o", "hospital('OPEN')", "Open", id="hospital-open", tooltip="takes ambulances"),
+        Binding(
+            "v",
+            "hospital('DIVERSION')",
+            "Diversion",
+            id="hospital-diversion",
+            tooltip="transports there need an override",
+        ),
+        Binding("c", "hospital('CLOSED')", "Closed", id="hospital-closed", tooltip="to ambulances"),
         Binding("b", "beds", "Beds", id="hospital-beds", tooltip="beds available, in the bar"),
     ]
 
