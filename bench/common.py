@@ -175,24 +175,18 @@ def service_for(url: str, desk: str = "bench") -> tuple[Engine, DispatchService]
 
 
 def commit_clock(service: DispatchService) -> list[float]:
-    """Wall-clock times (time.time) at which each write of `service` committed.
+    """Wall-clock times (time.time) at which each transaction of `service`'s sessions committed.
 
     `after_commit` runs as soon as PostgreSQL acknowledged the COMMIT, before the service builds
-    its return value and closes the session: the closest the client can see to the commit. A
-    one-statement action (autocommit) has committed when its statement returns.
+    its return value and closes the session: the closest the client can see to the commit. (A
+    dispatch is one statement in autocommit, run on the driver: it has committed when
+    `dispatch` returns, and its caller stamps that itself.)
     """
     stamps: list[float] = []
 
     @event.listens_for(service.sessions, "after_commit")
     def _stamp(session: Session) -> None:
         stamps.append(time.time())
-
-    engine: Engine = service.sessions.kw["bind"]
-
-    @event.listens_for(engine, "after_execute")
-    def _stamp_autocommit(conn: Any, *args: Any) -> None:
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            stamps.append(time.time())
 
     return stamps
 

@@ -29,6 +29,7 @@ from bench.common import (
     add_pending_calls,
     add_units,
     engine_for,
+    fmt,
     ms,
     pct,
     pgbench_init,
@@ -41,8 +42,14 @@ from bench.common import (
 
 DESKS = (1, 4, 8, 16)
 SECONDS = 3.0  # per row, after the barrier
-# Enough for 400 dispatches/s for SECONDS; a desk that runs out of units simply stops early.
-UNITS = 1200
+# Enough for 2,500 dispatches/s for SECONDS; a desk that runs out of units simply stops early.
+# (With 1,200, the rows ran out within a second once a dispatch was one statement, and measured
+# mostly the desks' first dispatches.)
+UNITS = 8000
+# Dispatches each desk makes before the barrier, left out of the figures, in every variant alike:
+# a desk's first statements pay one-off costs (psycopg preparing them, PostgreSQL planning them
+# anew for the first five runs) that a desk in service has long paid.
+WARMUP = 10
 PGBENCH_SECONDS = 3  # 8 pgbench runs: 10 s each would take the benchmark well past its minute
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -61,7 +68,8 @@ def _service_desk(url: str) -> tuple[Callable[[str, str], None], int, Callable[[
     engine, service = service_for(url, desk="bench-desk")
     service.operator("alice")  # connect and warm the statement caches before the start
     with engine.connect() as conn:
-        # The pool hands this one connection back for every later action of this desk.
+        # The pool's one connection: the first dispatch takes it for its statements
+        # (db.engine.DriverConnections) and keeps it for every later dispatch of this desk.
         backend = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
     def one(number: str, unit: str) -> None:
@@ -166,18 +174,21 @@ def _raw_desk(
 def desk(
     url: str, conninfo: str, kind: str, pairs: list[tuple[str, str]], barrier: Any
 ) -> dict[str, Any]:
-    """One desk: dispatch each (call, unit) pair in turn until SECONDS have passed."""
+    """One desk: WARMUP dispatches, then, after the barrier, dispatch each (call, unit) pair in
+    turn until SECONDS have passed."""
     if kind == "service":
         one, backend, close = _service_desk(url)
     else:
         one, backend, close = _raw_desk(conninfo, single=kind == "single")
     try:
+        for number, unit in pairs[:WARMUP]:
+            one(number, unit)
         barrier.wait()
         start = time.time()
         deadline = time.perf_counter() + SECONDS
         cpu0, server0 = time.process_time(), _cpu_of(backend)
         latencies = []
-        for number, unit in pairs:
+        for number, unit in pairs[WARMUP:]:
             t0 = time.perf_counter()
             one(number, unit)
             t1 = time.perf_counter()
@@ -293,9 +304,9 @@ def run(srv: BenchServer) -> Report:
         rows,
     )
 
-    # Where the time goes at 4 desks: the service (its one-statement dispatch through SQLAlchemy),
+    # Where the time goes at 4 desks: the service (its one statement, sent to the driver),
     # the step-by-step transaction's statements without SQLAlchemy, and one statement bare.
-    anatomy = [("service (one statement, SQLAlchemy)", measured[4][0])]
+    anatomy = [("service (one statement, driver connection)", measured[4][0])]
     anatomy.append(
         ("step-by-step statements, bare psycopg", run_desks(srv, url, 4, units, "statements"))
     )
@@ -316,8 +327,9 @@ def run(srv: BenchServer) -> Report:
                 r["tps"],
                 r["p50"],
                 r["p99"],
-                r["client_cpu"],
-                r["server_cpu"],
+                # Two decimals: the desk's share is a tenth of a millisecond or two.
+                fmt(r["client_cpu"], 2),
+                fmt(r["server_cpu"], 2),
                 ratio(r["tps"], anatomy[0][1]["tps"]),
             ]
             for name, r in anatomy
@@ -326,16 +338,15 @@ def run(srv: BenchServer) -> Report:
 
     ours4, tpcb4, _ = measured[4]
     report.goal(
-        "≥ 0.5× TPC-B-like at 4 desks",
+        "≥ 0.75× TPC-B-like at 4 desks",
         f"{ours4['tps'] / tpcb4.tps:.2f}× ({ours4['tps']:.0f} vs {tpcb4.tps:.0f} tx/s)",
-        ours4["tps"] >= 0.5 * tpcb4.tps,
+        ours4["tps"] >= 0.75 * tpcb4.tps,
     )
     ours8, tpcb8, simple8 = measured[8]
     report.goal(
-        "p99 ≤ 15 ms at 8 desks",
-        f"{ours8['p99']:.1f} ms (pgbench p99 at 8 clients: TPC-B {tpcb8.p99_ms:.1f} ms, "
-        f"-N {simple8.p99_ms:.1f} ms)",
-        ours8["p99"] <= 15.0,
+        "p99 at 8 desks ≤ TPC-B-like p99 at 8 clients",
+        f"{ours8['p99']:.1f} ms vs {tpcb8.p99_ms:.1f} ms (-N: {simple8.p99_ms:.1f} ms)",
+        ours8["p99"] <= tpcb8.p99_ms,
     )
     report.note(
         f"each row runs {SECONDS:.0f} s after a barrier; pgbench runs {PGBENCH_SECONDS} s per "

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url, upgrade
 from dispatch_tui.service import demo
-from dispatch_tui.service import dispatch as at_once
 from dispatch_tui.service.dispatch_service import DispatchService
 
 TABLES = "audit_log, assignments, calls, staff, units, stations, hospitals, places"
@@ -98,16 +97,6 @@ def world(engine: Engine, sessions: sessionmaker[Session]) -> DispatchService:
     with sessions.begin() as s:
         demo._reference(s, None)
     return DispatchService(sessions, desk="test")
-
-
-@pytest.fixture(params=["at once", "step by step"])
-def dispatch_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test through both ways a dispatch is done: the one-statement path the service
-    tries first, and the step-by-step transaction it falls back to (which alone must then give
-    every answer). Use with `pytestmark = pytest.mark.usefixtures("dispatch_path")`."""
-    if request.param == "step by step":
-        monkeypatch.setattr(at_once, "run", lambda *a, **k: None)
-    return str(request.param)
 
 
 @pytest.fixture

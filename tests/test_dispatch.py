@@ -13,9 +13,6 @@ from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFoun
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_call
 
-# Every test here runs through both dispatch paths (see conftest.dispatch_path).
-pytestmark = pytest.mark.usefixtures("dispatch_path")
-
 
 def snapshot(count) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
     return (

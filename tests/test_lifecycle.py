@@ -46,9 +46,6 @@ CALL_FOR_ONLY_UNIT = {
     U.AVAILABLE: CallStatus.CLOSED,  # cleared: the last unit left, so the call closed itself
 }
 
-# Every test here runs through both dispatch paths (see conftest.dispatch_path).
-pytestmark = pytest.mark.usefixtures("dispatch_path")
-
 
 # -- helpers -----------------------------------------------------------------------------------
 

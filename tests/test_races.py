@@ -35,8 +35,7 @@ from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_calls
 from tests.invariants import ACTIVE, violations
 
-# Every race runs through both dispatch paths (see conftest.dispatch_path).
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("dispatch_path")]
+pytestmark = pytest.mark.slow
 
 # Longer than the service's 5 s lock_timeout, so a merely slow lock wait surfaces as a Conflict
 # first; only a real hang (or a deadlock nobody detects) reaches this deadline.

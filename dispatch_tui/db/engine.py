@@ -3,11 +3,17 @@
 One Session per user action (the service opens and commits it). The engine checks a pooled
 connection that has sat idle before handing it out, so a desk survives a server restart without a
 stale-connection error, while a burst of actions (the simulator, a script) pays no extra round trip.
+
+`DriverConnections` keeps a few of the engine's connections apart, as the driver's own, for the
+one statement that is a whole action (the dispatch); the same idle rule holds for them.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -80,12 +86,74 @@ def _ping_idle_connections(engine: Engine) -> None:
     @event.listens_for(engine.pool, "checkout")
     def _check(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        if idle_since is None or not idle_too_long(idle_since):
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as err:
             raise exc.DisconnectionError(f"pooled connection failed its ping: {err}") from err
+
+
+def idle_too_long(idle_since: float) -> bool:
+    """Whether a connection idle since then (time.monotonic) is pinged before it is used."""
+    return time.monotonic() - idle_since >= PING_AFTER_IDLE_SECONDS
+
+
+class DriverConnections:
+    """The driver's own connections (psycopg), in autocommit, for statements that are whole
+    transactions; kept between uses, each used by one thread at a time, each with its cursor.
+
+    Each is made by the engine's pool, so it has the same URL, options and lock timeout as every
+    other connection (and is pinged there if it sat idle), and is then detached from it: checking
+    a connection out of SQLAlchemy's pool and back in, and making a cursor, for every dispatch
+    cost more CPU than the dispatch's own round trip. The pool's rule holds here too: one idle
+    longer than PING_AFTER_IDLE_SECONDS is pinged before use, and one that fails is closed and
+    replaced. The caller closes a connection that failed (`discard`) and gives back one that
+    did not. There are never more of them than dispatches run at once; they are closed with
+    this object.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        # (cursor, idle since). A deque: append and pop are atomic, so threads need no lock.
+        self._idle: collections.deque[tuple[Any, float]] = collections.deque()
+        weakref.finalize(self, _close_all, self._idle)
+
+    def take(self) -> Any:
+        """A cursor on a live connection, the most recently used first; a new one when none
+        is idle."""
+        dialect = self.engine.dialect
+        while True:
+            try:
+                cursor, idle_since = self._idle.pop()
+            except IndexError:
+                break
+            if not idle_too_long(idle_since):
+                return cursor
+            try:
+                dialect.do_ping(cursor.connection)
+            except dialect.loaded_dbapi.Error:
+                self.discard(cursor)
+                continue
+            return cursor
+        pooled = self.engine.raw_connection()
+        conn: Any = pooled.driver_connection
+        pooled.detach()  # ours now: the pool opens another connection when it needs one
+        conn.autocommit = True
+        return conn.cursor()
+
+    def give_back(self, cursor: Any) -> None:
+        self._idle.append((cursor, time.monotonic()))
+
+    @staticmethod
+    def discard(cursor: Any) -> None:
+        with contextlib.suppress(Exception):  # it is being thrown away because it failed
+            cursor.connection.close()
+
+
+def _close_all(idle: collections.deque[tuple[Any, float]]) -> None:
+    while idle:
+        DriverConnections.discard(idle.pop()[0])
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -6,6 +6,9 @@ second one waits for the first to commit, sees the change and gets a Conflict th
 there first. Writes name only the columns they change (a position update can never undo a
 dispatch), timestamps come from the database clock, and every change writes its audit rows in the
 same transaction.
+
+A dispatch is one statement that takes the same locks in the same order, its rules written once in
+`service/dispatch.py`, which also explains a refusal; `dispatch` here only hands it the request.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db import views
+from dispatch_tui.db.engine import DriverConnections
 from dispatch_tui.db.models import (
     Assignment,
     Call,
@@ -39,7 +43,7 @@ from dispatch_tui.rules.views import (
     HospitalView,
     UnitView,
 )
-from dispatch_tui.service import dispatch as at_once
+from dispatch_tui.service import dispatch as dispatching
 from dispatch_tui.service import steps
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.service.transactions import write
@@ -50,6 +54,11 @@ T = TypeVar("T")
 
 class DispatchService(ReadService):
     """Every write action: one transaction each, locks in a fixed order, audit rows included."""
+
+    def __init__(self, sessions: sessionmaker[Session], desk: str = "cli") -> None:
+        super().__init__(sessions, desk)
+        # The connections the one-statement dispatch runs on (see db/engine.py).
+        self.statements = DriverConnections(sessions.kw["bind"])
 
     def _follow(self, s: Session, call: Call, staff: Staff, at: datetime) -> None:
         change = steps.follow_units(s, call, at)
@@ -130,101 +139,21 @@ class DispatchService(ReadService):
         override_diversion: bool = False,
         add: bool = False,
     ) -> Dispatched:
-        """Send units to a call, following the dispatch flow of DOMAIN.md step by step.
+        """Send units to a call: one statement, or the refusal (see `service/dispatch.py`).
 
         `add` sends further units to a call that already has some; without it, a call that
         another desk has just dispatched is a conflict, not a silent double dispatch.
         """
-        codes = [validation.unit_code(c) for c in unit_codes]
-        if not codes:
-            raise InvalidInput("name at least one unit to dispatch")
-        if len(set(codes)) != len(codes):
-            raise InvalidInput("a unit is named twice")
-        if len(codes) > 20:
-            raise InvalidInput("at most 20 units in one dispatch")
-        medic_name = validation.username(paramedic) if paramedic else None
-        if medic_name and len(codes) > 1:
-            raise InvalidInput("name a paramedic with a single unit")
-        number = validation.call_number(call_number)
-        hcode = validation.hospital_code(hospital) if hospital else None
-        done = at_once.run(
-            self.autocommit,
-            self.desk,
-            validation.username(username),
-            number,
-            codes,
-            paramedic=medic_name,
-            hospital=hcode,
+        request = dispatching.Request.of(
+            username,
+            call_number,
+            unit_codes,
+            paramedic=paramedic,
+            hospital=hospital,
             override_diversion=override_diversion,
             add=add,
         )
-        if done is not None:
-            return Dispatched(done[0], number, tuple(codes), done[1])
-
-        def work(s: Session) -> Dispatched:
-            staff = steps.authorise(s, username, "dispatch")  # 1. permission (2. validated above)
-            call = steps.lock_call(s, number)  # 3. locks: the call, then units by id
-            units = steps.lock_units(s, codes)
-            at = steps.clock(s)  # the dispatch time, read once the locks are held
-            if not CallStatus(call.status).is_open:  # 4. re-check after the lock
-                raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
-            for unit in units:
-                if unit.status != UnitStatus.AVAILABLE:
-                    raise Conflict(steps.busy_reason(s, unit))
-            active = steps.active(s, call.id)
-            if active and not add:
-                first = active[0][0]
-                who = s.scalar(select(Staff.username).where(Staff.id == first.dispatcher_id))
-                sent = ", ".join(u.code for _, u in active)
-                raise Conflict(
-                    f"{number} already has {sent} (dispatched by {who or 'another desk'}); "
-                    "use --add to send more"
-                )
-            medic = steps.paramedic(s, medic_name) if medic_name else None  # 5.
-            dest = (
-                steps.hospital(s, hcode, override_diversion=override_diversion) if hcode else None
-            )  # 8.
-            for unit in units:  # 6. assignment, unit EN_ROUTE
-                s.execute(
-                    insert(Assignment).values(
-                        call_id=call.id,
-                        unit_id=unit.id,
-                        paramedic_id=medic.id if medic else None,
-                        dispatcher_id=staff.id,
-                        hospital_id=dest.id if dest else None,
-                        notified_at=at,
-                    )
-                )
-                s.execute(
-                    update(Unit)
-                    .where(Unit.id == unit.id)
-                    .values(status=UnitStatus.EN_ROUTE, status_since=at)
-                )
-            call_values: dict[str, Any] = {}  # 7./9. call linked and DISPATCHED with DB time
-            if call.status == CallStatus.RECEIVED:
-                call_values["status"] = CallStatus.DISPATCHED
-            if call.first_dispatched_at is None:
-                call_values["first_dispatched_at"] = at
-                call_values["dispatched_by_id"] = staff.id
-            if dest is not None:
-                call_values["destination_hospital_id"] = dest.id
-            if call_values:
-                s.execute(update(Call).where(Call.id == call.id).values(**call_values))
-            for unit in units:
-                self._audit(
-                    s,
-                    staff,
-                    "dispatch",
-                    call_id=call.id,
-                    unit_id=unit.id,
-                    paramedic=medic.username if medic else None,
-                    hospital=dest.code if dest else None,
-                    added=bool(active),
-                )
-            # 10. commit on return; 11. NOTIFY fires on commit
-            return Dispatched(call.id, number, tuple(codes), at)
-
-        return write(self.sessions, work)
+        return dispatching.run(self.statements, self.desk, request)
 
     def unit_status(
         self,
@@ -254,7 +183,7 @@ class DispatchService(ReadService):
                 code, current, target, bool(assignment and assignment.en_route_at)
             )
             values: dict[str, Any] = {}
-            dest = None
+            dest: int | None = None
             if step.needs_destination:
                 assert assignment is not None and call is not None
                 chosen = hcode or steps.code_of(
@@ -264,8 +193,10 @@ class DispatchService(ReadService):
                     raise InvalidInput(f"{code} needs a destination hospital to transport")
                 # A destination chosen at dispatch that has since gone on diversion is refused
                 # like a new choice would be: someone must see the diversion and decide.
-                dest = steps.hospital(s, chosen, override_diversion=override_diversion)
-                values["hospital_id"] = dest.id
+                dest = dispatching.GATE.destination(
+                    s, chosen, override_diversion=override_diversion
+                )
+                values["hospital_id"] = dest
             if step.time_column:
                 assert assignment is not None
                 values[step.time_column] = at
@@ -280,16 +211,14 @@ class DispatchService(ReadService):
                 "unit_status",
                 call_id=call.id if call else None,
                 unit_id=unit.id,
-                hospital_id=dest.id if dest else None,
+                hospital_id=dest,
                 old=current.value,
                 new=target.value,
             )
             if call is not None:
                 if dest is not None and call.destination_hospital_id is None:
                     s.execute(
-                        update(Call)
-                        .where(Call.id == call.id)
-                        .values(destination_hospital_id=dest.id)
+                        update(Call).where(Call.id == call.id).values(destination_hospital_id=dest)
                     )
                 self._follow(s, call, staff, at)
             return views.unit(s, unit.id)

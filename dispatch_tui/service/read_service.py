@@ -7,11 +7,10 @@ connection; the dispatch service builds on this class.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db import views
@@ -30,7 +29,7 @@ from dispatch_tui.rules.views import (
     UnitView,
 )
 from dispatch_tui.service import kpis
-from dispatch_tui.service.transactions import autocommitting, reading
+from dispatch_tui.service.transactions import reading
 
 
 class ReadService:
@@ -52,9 +51,6 @@ class ReadService:
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{number} is {lifecycle.label(call.status)}")
             return recommend.for_call(call, views.units(s), limit)
-
-    def autocommit(self) -> AbstractContextManager[Connection]:
-        return autocommitting(self.sessions)
 
     def call(self, call_number: str) -> CallView:
         number = validation.call_number(call_number)
@@ -155,5 +151,9 @@ def staff_row(s: Session, username: str) -> Staff:
     name = validation.username(username)
     row = s.scalar(select(Staff).where(func.lower(Staff.username) == name.lower()))
     if row is None or not row.active:
-        raise Forbidden(f"'{name}' is not an active operator of this service")
+        raise not_an_operator(name)
     return row
+
+
+def not_an_operator(name: str) -> Forbidden:
+    return Forbidden(f"'{name}' is not an active operator of this service")

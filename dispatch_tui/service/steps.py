@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place, Staff, Unit
 from dispatch_tui.rules import lifecycle, permissions, validation
-from dispatch_tui.rules.enums import CallStatus, HospitalStatus, Role, UnitStatus
+from dispatch_tui.rules.enums import CallStatus, UnitStatus
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
 from dispatch_tui.service.read_service import staff_row
 
@@ -72,44 +72,6 @@ def lock_units(s: Session, codes: Sequence[str]) -> list[Unit]:
     return found
 
 
-def hospital(s: Session, code: str, *, override_diversion: bool) -> Hospital:
-    hcode = validation.hospital_code(code)
-    hospital = s.scalar(select(Hospital).where(Hospital.code == hcode))
-    if hospital is None:
-        raise NotFound(f"no hospital {hcode}")
-    if hospital.status == HospitalStatus.CLOSED:
-        raise Conflict(f"{hcode} is closed to ambulances")
-    if hospital.status == HospitalStatus.DIVERSION and not override_diversion:
-        raise Conflict(
-            f"{hcode} is on diversion; repeat with the diversion override to send anyway"
-        )
-    return hospital
-
-
-# Each named unit, by id order, with the call it is on, who sent it and how long ago: what a
-# refusal says about a unit that is not available. Built once; run on a Session or a Connection.
-UNITS_WITH_CALLS = (
-    select(
-        Unit.code,
-        Unit.status,
-        Call.number,
-        Staff.username,
-        func.extract("epoch", func.clock_timestamp() - Assignment.notified_at),
-    )
-    .outerjoin(Assignment, and_(Assignment.unit_id == Unit.id, *ACTIVE))
-    .outerjoin(Call, Call.id == Assignment.call_id)
-    .outerjoin(Staff, Staff.id == Assignment.dispatcher_id)
-    .where(Unit.code.in_(bindparam("codes", expanding=True)))
-    .order_by(Unit.id)
-)
-
-
-def busy_reason(s: Session, unit: Unit) -> str:
-    """Why a unit cannot be dispatched, naming who took it and when."""
-    (row,) = s.execute(UNITS_WITH_CALLS, {"codes": [unit.code]}).all()
-    return busy_text(*row)
-
-
 def busy_text(
     code: str, status: str, number: str | None, who: str | None, seconds: float | None
 ) -> str:
@@ -120,17 +82,6 @@ def busy_text(
     return (
         f"{code} was dispatched to {number} by {who or 'another desk'} {ago(float(seconds or 0))}"
     )
-
-
-def refuse_unavailable(rows: Sequence[Any], codes: Sequence[str]) -> None:
-    """From UNITS_WITH_CALLS rows: NotFound for a unit that does not exist, else Conflict for the
-    first one not available; nothing when all are available."""
-    missing = sorted(set(codes) - {row[0] for row in rows})
-    if missing:
-        raise NotFound(f"no unit {', '.join(missing)}")
-    for row in rows:
-        if row[1] != UnitStatus.AVAILABLE:
-            raise Conflict(busy_text(*row))
 
 
 def active(s: Session, call_id: int) -> list[tuple[Assignment, Unit]]:
@@ -187,22 +138,6 @@ def find_place(s: Session, name: str) -> Place:
     raise InvalidInput(
         f"'{name}' matches several places: {', '.join(p.name for p in matches[:3])}…"
     )
-
-
-def paramedic(s: Session, name: str) -> Staff:
-    medic = s.scalar(select(Staff).where(func.lower(Staff.username) == name.lower()))
-    if medic is None or not medic.active:
-        raise NotFound(f"no paramedic '{name}'")
-    if medic.role != Role.PARAMEDIC:
-        raise InvalidInput(f"{medic.username} is a {medic.role}, not a paramedic")
-    busy = s.scalar(
-        select(Call.number)
-        .join(Assignment, Assignment.call_id == Call.id)
-        .where(Assignment.paramedic_id == medic.id, *ACTIVE)
-    )
-    if busy:
-        raise Conflict(f"paramedic {medic.username} is already on {busy}")
-    return medic
 
 
 def release(s: Session, assignment: Assignment, unit: Unit, column: str, at: datetime) -> None:

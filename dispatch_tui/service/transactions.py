@@ -3,19 +3,23 @@
 A deadlock or serialization failure is retried a bounded number of times, then reported as a
 conflict; a lock held too long is "another desk is holding that record"; a lost connection is
 Unavailable with "nothing was changed" (the transaction was never committed).
+
+`one_statement` runs the one statement that is a whole action (the dispatch) with the same
+mapping of errors, at the driver's level, on connections kept for it (`DriverConnections`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, NoReturn, TypeVar
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatch_tui.db.engine import DriverConnections
 from dispatch_tui.rules.errors import Conflict, DispatchError, InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
@@ -30,12 +34,63 @@ def reading(sessions: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-@contextmanager
-def autocommitting(sessions: sessionmaker[Session]) -> Iterator[Connection]:
-    """A connection on which each statement is its own transaction (for one-statement actions)."""
-    engine: Engine = sessions.kw["bind"]
-    with db_errors(), engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT")
+def one_statement(
+    connections: DriverConnections,
+    sql: bytes,
+    params: dict[str, Any],
+    *,
+    tolerated: Collection[str] = (),
+) -> tuple[Any, ...] | None:
+    """Run one statement as a whole transaction (autocommit); its first row, if any.
+
+    The statement goes straight to the driver (psycopg, prepared), on one of `connections`: it
+    skips SQLAlchemy's execution layer and its pool, which together cost the hot path more CPU
+    than the round trip, but not the mapping of errors of `db_errors` (a connection found dead
+    is closed, never used again). A unique index named in `tolerated` tripped gives None, as if
+    no row: a concurrent writer won, and the caller says who.
+    """
+    dbapi = connections.engine.dialect.loaded_dbapi
+    try:
+        cursor = connections.take()
+    except dbapi.Error as err:  # could not connect
+        _raise_mapped(_wrapped(connections.engine, err, lost=False))
+    try:
+        row: tuple[Any, ...] | None = cursor.execute(sql, params, prepare=True).fetchone()
+    except dbapi.IntegrityError as err:
+        connections.give_back(cursor)
+        if err.diag.constraint_name in tolerated:
+            return None
+        _raise_mapped(_wrapped(connections.engine, err, lost=False))
+    except dbapi.Error as err:
+        lost = connections.engine.dialect.is_disconnect(err, cursor.connection, None)
+        if lost:
+            connections.discard(cursor)  # dead: never used again
+        else:
+            connections.give_back(cursor)
+        _raise_mapped(_wrapped(connections.engine, err, lost=lost))
+    except BaseException:
+        connections.discard(cursor)  # interrupted mid-statement: nobody should inherit it
+        raise
+    connections.give_back(cursor)
+    return row
+
+
+def _wrapped(engine: Engine, err: Exception, *, lost: bool) -> StatementError:
+    """A driver's error as SQLAlchemy's own execution would have raised it."""
+    return DBAPIError.instance(
+        None,
+        None,
+        err,
+        engine.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost,
+        dialect=engine.dialect,
+    )
+
+
+def _raise_mapped(err: Exception) -> NoReturn:
+    with db_errors():
+        raise err
+    raise AssertionError("db_errors swallowed an error")  # pragma: no cover
 
 
 def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
@@ -45,10 +100,14 @@ def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
             with sessions() as session, db_errors(), session.begin():
                 return work(session)
         except Retry:
-            log.info(
-                "transaction retried after deadlock/serialization failure (attempt %d)", attempt
-            )
+            retried(attempt)
     raise Conflict("the database kept reporting conflicting changes; try again")
+
+
+def retried(attempt: int) -> None:
+    """Say that a deadlock or serialization failure made an action run again (tests count
+    these: a retry means two actions took their locks in different orders)."""
+    log.info("transaction retried after deadlock/serialization failure (attempt %d)", attempt)
 
 
 def constraint_of(err: Exception) -> str:
