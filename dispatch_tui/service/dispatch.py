@@ -94,7 +94,7 @@ from dispatch_tui.rules.enums import (
 from dispatch_tui.rules.errors import Conflict, DispatchError, InvalidInput, NotFound
 from dispatch_tui.rules.views import Dispatched
 from dispatch_tui.service import steps, transactions
-from dispatch_tui.service.read_service import not_an_operator
+from dispatch_tui.service.lookups import not_an_operator
 
 log = logging.getLogger(__name__)
 

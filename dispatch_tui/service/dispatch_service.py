@@ -44,7 +44,7 @@ from dispatch_tui.rules.views import (
     UnitView,
 )
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import steps
+from dispatch_tui.service import lookups, steps
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.service.transactions import write
 
@@ -172,10 +172,7 @@ class DispatchService(ReadService):
         hcode = validation.hospital_code(hospital) if hospital else None
 
         def work(s: Session) -> UnitView:
-            unit_id = s.scalar(select(Unit.id).where(Unit.code == code))
-            if unit_id is None:
-                raise NotFound(f"no unit {code}")
-            staff = steps.authorise(s, username, "unit_status", unit_id)
+            staff = steps.authorise(s, username, "unit_status", lookups.unit_id(s, code))
             unit, call, assignment = steps.lock_unit_on_call(s, code)
             at = steps.clock(s)
             current = UnitStatus(unit.status)
@@ -232,9 +229,7 @@ class DispatchService(ReadService):
         position = validation.coordinate(lat, lon)
 
         def work(s: Session) -> UnitView:
-            unit_id = s.scalar(select(Unit.id).where(Unit.code == code))
-            if unit_id is None:
-                raise NotFound(f"no unit {code}")
+            unit_id = lookups.unit_id(s, code)
             staff = steps.authorise(s, username, "locate_unit", unit_id)
             # Only the position columns: a stale whole-row save once undid a dispatch.
             s.execute(

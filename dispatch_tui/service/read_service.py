@@ -10,14 +10,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db import views
-from dispatch_tui.db.models import Call, Staff
 from dispatch_tui.rules import lifecycle, norms, recommend, validation
 from dispatch_tui.rules.enums import CallStatus
-from dispatch_tui.rules.errors import Conflict, Forbidden, NotFound
+from dispatch_tui.rules.errors import Conflict
 from dispatch_tui.rules.views import (
     AuditView,
     CallView,
@@ -28,7 +26,7 @@ from dispatch_tui.rules.views import (
     Snapshot,
     UnitView,
 )
-from dispatch_tui.service import kpis
+from dispatch_tui.service import kpis, lookups
 from dispatch_tui.service.transactions import reading
 
 
@@ -39,26 +37,20 @@ class ReadService:
 
     def operator(self, username: str) -> Operator:
         with reading(self.sessions) as s:
-            return views.operator(staff_row(s, username))
+            return views.operator(lookups.staff_row(s, username))
 
     def recommend(self, call_number: str, limit: int = 5) -> list[Recommendation]:
-        number = validation.call_number(call_number)
+        validation.call_number(call_number)  # malformed input is refused before any read
         with reading(self.sessions) as s:
-            call_id = s.scalar(select(Call.id).where(Call.number == number))
-            if call_id is None:
-                raise NotFound(f"no call {number}")
-            call = views.call(s, call_id)
+            call = views.call(s, lookups.call_id(s, call_number))
             if not CallStatus(call.status).is_open:
-                raise Conflict(f"{number} is {lifecycle.label(call.status)}")
+                raise Conflict(f"{call.number} is {lifecycle.label(call.status)}")
             return recommend.for_call(call, views.units(s), limit)
 
     def call(self, call_number: str) -> CallView:
-        number = validation.call_number(call_number)
+        validation.call_number(call_number)
         with reading(self.sessions) as s:
-            call_id = s.scalar(select(Call.id).where(Call.number == number))
-            if call_id is None:
-                raise NotFound(f"no call {number}")
-            return views.call(s, call_id)
+            return views.call(s, lookups.call_id(s, call_number))
 
     def calls(self, *, open_only: bool = True, limit: int = 500) -> list[CallView]:
         with reading(self.sessions) as s:
@@ -78,12 +70,7 @@ class ReadService:
 
     def audit(self, call_number: str | None = None, limit: int = 200) -> list[AuditView]:
         with reading(self.sessions) as s:
-            call_id = None
-            if call_number is not None:
-                number = validation.call_number(call_number)
-                call_id = s.scalar(select(Call.id).where(Call.number == number))
-                if call_id is None:
-                    raise NotFound(f"no call {number}")
+            call_id = lookups.call_id(s, call_number) if call_number is not None else None
             return views.audit(s, call_id=call_id, limit=limit)
 
     def snapshot(self) -> Snapshot:
@@ -144,16 +131,3 @@ def _consistent(s: Session) -> None:
     s.connection(
         execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
     )
-
-
-def staff_row(s: Session, username: str) -> Staff:
-    """The active staff member with this user name (case-insensitive), else Forbidden."""
-    name = validation.username(username)
-    row = s.scalar(select(Staff).where(func.lower(Staff.username) == name.lower()))
-    if row is None or not row.active:
-        raise not_an_operator(name)
-    return row
-
-
-def not_an_operator(name: str) -> Forbidden:
-    return Forbidden(f"'{name}' is not an active operator of this service")

@@ -16,13 +16,13 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
-from dispatch_tui.db.models import Staff, Unit
+from dispatch_tui.db.models import Staff
 from dispatch_tui.rules import validation
 from dispatch_tui.rules.enums import Role
-from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput
 from dispatch_tui.rules.validation import NAME_MAX
 from dispatch_tui.rules.views import Operator
-from dispatch_tui.service import steps
+from dispatch_tui.service import lookups, steps
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.transactions import write
 
@@ -61,9 +61,7 @@ def add_operator(
             raise Conflict(f"{name} is already an operator")
         unit_id = None
         if unit_code:
-            unit_id = s.scalar(select(Unit.id).where(Unit.code == unit_code))
-            if unit_id is None:
-                raise NotFound(f"no unit {unit_code}")
+            unit_id = lookups.unit_id(s, unit_code)
         staff_id = s.execute(
             insert(Staff)
             .values(username=name, full_name=full, role=staff_role.value, unit_id=unit_id)

@@ -17,7 +17,7 @@ from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place
 from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.enums import CallStatus, UnitStatus
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
-from dispatch_tui.service.read_service import staff_row
+from dispatch_tui.service import lookups
 
 # A row read before its lock may be stale in the identity map: a locking SELECT must overwrite it.
 FRESH = {"populate_existing": True}
@@ -36,7 +36,7 @@ def ago(seconds: float) -> str:
 
 
 def authorise(s: Session, username: str, action: str, unit_id: int | None = None) -> Staff:
-    staff = staff_row(s, username)
+    staff = lookups.staff_row(s, username)
     own_unit = unit_id is not None and staff.unit_id == unit_id
     permissions.check(staff.username, staff.role, action, own_unit=own_unit)
     return staff
@@ -159,9 +159,7 @@ def lock_unit_on_call(s: Session, code: str) -> tuple[Unit, Call | None, Assignm
     The unit's call is looked up unlocked first; after both locks the assignment is read again,
     and if the unit moved to another call in between, the caller is told to look again.
     """
-    unit_id = s.scalar(select(Unit.id).where(Unit.code == code))
-    if unit_id is None:
-        raise NotFound(f"no unit {code}")
+    unit_id = lookups.unit_id(s, code)
     seen = s.scalar(select(Assignment.call_id).where(Assignment.unit_id == unit_id, *ACTIVE))
     call = None
     if seen is not None:
