@@ -12,6 +12,7 @@ import pytest
 from dispatch_tui.rules.norms import (
     DEFAULT_TIMERS,
     NORMS,
+    TIME_COLUMNS,
     Kpi,
     TimerRule,
     clock,
@@ -224,16 +225,7 @@ def test_a_centre_sets_its_own_timers() -> None:
 
 def times(**stamps: int | None) -> SimpleNamespace:
     """An assignment's times, in seconds after T0 (None or left out: never happened)."""
-    columns = (
-        "received_at",
-        "notified_at",
-        "en_route_at",
-        "on_scene_at",
-        "transporting_at",
-        "at_destination_at",
-        "cleared_at",
-        "cancelled_at",
-    )
+    columns = (*(attr for _, _, attr in TIME_COLUMNS), "cancelled_at")
     return SimpleNamespace(
         **{c: None if (s := stamps.get(c)) is None else after(s) for c in columns}
     )
