@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     CONFLICT = 4
     FORBIDDEN = 5
     UNAVAILABLE = 6
+    OUTCOME_UNKNOWN = 7
 
 
 class DispatchError(Exception):
@@ -66,3 +67,19 @@ class Unavailable(DispatchError):
 
     exit_code = ExitCode.UNAVAILABLE
     kind = "unavailable"
+
+
+class OutcomeUnknown(DispatchError):
+    """The connection was lost while a change was being committed: it may or may not have been
+    saved. Never reported as "nothing was changed"; the caller checks before doing it again."""
+
+    exit_code = ExitCode.OUTCOME_UNKNOWN
+    kind = "outcome_unknown"
+
+
+# What a lost connection means depends on when it was lost.
+NOTHING_CHANGED = "the dispatch database is unreachable; nothing was changed"
+IN_DOUBT = (
+    "the connection to the dispatch database was lost while the change was being saved: "
+    "it may or may not have been saved; look before doing it again"
+)

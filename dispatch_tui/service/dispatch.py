@@ -74,11 +74,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from dispatch_tui.db.engine import DriverConnections
@@ -91,7 +92,14 @@ from dispatch_tui.rules.enums import (
     Role,
     UnitStatus,
 )
-from dispatch_tui.rules.errors import Conflict, DispatchError, InvalidInput, NotFound
+from dispatch_tui.rules.errors import (
+    NOTHING_CHANGED,
+    Conflict,
+    DispatchError,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from dispatch_tui.rules.views import Dispatched
 from dispatch_tui.service import steps, transactions
 from dispatch_tui.service.lookups import not_an_operator
@@ -617,7 +625,10 @@ def run(connections: DriverConnections, desk: str, request: Request) -> Dispatch
     for attempt in range(1, ATTEMPTS + 1):
         gate = GATE  # read once: the statement and its explanation come from the same rules
         try:
-            done = _write(connections, gate.compiled("statement", dialect), params)
+            try:
+                done = _write(connections, gate.compiled("statement", dialect), params)
+            except transactions.InDoubt as doubt:
+                return _settled(connections.engine, request, doubt)
             if done is not None:
                 return Dispatched(done[0], request.number, request.units, done[1])
             facts = _read(connections, gate.compiled("facts", dialect), params)
@@ -634,6 +645,67 @@ def run(connections: DriverConnections, desk: str, request: Request) -> Dispatch
     raise Conflict(f"{request.number} or its units changed at another desk meanwhile; try again")
 
 
+# The server process that ran an in-doubt statement: ended (terminated if need be), or not yet.
+_BACKEND_GONE = text(
+    """
+SELECT CASE WHEN EXISTS (
+    SELECT 1 FROM pg_stat_activity
+    WHERE pid = :pid AND pg_terminate_backend(:pid) IS NOT NULL
+) THEN 'in progress' ELSE 'gone' END
+"""
+)
+# Whether the named units are on the call, sent by this operator: what the statement writes.
+_DISPATCHED = text(
+    """
+SELECT c.id, min(a.notified_at), count(*)
+FROM assignments a
+JOIN calls c ON c.id = a.call_id
+JOIN units u ON u.id = a.unit_id
+JOIN staff s ON s.id = a.dispatcher_id
+WHERE c.number = :number AND u.code = ANY(:units) AND lower(s.username) = :operator
+  AND a.cleared_at IS NULL AND a.cancelled_at IS NULL
+GROUP BY c.id
+"""
+).bindparams(bindparam("units", type_=ARRAY(String)))
+
+
+def _settled(engine: Engine, request: Request, doubt: transactions.InDoubt) -> Dispatched:
+    """The statement was in flight when its connection died: find out whether it committed.
+
+    Once the server process that ran it has ended (it is terminated if it lingers, as one does
+    behind a proxy that lost only the reply), the statement either committed or never will, so
+    what the tables hold is the answer: the units on the call (done), or not (nothing changed).
+    When the server cannot be asked, the outcome stays unknown."""
+    if (
+        doubt.backend_pid is None
+        or transactions.settle(
+            engine,
+            lambda conn: conn.execute(_BACKEND_GONE, {"pid": doubt.backend_pid}).scalar_one(),
+        )
+        != "gone"
+    ):
+        raise doubt
+    params = {
+        "number": request.number,
+        "units": list(request.units),
+        "operator": request.operator.lower(),
+    }
+    row = transactions.settle(
+        engine, lambda conn: conn.execute(_DISPATCHED, params).one_or_none() or "none"
+    )
+    if row is None:
+        raise doubt
+    if row != "none" and row[2] == len(request.units):
+        log.warning(
+            "dispatch of %s to %s was in doubt: it committed", request.units, request.number
+        )
+        return Dispatched(int(row[0]), request.number, request.units, row[1])
+    log.warning(
+        "dispatch of %s to %s was in doubt: it did not commit", request.units, request.number
+    )
+    raise Unavailable(NOTHING_CHANGED)
+
+
 def _with(compiled: Compiled, params: dict[str, Any]) -> dict[str, Any]:
     return {**compiled.values, **params} if compiled.values else params
 
@@ -644,7 +716,11 @@ def _write(
     """Run the statement: the call's id and the dispatch time, or None when it wrote nothing
     (including when a unit or paramedic was taken by a dispatch that committed meanwhile)."""
     row = transactions.one_statement(
-        connections, statement.sql, _with(statement, params), tolerated=ACTIVE_ASSIGNMENT_INDEXES
+        connections,
+        statement.sql,
+        _with(statement, params),
+        tolerated=ACTIVE_ASSIGNMENT_INDEXES,
+        writes=True,
     )
     return None if row is None else (int(row[0]), row[1])
 

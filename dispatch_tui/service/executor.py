@@ -13,13 +13,19 @@ from dataclasses import dataclass
 from typing import Any, assert_never
 
 from dispatch_tui.rules import commands as c
-from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.rules.errors import DispatchError, OutcomeUnknown
 from dispatch_tui.rules.lifecycle import label
 from dispatch_tui.rules.recommend import NO_UNIT_AVAILABLE
+from dispatch_tui.rules.views import Listing
 from dispatch_tui.service.dispatch_service import DispatchService
 
 ACCEPTED = "✓"
 REFUSED = "✗"
+
+
+# `show calls --all` without --limit: the newest this many (the open calls alone are never cut).
+SHOW_ALL_LIMIT = 500
+AUDIT_LIMIT_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +33,12 @@ class Outcome:
     message: str
     data: Any
     kind: str  # what `data` is: call, calls, unit, units, hospital, hospitals, places, ...
+    # For a list that may be cut on purpose (calls, audit): how many rows there were in all.
+    total: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.total is not None and len(self.data) < self.total
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +115,15 @@ def execute(
             recs = service.recommend(number, limit=max(1, min(limit, 50)))
             top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else NO_UNIT_AVAILABLE
             return Outcome(top, recs, "recommendations")
-        case c.Show(what, everything):
+        case c.Show(what, everything, limit):
             data: list[Any]
             if what == "calls":
-                data = service.calls(open_only=not everything)
+                if limit is None and everything:
+                    limit = SHOW_ALL_LIMIT
+                listed = service.listed_calls(
+                    open_only=not everything, limit=None if limit is None else max(1, limit)
+                )
+                return _listed(listed, "calls", "calls")
             elif what == "units":
                 data = service.units()
             elif what == "hospitals":
@@ -115,16 +132,51 @@ def execute(
                 data = service.places()
             return Outcome(f"{len(data)} {what}", data, what)
         case c.Audit(number, limit):
-            entries = service.audit(number, limit=max(1, min(limit, 10_000)))
-            return Outcome(f"{len(entries)} audit entries", entries, "audit")
+            entries = service.listed_audit(number, limit=max(1, min(limit, AUDIT_LIMIT_MAX)))
+            return _listed(entries, "audit entries", "audit")
         case _:
             assert_never(command)  # mypy refuses a command without its case here
+
+
+def _listed(listing: Listing[Any], what: str, kind: str) -> Outcome:
+    """A list's outcome; one cut on purpose says so, and how to see more."""
+    shown, total = len(listing.rows), listing.total
+    message = (
+        f"showing the newest {shown:,} of {total:,} {what}; use --limit"
+        if listing.truncated
+        else f"{shown} {what}"
+    )
+    return Outcome(message, list(listing.rows), kind, total=total)
 
 
 def answer(service: DispatchService, operator: str, command: c.Command) -> Answer:
     """Run one command for a desk and say how it went; a refusal is an answer, not an exception."""
     try:
         outcome = execute(service, operator, command, read_back=False)
+    except OutcomeUnknown as err:
+        # Say which action: the dispatcher must look at that call or unit before repeating it.
+        return Answer(False, f"{what(command)}: outcome unknown; {err.message}")
     except DispatchError as err:
         return Answer(False, err.message)
     return Answer(True, outcome.message, outcome)
+
+
+def what(command: c.Command) -> str:
+    """A command in a few words, to name it in an answer (`M1 → C-1001`)."""
+    match command:
+        case c.Dispatch(number, units):
+            return f"{', '.join(units)} → {number}"
+        case c.NewCall(intake):
+            return f"new call '{intake.nature[:40]}'"
+        case c.SetUnitStatus(code, status):
+            return f"{code} {label(status)}"
+        case c.CancelUnit(code):
+            return f"cancel {code}"
+        case c.CancelCall(number) | c.CloseCall(number):
+            verb = "cancel" if isinstance(command, c.CancelCall) else "close"
+            return f"{verb} {number}"
+        case c.LocateUnit(code):
+            return f"position of {code}"
+        case c.SetHospitalStatus(code):
+            return f"hospital {code}"
+    return type(command).__name__

@@ -1,8 +1,11 @@
 """Transactions for the service: what PostgreSQL says, mapped to domain errors, and retries.
 
 A deadlock or serialization failure is retried a bounded number of times, then reported as a
-conflict; a lock held too long is "another desk is holding that record"; a lost connection is
-Unavailable with "nothing was changed" (the transaction was never committed).
+conflict; a lock held too long is "another desk is holding that record". A lost connection means
+two different things. Lost before the commit was sent, the transaction was never committed:
+Unavailable, "nothing was changed". Lost while the commit (or a statement that is its own
+transaction) was in flight, the server may have committed it: OutcomeUnknown, never "nothing was
+changed".
 
 `one_statement` runs the one statement that is a whole action (the dispatch) with the same
 mapping of errors, at the driver's level, on connections kept for it (`DriverConnections`).
@@ -11,21 +14,43 @@ mapping of errors, at the driver's level, on connections kept for it (`DriverCon
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db.engine import DriverConnections
-from dispatch_tui.rules.errors import Conflict, DispatchError, InvalidInput, Unavailable
+from dispatch_tui.rules.errors import (
+    IN_DOUBT,
+    NOTHING_CHANGED,
+    Conflict,
+    DispatchError,
+    InvalidInput,
+    OutcomeUnknown,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRIES = 3  # deadlock / serialization failure: retry, then report a conflict
+# How long an action whose commit was in doubt keeps asking a fresh connection how it ended.
+SETTLE_SECONDS = 3.0
+_XID = text("SELECT CAST(pg_current_xact_id() AS text)")
+_XACT_STATUS = text("SELECT pg_xact_status(CAST(:xid AS xid8))")
+
+
+class InDoubt(OutcomeUnknown):
+    """A statement that is its own transaction was in flight when its connection was lost;
+    `backend_pid` is the server process that ran it (to wait for before looking)."""
+
+    def __init__(self, backend_pid: int | None) -> None:
+        super().__init__(IN_DOUBT)
+        self.backend_pid = backend_pid
 
 
 @contextmanager
@@ -40,8 +65,12 @@ def one_statement(
     params: dict[str, Any],
     *,
     tolerated: Collection[str] = (),
+    writes: bool = False,
 ) -> tuple[Any, ...] | None:
     """Run one statement as a whole transaction (autocommit); its first row, if any.
+
+    `writes`: the statement may change something, so a connection lost once it was sent leaves
+    its outcome unknown (it is its own commit).
 
     The statement goes straight to the driver (psycopg, prepared), on one of `connections`: it
     skips SQLAlchemy's execution layer and its pool, which together cost the hot path more CPU
@@ -54,6 +83,7 @@ def one_statement(
         cursor = connections.take()
     except dbapi.Error as err:  # could not connect
         _raise_mapped(_wrapped(connections.engine, err, lost=False))
+    pid: int | None = cursor.connection.info.backend_pid  # known locally, no round trip
     try:
         row: tuple[Any, ...] | None = cursor.execute(sql, params, prepare=True).fetchone()
     except dbapi.IntegrityError as err:
@@ -67,6 +97,8 @@ def one_statement(
             connections.discard(cursor)  # dead: never used again
         else:
             connections.give_back(cursor)
+        if lost and writes:
+            raise InDoubt(pid) from err
         _raise_mapped(_wrapped(connections.engine, err, lost=lost))
     except BaseException:
         connections.discard(cursor)  # interrupted mid-statement: nobody should inherit it
@@ -87,21 +119,71 @@ def _wrapped(engine: Engine, err: Exception, *, lost: bool) -> StatementError:
     )
 
 
-def _raise_mapped(err: Exception) -> NoReturn:
-    with db_errors():
+def _raise_mapped(err: Exception, *, in_doubt: bool = False) -> NoReturn:
+    with db_errors(in_doubt=in_doubt):
         raise err
     raise AssertionError("db_errors swallowed an error")  # pragma: no cover
 
 
 def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
-    """Run `work` in one transaction; retry deadlocks and serialization failures."""
+    """Run `work` in one transaction; retry deadlocks and serialization failures.
+
+    A connection lost while `work` runs leaves nothing changed; lost during the commit, the
+    outcome is unknown (OutcomeUnknown), and the action is not retried.
+    """
     for attempt in range(1, RETRIES + 1):
         try:
-            with sessions() as session, db_errors(), session.begin():
-                return work(session)
+            with sessions() as session:
+                with db_errors():
+                    session.begin()
+                    result = work(session)
+                    # The transaction's id, for asking how it ended should the commit's reply
+                    # be lost (pg_xact_status).
+                    xid = str(session.execute(_XID).scalar_one())
+                try:
+                    with db_errors(in_doubt=True):
+                        session.commit()
+                except OutcomeUnknown:
+                    if committed(sessions.kw["bind"], xid):
+                        log.warning("commit of transaction %s was in doubt: it committed", xid)
+                        return result
+                    raise
+                return result
         except Retry:
             retried(attempt)
     raise Conflict("the database kept reporting conflicting changes; try again")
+
+
+def committed(engine: Engine, xid: str) -> bool:
+    """How a transaction whose commit was in flight when its connection died ended, asked on a
+    fresh connection: True when it committed; Unavailable ("nothing was changed") when it was
+    rolled back; OutcomeUnknown when the server cannot tell within SETTLE_SECONDS (it is down,
+    or the transaction is still finishing)."""
+    status = settle(engine, lambda conn: conn.execute(_XACT_STATUS, {"xid": xid}).scalar_one())
+    if status == "committed":
+        return True
+    if status == "aborted":
+        log.warning("commit of transaction %s was in doubt: it was rolled back", xid)
+        raise Unavailable(NOTHING_CHANGED)
+    raise OutcomeUnknown(IN_DOUBT)
+
+
+def settle(engine: Engine, ask: Callable[[Connection], Any]) -> Any:
+    """Ask a fresh connection `ask` until it answers something other than "in progress" (or
+    None), for at most SETTLE_SECONDS; None if it never could."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        answer = None
+        try:
+            with engine.connect() as conn:
+                answer = ask(conn)
+        except DBAPIError:
+            log.info("could not ask how an in-doubt change ended yet", exc_info=True)
+        if answer not in (None, "in progress"):
+            return answer
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 def retried(attempt: int) -> None:
@@ -121,8 +203,12 @@ class Retry(Exception):
 
 
 @contextmanager
-def db_errors() -> Iterator[None]:
-    """Map what PostgreSQL says to domain errors; anything unknown propagates as a bug."""
+def db_errors(*, in_doubt: bool = False) -> Iterator[None]:
+    """Map what PostgreSQL says to domain errors; anything unknown propagates as a bug.
+
+    `in_doubt`: a commit was in flight, so a lost connection leaves the outcome unknown.
+    """
+    lost = OutcomeUnknown(IN_DOUBT) if in_doubt else Unavailable(NOTHING_CHANGED)
     try:
         yield
     except DispatchError:
@@ -145,13 +231,11 @@ def db_errors() -> Iterator[None]:
         if state == "55P03":
             raise Conflict("another desk is holding that record; try again in a moment") from err
         if state is None or state.startswith("08") or state.startswith("57P"):
-            raise Unavailable("the dispatch database is unreachable; nothing was changed") from err
+            raise lost from err
         raise
     except DBAPIError as err:
         if err.connection_invalidated:
-            raise Unavailable(
-                "the connection to the dispatch database was lost; nothing was changed"
-            ) from err
+            raise lost from err
         if getattr(err.orig, "sqlstate", "") in ("40P01", "40001"):
             raise Retry from err
         raise

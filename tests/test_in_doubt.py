@@ -1,0 +1,141 @@
+"""A write whose commit was in flight when its connection died is never "nothing was changed".
+
+A proxy between the service and the server (`tests/fault_proxy.py`) passes a write's COMMIT (or
+the one-statement dispatch) to the server, lets the server save it, and loses the reply. The
+service then asks a fresh connection how the transaction ended (`pg_xact_status`, or, for the
+dispatch, what the tables hold once the server process that ran it has ended) and answers what
+really happened; when it cannot ask (the server is gone), the answer is "outcome unknown" with its
+own exit code, never "nothing was changed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from dispatch_tui.cli import main
+from dispatch_tui.db.engine import make_engine, make_sessionmaker
+from dispatch_tui.rules import commands
+from dispatch_tui.rules.errors import ExitCode, OutcomeUnknown
+from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.service import executor, transactions
+from dispatch_tui.service.dispatch_service import DispatchService
+from tests.fault_proxy import ReplyDropper, reply_dropper
+from tests.helpers import new_call
+
+
+@pytest.fixture
+def proxy(database_url: str) -> Iterator[ReplyDropper]:
+    with reply_dropper(database_url) as p:
+        yield p
+
+
+@pytest.fixture
+def behind(world: DispatchService, proxy: ReplyDropper) -> Iterator[DispatchService]:
+    """The service, its connections through the proxy."""
+    eng = make_engine(proxy.url, application_name="dispatch-tui-in-doubt")
+    try:
+        yield DispatchService(make_sessionmaker(eng), desk="test")
+    finally:
+        eng.dispose()
+
+
+def calls_named(engine: Engine, nature: str) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM calls WHERE nature = :n"), {"n": nature}
+            ).scalar_one()
+        )
+
+
+def test_a_call_saved_while_the_reply_was_lost_is_reported_taken(
+    behind: DispatchService, proxy: ReplyDropper, engine: Engine
+) -> None:
+    proxy.arm(b"COMMIT")
+    call = behind.create_call(
+        "alice", CallIntake(nature="Lost reply", place="Riverton Mall", priority=1)
+    )
+    assert proxy.dropped.is_set(), "the proxy did not lose the commit's reply"
+    assert call.nature == "Lost reply"
+    assert calls_named(engine, "Lost reply") == 1  # saved once, and said so
+
+
+def test_a_dispatch_saved_while_the_reply_was_lost_is_reported_done(
+    world: DispatchService, behind: DispatchService, proxy: ReplyDropper, engine: Engine
+) -> None:
+    number = new_call(world)
+    # The statement runs prepared: its parameters (the units as an array literal) travel with
+    # the message that executes it.
+    proxy.arm(b"{M1}")
+    done = behind.dispatch("alice", number, ["M1"])
+    assert proxy.dropped.is_set(), "the proxy did not lose the dispatch's reply"
+    assert done.units == ("M1",) and done.call_number == number
+    assert world.call(number).active_units == ("M1",)
+
+
+def test_a_status_change_saved_while_the_reply_was_lost_is_reported_done(
+    world: DispatchService, behind: DispatchService, proxy: ReplyDropper
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    proxy.arm(b"COMMIT")
+    unit = behind.unit_status("alice", "M1", "ON_SCENE")
+    assert proxy.dropped.is_set()
+    assert unit.status == "ON_SCENE" and world.call(number).status == "ON_SCENE"
+
+
+def test_when_the_server_cannot_be_asked_the_outcome_is_unknown(
+    behind: DispatchService,
+    proxy: ReplyDropper,
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transactions, "SETTLE_SECONDS", 0.3)
+    proxy.arm(b"COMMIT")
+    proxy.refuse_after_drop = True
+    with pytest.raises(OutcomeUnknown, match="may or may not have been saved") as caught:
+        behind.create_call(
+            "alice", CallIntake(nature="Unknown fate", place="Riverton Mall", priority=2)
+        )
+    assert "nothing was changed" not in caught.value.message
+    assert caught.value.exit_code == ExitCode.OUTCOME_UNKNOWN == 7
+    assert calls_named(engine, "Unknown fate") == 1  # it was saved: "nothing changed" would lie
+
+
+def test_the_cli_exits_7_when_the_outcome_is_unknown(
+    proxy: ReplyDropper,
+    world: DispatchService,
+    db_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    engine: Engine,
+) -> None:
+    monkeypatch.setattr(transactions, "SETTLE_SECONDS", 0.3)
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", proxy.url)
+    proxy.arm(b"COMMIT")
+    proxy.refuse_after_drop = True
+    code = main(["--json", "call", "new", "CLI unknown", "--place", "Riverton Mall", "-p", "2"])
+    out, err = capsys.readouterr()
+    assert code == 7, (out, err)
+    assert "may or may not have been saved" in err and "nothing was changed" not in err
+    assert '"kind": "outcome_unknown"' in out
+    assert calls_named(engine, "CLI unknown") == 1
+
+
+def test_a_desk_is_told_which_action_is_in_doubt(
+    world: DispatchService,
+    behind: DispatchService,
+    proxy: ReplyDropper,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(transactions, "SETTLE_SECONDS", 0.3)
+    number = new_call(world)
+    proxy.arm(b"{M2}")
+    proxy.refuse_after_drop = True
+    answer = executor.answer(behind, "alice", commands.Dispatch(number, ("M2",)))
+    assert not answer.ok
+    assert answer.message.startswith(f"M2 → {number}: outcome unknown;"), answer.message
+    assert world.call(number).active_units == ("M2",)  # saved, though the desk could not know
