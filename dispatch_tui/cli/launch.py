@@ -17,14 +17,17 @@ from dispatch_tui.config import DeskOptions, Settings
 from dispatch_tui.db.connect import Database, login_identity, open_database
 from dispatch_tui.db.engine import make_sessionmaker
 from dispatch_tui.rules.errors import Forbidden, InvalidInput
+from dispatch_tui.rules.views import Operator
+from dispatch_tui.service import staffing
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.read_service import ReadService
 
 
 def operator(db: Database, settings: Settings, ns: argparse.Namespace) -> str:
-    """The operator: with a personal (non-superuser) database login, that login and nobody else."""
-    login, superuser = login_identity(db.engine)
-    if superuser:
+    """The operator: with a personal database login, that login and nobody else; the schema's
+    owner (a superuser, the embedded server's login) acts for whoever --as names."""
+    login, owner = login_identity(db.engine)
+    if owner:
         return settings.operator
     asked = getattr(ns, "operator", None) or os.environ.get("DISPATCH_USER")
     if asked and asked.lower() != login.lower():
@@ -32,6 +35,20 @@ def operator(db: Database, settings: Settings, ns: argparse.Namespace) -> str:
             f"logged in to the database as {login}; --as/DISPATCH_USER cannot act as {asked[:40]}"
         )
     return login
+
+
+def viewer(
+    reader: ReadService, db: Database, settings: Settings, ns: argparse.Namespace
+) -> Operator:
+    """Who watches the board: an operator, or a wall display's own board login, which is on no
+    staff list (`admin add-operator NAME --role board`)."""
+    name = operator(db, settings, ns)
+    try:
+        return reader.operator(name)
+    except Forbidden:
+        if login_identity(db.engine)[1]:
+            raise  # the owner named someone (--as): they must be on the staff list
+        return staffing.wall_display(name)
 
 
 def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchService:
@@ -88,8 +105,8 @@ def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
         else service(db, settings, kind="desk")
     )
     # With a personal login the operator is that login; an unknown one is refused before the
-    # desk opens.
-    who = reader.operator(operator(db, settings, ns))
+    # desk opens (a board login watches the board as the wall display).
+    who = viewer(reader, db, settings, ns) if board else reader.operator(operator(db, settings, ns))
     options = DeskOptions.load()
     if ns.poll:
         options = replace(options, listen=False)

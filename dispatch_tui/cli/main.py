@@ -28,9 +28,8 @@ from dispatch_tui.db.connect import open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.rules import grammar
-from dispatch_tui.rules.enums import Role
 from dispatch_tui.rules.errors import DispatchError, ExitCode, Unavailable
-from dispatch_tui.service import demo, executor
+from dispatch_tui.service import demo, executor, staffing
 from dispatch_tui.service.read_service import ReadService
 
 log = logging.getLogger("dispatch_tui")
@@ -87,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         "add-operator", help="add a staff member and their login role", parents=[common]
     )
     add_op.add_argument("user", help="user name (also the PostgreSQL login)")
-    add_op.add_argument("--role", required=True, choices=[role.value for role in Role])
+    add_op.add_argument(
+        "--role",
+        required=True,
+        choices=staffing.ROLES,
+        help="a staff role, or board: a wall display's login that can only read",
+    )
     add_op.add_argument("--name", default="", help="full name")
     add_op.add_argument("--unit", help="the unit a paramedic crews")
     add_op.add_argument(

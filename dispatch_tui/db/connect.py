@@ -83,9 +83,16 @@ def _first_line(err: Exception) -> str:
 
 
 def login_identity(engine: Engine) -> tuple[str, bool]:
-    """Who the database says we are (`session_user`) and whether that login is a superuser."""
+    """Who the database says we are (`session_user`), and whether that login holds the rights
+    of the schema's owner (a superuser does; so does a managed server's admin login that ran
+    the migrations). Such a login could switch the audit log's triggers off, so it acts for
+    the operator `--as` names, as the audit trigger (migration 0004) lets it; any other login
+    is the operator itself."""
     with engine.connect() as conn:
         row = conn.execute(
-            text("SELECT session_user, rolsuper FROM pg_roles WHERE rolname = session_user")
+            text(
+                "SELECT session_user, pg_has_role(session_user, c.relowner, 'USAGE')"
+                " FROM pg_class c WHERE c.oid = 'audit_log'::regclass"
+            )
         ).one()
     return str(row[0]), bool(row[1])

@@ -51,12 +51,13 @@ def make_engine(
 ) -> Engine:
     """An engine; `read_only` makes every session on it read-only in PostgreSQL itself, so a
     supervisor's board cannot write even through a bug (the server refuses, not the app).
-    The login must be a member of `dispatch_board` (every login `admin add-operator` makes is)."""
+    The login must be a member of `dispatch_board` (every login `admin add-operator` makes is).
+    A session can undo both settings (`SET ROLE NONE`): only a board login, which is in
+    `dispatch_board` alone, cannot write whatever its session does."""
     options = f"-c lock_timeout={LOCK_TIMEOUT}"
     if read_only:
-        # Two locks on the door: every transaction read-only, and the session's rights narrowed
-        # to the SELECT-only group role (migration 0003), so turning read-only off still cannot
-        # write.
+        # Every transaction read-only, and the session's rights narrowed to the SELECT-only
+        # group role (migration 0003), so turning read-only off alone still cannot write.
         options += " -c default_transaction_read_only=on -c role=dispatch_board"
     engine = create_engine(
         normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False)),
@@ -184,7 +185,7 @@ class SchemaState:
 
 # The newest migration. Kept here so that every command's schema check is one small query and
 # needs no Alembic import (a test keeps it equal to the migrations' head).
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 
 
 def schema_state(engine: Engine) -> SchemaState:

@@ -319,7 +319,8 @@ class Assignment(Base):
 
 
 class AuditEntry(Base):
-    """Append-only log of every change: a trigger refuses UPDATE and DELETE."""
+    """Append-only log of every change: a trigger refuses UPDATE, DELETE and TRUNCATE, and
+    another stamps `at` and, for a personal login, the operator (migrations 0001, 0004)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (
