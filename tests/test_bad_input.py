@@ -235,6 +235,8 @@ WORDS = [
     *["--add", "--hospital", "--paramedic", "-p", "--priority", "-n", "--limit", "--beds"],
     *["--all", "--reason", "--disposition", "--divert-override", "--location", "--lat"],
     *["--json", "--db", "--as", "-h", "--help", "--version", "--", "-", "--hosp"],
+    *["--db=postgresql://u:pw@db/x", "--as=alice", "--a=bob", "--js", "--json=1", "--as="],
+    *["-83.", "-8.3e1", "-1e-3", "-inf", "40,5", "SHOW", "Calls", "UNIT", "STATUS"],
     *["'", '"', "\\", "[bold]", "'; DROP TABLE calls; --", "\x00", "\n", "#", "=", "--priority=2"],
 ]
 lines = st.one_of(
@@ -320,6 +322,100 @@ def test_service_errors_echo_input_on_one_printable_line(
     with pytest.raises(DispatchError) as caught:
         attempt(world)
     shown_as_is(caught.value)
+
+
+# -- the CLI's leading options, in every spelling argparse takes (no database) ---------------------
+
+# An option's spellings: two words, one word with `=`, and argparse's abbreviations of both.
+SPELLINGS: dict[str, Callable[[str], list[list[str]]]] = {
+    "--db": lambda v: [["--db", v], [f"--db={v}"], ["--d", v], [f"--d={v}"]],
+    "--as": lambda v: [["--as", v], [f"--as={v}"], ["--a", v], [f"--a={v}"]],
+    "--json": lambda v: [["--json"], ["--js"], ["--j"]],
+}
+# Values as argv holds them; none starts with '-' (`--as -x` is two options, `--as=-x` a value).
+option_words = st.text(st.characters(exclude_categories=("Cs",)), max_size=20).filter(
+    lambda v: not v.startswith("-")
+)
+OPTION_VALUES = {
+    "--db": st.one_of(
+        st.sampled_from(
+            [
+                "postgresql://u:hunter2@db:5432/dispatch",
+                "postgresql://db/x?host=/tmp&sslmode=disable",
+                "postgres://:p=w@[::1]/x",
+                "",
+            ]
+        ),
+        option_words,
+    ),
+    "--as": st.one_of(st.sampled_from(["alice", "Bob", "al ice", "a=b", ""]), option_words),
+    "--json": st.just(""),
+}
+# A shorthand, a verb, or a few of the bar's words: what follows the options.
+CLI_LINES = st.one_of(
+    st.sampled_from(
+        [
+            "d C-1042 M12",
+            "os M1",
+            "tx M1 MERCY",
+            "rec 1042",
+            "cx M1 --reason x",
+            "hs MERCY diversion",
+            "SHOW UNITS",
+            "loc M1 40 -83.",
+            "call new x -p 1 -l y",
+            "report --by Unit",
+        ]
+    ),
+    st.lists(
+        st.sampled_from([w for w in WORDS if w not in ("-h", "--help", "--version")]), max_size=5
+    ).map(" ".join),
+)
+leading_options = st.lists(st.sampled_from(sorted(SPELLINGS)), unique=True, max_size=3).flatmap(
+    lambda names: st.tuples(
+        *(
+            st.tuples(st.just(n), OPTION_VALUES[n], st.integers(0, len(SPELLINGS[n]("")) - 1))
+            for n in names
+        )
+    )
+)
+
+
+def cli_parse(parser: grammar.GrammarParser, words: list[str]) -> object:
+    """What the CLI makes of `words`: its typed command and options, or that it was refused."""
+    try:
+        ns = parser.parse_args(grammar.expand(words))
+    except InvalidInput:
+        return "refused"
+    return (
+        grammar.command_of(ns),
+        ns.verb,
+        getattr(ns, "db", None),
+        getattr(ns, "operator", None),
+        getattr(ns, "json", False),
+    )
+
+
+@settings(
+    max_examples=examples(300),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(options=leading_options, line=CLI_LINES)
+def test_every_spelling_of_a_leading_option_means_the_same(
+    options: tuple[tuple[str, str, int], ...], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--as=alice d C-1042 M12` once answered "unknown command 'd'": a shorthand hid behind an
+    # option written with `=`. Whatever the spelling, the CLI must read the same request.
+    from dispatch_tui.cli.main import build_parser
+
+    parser = build_parser()
+    words = line.split()
+    spelled = [w for name, value, i in options for w in SPELLINGS[name](value)[i]]
+    canonical = [w for name, value, _ in options for w in SPELLINGS[name](value)[0]]
+    event("spelled otherwise" if spelled != canonical else "canonical")
+    assert cli_parse(parser, spelled + words) == cli_parse(parser, canonical + words)
+    assert capsys.readouterr() == ("", "")
 
 
 # -- create_call ------------------------------------------------------------------------------------
@@ -786,6 +882,57 @@ def test_cli_unit_locate_fuzz(
     else:
         assert snapshot(engine) == before
         assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.usefixtures("db_env")
+@settings(
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    db_spelling=st.integers(0, 3),
+    user=mostly(spellings(["alice", "bob", "carol"]), argv_texts).filter(
+        lambda v: not v.startswith("-")
+    ),
+    as_spelling=st.integers(0, 3),
+    json=st.sampled_from([[], ["--json"], ["--js"]]),
+    command=st.sampled_from(
+        [["rec", "{call}"], ["show", "units"], ["os", "M1"], ["d", "{call}", "M1"], ["cx", "M2"]]
+    ),
+)
+def test_cli_options_written_with_equals_fuzz(
+    world: DispatchService,
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    db_spelling: int,
+    user: str,
+    as_spelling: int,
+    json: list[str],
+    command: list[str],
+) -> None:
+    # The real CLI, with `--db` and `--as` spelt every way argparse takes them, before a
+    # shorthand: a typed answer and one line, as with the two-word spelling; never exit 1.
+    clear_the_board(engine)
+    number = world.create_call("alice", CallIntake(nature="Fall", location="x", priority=2)).number
+    capsys.readouterr()
+    before = snapshot(engine)
+    words = [
+        *SPELLINGS["--db"](database_url)[db_spelling],
+        *SPELLINGS["--as"](user)[as_spelling],
+        *json,
+        *(word.format(call=number) for word in command),
+    ]
+    code = main(words)
+    out, err = capsys.readouterr()
+    event(f"exit {code}")
+    assert code in CLI_CODES, (code, err)
+    assert "Traceback" not in err and "Traceback" not in out
+    assert "unknown command" not in err, err  # the shorthand was read as one
+    if code != 0:
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert snapshot(engine) == before
 
 
 @pytest.mark.usefixtures("db_env")

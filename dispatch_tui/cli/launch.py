@@ -55,13 +55,23 @@ def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchServ
     return DispatchService(make_sessionmaker(db.engine), desk=f"{kind}@{settings.desk}")
 
 
+# A drill of a year is long enough; past that, --duration was a mistake (or inf).
+MAX_DURATION = 366 * 24 * 3600.0
+
+
 def simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     from dispatch_tui.service import simulate
 
-    if not 0 <= ns.calls_per_hour <= 3600 or not 0 < ns.speed <= 3600:
-        raise InvalidInput("--calls-per-hour must be 0–3600 and --speed above 0, at most 3600")
-    if ns.duration is not None and ns.duration <= 0:
-        raise InvalidInput("--duration must be a positive number of seconds")
+    # Every comparison with NaN is false: each bound is written as what must hold.
+    if not 0 <= ns.calls_per_hour <= 3600:
+        raise InvalidInput(f"--calls-per-hour must be 0–3600, not {ns.calls_per_hour:g}")
+    if not 0 < ns.speed <= 3600:
+        raise InvalidInput(f"--speed must be above 0, at most 3600, not {ns.speed:g}")
+    if ns.duration is not None and not 0 < ns.duration <= MAX_DURATION:
+        raise InvalidInput(
+            f"--duration must be above 0, at most {MAX_DURATION:.0f} seconds, not "
+            f"{ns.duration:g} (leave it out to run until Ctrl-C)"
+        )
     db = open_database(
         settings.database_url, settings.data_dir, application_name="dispatch-tui simulator"
     )

@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from dispatch_tui import __version__
 from dispatch_tui.cli import launch
+from dispatch_tui.cli.logfile import MaskingFormatter, mask, private_file_handler, secrets_of
 from dispatch_tui.cli.output import json_document, print_outcome
 from dispatch_tui.config import Settings
 from dispatch_tui.db.connect import open_database
@@ -73,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", help="start (ISO 8601, shift, or an age like 8h; default 24h)")
     report.add_argument("--until", help="end (default now)")
     report.add_argument(
-        "--by", choices=["priority", "unit", "hospital"], help="break the numbers down"
+        "--by",
+        type=str.lower,
+        choices=["priority", "unit", "hospital"],
+        help="break the numbers down",
     )
     report.add_argument(
         "--csv", metavar="FILE", help="one row per assignment with NEMSIS-style times"
@@ -158,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     try:
         ns = build_parser().parse_args(grammar.expand(args))
+        as_json = as_json or bool(getattr(ns, "json", False))  # also --js: an abbreviation
         settings = Settings.load(
             database_url=getattr(ns, "db", None), operator=getattr(ns, "operator", None), desk=None
         )
@@ -165,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(err.exit_code, err.kind, err.message, as_json)
     except SystemExit as done:  # --help and --version print and stop: that is success
         return done.code if isinstance(done.code, int) else 0
-    _log_to_file(settings.log_file)
+    # --db wins over DISPATCH_DATABASE_URL, but neither password may reach the log.
+    urls = [settings.database_url, os.environ.get("DISPATCH_DATABASE_URL")]
+    _log_to_file(settings.log_file, secrets_of(urls))
     try:
         return _run(ns, settings, out, as_json)
     except DispatchError as err:
@@ -179,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         log.exception(
             "unexpected error in %r as %s on %s",
-            [("(--db URL)" if i and args[i - 1] == "--db" else a) for i, a in enumerate(args)],
+            # The file's formatter masks passwords too; argv is masked here as well, so that no
+            # other handler ever sees one (`--db URL`, `--db=URL`, a URL anywhere).
+            [mask(a) for a in args],
             settings.operator,
             _redacted(settings),
         )
@@ -212,23 +221,28 @@ def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
     return int(code)
 
 
-def _log_to_file(path: Path) -> None:
-    """Logs go to a file, never over the terminal; no file at all is better than a crash."""
+def _log_to_file(path: Path, secrets: list[str]) -> None:
+    """Logs go to a file, never over the terminal; no file at all is better than a crash.
+
+    The file is private (0600) and every line written to it has its passwords masked
+    (`cli/logfile.py`)."""
     global _log_handler
     root = logging.getLogger()
+    formatter = MaskingFormatter(
+        "%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s", secrets
+    )
     if _log_handler is not None:
-        if getattr(_log_handler, "baseFilename", None) == str(path.absolute()):
+        same = getattr(_log_handler, "baseFilename", None) == str(path.absolute())
+        if same and path.exists():  # (tests run main() many times, and remove their files)
+            _log_handler.setFormatter(formatter)  # this run's URL may differ from the last's
             return
         root.removeHandler(_log_handler)
         _log_handler.close()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        handler: logging.Handler = private_file_handler(path)
     except OSError:
         handler = logging.NullHandler()
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s")
-    )
+    handler.setFormatter(formatter)
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     _log_handler = handler

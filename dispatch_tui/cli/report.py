@@ -23,9 +23,16 @@ from dispatch_tui.rules.norms import clock
 from dispatch_tui.service.read_service import ReadService
 
 AGE = re.compile(r"^(\d{1,5})\s*([mhd])$")
+# What PostgreSQL takes in a timestamptz: offsets up to 15:59 (Python allows 23:59). The years
+# are the report's own bound, well inside both PostgreSQL's range and Python's, whose ends a
+# conversion to local time would overflow (0001-01-01 in UTC-5 is before year 1).
+MAX_OFFSET = timedelta(hours=15, minutes=59, seconds=59)
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 def parse_time(value: str, now: datetime) -> datetime:
+    """A time as typed on the command line; InvalidInput for one PostgreSQL would refuse."""
     text = value.strip().lower()
     if text == "now":
         return now
@@ -34,14 +41,32 @@ def parse_time(value: str, now: datetime) -> datetime:
     match = AGE.match(text)
     if match:
         amount, unit = int(match.group(1)), match.group(2)
-        return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+        parsed = now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    else:
+        parsed = _iso_time(value)
+    try:
+        # A naive time is local time; the report prints its window in local time too.
+        parsed = parsed.astimezone() if parsed.tzinfo is None else parsed
+        in_range = EARLIEST <= parsed <= LATEST
+        parsed.astimezone()
+    except (OverflowError, ValueError, OSError):  # beyond what the local clock can show
+        in_range = False
+    if not in_range:
+        raise InvalidInput(f"'{value[:32]}' is out of range (years {EARLIEST:%Y} to {LATEST:%Y})")
+    return parsed
+
+
+def _iso_time(value: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(
             f"'{value[:32]}' is not a time (ISO 8601, now, shift, or an age like 8h)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.astimezone()
+    offset = parsed.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        raise InvalidInput(f"'{value[:32]}' has a UTC offset out of range (from -15:59 to +15:59)")
+    return parsed
 
 
 def run(

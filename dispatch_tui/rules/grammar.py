@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import shlex
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -55,8 +56,22 @@ VERB_SHORTHANDS: dict[str, list[str]] = {
 }
 
 
+# A word that is a negative number, not an option: every spelling float() takes (`-83.`,
+# `-8.3e1`, `-inf`), and a decimal comma (`-82,99`) so that validation says what is wrong with
+# it. argparse's own test knows only `-83` and `-83.5`, and took `unit locate M1 40 -83.` for
+# a missing longitude.
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(?:(?:\d[\d_]*(?:[.,][\d_]*)?|[.,]\d[\d_]*)(?:e[-+]?\d+)?|inf(?:inity)?|nan)$", re.I
+)
+
+
 class GrammarParser(argparse.ArgumentParser):
     """argparse that raises `InvalidInput` instead of printing usage and exiting."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse's private hook for this test; no option of ours looks like a number.
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         if message.startswith("argument command: invalid choice:"):
@@ -91,11 +106,27 @@ _LEADING_OPTIONS = {
 def expand(tokens: Sequence[str]) -> list[str]:
     """Rewrite a dispatcher shorthand into the canonical verb words (after any leading options)."""
     i = 0
-    while i < len(tokens) and tokens[i] in _LEADING_OPTIONS:
-        i += 2 if _LEADING_OPTIONS[tokens[i]] else 1
+    while i < len(tokens) and (width := _leading_option(tokens[i])):
+        i += width
     if i >= len(tokens):
         return list(tokens)
     return list(tokens[:i]) + _expand_verb(tokens[i:])
+
+
+def _leading_option(token: str) -> int:
+    """How many words a leading option takes up, as argparse reads it: `--db URL` two,
+    `--db=URL` one, an abbreviation (`--js`) like the option itself; 0 when it is no option."""
+    name, equals, _ = token.partition("=")
+    if name not in _LEADING_OPTIONS and name.startswith("--"):
+        matches = [option for option in _LEADING_OPTIONS if option.startswith(name)]
+        name = matches[0] if len(matches) == 1 else name
+    if name not in _LEADING_OPTIONS or (equals and not _LEADING_OPTIONS[name]):
+        return 0
+    return 2 if _LEADING_OPTIONS[name] and not equals else 1
+
+
+# Verbs whose second word is a verb too (`call new`, `server start`).
+_GROUPS = ("call", "unit", "hospital", "server", "db", "demo", "admin")
 
 
 def _expand_verb(tokens: Sequence[str]) -> list[str]:
@@ -110,7 +141,12 @@ def _expand_verb(tokens: Sequence[str]) -> list[str]:
         return words + extra
     if head in VERB_SHORTHANDS:
         return VERB_SHORTHANDS[head] + rest
-    return [tokens[0], *rest]
+    if head.startswith("-"):
+        return [tokens[0], *rest]
+    # Verbs in any case, as the shorthands are (caps lock on at the bar: `SHOW CALLS`).
+    if head in _GROUPS and rest and not rest[0].startswith("-"):
+        rest[0] = rest[0].lower()
+    return [head, *rest]
 
 
 def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
@@ -287,7 +323,7 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         verb="show",
         build=lambda ns: commands.Show(ns.what, ns.all),
     )
-    show_all.add_argument("what", choices=["calls", "units", "hospitals", "places"])
+    show_all.add_argument("what", type=str.lower, choices=["calls", "units", "hospitals", "places"])
     show_all.add_argument("--all", action="store_true", help="calls: include closed and cancelled")
 
     audit = verb(

@@ -87,6 +87,26 @@ def unit_step(
     raise Conflict(f"{unit} cannot go from {label(current)} to {label(target)}")
 
 
+def check_consistent(unit: str, status: str, call: str | None) -> None:
+    """Refuse to act on a unit whose status and assignment disagree.
+
+    The service keeps the two together: a busy unit is on exactly one call, any other on none.
+    A direct SQL change (which a dispatcher's login may make) can break the pair, and no step may
+    build on a broken one: the answer names it, and how to mend it.
+    """
+    busy = UnitStatus(status) in BUSY
+    if busy and call is None:
+        raise Conflict(
+            f"{unit} is {label(status)} but on no call; its status was changed outside the "
+            "desk: correct it in the database"
+        )
+    if not busy and call is not None:
+        raise Conflict(
+            f"{unit} is {label(status)} but still on {call}; its status was changed outside "
+            f"the desk: cancel {call} to release it, or correct it in the database"
+        )
+
+
 def call_status_for(active_unit_statuses: list[UnitStatus]) -> CallStatus | None:
     """Status of a call from its active units; None when it has no active unit."""
     stages = [_CALL_FOR_UNIT[s] for s in active_unit_statuses if s in _CALL_FOR_UNIT]

@@ -121,6 +121,10 @@ def coordinate(lat: float | str, lon: float | str) -> tuple[float, float]:
     try:
         la, lo = float(lat), float(lon)
     except (TypeError, ValueError, OverflowError):
+        if any(isinstance(v, str) and "," in v for v in (lat, lon)):  # 40,02: a decimal comma
+            raise InvalidInput(
+                "write latitude and longitude with a decimal point (like 40.02 -82.99)"
+            ) from None
         raise InvalidInput("latitude and longitude must be numbers (like 40.02 -82.99)") from None
     if (
         not (math.isfinite(la) and math.isfinite(lo))

@@ -181,6 +181,8 @@ class DispatchService(ReadService):
             )
             values: dict[str, Any] = {}
             dest: int | None = None
+            # Every step with a time column or a destination starts from a busy status, and
+            # lock_unit_on_call has refused a busy unit on no call: these hold.
             if step.needs_destination:
                 assert assignment is not None and call is not None
                 chosen = hcode or steps.code_of(

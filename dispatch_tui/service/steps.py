@@ -172,6 +172,8 @@ def lock_unit_on_call(s: Session, code: str) -> tuple[Unit, Call | None, Assignm
     )
     if (assignment.call_id if assignment else None) != seen:
         raise Conflict(f"{code} changed at another desk a moment ago; look again")
+    # A busy unit has its assignment and its call from here on (a direct SQL change can part them).
+    lifecycle.check_consistent(code, unit.status, call.number if call else None)
     return unit, call, assignment
 
 

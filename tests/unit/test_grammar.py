@@ -94,3 +94,52 @@ def test_leading_cli_options_do_not_hide_the_shorthand() -> None:
         "M1",
         "on_scene",
     ]
+
+
+@pytest.mark.parametrize(
+    "leading",
+    [
+        ["--as=alice"],
+        ["--db=postgresql://u:pw@db/x?host=/tmp"],
+        ["--db=postgresql://x", "--as=alice", "--json"],
+        ["--d", "postgresql://x", "--a=alice", "--js"],  # argparse's abbreviations
+    ],
+)
+def test_shorthands_follow_options_written_with_equals(leading: list[str]) -> None:
+    words = expand([*leading, "d", "C-1002", "M4"])
+    assert words == [*leading, "dispatch", "C-1002", "M4"]
+    assert command_of(build_parser().parse_args(words)) == c.Dispatch("C-1002", ("M4",))
+
+
+def test_an_equals_on_a_flag_is_no_option_to_skip() -> None:
+    # `--json=x` is refused by argparse, not taken for a leading option and its value.
+    assert expand(["--json=x", "os", "M1"]) == ["--json=x", "os", "M1"]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # Every negative number float() reads is a number, not a missing argument.
+        ("loc M1 40 -83.", c.LocateUnit("M1", "40", "-83.")),
+        ("loc M1 -4e1 -8.3e1", c.LocateUnit("M1", "-4e1", "-8.3e1")),
+        (
+            "call new x -p 1 -l y --lat -1E-3 --lon -.5",
+            c.NewCall(CallIntake(nature="x", location="y", priority="1", lat="-1E-3", lon="-.5")),
+        ),
+        # Verbs in any case, as the shorthands are (caps lock at the bar).
+        ("SHOW CALLS", c.Show("calls")),
+        ("Call Show C-7", c.ShowCall("C-7")),
+        ("UNIT STATUS M1 ON_SCENE", c.SetUnitStatus("M1", "ON_SCENE")),
+    ],
+)
+def test_valid_lines_once_refused(line: str, expected: c.Command) -> None:
+    assert parse_line(line) == expected
+
+
+def test_a_decimal_comma_reaches_the_check_that_names_it() -> None:
+    # It was "the following arguments are required: lon"; now the position check says what is wrong.
+    assert parse_line("loc M1 40,5 -82,99") == c.LocateUnit("M1", "40,5", "-82,99")
+
+
+def test_report_breakdown_in_any_case() -> None:
+    assert build_parser().parse_args(["report", "--by", "Unit"]).by == "unit"

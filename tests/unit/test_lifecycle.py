@@ -8,7 +8,14 @@ import pytest
 
 from dispatch_tui.rules.enums import CallStatus, UnitStatus
 from dispatch_tui.rules.errors import Conflict
-from dispatch_tui.rules.lifecycle import UNIT_STEPS, UnitStep, call_status_for, label, unit_step
+from dispatch_tui.rules.lifecycle import (
+    UNIT_STEPS,
+    UnitStep,
+    call_status_for,
+    check_consistent,
+    label,
+    unit_step,
+)
 
 U = UnitStatus
 
@@ -155,3 +162,34 @@ def test_a_call_with_one_unit_follows_it(unit: UnitStatus, call: CallStatus) -> 
 )
 def test_a_call_follows_its_most_advanced_unit(units: list[UnitStatus], call: CallStatus) -> None:
     assert call_status_for(units) == call
+
+
+# -- a unit whose status and assignment disagree (a direct SQL change) -------------------------------
+
+
+@pytest.mark.parametrize("status", [U.EN_ROUTE, U.ON_SCENE, U.TRANSPORTING, U.AT_HOSPITAL])
+def test_a_busy_unit_on_no_call_is_named_as_such(status: UnitStatus) -> None:
+    with pytest.raises(Conflict) as err:
+        check_consistent("M6", status, None)
+    assert err.value.message == (
+        f"M6 is {label(status)} but on no call; its status was changed outside the desk: "
+        "correct it in the database"
+    )
+
+
+@pytest.mark.parametrize("status", [U.AVAILABLE, U.OUT_OF_SERVICE])
+def test_a_free_unit_still_on_a_call_is_named_as_such(status: UnitStatus) -> None:
+    with pytest.raises(Conflict) as err:
+        check_consistent("M6", status, "C-1002")
+    assert err.value.message == (
+        f"M6 is {label(status)} but still on C-1002; its status was changed outside the desk: "
+        "cancel C-1002 to release it, or correct it in the database"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "call"),
+    [(U.AVAILABLE, None), (U.OUT_OF_SERVICE, None), (U.EN_ROUTE, "C-1"), (U.AT_HOSPITAL, "C-1")],
+)
+def test_a_consistent_unit_passes(status: UnitStatus, call: str | None) -> None:
+    assert check_consistent("M6", status, call) is None

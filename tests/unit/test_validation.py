@@ -343,3 +343,10 @@ def test_blank_coordinates_mean_no_position() -> None:
         intake(CallIntake(nature="Fall", place="Mall", priority=1, lat="", lon=None)).position
         is None
     )
+
+
+@pytest.mark.parametrize(("lat", "lon"), [("40,02", "-82.99"), ("40.02", "-82,99"), ("40.02,", 0)])
+def test_a_decimal_comma_is_named(lat: object, lon: object) -> None:
+    assert refused(v.coordinate, lat, lon) == (
+        "write latitude and longitude with a decimal point (like 40.02 -82.99)"
+    )
