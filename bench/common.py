@@ -210,19 +210,23 @@ def add_units(engine: Engine, count: int, prefix: str = "U", capability: str = "
         return list(codes)
 
 
-def add_pending_calls(engine: Engine, count: int, tag: str = "bench") -> list[str]:
-    """`count` pending P1 calls with positions; returns their numbers in creation order."""
+def add_pending_calls(
+    engine: Engine, count: int, tag: str = "bench", priorities: int = 1
+) -> list[str]:
+    """`count` pending calls with positions, P1 (or, with `priorities` = 4, P2, P3, P4, P1, ...
+    in turn); returns their numbers in creation order."""
     with engine.begin() as conn:
         rows = conn.execute(
             text("""
                 INSERT INTO calls (location_text, lat, lon, nature, priority, created_by_id)
                 SELECT :tag || ' street ' || g, 40.0 + (g % 50) * 0.001, -83.0 + (g % 40) * 0.001,
-                       'Chest pain', 1, (SELECT id FROM staff WHERE username = 'alice')
+                       'Chest pain', 1 + g % :priorities,
+                       (SELECT id FROM staff WHERE username = 'alice')
                 FROM generate_series(1, :count) AS g
                 ORDER BY g
                 RETURNING number
             """),
-            {"tag": tag, "count": count},
+            {"tag": tag, "count": count, "priorities": priorities},
         ).scalars()
         return list(rows)
 

@@ -1,14 +1,19 @@
-"""4. Refresh cost against the size of the history: 1k versus 100k closed calls, 500 units.
+"""4. Refresh cost against the size of the history (1k versus 100k closed calls, 500 units, 200
+open calls) and against a storm's open calls (10,000 open calls, 1,000 units).
 
-Two databases on one throwaway server, identical but for the history (closed calls, each with a
-cleared assignment carrying every NEMSIS time, spread over the last weeks). In each, unit U1 is
-on an open call. Measured per refresh of that one change, as the desk's listener does it:
+Three databases on one throwaway server. Two are identical but for the history (closed calls,
+each with a cleared assignment carrying every NEMSIS time, spread over the last weeks): 500 units,
+200 open calls (P1-P4), 100 of them with a unit on the way. The third is a storm: 1,000 units and
+10,000 open calls, 500 with a unit on the way. In each, unit U1 is on an open call. Measured per
+refresh of one change, as the desk's listener does it:
 
 * `ReadService.changed(unit_ids=[U1], call_ids=[its call])`, the read, alternating between the
-  two databases so that a burst of load on the machine hits both alike;
-* `DeskScreen.apply` of that partial snapshot on a headless desk (the unit's status alternates,
-  so a cell really changes); the goal is judged on changed + apply. Shown besides: the time until
-  the screen has been redrawn after the apply, which does not depend on the history.
+  databases so that a burst of load on the machine hits them alike;
+* `DeskScreen.apply` of that partial snapshot on a headless desk, for two changes: U1's status
+  (it alternates, so a cell really changes), and a pending P2 call dispatched (it alternates
+  between pending and dispatched, so it leaves one pane for the other and the panes re-sort);
+  the goals are judged on changed + apply. Shown besides: the time until the screen has been
+  redrawn after the apply.
 
 Reference: the same rows read by primary key with bare psycopg (unit, call, the call's
 assignments), in each database. Also shown: the full `snapshot()` a desk loads at start and after
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
@@ -38,11 +44,25 @@ from bench.common import (
 )
 
 HISTORIES = (1_000, 100_000)
-UNITS = 500  # in all, with the 12 of the demo area
-OPEN_CALLS = 20
+
+
+@dataclass(frozen=True)
+class Size:
+    units: int  # in all, with the 12 of the demo area
+    open_calls: int  # P1, P2, P3, P4 in turn
+    dispatched: int  # of them, each with one unit on the way
+    history: int
+
+
+TODAY = Size(units=500, open_calls=200, dispatched=100, history=HISTORIES[0])
+DATABASES = {
+    f"history_{HISTORIES[0]}": TODAY,
+    f"history_{HISTORIES[1]}": dataclasses.replace(TODAY, history=HISTORIES[1]),
+    "storm": Size(units=1_000, open_calls=10_000, dispatched=500, history=HISTORIES[0]),
+}
 READS = 200
 SNAPSHOTS = 10
-APPLIES = 20  # each waits for a redraw, which as shipped takes ~0.3 s with 500 units
+APPLIES = 20  # of each change; each waits for a redraw
 
 _RAW_READS = (
     "SELECT * FROM units WHERE id = %(unit)s",
@@ -51,52 +71,65 @@ _RAW_READS = (
 )
 
 
-def prepare(srv: BenchServer, database: str, history: int) -> tuple[int, int]:
-    """A database with UNITS units, OPEN_CALLS pending calls and `history` closed calls; U1 is
-    dispatched to the first pending call. Returns (U1's id, that call's id)."""
+@dataclass(frozen=True)
+class Target:
+    unit_id: int  # U1
+    call_id: int  # U1's call
+    pending_id: int  # a pending P2 call, the one the second change dispatches
+
+
+def prepare(srv: BenchServer, database: str, size: Size) -> Target:
+    """A database of `size`: U1 is dispatched to the first open call, the next `dispatched` - 1
+    calls have a unit each."""
     url = srv.dispatch_database(database)
     engine, service = service_for(url)
     try:
-        add_units(engine, UNITS - 12)
-        calls = add_pending_calls(engine, OPEN_CALLS)
-        add_history(srv, database, history)
-        view = service.dispatch("alice", calls[0], ["U1"])
+        units = add_units(engine, size.units - 12)
+        calls = add_pending_calls(engine, size.open_calls, priorities=4)
+        add_history(srv, database, size.history)
+        for number, unit in zip(calls[: size.dispatched], units, strict=False):
+            service.dispatch("alice", number, [unit])
+        by_number = {c.number: c for c in service.calls()}
+        first = by_number[calls[0]]
+        # A pending P2 call halfway down the list: dispatching it moves it between the panes,
+        # which then re-sort.
+        pending = [by_number[n] for n in calls[size.dispatched :] if by_number[n].priority == 2]
         unit_id = next(u.id for u in service.units() if u.code == "U1")
-        return unit_id, view.call_id
+        return Target(unit_id, first.id, pending[len(pending) // 2].id)
     finally:
         engine.dispose()
 
 
-def time_reads(
-    srv: BenchServer, targets: dict[int, tuple[int, int]]
-) -> dict[int, dict[str, list[float]]]:
+def time_reads(srv: BenchServer, targets: dict[str, Target]) -> dict[str, dict[str, list[float]]]:
     """Time the reads in every database, alternating between them on each repeat, so a burst
-    of load on the machine hits both history sizes alike."""
-    services = {h: service_for(srv.url(f"history_{h}")) for h in targets}
-    raws = {h: psycopg.connect(srv.conninfo(f"history_{h}")) for h in targets}
-    out: dict[int, dict[str, list[float]]] = {
-        h: {"changed": [], "snapshot": [], "raw": []} for h in targets
+    of load on the machine hits them alike."""
+    services = {db: service_for(srv.url(db)) for db in targets}
+    raws = {db: psycopg.connect(srv.conninfo(db)) for db in targets}
+    out: dict[str, dict[str, list[float]]] = {
+        db: {"changed": [], "snapshot": [], "raw": []} for db in targets
     }
     try:
         for i in range(READS + 20):  # the first 20 warm pools, caches and the server's buffers
-            for history, (unit_id, call_id) in targets.items():
-                service = services[history][1]
+            for db, target in targets.items():
+                service = services[db][1]
                 t0 = time.perf_counter()
-                service.changed(unit_ids=[unit_id], call_ids=[call_id])
+                service.changed(unit_ids=[target.unit_id], call_ids=[target.call_id])
                 t1 = time.perf_counter()
-                conn = raws[history]
+                conn = raws[db]
                 with conn.transaction():
                     for statement in _RAW_READS:
-                        conn.execute(statement, {"unit": unit_id, "call": call_id}).fetchall()  # type: ignore[arg-type]
+                        conn.execute(
+                            statement, {"unit": target.unit_id, "call": target.call_id}
+                        ).fetchall()
                 t2 = time.perf_counter()
                 if i >= 20:
-                    out[history]["changed"].append(t1 - t0)
-                    out[history]["raw"].append(t2 - t1)
+                    out[db]["changed"].append(t1 - t0)
+                    out[db]["raw"].append(t2 - t1)
         for _ in range(SNAPSHOTS):
-            for history in targets:
+            for db in targets:
                 t0 = time.perf_counter()
-                services[history][1].snapshot()
-                out[history]["snapshot"].append(time.perf_counter() - t0)
+                services[db][1].snapshot()
+                out[db]["snapshot"].append(time.perf_counter() - t0)
     finally:
         for engine, _ in services.values():
             engine.dispose()
@@ -106,9 +139,9 @@ def time_reads(
 
 
 def time_applies(
-    srv: BenchServer, database: str, unit_id: int, call_id: int
+    srv: BenchServer, database: str, target: Target, size: Size
 ) -> dict[str, list[float]]:
-    """Apply the partial snapshot of the change to a headless desk, APPLIES times."""
+    """Apply the partial snapshot of each change to a headless desk, APPLIES times each."""
     from dispatch_tui.app import DispatchApp
     from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
     from dispatch_tui.screens.desk import DeskScreen
@@ -126,29 +159,43 @@ def time_applies(
         clock=False,
     )
     app = DispatchApp(DeskContext(service, service.operator("alice"), "bench", url, options))
-    change = service.changed(unit_ids=[unit_id], call_ids=[call_id])
+    change = service.changed(unit_ids=[target.unit_id], call_ids=[target.call_id])
     unit = change.units[0]
     statuses = ("ON_SCENE", "EN_ROUTE")
-    out: dict[str, list[float]] = {"apply": [], "painted": []}
+    (pending,) = service.changed(call_ids=[target.pending_id]).calls
+    dispatched = dataclasses.replace(
+        pending, status="DISPATCHED", first_dispatched_at=change.db_now
+    )
+    out: dict[str, list[float]] = {"apply": [], "painted": [], "apply_call": [], "painted_call": []}
 
     async def main() -> None:
         async with app.run_test(size=(160, 48)) as pilot:
             screen = app.desk
             assert isinstance(screen, DeskScreen)
-            deadline = time.monotonic() + 30
-            while len(screen.units.rows_by_key) < UNITS:
+            deadline = time.monotonic() + 60
+
+            def loaded() -> bool:
+                calls = len(screen.pending.rows_by_key) + len(screen.active.rows_by_key)
+                return len(screen.units.rows_by_key) == size.units and calls == size.open_calls
+
+            while not loaded():
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the desk did not load its units")
+                    raise RuntimeError("the desk did not load its units and calls")
                 await pilot.pause(0.01)
-            await pilot.pause(0.2)
+            await pilot.pause(0.5)
             loop = asyncio.get_running_loop()
-            for i in range(APPLIES):
-                # Each snapshot newer than the last, so the desk takes it; the status alternates.
-                snapshot = dataclasses.replace(
-                    change,
-                    db_now=change.db_now + timedelta(seconds=i + 1),
-                    units=(dataclasses.replace(unit, status=statuses[i % 2]),),
-                )
+            for i in range(2 * APPLIES):
+                # Each snapshot newer than the last, so the desk takes it. The changes alternate:
+                # U1's status (it alternates), then the P2 call dispatched or back to pending.
+                at = change.db_now + timedelta(seconds=i + 1)
+                if i % 2 == 0:
+                    unit_now = dataclasses.replace(unit, status=statuses[i // 2 % 2])
+                    snapshot = dataclasses.replace(change, db_now=at, units=(unit_now,))
+                    apply, painted_key = "apply", "painted"
+                else:
+                    call = dispatched if i // 2 % 2 == 0 else pending
+                    snapshot = dataclasses.replace(change, db_now=at, calls=(call,), units=())
+                    apply, painted_key = "apply_call", "painted_call"
                 painted = loop.create_future()
                 t0 = time.perf_counter()
                 screen.apply(SnapshotLoaded(snapshot))
@@ -157,8 +204,8 @@ def time_applies(
                     lambda f=painted: f.done() or f.set_result(time.perf_counter())
                 )
                 done = await asyncio.wait_for(painted, 10)
-                out["apply"].append(t1 - t0)
-                out["painted"].append(done - t0)
+                out[apply].append(t1 - t0)
+                out[painted_key].append(done - t0)
                 await pilot.pause(0.005)  # let whatever the refresh scheduled run before the next
 
     try:
@@ -169,17 +216,21 @@ def time_applies(
 
 
 def run(srv: BenchServer) -> Report:
-    targets = {history: prepare(srv, f"history_{history}", history) for history in HISTORIES}
+    targets = {db: prepare(srv, db, size) for db, size in DATABASES.items()}
     results = time_reads(srv, targets)
-    for history, (unit_id, call_id) in targets.items():
-        results[history].update(time_applies(srv, f"history_{history}", unit_id, call_id))
+    for db, target in targets.items():
+        results[db].update(time_applies(srv, db, target, DATABASES[db]))
 
-    small, large = results[HISTORIES[0]], results[HISTORIES[1]]
+    small, large = results[f"history_{HISTORIES[0]}"], results[f"history_{HISTORIES[1]}"]
+    storm = results["storm"]
 
-    def total(r: dict[str, list[float]], q: float) -> float:
-        return pct(r["changed"], q) + pct(r["apply"], q)
+    def total(r: dict[str, list[float]], q: float, apply: str = "apply") -> float:
+        return pct(r["changed"], q) + pct(r[apply], q)
 
-    report = Report(f"4. Refresh cost vs history ({UNITS} units, one unit change)")
+    report = Report(
+        f"4. Refresh cost vs history ({TODAY.units} units, {TODAY.open_calls} open calls, "
+        "one unit change) and vs a storm's open calls"
+    )
     rows = []
     for name, key in (
         ("ReadService.changed (the refetch)", "changed"),
@@ -229,15 +280,68 @@ def run(srv: BenchServer) -> Report:
         ],
         rows,
     )
+    big = DATABASES["storm"]
+    rows = []
+    for name, key in (
+        ("ReadService.changed (the refetch)", "changed"),
+        ("U1's status: DeskScreen.apply", "apply"),
+        ("U1's status: apply → screen redrawn", "painted"),
+        ("a P2 call dispatched: DeskScreen.apply", "apply_call"),
+        ("a P2 call dispatched: apply → redrawn", "painted_call"),
+        ("full snapshot() (start-up, resync)", "snapshot"),
+    ):
+        rows.append(
+            [
+                name,
+                ms(pct(small[key], 50)),
+                ms(pct(storm[key], 50)),
+                ratio(pct(storm[key], 50), pct(small[key], 50)),
+                ms(pct(small[key], 99)),
+                ms(pct(storm[key], 99)),
+            ]
+        )
+    for name, apply in (("U1's status", "apply"), ("a P2 call dispatched", "apply_call")):
+        rows.append(
+            [
+                f"{name}: refresh = changed + apply",
+                ms(total(small, 50, apply)),
+                ms(total(storm, 50, apply)),
+                ratio(total(storm, 50, apply), total(small, 50, apply)),
+                ms(total(small, 99, apply)),
+                ms(total(storm, 99, apply)),
+            ]
+        )
+    today = f"{TODAY.open_calls} calls, {TODAY.units} units"
+    stormy = f"{big.open_calls:,} calls, {big.units:,} units"
+    report.table(
+        [
+            "per refresh",
+            f"p50 ms at {today}",
+            f"p50 ms at {stormy}",
+            "storm / today",
+            "p99 ms today",
+            "p99 ms storm",
+        ],
+        rows,
+    )
     growth = total(large, 50) / total(small, 50)
     report.goal(
         "refresh cost at 100k ≤ 1.5× at 1k (p50 of changed + apply)",
         f"{growth:.2f}×",
         growth <= 1.5,
     )
+    for name, apply in (("a unit's status", "apply"), ("a call dispatched", "apply_call")):
+        growth = total(storm, 50, apply) / total(small, 50, apply)
+        report.goal(
+            f"refresh of {name} at {stormy} ≤ 2× at {today} (p50 of changed + apply)",
+            f"{growth:.2f}× ({ms(total(storm, 50, apply)):.1f} vs "
+            f"{ms(total(small, 50, apply)):.1f} ms)",
+            growth <= 2,
+        )
     report.note(
-        f"{READS} refetches and {APPLIES} applies per history size; the history has one cleared "
-        "assignment per closed call; VACUUM ANALYZE after loading, as autovacuum would"
+        f"{READS} refetches and {APPLIES} applies of each change per database; the history has "
+        "one cleared assignment per closed call; VACUUM ANALYZE after loading, as autovacuum "
+        "would; the storm's history is 1k closed calls"
     )
     return report
 

@@ -1,8 +1,9 @@
 """The child process of benchmark 5: start a desk (or the reference app), report when it painted.
 
-Run as `python -m bench.startup_child desk URL` or `... reference CONNINFO`; prints one JSON line of
-wall-clock marks (time.time) and memory. Only the standard library is imported before the first
-mark, so the imports are measured, not hidden in the interpreter's start.
+Run as `python -m bench.startup_child desk URL` or `... reference CONNINFO PENDING` (the
+reference shows the first PENDING open calls in one table, the others in a second); prints one
+JSON line of wall-clock marks (time.time) and memory. Only the standard library is imported
+before the first mark, so the imports are measured, not hidden in the interpreter's start.
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-PENDING = 100
-DISPATCHED = 100
 SETTLE = 1.0  # seconds after the first paint, for any start-up snapshot still on its way to land
 IDLE = 1.5  # then seconds of nothing happening, to measure what the desk burns while idle
 
@@ -90,7 +89,7 @@ def child_desk(url: str) -> dict[str, Any]:
     return marks
 
 
-def child_reference(conninfo: str) -> dict[str, Any]:
+def child_reference(conninfo: str, pending: int) -> dict[str, Any]:
     t0 = time.time()
     import psycopg
     from textual.app import App, ComposeResult
@@ -118,7 +117,7 @@ def child_reference(conninfo: str) -> dict[str, Any]:
         def on_mount(self) -> None:
             tables = list(self.query(DataTable))
             for table, rows in zip(
-                tables, (calls[:PENDING], calls[PENDING:], units, hospitals), strict=True
+                tables, (calls[:pending], calls[pending:], units, hospitals), strict=True
             ):
                 table.add_columns(*(f"c{i}" for i in range(len(rows[0]))))
                 table.add_rows([[str(v) for v in row] for row in rows])
@@ -132,4 +131,8 @@ def child_reference(conninfo: str) -> dict[str, Any]:
 
 if __name__ == "__main__":
     kind, target = sys.argv[1], sys.argv[2]
-    print(json.dumps(child_desk(target) if kind == "desk" else child_reference(target)))
+    print(
+        json.dumps(
+            child_desk(target) if kind == "desk" else child_reference(target, int(sys.argv[3]))
+        )
+    )

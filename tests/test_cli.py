@@ -155,7 +155,13 @@ def test_the_real_entry_point(world: DispatchService, db_env) -> None:  # type: 
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"ok": True, "message": "0 calls", "calls": []}
+    assert json.loads(done.stdout) == {
+        "ok": True,
+        "message": "0 calls",
+        "calls": [],
+        "truncated": False,
+        "total": 0,
+    }
     done = subprocess.run(
         [sys.executable, "-m", "dispatch_tui", "d", "C-4242", "M1"],
         env=db_env,

@@ -42,9 +42,10 @@ def _table(*columns: str) -> Table:
 
 
 def json_document(outcome: Outcome) -> str:
-    return json.dumps(
-        {"ok": True, "message": outcome.message, outcome.kind: to_jsonable(outcome.data)}
-    )
+    document = {"ok": True, "message": outcome.message, outcome.kind: to_jsonable(outcome.data)}
+    if outcome.total is not None:  # a list that may be cut on purpose says whether it was
+        document |= {"truncated": outcome.truncated, "total": outcome.total}
+    return json.dumps(document)
 
 
 def print_outcome(console: Console, outcome: Outcome) -> None:
@@ -122,6 +123,9 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
             )
         console.print(table)
     else:
+        console.print(_t(outcome.message))
+    if outcome.truncated:
+        # Below the table, where the eye ends: "showing the newest 500 of 8,214 calls; ..."
         console.print(_t(outcome.message))
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Select, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.types import Integer
 
 from dispatch_tui.db.models import (
     Assignment,
@@ -41,11 +43,15 @@ def operator(row: Staff) -> Operator:
     return Operator(row.id, row.username, row.full_name, row.role, row.unit_id)
 
 
-# Statements are built once, here, with their ids as expanding bind parameters: a desk's refresh
-# then costs SQLAlchemy no statement construction or cache-key work, only the execution.
-_ASSIGNMENTS_OF_CALLS = (
+# Statements are built once, here, with their ids as bind parameters: a desk's refresh then costs
+# SQLAlchemy no statement construction or cache-key work, only the execution.
+#
+# They select columns, not ORM entities: a row goes straight into its frozen view. Building an
+# ORM object per row (identity map, instrumented attributes) was most of the cost of a snapshot
+# with thousands of open calls.
+_ASSIGNMENTS = (
     select(
-        Assignment,
+        Assignment.id,
         Call.number,
         Unit.code,
         Unit.status,
@@ -53,92 +59,213 @@ _ASSIGNMENTS_OF_CALLS = (
         _Paramedic.username,
         _Dispatcher.username,
         Hospital.code,
+        Assignment.notified_at,
+        Assignment.en_route_at,
+        Assignment.on_scene_at,
+        Assignment.transporting_at,
+        Assignment.at_destination_at,
+        Assignment.cleared_at,
+        Assignment.cancelled_at,
+        Assignment.call_id,
     )
     .join(Call, Call.id == Assignment.call_id)
     .join(Unit, Unit.id == Assignment.unit_id)
     .outerjoin(_Paramedic, _Paramedic.id == Assignment.paramedic_id)
     .outerjoin(_Dispatcher, _Dispatcher.id == Assignment.dispatcher_id)
     .outerjoin(Hospital, Hospital.id == Assignment.hospital_id)
-    .where(Assignment.call_id.in_(bindparam("call_ids", expanding=True)))
     .order_by(Assignment.notified_at, Assignment.id)
 )
 
 
 def _assignment_view(row: Any) -> AssignmentView:
-    a: Assignment = row[0]
-    active = a.cleared_at is None and a.cancelled_at is None
-    return AssignmentView(
-        id=a.id,
-        call_number=row[1],
-        unit_code=row[2],
+    (
+        id_,
+        number,
+        unit_code,
+        unit_status,
+        capability,
+        paramedic,
+        dispatcher,
+        hospital,
+        notified_at,
+        en_route_at,
+        on_scene_at,
+        transporting_at,
+        at_destination_at,
+        cleared_at,
+        cancelled_at,
+        _,
+    ) = row
+    if cleared_at is not None or cancelled_at is not None:
         # A finished assignment shows how it ended, not what the unit does now.
-        unit_status=row[3] if active else ("CANCELLED" if a.cancelled_at else "CLEARED"),
-        capability=row[4],
-        paramedic=row[5],
-        dispatcher=row[6],
-        hospital_code=row[7],
-        notified_at=a.notified_at,
-        en_route_at=a.en_route_at,
-        on_scene_at=a.on_scene_at,
-        transporting_at=a.transporting_at,
-        at_destination_at=a.at_destination_at,
-        cleared_at=a.cleared_at,
-        cancelled_at=a.cancelled_at,
+        unit_status = "CANCELLED" if cancelled_at is not None else "CLEARED"
+    return AssignmentView(
+        id_,
+        number,
+        unit_code,
+        unit_status,
+        capability,
+        paramedic,
+        dispatcher,
+        hospital,
+        notified_at,
+        en_route_at,
+        on_scene_at,
+        transporting_at,
+        at_destination_at,
+        cleared_at,
+        cancelled_at,
     )
 
 
 _Destination = aliased(Hospital)
 _CALLS = (
-    select(Call, _Destination.code, _Dispatcher.username)
+    select(
+        Call.id,
+        Call.number,
+        Call.status,
+        Call.priority,
+        Call.determinant,
+        Call.nature,
+        Call.location_text,
+        Call.lat,
+        Call.lon,
+        Call.caller_name,
+        Call.caller_phone,
+        Call.notes,
+        Call.received_at,
+        Call.first_dispatched_at,
+        Call.closed_at,
+        Call.cancelled_at,
+        Call.disposition,
+        _Destination.code,
+        _Dispatcher.username,
+    )
     .outerjoin(_Destination, _Destination.id == Call.destination_hospital_id)
     .outerjoin(_Dispatcher, _Dispatcher.id == Call.dispatched_by_id)
     .order_by(Call.priority, Call.received_at, Call.id)
-    .limit(bindparam("limit"))
 )
-_CALLS_BY_ID = _CALLS.where(Call.id.in_(bindparam("ids", expanding=True)))
-_OPEN_CALLS = _CALLS.where(Call.status.in_([s.value for s in OPEN_CALL_STATUSES]))
+_OPEN = Call.status.in_([s.value for s in OPEN_CALL_STATUSES])
+_Select = Select[*tuple[Any, ...]]
+# A list read with a limit keeps the newest calls (ix_calls_received_at), shown in the same order.
+_NEWEST_IDS = (
+    select(Call.id).order_by(Call.received_at.desc(), Call.id.desc()).limit(bindparam("limit"))
+)
+
+
+def _calls_and_assignments(ids: _Select | None) -> tuple[_Select, _Select]:
+    """The calls whose ids `ids` selects (all calls if None), and the assignments of those calls.
+
+    The assignments are found by `call_id = ANY(ARRAY(<the calls' ids>))`: through
+    ix_assignments_call_id whatever the size of the history (a join on the calls' condition had
+    PostgreSQL hash the whole assignments table), and with no list of ids sent from here.
+    """
+    if ids is None:
+        return _CALLS, _ASSIGNMENTS
+    of_calls = Assignment.call_id == any_(func.array(ids.scalar_subquery()))
+    return _CALLS.where(Call.id.in_(ids.scalar_subquery())), _ASSIGNMENTS.where(of_calls)
+
+
+# By (open only, with a limit). The open calls are read through ix_calls_open directly.
+_READS = {
+    (True, False): (_CALLS.where(_OPEN), _calls_and_assignments(select(Call.id).where(_OPEN))[1]),
+    (False, False): _calls_and_assignments(None),
+    (True, True): _calls_and_assignments(_NEWEST_IDS.where(_OPEN)),
+    (False, True): _calls_and_assignments(_NEWEST_IDS),
+}
+# The calls a desk's notifications named: their ids go as one array parameter (`= ANY(:ids)`).
+_IDS = bindparam("ids", type_=ARRAY(Integer))
+_CALLS_BY_ID = _CALLS.where(Call.id == any_(_IDS))
+_ASSIGNMENTS_BY_CALL_ID = _ASSIGNMENTS.where(Assignment.call_id == any_(_IDS))
+_COUNT_CALLS = select(func.count()).select_from(Call)
+_COUNT_OPEN_CALLS = _COUNT_CALLS.where(_OPEN)
 
 
 def calls(
-    session: Session, *, ids: Sequence[int] | None = None, open_only: bool = True, limit: int = 500
+    session: Session,
+    *,
+    ids: Sequence[int] | None = None,
+    open_only: bool = True,
+    limit: int | None = None,
 ) -> list[CallView]:
-    """Calls (open ones by default) with all their assignments, priority first then age."""
-    params: dict[str, Any] = {"limit": limit}
+    """Calls with all their assignments, priority first then age: the calls `ids`, or every open
+    call (by default), or every call; with a `limit`, only the newest `limit` of them.
+
+    No limit unless asked for: a desk's snapshot must hold every open call, however many a storm
+    brings (`count_calls` tells a caller that asked for a limit whether it cut the list).
+    """
+    params: dict[str, Any] = {}
     if ids is not None:
-        query, params["ids"] = _CALLS_BY_ID, list(ids)
+        query, of_calls, params["ids"] = _CALLS_BY_ID, _ASSIGNMENTS_BY_CALL_ID, list(ids)
     else:
-        query = _OPEN_CALLS if open_only else _CALLS
-    rows = session.execute(query, params).all()
+        query, of_calls = _READS[open_only, limit is not None]
+        if limit is not None:
+            params["limit"] = limit
+    # On the session's connection: Core rows, without the ORM's per-row loading (a third of
+    # the read at ten thousand calls).
+    connection = session.connection()
+    rows = connection.execute(query, params).all()
     if not rows:
         return []
-    by_call: dict[int, list[AssignmentView]] = {row[0].id: [] for row in rows}
-    for row in session.execute(_ASSIGNMENTS_OF_CALLS, {"call_ids": list(by_call)}):
-        by_call[row[0].call_id].append(_assignment_view(row))
-    return [
-        CallView(
-            id=c.id,
-            number=c.number,
-            status=c.status,
-            priority=c.priority,
-            determinant=c.determinant,
-            nature=c.nature,
-            location_text=c.location_text,
-            lat=c.lat,
-            lon=c.lon,
-            caller_name=c.caller_name,
-            caller_phone=c.caller_phone,
-            notes=c.notes,
-            received_at=c.received_at,
-            first_dispatched_at=c.first_dispatched_at,
-            closed_at=c.closed_at,
-            cancelled_at=c.cancelled_at,
-            disposition=c.disposition,
-            destination_code=dest,
-            dispatched_by=dispatcher,
-            assignments=tuple(by_call[c.id]),
-        )
-        for c, dest, dispatcher in rows
-    ]
+    # Both statements select the same calls (in a snapshot's one transaction). Most open calls
+    # of a storm have no unit yet: only the calls that have assignments get a list.
+    by_call: dict[int, list[AssignmentView]] = {}
+    assignments: Sequence[Any] = connection.execute(of_calls, params).all()
+    for row in assignments:
+        by_call.setdefault(row[-1], []).append(_assignment_view(row))
+    none: tuple[AssignmentView, ...] = ()
+    return [_call_view(row, tuple(by_call.get(row[0], none))) for row in rows]
+
+
+def _call_view(row: Any, assignments: tuple[AssignmentView, ...]) -> CallView:
+    (
+        id_,
+        number,
+        status,
+        priority,
+        determinant,
+        nature,
+        location_text,
+        lat,
+        lon,
+        caller_name,
+        caller_phone,
+        notes,
+        received_at,
+        first_dispatched_at,
+        closed_at,
+        cancelled_at,
+        disposition,
+        destination_code,
+        dispatched_by,
+    ) = row
+    return CallView(
+        id_,
+        number,
+        status,
+        priority,
+        determinant,
+        nature,
+        location_text,
+        lat,
+        lon,
+        caller_name,
+        caller_phone,
+        notes,
+        received_at,
+        first_dispatched_at,
+        closed_at,
+        cancelled_at,
+        disposition,
+        destination_code,
+        dispatched_by,
+        assignments,
+    )
+
+
+def count_calls(session: Session, *, open_only: bool = True) -> int:
+    """How many calls (open ones by default) there are: what a list read with a limit cut."""
+    return int(session.execute(_COUNT_OPEN_CALLS if open_only else _COUNT_CALLS).scalar_one())
 
 
 def call(session: Session, call_id: int) -> CallView:
@@ -153,7 +280,20 @@ _ACTIVE_CALL_OF_UNIT = (
     .subquery()
 )
 _UNITS = (
-    select(Unit, Station.code, Station.lat, Station.lon, _ACTIVE_CALL_OF_UNIT.c.number)
+    select(
+        Unit.id,
+        Unit.code,
+        Unit.capability,
+        Unit.status,
+        Unit.status_since,
+        Station.code,
+        Unit.lat,
+        Unit.lon,
+        Unit.position_at,
+        _ACTIVE_CALL_OF_UNIT.c.number,
+        Station.lat,
+        Station.lon,
+    )
     .outerjoin(Station, Station.id == Unit.station_id)
     .outerjoin(_ACTIVE_CALL_OF_UNIT, _ACTIVE_CALL_OF_UNIT.c.unit_id == Unit.id)
     .order_by(Unit.code)
@@ -162,26 +302,42 @@ _UNITS_BY_ID = _UNITS.where(Unit.id.in_(bindparam("ids", expanding=True)))
 
 
 def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitView]:
+    connection = session.connection()  # Core rows, as for the calls
     rows = (
-        session.execute(_UNITS)
+        connection.execute(_UNITS)
         if ids is None
-        else session.execute(_UNITS_BY_ID, {"ids": list(ids)})
+        else connection.execute(_UNITS_BY_ID, {"ids": list(ids)})
     )
     return [
         UnitView(
-            id=u.id,
-            code=u.code,
-            capability=u.capability,
-            status=u.status,
-            status_since=u.status_since,
-            station_code=station,
-            lat=u.lat,
-            lon=u.lon,
-            position_at=u.position_at,
-            call_number=number,
-            station_position=(lat, lon) if lat is not None and lon is not None else None,
+            id_,
+            code,
+            capability,
+            status,
+            status_since,
+            station,
+            lat,
+            lon,
+            position_at,
+            number,
+            (station_lat, station_lon)
+            if station_lat is not None and station_lon is not None
+            else None,
         )
-        for u, station, lat, lon, number in rows
+        for (
+            id_,
+            code,
+            capability,
+            status,
+            status_since,
+            station,
+            lat,
+            lon,
+            position_at,
+            number,
+            station_lat,
+            station_lon,
+        ) in rows
     ]
 
 
@@ -240,6 +396,14 @@ def audit(session: Session, *, call_id: int | None = None, limit: int = 200) -> 
         AuditView(e.id, e.at, e.operator, e.desk, e.action, number, code, hospital, dict(e.details))
         for e, number, code, hospital in reversed(rows)
     ]
+
+
+def count_audit(session: Session, *, call_id: int | None = None) -> int:
+    """How many audit entries (optionally of one call) there are."""
+    query = select(func.count()).select_from(AuditEntry)
+    if call_id is not None:
+        query = query.where(AuditEntry.call_id == call_id)
+    return int(session.execute(query).scalar_one())
 
 
 def db_now(session: Session) -> Any:

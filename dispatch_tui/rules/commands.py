@@ -86,6 +86,7 @@ class Recommend:
 class Show:
     what: str  # calls, units, hospitals, places
     all: bool = False
+    limit: int | None = None  # calls: at most this many, the newest (None: see the executor)
 
 
 @dataclass(frozen=True, slots=True)

@@ -321,10 +321,16 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         "show",
         "list calls, units, hospitals or places",
         verb="show",
-        build=lambda ns: commands.Show(ns.what, ns.all),
+        build=lambda ns: commands.Show(ns.what, ns.all, ns.limit),
     )
     show_all.add_argument("what", type=str.lower, choices=["calls", "units", "hospitals", "places"])
     show_all.add_argument("--all", action="store_true", help="calls: include closed and cancelled")
+    show_all.add_argument(
+        "-n",
+        "--limit",
+        type=int,
+        help="calls: the newest N (default: every open call; with --all the newest 500)",
+    )
 
     audit = verb(
         sub,

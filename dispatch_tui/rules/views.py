@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +149,22 @@ class AuditView:
     unit_code: str | None
     hospital_code: str | None
     details: dict[str, Any]
+
+
+Row = TypeVar("Row")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[Row]):
+    """A list read with a limit: its rows, and how many there were in all, so that a list cut on
+    purpose can say so (`show calls --all`, `audit -n`)."""
+
+    rows: tuple[Row, ...]
+    total: int
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.rows) < self.total
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from dispatch_tui.rules.views import (
     AuditView,
     CallView,
     HospitalView,
+    Listing,
     Operator,
     PlaceView,
     Recommendation,
@@ -52,9 +53,21 @@ class ReadService:
         with reading(self.sessions) as s:
             return views.call(s, lookups.call_id(s, call_number))
 
-    def calls(self, *, open_only: bool = True, limit: int = 500) -> list[CallView]:
-        with reading(self.sessions) as s:
-            return views.calls(s, open_only=open_only, limit=limit)
+    def calls(self, *, open_only: bool = True, limit: int | None = None) -> list[CallView]:
+        """Every open call (or every call), or with a `limit` the newest `limit` of them."""
+        return list(self.listed_calls(open_only=open_only, limit=limit).rows)
+
+    def listed_calls(
+        self, *, open_only: bool = True, limit: int | None = None
+    ) -> Listing[CallView]:
+        """As `calls`, with how many there were in all: the count is read only when the limit
+        was reached, in the same snapshot as the rows."""
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            rows = views.calls(s, open_only=open_only, limit=limit)
+            cut = limit is not None and len(rows) >= limit
+            total = views.count_calls(s, open_only=open_only) if cut else len(rows)
+            return Listing(tuple(rows), total)
 
     def units(self) -> list[UnitView]:
         with reading(self.sessions) as s:
@@ -69,9 +82,17 @@ class ReadService:
             return views.places(s)
 
     def audit(self, call_number: str | None = None, limit: int = 200) -> list[AuditView]:
-        with reading(self.sessions) as s:
+        return list(self.listed_audit(call_number, limit).rows)
+
+    def listed_audit(self, call_number: str | None = None, limit: int = 200) -> Listing[AuditView]:
+        """The newest `limit` audit entries (oldest first), with how many there are in all."""
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
             call_id = lookups.call_id(s, call_number) if call_number is not None else None
-            return views.audit(s, call_id=call_id, limit=limit)
+            rows = views.audit(s, call_id=call_id, limit=limit)
+            cut = len(rows) >= limit
+            total = views.count_audit(s, call_id=call_id) if cut else len(rows)
+            return Listing(tuple(rows), total)
 
     def snapshot(self) -> Snapshot:
         """Everything a desk shows, in one read transaction (open calls, all units, hospitals)."""

@@ -1,9 +1,10 @@
-"""The one keyed table: rows keyed by id, diffed in place, sorted, the cursor kept on its row.
+"""The one keyed table: rows keyed by id, diffed in place, kept in order, the cursor kept on its
+row.
 
 It owns everything that touches DataTable's internals. Panes say only what their rows look like
 (columns, cells, sort key, which rows they take) and `sync` does the rest: stale keys removed, only
-changed cells rewritten (and only their rows repainted), new rows added, re-sorted only when the
-order changed, the cursor restored to the same row.
+changed cells rewritten (and only their rows repainted), new rows added, each row in its place,
+the cursor restored to the same row.
 
 Why the rewrite reaches into the caches:
 `DataTable.update_cell` counts an update that is part of every cached cell's and line's key, so
@@ -12,24 +13,45 @@ rows and a clock, that was most of the time a change took to show. `KeyedTable.r
 changed cells into the table's data, drops only those cells' and rows' cached renders, and
 repaints only those rows.
 
+Why rows are added, placed and measured here, not by DataTable, and the clock ticks in view:
+A storm can put ten thousand calls on the desk. `DataTable.add_row` does, for every row, work
+that is needed once per batch; DataTable measures every new cell through the console to size
+the columns, re-sorts every row to move one, renumbers every row to remove one, and rebuilds its
+list of the rows in order after each change. Rows here are one line of plain `Text` without
+labels: `_add_rows` adds a batch at once, the table keeps its rows' order itself (`_put_in`,
+`_take_out`, `_relocate`), `_update_dimensions` sizes a column by its widest cell's length, and
+`tick` rewrites the clocks of the rows in view only. At 10,000 open calls the desk's first paint
+took 2 s and a dispatched call 13 ms to leave the pending pane; every second the clock took a
+quarter of a second.
+
 This reaches into DataTable's caches (Textual's own notes on per-coordinate invalidation:
-Textualize/textual#1483). textual is pinned, and tests/test_desk.py fails if a new version lays
-the caches out differently. Everything that knows the caches' layout is in this module.
+Textualize/textual#1483), its row records and its row places. textual is pinned, and
+tests/test_desk.py and tests/test_many_calls.py fail if a new version lays them out differently.
+Everything that knows that layout is in this module.
 """
 
 from __future__ import annotations
 
-import contextlib
+import bisect
 from collections.abc import Container, Iterable, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from operator import itemgetter
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
-from textual.geometry import Region
+from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist, ColumnKey, RowDoesNotExist, RowKey
+from textual.widgets.data_table import (
+    CellDoesNotExist,
+    CellKey,
+    ColumnKey,
+    RowKey,
+)
+from textual.widgets.data_table import Row as DataTableRow
 
 
 class Keyed(Protocol):
@@ -58,6 +80,25 @@ class KeyedTable(DataTable[Text], Generic[Row]):
         self._time_at = tuple(
             i for i, (key, _, _) in enumerate(self.COLUMNS) if key in self.TIME_COLUMNS
         )
+        # The clock's ticks, counted; and the tick each row's time cells are current for. A tick
+        # rewrites the rows in view; a row out of view catches up when it is drawn (see `tick`).
+        self._ticks = 0
+        self._ticked: dict[str, int] = {}
+        # A new row's time cells can wait until it is drawn when no column they are in is sized
+        # by its content; while new rows are made (`_deferring`), `clock_cells` gives blanks.
+        widths = {key: width for key, _, width in self.COLUMNS}
+        self._may_defer = all(widths[key] is not None for key in self.TIME_COLUMNS)
+        self._deferring = False
+        self._blanks = tuple(Text() for _ in self.TIME_COLUMNS)
+        # The rows' order (see "the rows' order" below): (sort key, key) in the table's order,
+        # and in the same order DataTable's records of the rows and their lines; each row's sort
+        # key in `_order`; the first place that changed since the places were last numbered.
+        self._order: list[tuple[Any, str]] = []
+        self._records: list[DataTableRow] = []
+        self._lines: list[tuple[RowKey, int]] = []
+        self._placed: dict[str, Any] = {}
+        self._moved_from: int | None = None
+        self._row_locations = self._places = _Places()
         # Columns exist from the start: a snapshot can arrive before the table is mounted, and
         # rows added to a table without columns would size every column by its header alone.
         for key, title, width in self.COLUMNS:
@@ -75,6 +116,12 @@ class KeyedTable(DataTable[Text], Generic[Row]):
         """The cells of TIME_COLUMNS alone, in COLUMNS order: all the clock changes."""
         cells = self.cells(row)
         return tuple(cells[i] for i in self._time_at)
+
+    def clock_cells(self, row: Row) -> tuple[Text, ...]:
+        """What `cells` puts in TIME_COLUMNS (for a table that defines `time_cells`): the time
+        cells, or blanks for a new row whose clock is made when it is first drawn (ten thousand
+        calls arriving at once are mostly out of view)."""
+        return self._blanks if self._deferring else self.time_cells(row)
 
     def sort_key(self, row: Row) -> Any:
         return row.id
@@ -98,78 +145,220 @@ class KeyedTable(DataTable[Text], Generic[Row]):
         """Apply fresh rows. Full: rows not given are gone. Partial: only the given rows change."""
         self.now = now
         kept_key = self._selected_key()
-        given = {str(r.id): r for r in rows}
-        stale = [
-            k
-            for k in self.rows_by_key
-            if (full and k not in given) or (k in given and not self.accepts(given[k]))
-        ]
-        for key in stale:
-            self._remove(key)
-        moved = bool(stale)
-        order_changed = False
+        # The rows given that this table takes; the rows that are gone: given and no longer
+        # this table's, or (full) not taken. A partial sync looks only at the rows given.
+        taken: dict[str, Row] = {}
+        stale: list[str] = []
+        for row in rows:
+            key = str(row.id)
+            if self.accepts(row):
+                taken[key] = row
+            elif key in self.rows_by_key:
+                stale.append(key)
+        if full:
+            stale = [k for k in self.rows_by_key if k not in taken]
+        self._remove_rows([k for k in dict.fromkeys(stale) if k not in taken])
         added: list[str] = []
+        moved: list[str] = []
         changed: dict[str, tuple[Text, ...]] = {}
-        for key, row in given.items():
-            if not self.accepts(row):
-                continue
+        for key, row in taken.items():
+            new = key not in self.rows_by_key
+            self._deferring = new and self._may_defer
             cells = self.cells(row)
-            old = self.rows_by_key.get(key)
-            if old is None:
+            self._ticked[key] = -1 if self._deferring else self._ticks
+            if new:
                 added.append(key)
                 self._cells[key] = cells
             else:
                 changed[key] = cells
-                order_changed = order_changed or self.sort_key(old) != self.sort_key(row)
+                if self.sort_key(row) != self._placed[key]:
+                    moved.append(key)
             self.rows_by_key[key] = row
+        self._deferring = False
+        records = [self._record(key) for key in moved]
+        for key in moved:
+            self._take_out(key)
+        self._put_in(self._add_rows(added) + records)
+        if self._moved_from is not None:
+            self._relocate(kept_key, was_empty=len(self.rows) == len(added))
         self.rewrite(changed)
-        if added:
-            # New rows go in sorted among themselves: into an empty table (the first load) they
-            # then need no sort at all.
-            order_changed = order_changed or self.row_count > 0
-            moved = True
-            added.sort(key=lambda k: self.sort_key(self.rows_by_key[k]))
-            for key in added:
-                self.add_row(*self._cells[key], key=key)
-        if order_changed and self._sort():
-            moved = True
-        if moved:
-            self._restore(kept_key)
         self.rows_changed()
 
     def tick(self, now: datetime) -> None:
-        """Advance the running clocks: only the time columns are touched."""
+        """Advance the running clocks: only the time columns are touched, and only in the rows
+        in view. A storm's ten thousand pending calls each have a clock that moves every second;
+        rewriting them all took a quarter of a second, every second. The rows out of view are
+        brought up to date when they are drawn (`render_lines`), so what is seen is the same.
+        """
         self.now = now
-        at = self._time_at
-        if not at:
+        if not self._time_at:
             return
+        self._ticks += 1
+        top = self.scroll_offset.y
+        self._catch_up(self._keys_at(range(top, top + self.size.height)))
+
+    def _keys_at(self, lines: range) -> list[str]:
+        """The keys of the rows on `lines` of the rows' area (0: the first row's line)."""
+        offsets = self._y_offsets
+        keys = [
+            offsets[y][0].value for y in range(max(0, lines.start), min(lines.stop, len(offsets)))
+        ]
+        return [key for key in dict.fromkeys(keys) if key is not None]
+
+    def _catch_up(self, keys: Iterable[str], *, repaint: bool = True) -> None:
+        """Give `keys`' time cells the current clock, if a tick came since they were made."""
+        at, ticks = self._time_at, self._ticks
         changed: dict[str, tuple[Text, ...]] = {}
-        for key, row in self.rows_by_key.items():
-            times = self.time_cells(row)
+        for key in keys:
+            if self._ticked.get(key) == ticks:
+                continue
+            self._ticked[key] = ticks
+            times = self.time_cells(self.rows_by_key[key])
             cells = self._cells[key]
             if any(not same(new, cells[i]) for new, i in zip(times, at, strict=True)):
                 fresh = list(cells)
                 for new, i in zip(times, at, strict=True):
                     fresh[i] = new
                 changed[key] = tuple(fresh)
-        self.rewrite(changed)
+        self.rewrite(changed, repaint=repaint)
 
-    def _sort(self) -> bool:
-        """Put the rows in sort_key order; False (and nothing repainted) if they already are."""
-        if self.row_count < 2:
-            return False
-        wanted = sorted(self.rows_by_key, key=lambda k: self.sort_key(self.rows_by_key[k]))
-        if [row.key.value for row in self.ordered_rows] == wanted:
-            return False
-        rank = {self._cells[k][0].plain: i for i, k in enumerate(wanted)}
-        self.sort(self.COLUMNS[0][0], key=lambda cell: rank.get(cell.plain, 0))
-        return True
+    # -- the rows' order, kept without sorting the table ----------------------------------------
+    #
+    # DataTable keeps each row's place in `_row_locations`, re-sorts every row to move one, and
+    # renumbers the others one by one to remove one; after each change it rebuilds its list of
+    # the rows in order and of their lines, through its keys' hashing in Python. At ten thousand
+    # rows a dispatched call leaving the pending pane took 13 ms. Here the order is kept as
+    # sorted lists: a row comes or goes by bisection, and only the places from the first one
+    # that changed are renumbered, once per sync; DataTable's lists are copies of ours. Every
+    # row is one line (`_add_rows`).
 
-    def _remove(self, key: str) -> None:
-        with contextlib.suppress(RowDoesNotExist):
-            self.remove_row(key)
-        self.rows_by_key.pop(key, None)
-        self._cells.pop(key, None)
+    def _record(self, key: str) -> DataTableRow:
+        """DataTable's record of `key`'s row."""
+        return self.rows[self._places.keys[self._position(key)]]
+
+    def _position(self, key: str) -> int:
+        """Where `key` is in `_order` (it must be there)."""
+        return bisect.bisect_left(self._order, (self._placed[key], key))
+
+    def _take_out(self, key: str) -> None:
+        """Take `key`'s row out of the order (its place closes at the next `_relocate`)."""
+        i = self._position(key)
+        del self._order[i], self._records[i], self._lines[i], self._places.keys[i]
+        del self._places.index[key]
+        self._moved(i)
+
+    def _put_in(self, records: Sequence[DataTableRow]) -> None:
+        """Put the rows of `records` (in `rows_by_key`, not in the order) in their places."""
+        entries = []
+        for record in records:
+            key = record.key.value or ""
+            sort_key = self._placed[key] = self.sort_key(self.rows_by_key[key])
+            entries.append((sort_key, key, record))
+        if len(entries) <= 8:
+            for sort_key, key, record in entries:
+                i = bisect.bisect_left(self._order, (sort_key, key))
+                self._order.insert(i, (sort_key, key))
+                self._records.insert(i, record)
+                self._lines.insert(i, (record.key, 0))
+                self._places.keys.insert(i, record.key)
+                self._moved(i)
+            return
+        # Many (the first load): two sorted runs, which list.sort merges in one pass.
+        by_key = {key: record for record, (_, key) in zip(self._records, self._order, strict=True)}
+        by_key.update((key, record) for _, key, record in entries)
+        self._order += [(sort_key, key) for sort_key, key, _ in entries]
+        self._order.sort()
+        self._records = [by_key[key] for _, key in self._order]
+        self._lines = [(record.key, 0) for record in self._records]
+        self._places.keys = [record.key for record in self._records]
+        self._moved(0)
+
+    def _moved(self, place: int) -> None:
+        if self._moved_from is None or place < self._moved_from:
+            self._moved_from = place
+
+    def _add_rows(self, keys: Sequence[str]) -> list[DataTableRow]:
+        """DataTable's records of new rows (their cells are in `_cells`); `_put_in` places
+        them."""
+        # A row's cells keyed by its columns' key strings: DataTable's column keys hash and
+        # compare as their strings (`StringKey`), so its lookups find them, and a string's hash
+        # is computed once, not in Python for every cell of every row.
+        columns: list[Any] = [column.key.value for column in self.ordered_columns]
+        data, rows, new = self._data, self.rows, self._new_rows
+        records = []
+        for key in keys:  # new keys: not in `rows_by_key`, which holds every row's key
+            row_key = RowKey(key)
+            data[row_key] = dict(zip(columns, self._cells[key], strict=True))
+            rows[row_key] = record = DataTableRow(row_key, 1, None, False)
+            records.append(record)
+            new.add(row_key)
+        return records
+
+    def _remove_rows(self, keys: Sequence[str]) -> None:
+        """Forget `keys`' rows, here and in DataTable's records; `_relocate` closes the gaps."""
+        for key in keys:
+            row_key = self._places.keys[self._position(key)]
+            self._take_out(key)
+            for column in self.columns:
+                self._updated_cells.discard(CellKey(row_key, column))
+            self._new_rows.discard(row_key)
+            del self.rows[row_key], self._data[row_key]
+            del self.rows_by_key[key], self._cells[key], self._placed[key]
+            self._ticked.pop(key, None)
+
+    def _relocate(self, kept_key: str | None, *, was_empty: bool) -> None:
+        """Number the places from the first that changed, then do once what DataTable does
+        after each row it adds, removes or sorts: re-check the cursor, re-measure, redraw (all
+        of it: the hover's cell too)."""
+        start = self._moved_from or 0
+        self._moved_from = None
+        # zip(map(itemgetter)): no Python code runs per row.
+        self._places.index.update(
+            zip(
+                map(itemgetter(1), self._order[start:]),
+                range(start, len(self._order)),
+                strict=True,
+            )
+        )
+        self._count_update()
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        if was_empty and self.row_count and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # a cursor now has a row to sit on
+        self.check_idle()
+        self.refresh(layout=True)
+        self._restore(kept_key)
+
+    def _count_update(self) -> None:
+        """Bump DataTable's update count (every cached render is then stale) and give it, for
+        the new count, its lists of the rows in order and of their lines: copies of ours."""
+        self._update_count += 1
+        self._ordered_row_cache[(len(self._records), self._update_count)] = list(self._records)
+        self._offset_cache[self._update_count] = list(self._lines)
+
+    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
+        """DataTable's, for rows of one-line Text without labels: a column's content width is
+        its widest cell's length (what measuring each cell through the console came to), then
+        the scrollable size from the columns' widths and the rows' count."""
+        columns = self.ordered_columns
+        # The new rows still here (one may have been removed before the table went idle).
+        rows = [cells for key in new_rows if (cells := self._cells.get(key.value or ""))]
+        for i, column in enumerate(columns):
+            if not column.auto_width:  # drawn at its width whatever its content
+                continue
+            plains = [cells[i].plain for cells in rows]
+            joined = "".join(plains)
+            widest = (
+                max(map(len, plains), default=0)  # what cell_len gives for printable ASCII
+                if joined.isascii() and joined.isprintable()
+                else max((cell_len(line) for p in plains for line in p.splitlines()), default=0)
+            )
+            column.content_width = max(column.content_width, widest)
+        header = self.header_height if self.show_header else 0
+        self.virtual_size = Size(
+            sum(column.get_render_width(self) for column in columns),
+            self._total_row_height + header,
+        )
 
     def _selected_key(self) -> str | None:
         row = self.selected
@@ -188,9 +377,10 @@ class KeyedTable(DataTable[Text], Generic[Row]):
 
     # -- DataTable's caches ---------------------------------------------------------------
 
-    def rewrite(self, rows: dict[str, tuple[Text, ...]]) -> None:
+    def rewrite(self, rows: dict[str, tuple[Text, ...]], *, repaint: bool = True) -> None:
         """Put new cells into existing rows (keyed as added), repainting only the rows that
-        changed. Rows keep their height (1) and columns their width, as `update_cell` keeps them.
+        changed (`repaint` False: they are being drawn already). Rows keep their height (1) and
+        columns their width, as `update_cell` keeps them.
         """
         data = self._data
         written: set[tuple[RowKey, ColumnKey]] = set()
@@ -204,23 +394,19 @@ class KeyedTable(DataTable[Text], Generic[Row]):
                     written.add((row_key, column))
             self._cells[key] = cells
         if written:
-            self._forget(written)
+            self._forget(written, repaint=repaint)
 
-    def _forget(self, cells: set[tuple[RowKey, ColumnKey]]) -> None:
+    def _forget(self, cells: set[tuple[RowKey, ColumnKey]], *, repaint: bool = True) -> None:
         """Drop the cached renders of `cells` and of their rows; repaint those rows (if in view)."""
         rows = {row for row, _ in cells}
         locations = self._row_locations
         indexes = {index for key in rows if (index := locations.get(key)) is not None}
-        # The rows' lines, in the table's own coordinates (below the header), found in one pass.
-        regions: list[Region] = []
-        lines: set[int] = set()
-        y = self.header_height if self.show_header else 0
+        # The rows' lines, in the table's own coordinates: every row is one line (`_add_rows`),
+        # so a row's line is the header's height plus its index.
+        top = self.header_height if self.show_header else 0
         width = max(self.size.width, self.virtual_size.width)
-        for index, row in enumerate(self.ordered_rows):
-            if index in indexes:
-                regions.append(Region(0, y, width, row.height))
-                lines.update(range(y, y + row.height))
-            y += row.height
+        regions = [Region(0, top + index, width, 1) for index in sorted(indexes)]
+        lines = {top + index for index in indexes}
         # The cache keys (textual 8.2): a cell's start with its row's and column's keys, a row
         # line's with its row's key, a row's renderables are (update count, row index), and a
         # table line starts with its y. The row's other cells keep their cached renders.
@@ -228,6 +414,8 @@ class KeyedTable(DataTable[Text], Generic[Row]):
         _evict(self._row_render_cache, 0, rows)
         _evict(self._row_renderable_cache, 1, indexes)
         _evict(self._line_cache, 0, lines)
+        if not repaint:
+            return
         window, offset = self.window_region, self.scroll_offset
         for region in regions:
             if window.overlaps(region):  # what DataTable.refresh_row does, without its O(n) y
@@ -242,8 +430,41 @@ class KeyedTable(DataTable[Text], Generic[Row]):
         widths = tuple(column.get_render_width(self) for column in self.ordered_columns)
         if widths != self._widths_rendered:
             self._widths_rendered = widths
-            self._update_count += 1
+            self._count_update()
+        if self._time_at:
+            # Rows brought into view since the last tick (scrolled to, moved by a sort) get the
+            # clock before they are drawn; they are being drawn, so no repaint is asked for.
+            top = self.header_height if self.show_header else 0
+            first = max(crop.y, top) - top + self.scroll_offset.y
+            self._catch_up(
+                self._keys_at(range(first, first + crop.bottom - max(crop.y, top))), repaint=False
+            )
         return super().render_lines(crop)
+
+
+class _Places(TwoWayDict[RowKey, int]):
+    """DataTable's `_row_locations` (a row's key to its index and back), kept by KeyedTable in
+    step with its order: the index by the key's string (DataTable's keys hash and compare as
+    their strings: "lookups using the object behave the same as lookups using the string
+    itself", `StringKey`), the key by the index from a list. Rows are placed by KeyedTable
+    only, never by DataTable's add_row, remove_row or sort."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        super().__init__(cast(dict[RowKey, int], self.index))
+        self.keys: list[RowKey] = []
+
+    def __setitem__(self, key: RowKey, value: int) -> None:
+        raise TypeError("a KeyedTable places its rows itself")
+
+    def __delitem__(self, key: RowKey) -> None:
+        raise TypeError("a KeyedTable places its rows itself")
+
+    def get_key(self, value: int) -> RowKey | None:
+        return self.keys[value] if 0 <= value < len(self.keys) else None
+
+    def contains_value(self, value: int) -> bool:
+        return 0 <= value < len(self.keys)
 
 
 _Key = TypeVar("_Key", bound=tuple[Any, ...])

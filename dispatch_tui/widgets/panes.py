@@ -37,6 +37,16 @@ def minutes(seconds: float) -> str:
 SHORT_STATUS = {"OUT_OF_SERVICE": "OUT OF SVC"}
 
 
+# Cells that many rows show alike are made once and shared: a storm's ten thousand pending calls
+# would otherwise each build their own "P2" and "LATE". Nothing changes a cell once made (the
+# keyed table replaces cells; DataTable and Rich draw them as they are, Rich working on copies).
+_PRIORITY = {p: Text(f"P{p}", style="bold red" if p == 1 else "") for p in (1, 2, 3, 4)}
+_LATE = Text("LATE", style="bold red")
+_OVERDUE = Text("OVERDUE", style="bold reverse red")
+# The statuses of a call that a unit has reached or is on the way to (open, not pending).
+_ACTIVE = frozenset(s.value for s in CallStatus if s.is_open and s != CallStatus.RECEIVED)
+
+
 def status_text(status: str, styles: dict[str, str]) -> Text:
     """A status as words (never colour alone) in its configured colour."""
     return Text(SHORT_STATUS.get(status, status.replace("_", " ")), style=styles.get(status, ""))
@@ -170,9 +180,9 @@ class PendingCalls(Pane[CallView]):
         # One flag, by text and colour: the call-processing clock against 60 s (NFPA 1225) while
         # it runs, LATE past it, OVERDUE past the priority's aging threshold.
         if overdue:
-            flag = Text("OVERDUE", style="bold reverse red")
+            flag = _OVERDUE
         elif age > PROCESSING_GOAL_SECONDS:
-            flag = Text("LATE", style="bold red")
+            flag = _LATE
         else:
             flag = Text(f"{int(age)}/60s")
         return Text(clock(age), style="bold red" if overdue else ""), flag
@@ -180,8 +190,8 @@ class PendingCalls(Pane[CallView]):
     def cells(self, row: CallView) -> tuple[Text, ...]:
         return (
             Text(row.number, style="bold"),
-            Text(f"P{row.priority}", style="bold red" if row.priority == 1 else ""),
-            *self.time_cells(row),
+            _PRIORITY.get(row.priority) or Text(f"P{row.priority}"),
+            *self.clock_cells(row),
             Text(row.nature),
             Text(row.location_text),
         )
@@ -232,7 +242,7 @@ class ActiveCalls(Pane[CallView]):
         super().__init__("Active calls", styles, **kwargs)
 
     def accepts(self, row: CallView) -> bool:
-        return row.status != CallStatus.RECEIVED and CallStatus(row.status).is_open
+        return row.status in _ACTIVE
 
     def sort_key(self, row: CallView) -> Any:
         return (row.priority, row.received_at, row.id)
@@ -245,7 +255,7 @@ class ActiveCalls(Pane[CallView]):
             Text(row.number, style="bold"),
             Text(f"P{row.priority}"),
             status_text(row.status, self.styles_by_status),
-            *self.time_cells(row),
+            *self.clock_cells(row),
             Text(row.nature),
             Text(row.destination_code or ""),
         )
@@ -319,7 +329,7 @@ class Units(Pane[UnitView]):
             Text(row.code, style="bold"),
             Text(row.capability),
             status_text(row.status, self.styles_by_status),
-            *self.time_cells(row),
+            *self.clock_cells(row),
             Text(row.call_number or ""),
             Text(row.station_code or ""),
         )
