@@ -41,7 +41,10 @@ class DispatchApp(App[None]):
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__()
-        young, older, oldest = gc.get_threshold()
+        # Set while the app runs and put back when it ends: a process that opens several apps
+        # (the tests) keeps its own collector's settings.
+        self._gc_threshold = gc.get_threshold()
+        young, older, oldest = self._gc_threshold
         gc.set_threshold(max(young, YOUNG_GENERATION), older, oldest)
         self.context = context
         self.mode = mode
@@ -59,6 +62,9 @@ class DispatchApp(App[None]):
 
             self.desk = DeskScreen(self.context)
         self.push_screen(self.desk)
+
+    def on_unmount(self) -> None:
+        gc.set_threshold(*self._gc_threshold)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

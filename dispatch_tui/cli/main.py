@@ -25,7 +25,7 @@ from dispatch_tui.cli import launch
 from dispatch_tui.cli.logfile import MaskingFormatter, mask, private_file_handler, secrets_of
 from dispatch_tui.cli.output import json_document, print_outcome
 from dispatch_tui.config import Settings
-from dispatch_tui.db.connect import open_database
+from dispatch_tui.db.connect import close_databases, open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.rules import grammar
@@ -198,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected error; details in {settings.log_file}",
             as_json,
         )
+    finally:
+        close_databases()
 
 
 def _redacted(settings: Settings) -> str:

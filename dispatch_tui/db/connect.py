@@ -54,6 +54,7 @@ def open_database(
         label = "embedded"
         embedded = True
     db = Database(engine, label, embedded)
+    _opened.append(engine)
     if check_schema:
         require_current_schema(db)
     return db
@@ -96,3 +97,14 @@ def login_identity(engine: Engine) -> tuple[str, bool]:
             )
         ).one()
     return str(row[0]), bool(row[1])
+
+
+# Engines opened by this process's commands, so a command can close what it opened.
+_opened: list[Engine] = []
+
+
+def close_databases() -> None:
+    """Close every connection the databases opened so far hold (the end of a CLI command: run in
+    a process that runs many, such as the tests, none is left open for the collector)."""
+    while _opened:
+        _opened.pop().dispose()

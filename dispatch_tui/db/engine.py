@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -110,15 +111,34 @@ class DriverConnections:
     cost more CPU than the dispatch's own round trip. The pool's rule holds here too: one idle
     longer than PING_AFTER_IDLE_SECONDS is pinged before use, and one that fails is closed and
     replaced. The caller closes a connection that failed (`discard`) and gives back one that
-    did not. There are never more of them than dispatches run at once; they are closed with
-    this object.
+    did not. There are never more of them than dispatches run at once on the engine: every
+    service on an engine shares one set (`of`), closed when the engine is disposed, so services
+    made and dropped (one per test, one per CLI run) never pile up connections.
     """
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        # Weakly: the engine keys the registry of kept sets (`of`), and must stay collectable.
+        self._engine = weakref.ref(engine)
         # (cursor, idle since). A deque: append and pop are atomic, so threads need no lock.
         self._idle: collections.deque[tuple[Any, float]] = collections.deque()
         weakref.finalize(self, _close_all, self._idle)
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine()
+        assert engine is not None, "a service outlived its engine"
+        return engine
+
+    @classmethod
+    def of(cls, engine: Engine) -> DriverConnections:
+        """The one set of kept connections of `engine`."""
+        with _KEPT_LOCK:
+            kept = _KEPT.get(engine)
+            if kept is None:
+                kept = _KEPT[engine] = cls(engine)
+                idle = kept._idle
+                event.listen(engine, "engine_disposed", lambda _engine: _close_all(idle))
+            return kept
 
     def take(self) -> Any:
         """A cursor on a live connection, the most recently used first; a new one when none
@@ -150,6 +170,10 @@ class DriverConnections:
     def discard(cursor: Any) -> None:
         with contextlib.suppress(Exception):  # it is being thrown away because it failed
             cursor.connection.close()
+
+
+_KEPT: weakref.WeakKeyDictionary[Engine, DriverConnections] = weakref.WeakKeyDictionary()
+_KEPT_LOCK = threading.Lock()
 
 
 def _close_all(idle: collections.deque[tuple[Any, float]]) -> None:

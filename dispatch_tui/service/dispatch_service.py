@@ -58,7 +58,7 @@ class DispatchService(ReadService):
     def __init__(self, sessions: sessionmaker[Session], desk: str = "cli") -> None:
         super().__init__(sessions, desk)
         # The connections the one-statement dispatch runs on (see db/engine.py).
-        self.statements = DriverConnections(sessions.kw["bind"])
+        self.statements = DriverConnections.of(sessions.kw["bind"])
 
     def _follow(self, s: Session, call: Call, staff: Staff, at: datetime) -> None:
         change = steps.follow_units(s, call, at)
