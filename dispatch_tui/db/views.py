@@ -218,8 +218,49 @@ def calls(
 
 
 def _call_view(row: Any, assignments: tuple[AssignmentView, ...]) -> CallView:
-    # The statement selects CallView's fields in its own order (all but the assignments).
-    return CallView(*row, assignments=assignments)
+    (
+        id_,
+        number,
+        status,
+        priority,
+        determinant,
+        nature,
+        location_text,
+        lat,
+        lon,
+        caller_name,
+        caller_phone,
+        notes,
+        received_at,
+        first_dispatched_at,
+        closed_at,
+        cancelled_at,
+        disposition,
+        destination_code,
+        dispatched_by,
+    ) = row
+    return CallView(
+        id_,
+        number,
+        status,
+        priority,
+        determinant,
+        nature,
+        location_text,
+        lat,
+        lon,
+        caller_name,
+        caller_phone,
+        notes,
+        received_at,
+        first_dispatched_at,
+        closed_at,
+        cancelled_at,
+        disposition,
+        destination_code,
+        dispatched_by,
+        assignments,
+    )
 
 
 def count_calls(session: Session, *, open_only: bool = True) -> int:
