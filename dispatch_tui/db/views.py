@@ -218,49 +218,9 @@ def calls(
 
 
 def _call_view(row: Any, assignments: tuple[AssignmentView, ...]) -> CallView:
-    (
-        id_,
-        number,
-        status,
-        priority,
-        determinant,
-        nature,
-        location_text,
-        lat,
-        lon,
-        caller_name,
-        caller_phone,
-        notes,
-        received_at,
-        first_dispatched_at,
-        closed_at,
-        cancelled_at,
-        disposition,
-        destination_code,
-        dispatched_by,
-    ) = row
-    return CallView(
-        id_,
-        number,
-        status,
-        priority,
-        determinant,
-        nature,
-        location_text,
-        lat,
-        lon,
-        caller_name,
-        caller_phone,
-        notes,
-        received_at,
-        first_dispatched_at,
-        closed_at,
-        cancelled_at,
-        disposition,
-        destination_code,
-        dispatched_by,
-        assignments,
-    )
+    # _CALLS selects CallView's fields in its own order, all but the assignments.
+    fields: list[Any] = [*row, assignments]
+    return CallView(*fields)
 
 
 def count_calls(session: Session, *, open_only: bool = True) -> int:

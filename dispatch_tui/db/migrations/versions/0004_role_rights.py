@@ -49,14 +49,9 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-# One group per staff role (the literal values of rules.enums.Role; migrations never import
-# application code, so that a later change to it cannot rewrite history).
-STAFF_GROUPS = (
-    "dispatch_dispatcher",
-    "dispatch_paramedic",
-    "dispatch_supervisor",
-    "dispatch_admin",
-)
+# One group per staff role, named by the literal values of rules.enums.Role and written out in
+# each statement: migrations never import application code (a later change to it must not
+# rewrite history), and no SQL is built from strings here.
 
 CREATE_ROLES = """
 DO $$
@@ -298,7 +293,6 @@ BEGIN
 END
 $$
 """
-LOGIN_FUNCTION = "dispatch_create_login(text, boolean, text)"
 
 
 def upgrade() -> None:
@@ -315,8 +309,11 @@ def upgrade() -> None:
         " EXECUTE FUNCTION dispatch_refuse_new_id()"
     )
     op.execute(CREATE_LOGIN)
-    op.execute(f"REVOKE ALL ON FUNCTION {LOGIN_FUNCTION} FROM PUBLIC")
-    op.execute(f"GRANT EXECUTE ON FUNCTION {LOGIN_FUNCTION} TO dispatch_supervisor, dispatch_admin")
+    op.execute("REVOKE ALL ON FUNCTION dispatch_create_login(text, boolean, text) FROM PUBLIC")
+    op.execute(
+        "GRANT EXECUTE ON FUNCTION dispatch_create_login(text, boolean, text)"
+        " TO dispatch_supervisor, dispatch_admin"
+    )
     op.execute("DROP TRIGGER audit_log_operator_is_login ON audit_log")
     op.execute("DROP FUNCTION audit_log_check_operator()")
     op.execute(AUDIT_WHO_AND_WHEN)
@@ -339,14 +336,19 @@ def downgrade() -> None:
         "CREATE TRIGGER audit_log_operator_is_login BEFORE INSERT ON audit_log"
         " FOR EACH ROW EXECUTE FUNCTION audit_log_check_operator()"
     )
-    op.execute(f"DROP FUNCTION IF EXISTS {LOGIN_FUNCTION}")
+    op.execute("DROP FUNCTION IF EXISTS dispatch_create_login(text, boolean, text)")
     op.execute("DROP TRIGGER IF EXISTS hospitals_id_never_changes ON hospitals")
     op.execute("DROP FUNCTION IF EXISTS dispatch_refuse_new_id()")
     for statement in DROP_ROW_SECURITY:
         op.execute(statement)
-    groups = ", ".join(STAFF_GROUPS)
-    op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {groups}")
-    op.execute(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {groups}")
+    op.execute(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA public"
+        " FROM dispatch_dispatcher, dispatch_paramedic, dispatch_supervisor, dispatch_admin"
+    )
+    op.execute(
+        "REVOKE ALL ON ALL SEQUENCES IN SCHEMA public"
+        " FROM dispatch_dispatcher, dispatch_paramedic, dispatch_supervisor, dispatch_admin"
+    )
     op.execute(f"REVOKE INSERT ({AUDIT_COLUMNS}) ON audit_log FROM dispatch_operator")
     op.execute("GRANT INSERT, UPDATE ON calls, units, hospitals, assignments TO dispatch_operator")
     op.execute("GRANT INSERT ON audit_log TO dispatch_operator")
