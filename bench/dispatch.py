@@ -39,6 +39,7 @@ from bench.common import (
     service_for,
     throwaway_server,
 )
+from dispatch_tui.rules.commands import Dispatch, Once
 
 DESKS = (1, 4, 8, 16)
 SECONDS = 3.0  # per row, after the barrier
@@ -73,7 +74,10 @@ def _service_desk(url: str) -> tuple[Callable[[str, str], None], int, Callable[[
         backend = int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
     def one(number: str, unit: str) -> None:
-        service.dispatch("alice", number, [unit])
+        # As a desk sends it: under a request id of its own, kept in the same statement.
+        units = (unit,)
+        once = Once.of("alice", Dispatch(number, units))
+        service.dispatch("alice", number, units, once=once)
 
     return one, backend, engine.dispose
 

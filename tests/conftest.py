@@ -27,7 +27,7 @@ from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url
 from dispatch_tui.service import demo
 from dispatch_tui.service.dispatch_service import DispatchService
 
-TABLES = "audit_log, assignments, calls, staff, units, stations, hospitals, places"
+TABLES = "audit_log, assignments, calls, staff, units, stations, hospitals, places, requests"
 
 
 def _libpq(url: str) -> str:

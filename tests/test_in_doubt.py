@@ -10,6 +10,7 @@ own exit code, never "nothing was changed".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,7 @@ from dispatch_tui.rules.errors import ExitCode, OutcomeUnknown
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service import executor, transactions
 from dispatch_tui.service.dispatch_service import DispatchService
+from tests.desk_helpers import desk, feedback, pending_numbers, until
 from tests.fault_proxy import ReplyDropper, reply_dropper
 from tests.helpers import new_call
 
@@ -137,5 +139,72 @@ def test_a_desk_is_told_which_action_is_in_doubt(
     proxy.refuse_after_drop = True
     answer = executor.answer(behind, "alice", commands.Dispatch(number, ("M2",)))
     assert not answer.ok
-    assert answer.message.startswith(f"M2 → {number}: outcome unknown;"), answer.message
+    assert answer.message.startswith(f"M2 → {number}: outcome unknown"), answer.message
+    assert answer.in_doubt
     assert world.call(number).active_units == ("M2",)  # saved, though the desk could not know
+
+
+def test_a_call_retaken_after_an_unknown_outcome_is_not_duplicated(
+    proxy: ReplyDropper,
+    world: DispatchService,
+    db_env: dict[str, str],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    engine: Engine,
+) -> None:
+    """The CLI names the write's request id; run again with it once the server answers, the
+    call saved the first time is the answer, and there is still one call."""
+    monkeypatch.setattr(transactions, "SETTLE_SECONDS", 0.3)
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", proxy.url)
+    proxy.arm(b"COMMIT")
+    proxy.refuse_after_drop = True
+    argv = ["call", "new", "Retaken call", "--place", "Riverton Mall", "-p", "1"]
+    assert main(["--json", *argv]) == ExitCode.OUTCOME_UNKNOWN
+    out, err = capsys.readouterr()
+    rid = json.loads(out)["error"]["request_id"]
+    assert f"run the same command with --request-id {rid}" in err
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", database_url)  # the server answers again
+    assert main(["--json", "--request-id", rid, *argv]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["done_before"] is True and again["call"]["nature"] == "Retaken call"
+    assert calls_named(engine, "Retaken call") == 1
+
+
+def test_a_dispatch_in_doubt_is_settled_by_its_request_row(
+    world: DispatchService, behind: DispatchService, proxy: ReplyDropper
+) -> None:
+    number = new_call(world)
+    proxy.arm(b"{M3}")
+    once = commands.Once.of("alice", commands.Dispatch(number, ("M3",)))
+    done = behind.dispatch("alice", number, ["M3"], once=once)
+    assert proxy.dropped.is_set(), "the proxy did not lose the dispatch's reply"
+    assert done.units == ("M3",) and world.call(number).active_units == ("M3",)
+
+
+async def test_a_desk_says_which_write_went_through_once_it_can_ask(
+    world: DispatchService,
+    behind: DispatchService,
+    proxy: ReplyDropper,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The desk's writes go through the proxy (its listener does not): the dispatch is saved,
+    its reply lost, the server unreachable for a while. The desk says the outcome is unknown,
+    then, once the server answers, that it went through."""
+    monkeypatch.setattr(transactions, "SETTLE_SECONDS", 0.3)
+    number = new_call(world)
+    app = desk(behind, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [number])
+        proxy.arm(b"{M2}")
+        proxy.refuse_after_drop = True
+        await pilot.press("colon", *f"d {number} m2", "enter")
+        await until(pilot, lambda: "outcome unknown" in feedback(app))
+        assert f"M2 → {number}: outcome unknown" in feedback(app)
+        assert len(app.desk.in_doubt) == 1
+        proxy.refuse = False  # the server answers again
+        await until(pilot, lambda: "went through" in feedback(app))
+        assert feedback(app).startswith(f"✓ M2 → {number}: went through"), feedback(app)
+        assert not app.desk.in_doubt
+    assert world.call(number).active_units == ("M2",)

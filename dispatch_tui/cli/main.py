@@ -2,8 +2,10 @@
 
 Exit codes (stable, for scripts): 0 done, 1 unexpected (logged with context), 2 invalid input,
 3 not found, 4 conflict (the state changed under you), 5 forbidden, 6 database unavailable or
-schema not current. Errors are one `error: ...` line on stderr; with `--json`, stdout also gets
-a JSON object `{"ok": false, "error": {"kind": ..., "message": ...}}`.
+schema not current, 7 outcome unknown (the connection was lost while a change was being saved:
+run the same command again with the `--request-id` it names, and it is carried out only if it
+was not). Errors are one `error: ...` line on stderr; with `--json`, stdout also gets a JSON
+object `{"ok": false, "error": {"kind": ..., "message": ...}}`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from dispatch_tui.db.connect import close_databases, open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.rules import grammar
-from dispatch_tui.rules.errors import DispatchError, ExitCode, Unavailable
+from dispatch_tui.rules.errors import DispatchError, ExitCode, OutcomeUnknown, Unavailable
 from dispatch_tui.service import demo, executor, staffing
 from dispatch_tui.service.read_service import ReadService
 
@@ -52,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="act as this operator (default: DISPATCH_USER, else the OS user)",
     )
     common.add_argument(
+        "--request-id",
+        default=argparse.SUPPRESS,
+        metavar="ID",
+        help="a write's request id: the same write run again with it is done once",
+    )
+    common.add_argument(
         "--json",
         action="store_true",
         default=argparse.SUPPRESS,
@@ -63,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ambulance dispatch desk and its command-line verbs.",
         parents=[common],
         epilog="exit codes: 0 done, 1 unexpected, 2 invalid input, 3 not found, 4 conflict, "
-        "5 forbidden, 6 database unavailable",
+        "5 forbidden, 6 database unavailable, 7 outcome unknown",
     )
     parser.add_argument("--version", action="version", version=f"dispatch-tui {__version__}")
     sub = parser.add_subparsers(dest="command", required=False, parser_class=grammar.GrammarParser)
@@ -175,6 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     _log_to_file(settings.log_file, secrets_of(urls))
     try:
         return _run(ns, settings, out, as_json)
+    except OutcomeUnknown as err:
+        rid = err.request_id
+        again = f"; to finish it, run the same command with --request-id {rid}" if rid else ""
+        return _fail(err.exit_code, err.kind, err.message + again, as_json, request_id=rid)
     except DispatchError as err:
         return _fail(err.exit_code, err.kind, err.message, as_json)
     except KeyboardInterrupt:
@@ -212,14 +224,15 @@ def _redacted(settings: Settings) -> str:
         return "(unparseable URL)"
 
 
-def _fail(code: int, kind: str, message: str, as_json: bool) -> int:
+def _fail(
+    code: int, kind: str, message: str, as_json: bool, *, request_id: str | None = None
+) -> int:
     print(f"error: {message}", file=sys.stderr)
     if as_json:
-        print(
-            json.dumps(
-                {"ok": False, "error": {"kind": kind, "message": message, "exit_code": int(code)}}
-            )
-        )
+        error: dict[str, object] = {"kind": kind, "message": message, "exit_code": int(code)}
+        if request_id is not None:
+            error["request_id"] = request_id
+        print(json.dumps({"ok": False, "error": error}))
     return int(code)
 
 
@@ -321,14 +334,17 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
     assert command is not None, f"verb {verb} builds no command"
     db = open_database(settings.database_url, settings.data_dir)
     outcome = executor.execute(
-        launch.service(db, settings), launch.operator(db, settings, ns), command
+        launch.service(db, settings),
+        launch.operator(db, settings, ns),
+        command,
+        request_id=getattr(ns, "request_id", None),
     )
     if as_json:
         out.print(json_document(outcome), markup=False, highlight=False, soft_wrap=True)
     else:
         if outcome.data is not None:
             print_outcome(out, outcome)
-        if outcome.kind in ("call",) and not verb.endswith("show"):
+        if (outcome.kind == "call" and not verb.endswith("show")) or outcome.done_before:
             out.print(outcome.message, markup=False)
     return 0
 

@@ -45,6 +45,8 @@ def json_document(outcome: Outcome) -> str:
     document = {"ok": True, "message": outcome.message, outcome.kind: to_jsonable(outcome.data)}
     if outcome.total is not None:  # a list that may be cut on purpose says whether it was
         document |= {"truncated": outcome.truncated, "total": outcome.total}
+    if outcome.request_id is not None:  # a write: its id, and whether a retry found it done
+        document |= {"request_id": outcome.request_id, "done_before": outcome.done_before}
     return json.dumps(document)
 
 

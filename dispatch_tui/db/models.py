@@ -338,3 +338,27 @@ class AuditEntry(Base):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+
+class ActionRequest(Base):
+    """The request id of every write carried out, with what it made (migration 0005).
+
+    A write inserts its row in its own transaction, so the row exists exactly when the write
+    committed; a retry that repeats the id finds it and gets the first outcome back instead of
+    acting twice. `void`: the id was given up when a desk, after reconnecting, found its write
+    had not been carried out (the row then keeps that write from ever committing).
+    """
+
+    __tablename__ = "requests"
+    __table_args__ = (
+        CheckConstraint("id ~ '^[A-Za-z0-9._:-]{1,64}$'", name="id_format"),
+        CheckConstraint("fingerprint ~ '^[0-9a-f]{64}$'", name="fingerprint_format"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(TS, server_default=func.clock_timestamp())
+    void: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    call_id: Mapped[int | None] = mapped_column(Integer)
+    unit_id: Mapped[int | None] = mapped_column(Integer)
+    hospital_id: Mapped[int | None] = mapped_column(Integer)

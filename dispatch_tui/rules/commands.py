@@ -11,8 +11,11 @@ gets the same one-line answer from every entry point.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from dataclasses import dataclass
 
+from dispatch_tui.rules import validation
 from dispatch_tui.rules.validation import CallIntake
 
 
@@ -110,5 +113,48 @@ Command = (
     | Audit
 )
 
+Write = (
+    NewCall
+    | CancelCall
+    | CloseCall
+    | Dispatch
+    | SetUnitStatus
+    | LocateUnit
+    | CancelUnit
+    | SetHospitalStatus
+)
+Read = ShowCall | Recommend | Show | Audit
+
 # Commands that print a list: the desk's panes show these already, the CLI prints them.
 LISTINGS = (Show, Audit)
+# Commands that change something: each runs under a request id (`Once`).
+WRITES = (
+    NewCall,
+    CancelCall,
+    CloseCall,
+    Dispatch,
+    SetUnitStatus,
+    LocateUnit,
+    CancelUnit,
+    SetHospitalStatus,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Once:
+    """A write's request id, and what it asks for (who, and the command as given).
+
+    The database keeps the id of every write it carried out, with what the write made, under a
+    unique key: a retry that repeats the id (after an answer was lost) gets the first outcome
+    back instead of acting twice. An id given again for a different action is refused.
+    """
+
+    id: str
+    fingerprint: str  # hex SHA-256 of the operator and the command
+
+    @classmethod
+    def of(cls, operator: str, command: Command, request_id: str | None = None) -> Once:
+        """`request_id` as given (validated), or a new random one."""
+        rid = validation.request_id(request_id) if request_id is not None else str(uuid.uuid4())
+        said = f"{operator.strip().lower()}\n{command!r}".encode()
+        return cls(rid, hashlib.sha256(said).hexdigest())

@@ -6,6 +6,7 @@ context and reported as "unexpected" (exit code 1).
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import IntEnum
 
 
@@ -75,6 +76,9 @@ class OutcomeUnknown(DispatchError):
 
     exit_code = ExitCode.OUTCOME_UNKNOWN
     kind = "outcome_unknown"
+    # The write's request id: the same write sent again under it is carried out only if the
+    # first was not.
+    request_id: str | None = None
 
 
 # What a lost connection means depends on when it was lost.
@@ -83,3 +87,26 @@ IN_DOUBT = (
     "the connection to the dispatch database was lost while the change was being saved: "
     "it may or may not have been saved; look before doing it again"
 )
+
+
+class AlreadyDone(Exception):
+    """A write's request id names a write the database carried out before: nothing was done now.
+
+    Raised by the service only to a caller that gave a request id; it carries what the first
+    write made, and the executor answers with that outcome. Not an error a user caused."""
+
+    def __init__(
+        self,
+        request_id: str,
+        at: datetime,
+        *,
+        call_id: int | None = None,
+        unit_id: int | None = None,
+        hospital_id: int | None = None,
+    ) -> None:
+        super().__init__(f"request {request_id} was carried out already")
+        self.request_id = request_id
+        self.at = at
+        self.call_id = call_id
+        self.unit_id = unit_id
+        self.hospital_id = hospital_id

@@ -96,6 +96,7 @@ def _status(value: str) -> str:
 _LEADING_OPTIONS = {
     "--db": True,
     "--as": True,
+    "--request-id": True,
     "--json": False,
     "--version": False,
     "-h": False,

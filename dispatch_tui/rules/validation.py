@@ -28,6 +28,8 @@ CALL_NUMBER = re.compile(r"^C-?(\d{1,9})$")
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 PHONE = re.compile(r"^\+?[0-9 ()./-]{3,32}$")
 DETERMINANT = re.compile(r"^(\d{1,2})-([A-EO])-(\d{1,2}[A-Z]?)$")
+REQUEST_ID_MAX = 64
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 # MPDS determinant level -> desk priority (Echo/Delta critical, Charlie/Bravo emergent, Alpha
 # lower acuity, Omega non-acute; DOMAIN.md). Bravo is emergent but below Charlie: P3.
@@ -78,6 +80,16 @@ def username(value: str) -> str:
     if not USERNAME.match(name):
         raise InvalidInput(f"'{_short(value)}' is not a user name (letters, digits, . _ -)")
     return name
+
+
+def request_id(value: str) -> str:
+    """A write's request id (`--request-id`): what a retry repeats so that it is done once."""
+    rid = value.strip()
+    if not REQUEST_ID.match(rid):
+        raise InvalidInput(
+            f"'{_short(value)}' is not a request id (1 to {REQUEST_ID_MAX} of letters, digits, . _ : -)"
+        )
+    return rid
 
 
 def text_field(label: str, value: str, limit: int, *, required: bool = False) -> str:

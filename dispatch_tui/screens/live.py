@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from typing import Any
 from textual import on, work
 from textual.message import Message
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from dispatch_tui.config import DeskOptions
 from dispatch_tui.db.listener import Change, ConnectionState, Listener
@@ -109,6 +110,9 @@ class LiveScreen(Screen[None]):
         self.context = context
         self.db_offset = timedelta(0)
         self._stop_listening = threading.Event()
+        # Writes whose outcome is unknown, by request id, until the database says how they ended.
+        self.in_doubt: dict[str, Command] = {}
+        self._doubt_lock = threading.Lock()
 
     def db_now(self) -> datetime:
         """The database clock, as estimated from the last snapshot: ages agree across desks."""
@@ -170,19 +174,63 @@ class LiveScreen(Screen[None]):
             coalesce_seconds=0.0,
         ).run(self._stop_listening)
 
-    def perform(self, command: Command) -> None:
-        """Run one command off the UI thread; its answer comes back as ActionDone."""
-        self._action_worker(command)
+    def perform(self, command: Command, request_id: str | None = None) -> None:
+        """Run one command off the UI thread; its answer comes back as ActionDone.
+
+        A write runs under `request_id` (a new one if not given): a form saved again after a
+        failure passes the same id, so the write is carried out once."""
+        self._action_worker(command, request_id or str(uuid.uuid4()))
 
     @work(thread=True, exit_on_error=False, group="actions")
-    def _action_worker(self, command: Command) -> None:
+    def _action_worker(self, command: Command, request_id: str) -> None:
         service = self.context.service
         assert isinstance(service, DispatchService), "only a desk that writes performs commands"
-        answer = executor.answer(service, self.context.operator.username, command)
+        answer = executor.answer(service, self.context.operator.username, command, request_id)
+        if answer.in_doubt:
+            with self._doubt_lock:
+                self.in_doubt[request_id] = command
         self.post_message(ActionDone(answer, command))
         if not self.context.options.listen:
             # Polling desks would otherwise wait a whole poll for their own change.
             self.post_message(SnapshotLoaded(service.snapshot()))
+
+    # -- writes whose outcome is unknown: checked by their request ids -----------------------
+
+    @on(ActionDone)
+    def _doubt_arose(self, event: ActionDone) -> None:
+        if event.answer.in_doubt:
+            self._resolve_in_doubt()
+
+    @on(ConnectionChanged)
+    def _reconnected(self, event: ConnectionChanged) -> None:
+        if event.state in (ConnectionState.LIVE, ConnectionState.POLLING) and self.in_doubt:
+            self._resolve_in_doubt()
+
+    @work(thread=True, exit_on_error=False, group="doubt", exclusive=True)
+    def _resolve_in_doubt(self) -> None:
+        """Ask, every second until the database answers, whether each write in doubt went
+        through; say so for each, as an answer of its own."""
+        service = self.context.service
+        assert isinstance(service, DispatchService)
+        worker = get_current_worker()
+        while not worker.is_cancelled and not self._stop_listening.is_set():
+            with self._doubt_lock:
+                pending = list(self.in_doubt.items())
+            if not pending:
+                return
+            for request_id, command in pending:
+                try:
+                    answer = executor.resolved(
+                        service, self.context.operator.username, command, request_id
+                    )
+                except DispatchError:
+                    log.info("request %s is still in doubt", request_id, exc_info=True)
+                    continue
+                with self._doubt_lock:
+                    settled = self.in_doubt.pop(request_id, None) is not None
+                if settled:
+                    self.post_message(ActionDone(answer, command))
+            self._stop_listening.wait(1.0)
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:

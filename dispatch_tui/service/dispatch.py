@@ -83,8 +83,17 @@ from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from dispatch_tui.db.engine import DriverConnections
-from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Staff, Unit
+from dispatch_tui.db.models import (
+    ActionRequest,
+    Assignment,
+    AuditEntry,
+    Call,
+    Hospital,
+    Staff,
+    Unit,
+)
 from dispatch_tui.rules import lifecycle, permissions, validation
+from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import (
     OPEN_CALL_STATUSES,
     CallStatus,
@@ -101,7 +110,7 @@ from dispatch_tui.rules.errors import (
     Unavailable,
 )
 from dispatch_tui.rules.views import Dispatched
-from dispatch_tui.service import steps, transactions
+from dispatch_tui.service import request_ids, steps, transactions
 from dispatch_tui.service.lookups import not_an_operator
 
 log = logging.getLogger(__name__)
@@ -127,6 +136,7 @@ class Request(NamedTuple):
     hospital: str | None = None
     override_diversion: bool = False
     add: bool = False
+    once: Once | None = None  # the request id it is kept under
 
     @classmethod
     def of(
@@ -139,6 +149,7 @@ class Request(NamedTuple):
         hospital: str | None = None,
         override_diversion: bool = False,
         add: bool = False,
+        once: Once | None = None,
     ) -> Request:
         """Refuse what is malformed whatever the database holds (InvalidInput)."""
         codes = tuple([validation.unit_code(c) for c in unit_codes])
@@ -159,6 +170,7 @@ class Request(NamedTuple):
             hospital=validation.hospital_code(hospital) if hospital else None,
             override_diversion=override_diversion,
             add=add,
+            once=once,
         )
 
     def params(self, desk: str) -> dict[str, Any]:
@@ -172,6 +184,8 @@ class Request(NamedTuple):
             "override": self.override_diversion,
             "add": self.add,
             "desk": desk,
+            "request": self.once.id if self.once else None,
+            "fingerprint": self.once.fingerprint if self.once else None,
         }
 
 
@@ -190,6 +204,8 @@ HOSPITAL = _param("hospital")
 OVERRIDE = _param("override", Boolean)
 ADD = _param("add", Boolean)
 DESK = _param("desk")
+REQUEST = _param("request")
+FINGERPRINT = _param("fingerprint")
 
 
 def const(value: str) -> ColumnElement[str]:
@@ -388,7 +404,19 @@ def _missing(kind: Kind, request: Request, rows: Sequence[Any]) -> DispatchError
 # -- the gate: the rules, and the statement built from them ---------------------------------------
 
 REQUEST_PARAMETERS = frozenset(
-    p.key for p in (OPERATOR, NUMBER, UNITS, PARAMEDIC, HOSPITAL, OVERRIDE, ADD, DESK)
+    p.key
+    for p in (
+        OPERATOR,
+        NUMBER,
+        UNITS,
+        PARAMEDIC,
+        HOSPITAL,
+        OVERRIDE,
+        ADD,
+        DESK,
+        REQUEST,
+        FINGERPRINT,
+    )
 )
 
 
@@ -606,7 +634,16 @@ def _statement(rules: Sequence[Rule]) -> AnySelect:
         )
         .cte("audited")
     )
-    return select(go.c.call_id, go.c.at).add_cte(moved, linked, audited)
+    # The request id, kept with the call it dispatched to: a retry trips its primary key.
+    kept = (
+        insert(ActionRequest)
+        .from_select(
+            ["id", "fingerprint", "call_id", "at"],
+            select(REQUEST, FINGERPRINT, go.c.call_id, go.c.at).where(REQUEST.is_not(None)),
+        )
+        .cte("kept")
+    )
+    return select(go.c.call_id, go.c.at).add_cte(moved, linked, audited, kept)
 
 
 GATE = Gate(RULES)
@@ -631,6 +668,9 @@ def run(connections: DriverConnections, desk: str, request: Request) -> Dispatch
                 return _settled(connections.engine, request, doubt)
             if done is not None:
                 return Dispatched(done[0], request.number, request.units, done[1])
+            if request.once is not None:
+                # A retry of a dispatch that went through wrote nothing: say what it did.
+                _raise_if_done(connections.engine, request.once)
             facts = _read(connections, gate.compiled("facts", dialect), params)
         except transactions.Retry:
             transactions.retried(attempt)
@@ -669,12 +709,21 @@ GROUP BY c.id
 ).bindparams(bindparam("units", type_=ARRAY(String)))
 
 
+def _raise_if_done(engine: Engine, once: Once) -> None:
+    """Raise AlreadyDone when the dispatch kept under `once` was carried out before."""
+    with transactions.db_errors(), engine.connect() as conn:
+        done = request_ids.recall(conn, once)
+    if done is not None:
+        raise done
+
+
 def _settled(engine: Engine, request: Request, doubt: transactions.InDoubt) -> Dispatched:
     """The statement was in flight when its connection died: find out whether it committed.
 
     Once the server process that ran it has ended (it is terminated if it lingers, as one does
     behind a proxy that lost only the reply), the statement either committed or never will, so
-    what the tables hold is the answer: the units on the call (done), or not (nothing changed).
+    its request row is the answer (or, without a request id, what the tables hold: the units
+    on the call, or not).
     When the server cannot be asked, the outcome stays unknown."""
     if (
         doubt.backend_pid is None
@@ -685,6 +734,16 @@ def _settled(engine: Engine, request: Request, doubt: transactions.InDoubt) -> D
         != "gone"
     ):
         raise doubt
+    once = request.once
+    if once is not None:  # its request row is the answer
+        kept = transactions.settle(engine, lambda conn: request_ids.recall(conn, once) or "none")
+        if kept is None:
+            raise doubt
+        if kept != "none":
+            log.warning("dispatch under request %s was in doubt: it committed", once.id)
+            return Dispatched(kept.call_id, request.number, request.units, kept.at)
+        log.warning("dispatch under request %s was in doubt: it did not commit", once.id)
+        raise Unavailable(NOTHING_CHANGED)
     params = {
         "number": request.number,
         "units": list(request.units),
@@ -719,7 +778,7 @@ def _write(
         connections,
         statement.sql,
         _with(statement, params),
-        tolerated=ACTIVE_ASSIGNMENT_INDEXES,
+        tolerated=(*ACTIVE_ASSIGNMENT_INDEXES, request_ids.KEY),
         writes=True,
     )
     return None if row is None else (int(row[0]), row[1])

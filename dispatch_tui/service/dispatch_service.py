@@ -31,8 +31,10 @@ from dispatch_tui.db.models import (
     Unit,
 )
 from dispatch_tui.rules import lifecycle, validation
+from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.rules.errors import (
+    AlreadyDone,
     Conflict,
     InvalidInput,
     NotFound,
@@ -44,16 +46,19 @@ from dispatch_tui.rules.views import (
     UnitView,
 )
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import lookups, steps
+from dispatch_tui.service import lookups, request_ids, steps
 from dispatch_tui.service.read_service import ReadService
-from dispatch_tui.service.transactions import write
+from dispatch_tui.service.transactions import db_errors, write
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class DispatchService(ReadService):
-    """Every write action: one transaction each, locks in a fixed order, audit rows included."""
+    """Every write action: one transaction each, locks in a fixed order, audit rows included.
+
+    Each takes an optional `once`, the write's request id: a write carried out before under the
+    same id raises `AlreadyDone` instead of acting twice (`service/request_ids.py`)."""
 
     def __init__(self, sessions: sessionmaker[Session], desk: str = "cli") -> None:
         super().__init__(sessions, desk)
@@ -87,9 +92,17 @@ class DispatchService(ReadService):
             **details,
         )
 
+    def resolve(self, once: Once) -> AlreadyDone | None:
+        """Whether the write sent under `once` went through (what it made), or not (None, and
+        now it never will): see `request_ids.resolve`."""
+        with db_errors(), self.sessions.kw["bind"].connect() as conn:
+            return request_ids.resolve(conn, once)
+
     # -- writes -----------------------------------------------------------------------------------
 
-    def create_call(self, username: str, raw: validation.CallIntake) -> CallView:
+    def create_call(
+        self, username: str, raw: validation.CallIntake, once: Once | None = None
+    ) -> CallView:
         data = validation.intake(raw)
 
         def work(s: Session) -> CallView:
@@ -126,7 +139,7 @@ class DispatchService(ReadService):
             )
             return views.call(s, call_id)
 
-        return write(self.sessions, work)
+        return write(self.sessions, work, once)
 
     def dispatch(
         self,
@@ -138,6 +151,7 @@ class DispatchService(ReadService):
         hospital: str | None = None,
         override_diversion: bool = False,
         add: bool = False,
+        once: Once | None = None,
     ) -> Dispatched:
         """Send units to a call: one statement, or the refusal (see `service/dispatch.py`).
 
@@ -152,6 +166,7 @@ class DispatchService(ReadService):
             hospital=hospital,
             override_diversion=override_diversion,
             add=add,
+            once=once,
         )
         return dispatching.run(self.statements, self.desk, request)
 
@@ -163,6 +178,7 @@ class DispatchService(ReadService):
         *,
         hospital: str | None = None,
         override_diversion: bool = False,
+        once: Once | None = None,
     ) -> UnitView:
         code = validation.unit_code(unit_code)
         try:
@@ -222,10 +238,15 @@ class DispatchService(ReadService):
                 self._follow(s, call, staff, at)
             return views.unit(s, unit.id)
 
-        return write(self.sessions, work)
+        return write(self.sessions, work, once)
 
     def locate_unit(
-        self, username: str, unit_code: str, lat: float | str, lon: float | str
+        self,
+        username: str,
+        unit_code: str,
+        lat: float | str,
+        lon: float | str,
+        once: Once | None = None,
     ) -> UnitView:
         code = validation.unit_code(unit_code)
         position = validation.coordinate(lat, lon)
@@ -244,9 +265,11 @@ class DispatchService(ReadService):
             )
             return views.unit(s, unit_id)
 
-        return write(self.sessions, work)
+        return write(self.sessions, work, once)
 
-    def cancel_unit(self, username: str, unit_code: str, reason: str = "") -> CallView:
+    def cancel_unit(
+        self, username: str, unit_code: str, reason: str = "", once: Once | None = None
+    ) -> CallView:
         """Cancel one unit's assignment before it arrives; the unit is available again."""
         code = validation.unit_code(unit_code)
         why = validation.text_field("reason", reason, 200)
@@ -266,9 +289,11 @@ class DispatchService(ReadService):
             self._follow(s, call, staff, at)
             return views.call(s, call.id)
 
-        return write(self.sessions, work)
+        return write(self.sessions, work, once)
 
-    def cancel_call(self, username: str, call_number: str, reason: str = "") -> CallView:
+    def cancel_call(
+        self, username: str, call_number: str, reason: str = "", once: Once | None = None
+    ) -> CallView:
         number = validation.call_number(call_number)
         why = validation.text_field("reason", reason, 200)
 
@@ -299,9 +324,11 @@ class DispatchService(ReadService):
             self._audit(s, staff, "call_cancelled", call_id=call.id, old=old, reason=why)
             return views.call(s, call.id)
 
-        return write(self.sessions, work)
+        return write(self.sessions, work, once)
 
-    def close_call(self, username: str, call_number: str, disposition: str = "") -> CallView:
+    def close_call(
+        self, username: str, call_number: str, disposition: str = "", once: Once | None = None
+    ) -> CallView:
         """Close a call a unit has reached; units still on it are cleared (or, not yet there, cancelled)."""
         number = validation.call_number(call_number)
         why = validation.text_field("disposition", disposition, 200)
@@ -330,10 +357,16 @@ class DispatchService(ReadService):
             self._audit(s, staff, "call_closed", call_id=call.id, old=old, disposition=why)
             return views.call(s, call.id)
 
-        return write(self.sessions, work)
+        return write(self.sessions, work, once)
 
     def hospital_status(
-        self, username: str, code: str, status: str | None = None, *, beds: int | str | None = None
+        self,
+        username: str,
+        code: str,
+        status: str | None = None,
+        *,
+        beds: int | str | None = None,
+        once: Once | None = None,
     ) -> HospitalView:
         hcode = validation.hospital_code(code)
         new_status: HospitalStatus | None = None
@@ -372,4 +405,4 @@ class DispatchService(ReadService):
             )
             return views.hospitals(s, ids=[hospital.id])[0]
 
-        return write(self.sessions, work)
+        return write(self.sessions, work, once)

@@ -9,14 +9,15 @@ JSON; the desk selects a call it just took).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
 from dispatch_tui.rules import commands as c
-from dispatch_tui.rules.errors import DispatchError, OutcomeUnknown
+from dispatch_tui.rules import validation
+from dispatch_tui.rules.errors import AlreadyDone, DispatchError, InvalidInput, OutcomeUnknown
 from dispatch_tui.rules.lifecycle import label
 from dispatch_tui.rules.recommend import NO_UNIT_AVAILABLE
-from dispatch_tui.rules.views import Listing
+from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, Listing, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
 
 ACCEPTED = "✓"
@@ -35,6 +36,9 @@ class Outcome:
     kind: str  # what `data` is: call, calls, unit, units, hospital, hospitals, places, ...
     # For a list that may be cut on purpose (calls, audit): how many rows there were in all.
     total: int | None = None
+    # A write's request id; `done_before`: a retry under it found the write carried out already.
+    request_id: str | None = None
+    done_before: bool = False
 
     @property
     def truncated(self) -> bool:
@@ -49,31 +53,64 @@ class Answer:
     ok: bool
     message: str
     outcome: Outcome | None = None
+    in_doubt: bool = False  # a write whose outcome is unknown: to be checked by its request id
 
 
 def execute(
-    service: DispatchService, operator: str, command: c.Command, *, read_back: bool = True
+    service: DispatchService,
+    operator: str,
+    command: c.Command,
+    *,
+    read_back: bool = True,
+    request_id: str | None = None,
 ) -> Outcome:
     """Run one command; a refusal is raised as the DispatchError the service gave.
+
+    A write runs under `request_id` (a new one if not given): run again with the same id, it
+    answers with what the first run did instead of acting twice (`done_before`). An
+    OutcomeUnknown names the id, to retry with.
 
     `read_back`: read a dispatched call again after the commit, to print it as it is now (the
     CLI does; a desk's panes show it already, and its answer need not wait for a second read).
     """
+    if not isinstance(command, c.WRITES):
+        return _read(service, command)
+    once = c.Once.of(operator, command, request_id)
+    try:
+        result = _write(service, operator, command, once)
+    except AlreadyDone as done:
+        made: Written = service.made(done)
+        if isinstance(command, c.Dispatch) and isinstance(made, CallView):
+            units = tuple(_code(u) for u in command.units)
+            made = Dispatched(made.id, made.number, units, done.at)
+        outcome = _said(service, command, made, read_back)
+        when = done.at.astimezone().strftime("%H:%M:%S")
+        return replace(
+            outcome,
+            message=f"{outcome.message} (done at {when} under this request id; not repeated)",
+            request_id=once.id,
+            done_before=True,
+        )
+    except OutcomeUnknown as err:
+        err.request_id = once.id
+        raise
+    return replace(_said(service, command, result, read_back), request_id=once.id)
+
+
+Written = CallView | UnitView | HospitalView | Dispatched
+
+
+def _write(service: DispatchService, operator: str, command: c.Write, once: c.Once) -> Written:
+    """Carry out a write: what the service returns."""
     match command:
         case c.NewCall(intake):
-            call = service.create_call(operator, intake)
-            return Outcome(f"{call.number} taken: P{call.priority} {call.nature}", call, "call")
-        case c.ShowCall(number):
-            call = service.call(number)
-            return Outcome(f"{call.number} is {label(call.status)}", call, "call")
+            return service.create_call(operator, intake, once)
         case c.CancelCall(number, reason):
-            call = service.cancel_call(operator, number, reason)
-            return Outcome(f"{call.number} cancelled; units released", call, "call")
+            return service.cancel_call(operator, number, reason, once)
         case c.CloseCall(number, disposition):
-            call = service.close_call(operator, number, disposition)
-            return Outcome(f"{call.number} closed", call, "call")
+            return service.close_call(operator, number, disposition, once)
         case c.Dispatch(number, units, paramedic, hospital, override, add):
-            done = service.dispatch(
+            return service.dispatch(
                 operator,
                 number,
                 units,
@@ -81,36 +118,66 @@ def execute(
                 hospital=hospital,
                 override_diversion=override,
                 add=add,
+                once=once,
             )
-            sent = f"{', '.join(done.units)} dispatched to {done.call_number}"
-            if not read_back:
-                return Outcome(sent, None, "call")
-            try:
-                # The dispatch is done whatever this read does: a failure here must not turn it
-                # into a refusal.
-                now = service.call(done.call_number)
-            except DispatchError:
-                return Outcome(sent, None, "call")
-            on_it = ", ".join(now.active_units) or "no units"
-            return Outcome(f"{sent} ({on_it} on it)", now, "call")
         case c.SetUnitStatus(code, status, hospital, override):
-            unit = service.unit_status(
-                operator, code, status, hospital=hospital, override_diversion=override
+            return service.unit_status(
+                operator, code, status, hospital=hospital, override_diversion=override, once=once
             )
-            to = f" to {hospital.upper()}" if hospital else ""
-            where = f" on {unit.call_number}" if unit.call_number else ""
-            return Outcome(f"{unit.code} {label(unit.status)}{to}{where}", unit, "unit")
         case c.LocateUnit(code, lat, lon):
-            unit = service.locate_unit(operator, code, lat, lon)
-            return Outcome(f"{unit.code} at {unit.lat:.5f}, {unit.lon:.5f}", unit, "unit")
+            return service.locate_unit(operator, code, lat, lon, once)
         case c.CancelUnit(code, reason):
-            call = service.cancel_unit(operator, code, reason)
-            gone = code.strip().upper()
-            return Outcome(f"{gone} cancelled from {call.number}; available", call, "call")
+            return service.cancel_unit(operator, code, reason, once)
         case c.SetHospitalStatus(code, status, beds):
-            h = service.hospital_status(operator, code, status, beds=beds)
-            with_beds = f", {h.beds_available} beds" if h.beds_available is not None else ""
-            return Outcome(f"{h.code} {h.status.lower()}{with_beds}", h, "hospital")
+            return service.hospital_status(operator, code, status, beds=beds, once=once)
+        case _:
+            assert_never(command)  # mypy refuses a write without its case here
+
+
+def _said(service: DispatchService, command: c.Write, result: Written, read_back: bool) -> Outcome:
+    """A write's one-line answer, from what it made."""
+    if isinstance(result, Dispatched):
+        sent = f"{', '.join(result.units)} dispatched to {result.call_number}"
+        if not read_back:
+            return Outcome(sent, None, "call")
+        try:
+            # The dispatch is done whatever this read does: a failure here must not turn it
+            # into a refusal.
+            now = service.call(result.call_number)
+        except DispatchError:
+            return Outcome(sent, None, "call")
+        on_it = ", ".join(now.active_units) or "no units"
+        return Outcome(f"{sent} ({on_it} on it)", now, "call")
+    if isinstance(result, UnitView):
+        asked = command.hospital if isinstance(command, c.SetUnitStatus) else None
+        to = f" to {_code(asked)}" if asked else ""
+        if isinstance(command, c.LocateUnit):
+            return Outcome(f"{result.code} at {result.lat:.5f}, {result.lon:.5f}", result, "unit")
+        where = f" on {result.call_number}" if result.call_number else ""
+        return Outcome(f"{result.code} {label(result.status)}{to}{where}", result, "unit")
+    if isinstance(result, HospitalView):
+        with_beds = f", {result.beds_available} beds" if result.beds_available is not None else ""
+        return Outcome(f"{result.code} {result.status.lower()}{with_beds}", result, "hospital")
+    match command:
+        case c.NewCall():
+            return Outcome(
+                f"{result.number} taken: P{result.priority} {result.nature}", result, "call"
+            )
+        case c.CancelCall():
+            return Outcome(f"{result.number} cancelled; units released", result, "call")
+        case c.CloseCall():
+            return Outcome(f"{result.number} closed", result, "call")
+        case c.CancelUnit(code):
+            gone = _code(code)
+            return Outcome(f"{gone} cancelled from {result.number}; available", result, "call")
+    raise AssertionError(f"{type(command).__name__} made a {type(result).__name__}")
+
+
+def _read(service: DispatchService, command: c.Read) -> Outcome:
+    match command:
+        case c.ShowCall(number):
+            call = service.call(number)
+            return Outcome(f"{call.number} is {label(call.status)}", call, "call")
         case c.Recommend(number, limit):
             recs = service.recommend(number, limit=max(1, min(limit, 50)))
             top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else NO_UNIT_AVAILABLE
@@ -149,34 +216,81 @@ def _listed(listing: Listing[Any], what: str, kind: str) -> Outcome:
     return Outcome(message, list(listing.rows), kind, total=total)
 
 
-def answer(service: DispatchService, operator: str, command: c.Command) -> Answer:
-    """Run one command for a desk and say how it went; a refusal is an answer, not an exception."""
+def answer(
+    service: DispatchService, operator: str, command: c.Command, request_id: str | None = None
+) -> Answer:
+    """Run one command for a desk and say how it went; a refusal is an answer, not an exception.
+
+    A write whose outcome is unknown says which action it was (`in_doubt`): the desk checks it
+    by its `request_id` once it can (`resolved`)."""
     try:
-        outcome = execute(service, operator, command, read_back=False)
-    except OutcomeUnknown as err:
-        # Say which action: the dispatcher must look at that call or unit before repeating it.
-        return Answer(False, f"{what(command)}: outcome unknown; {err.message}")
+        outcome = execute(service, operator, command, read_back=False, request_id=request_id)
+    except OutcomeUnknown:
+        return Answer(
+            False,
+            f"{what(command)}: outcome unknown (the connection was lost while saving it); "
+            "checking once the database answers again",
+            in_doubt=True,
+        )
     except DispatchError as err:
         return Answer(False, err.message)
     return Answer(True, outcome.message, outcome)
 
 
+def resolved(
+    service: DispatchService, operator: str, command: c.Command, request_id: str
+) -> Answer:
+    """Whether a desk's write whose outcome was unknown went through, by its request id.
+
+    Went through: accepted, with its answer. Did not: refused, and it never will be carried out
+    now. Raises the DispatchError when the database still cannot say (ask again later)."""
+    once = c.Once.of(operator, command, request_id)
+    done = service.resolve(once)
+    if done is None:
+        return Answer(False, f"{what(command)}: did not go through; nothing was changed")
+    made = service.made(done)
+    return Answer(True, f"{what(command)}: went through ({_made(made)})")
+
+
 def what(command: c.Command) -> str:
-    """A command in a few words, to name it in an answer (`M1 → C-1001`)."""
+    """A command in a few words, to name it in an answer (`M1 → C-1001`), its names written as
+    the panes write them."""
     match command:
         case c.Dispatch(number, units):
-            return f"{', '.join(units)} → {number}"
+            return f"{', '.join(_code(u) for u in units)} → {_number(number)}"
         case c.NewCall(intake):
             return f"new call '{intake.nature[:40]}'"
         case c.SetUnitStatus(code, status):
-            return f"{code} {label(status)}"
+            return f"{_code(code)} {label(status)}"
         case c.CancelUnit(code):
-            return f"cancel {code}"
+            return f"cancel {_code(code)}"
         case c.CancelCall(number) | c.CloseCall(number):
             verb = "cancel" if isinstance(command, c.CancelCall) else "close"
-            return f"{verb} {number}"
+            return f"{verb} {_number(number)}"
         case c.LocateUnit(code):
-            return f"position of {code}"
+            return f"position of {_code(code)}"
         case c.SetHospitalStatus(code):
-            return f"hospital {code}"
+            return f"hospital {_code(code)}"
     return type(command).__name__
+
+
+def _made(view: CallView | UnitView | HospitalView) -> str:
+    """What a write made, as it is now, in a few words."""
+    if isinstance(view, CallView):
+        units = ", ".join(view.active_units) or "no units"
+        return f"{view.number} is {label(view.status)}, {units} on it"
+    if isinstance(view, UnitView):
+        where = f" on {view.call_number}" if view.call_number else ""
+        return f"{view.code} is {label(view.status)}{where}"
+    return f"{view.code} is {view.status.lower()}"
+
+
+def _code(typed: str) -> str:
+    return typed.strip().upper()
+
+
+def _number(typed: str) -> str:
+    try:
+        return validation.call_number(typed)
+    except InvalidInput:
+        return typed.strip()

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dispatch_tui.db import views
 from dispatch_tui.rules import lifecycle, norms, recommend, validation
 from dispatch_tui.rules.enums import CallStatus
-from dispatch_tui.rules.errors import Conflict
+from dispatch_tui.rules.errors import AlreadyDone, Conflict
 from dispatch_tui.rules.views import (
     AuditView,
     CallView,
@@ -52,6 +52,16 @@ class ReadService:
         validation.call_number(call_number)
         with reading(self.sessions) as s:
             return views.call(s, lookups.call_id(s, call_number))
+
+    def made(self, done: AlreadyDone) -> CallView | UnitView | HospitalView:
+        """What a write carried out before under a request id made, as it is now."""
+        with reading(self.sessions) as s:
+            if done.call_id is not None:
+                return views.call(s, done.call_id)
+            if done.unit_id is not None:
+                return views.unit(s, done.unit_id)
+            assert done.hospital_id is not None, "a kept request names what it made"
+            return views.hospitals(s, ids=[done.hospital_id])[0]
 
     def calls(self, *, open_only: bool = True, limit: int | None = None) -> list[CallView]:
         """Every open call (or every call), or with a `limit` the newest `limit` of them."""

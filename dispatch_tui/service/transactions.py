@@ -24,15 +24,18 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, Stateme
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db.engine import DriverConnections
+from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.errors import (
     IN_DOUBT,
     NOTHING_CHANGED,
+    AlreadyDone,
     Conflict,
     DispatchError,
     InvalidInput,
     OutcomeUnknown,
     Unavailable,
 )
+from dispatch_tui.service import request_ids
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,11 +128,17 @@ def _raise_mapped(err: Exception, *, in_doubt: bool = False) -> NoReturn:
     raise AssertionError("db_errors swallowed an error")  # pragma: no cover
 
 
-def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+def write(
+    sessions: sessionmaker[Session], work: Callable[[Session], T], once: Once | None = None
+) -> T:
     """Run `work` in one transaction; retry deadlocks and serialization failures.
 
     A connection lost while `work` runs leaves nothing changed; lost during the commit, the
     outcome is unknown (OutcomeUnknown), and the action is not retried.
+
+    `once`: the write's request id, kept with what it made in the same transaction. When the id
+    was carried out before (a retry after a lost answer), raise `AlreadyDone` with what the first
+    write made instead of acting twice (see `request_ids`).
     """
     for attempt in range(1, RETRIES + 1):
         try:
@@ -137,6 +146,8 @@ def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
                 with db_errors():
                     session.begin()
                     result = work(session)
+                    if once is not None:
+                        request_ids.remember(session.connection(), once, result)
                     # The transaction's id, for asking how it ended should the commit's reply
                     # be lost (pg_xact_status).
                     xid = str(session.execute(_XID).scalar_one())
@@ -151,7 +162,22 @@ def write(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
                 return result
         except Retry:
             retried(attempt)
+        except (Conflict, RequestKept) as err:
+            # Refused, or its id kept meanwhile: a retry of a write that went through either
+            # finds the state changed by it, or trips its request row. Say what it did.
+            done = _done_before(sessions, once) if once is not None else None
+            if done is not None:
+                raise done from None
+            if isinstance(err, RequestKept):  # (a kept id is always found: it committed)
+                raise Conflict("that request id was just used by another write") from err
+            raise
     raise Conflict("the database kept reporting conflicting changes; try again")
+
+
+def _done_before(sessions: sessionmaker[Session], once: Once) -> AlreadyDone | None:
+    """What the write kept under `once` made, read on a fresh connection (None: no such write)."""
+    with sessions() as session, db_errors():
+        return request_ids.recall(session.connection(), once)
 
 
 def committed(engine: Engine, xid: str) -> bool:
@@ -202,6 +228,10 @@ class Retry(Exception):
     """A deadlock or serialization failure: the whole transaction may simply be run again."""
 
 
+class RequestKept(Exception):
+    """A write's request id was kept by another transaction that committed first."""
+
+
 @contextmanager
 def db_errors(*, in_doubt: bool = False) -> Iterator[None]:
     """Map what PostgreSQL says to domain errors; anything unknown propagates as a bug.
@@ -218,6 +248,8 @@ def db_errors(*, in_doubt: bool = False) -> Iterator[None]:
         constraint = constraint_of(err)
         if constraint == "uq_assignments_active_unit":
             raise Conflict("that unit was dispatched at another desk a moment ago") from err
+        if constraint == request_ids.KEY:
+            raise RequestKept from err
         if constraint == "uq_assignments_active_paramedic":
             raise Conflict("that paramedic was put on another call a moment ago") from err
         if state == "23514":  # check_violation: validation should have caught it first
