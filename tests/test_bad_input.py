@@ -34,7 +34,7 @@ from dispatch_tui.rules.errors import (
     InvalidInput,
     NotFound,
 )
-from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.validation import REQUEST_ID, CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
 
 
@@ -845,6 +845,40 @@ def test_cli_call_new_fuzz(
         assert count_calls(engine) == before
         # The documented contract: one `error: ...` line on stderr.
         assert err.startswith("error: ") and err.count("\n") == 1, err
+
+
+@pytest.mark.usefixtures("db_env")
+@settings(
+    max_examples=examples(50),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(rid=mostly(st.from_regex(r"[A-Za-z0-9._:-]{1,64}", fullmatch=True), argv_texts))
+def test_cli_request_id_fuzz(
+    world: DispatchService, engine: Engine, capsys: pytest.CaptureFixture[str], rid: str
+) -> None:
+    """Any request id: refused in one line with nothing written, or the call taken once, however
+    often the same command is sent under it."""
+    capsys.readouterr()
+    before = count_calls(engine)
+    used = 0
+    if REQUEST_ID.match(rid.strip()):  # an earlier example may have used it (they share a db)
+        with engine.connect() as conn:
+            used = conn.execute(
+                text("SELECT count(*) FROM requests WHERE id = :id"), {"id": rid.strip()}
+            ).scalar_one()
+    argv = ["--request-id", rid, "call", "new", "Fuzzed id", "-p", "2", "-l", "1 Main St"]
+    codes = [main(argv), main(argv)]
+    out, err = capsys.readouterr()
+    event(f"exit {codes}")
+    assert "Traceback" not in err and "Traceback" not in out
+    if codes[0] == 0:
+        assert codes[1] == 0 and "not repeated" in out
+        assert count_calls(engine) == before + (0 if used else 1)
+    else:
+        assert codes == [2, 2], (codes, err)
+        assert count_calls(engine) == before
+        assert err.startswith("error: ") and err.count("\n") == 2, err
 
 
 @pytest.mark.usefixtures("db_env")

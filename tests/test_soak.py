@@ -13,6 +13,10 @@ the service (`snapshot()`, the desk's own read), refreshed every REFRESH_SECONDS
 the rows each successful action returns, as a desk refetches the rows a notification names (see
 `Board`).
 
+Every op runs under a request id, and now and then is sent again under it, as a desk or a
+script does after a lost answer: an op that was done must then answer `AlreadyDone` (done
+before, not repeated), never act again or be refused.
+
 The domain errors a dispatcher can meet (Conflict, InvalidInput, NotFound, Forbidden) are
 expected and counted; anything else (a raw database error, Unavailable, a bug) fails the test.
 Afterwards the whole database is checked against the invariants shared with the race and
@@ -31,6 +35,8 @@ Settings (environment):
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import os
 import random
@@ -45,7 +51,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import Engine, text
 
-from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFound
+from dispatch_tui.rules.commands import Once
+from dispatch_tui.rules.errors import AlreadyDone, Conflict, Forbidden, InvalidInput, NotFound
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.rules.views import CallView, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
@@ -60,6 +67,8 @@ WORKERS = 16
 # still running after this is hung.
 JOIN_GRACE = 30.0
 MIN_DISPATCHES = 50
+# How often a desk sends an op again under its request id, as after a lost answer.
+RETRY_SHARE = 0.15
 # A cap on open calls, so the desks' reads stay small however long the soak runs.
 MAX_OPEN_CALLS = 24
 REFRESH_SECONDS = 0.5
@@ -70,6 +79,7 @@ OWN_SECTOR = 0.75  # how often a desk picks from its own sector when it has some
 EXTRA_UNITS = [(f"M{i}", "ALS") for i in range(7, 11)] + [(f"B{i}", "BLS") for i in range(7, 11)]
 
 Row = TypeVar("Row", CallView, UnitView)
+Action = Callable[[Once], Any]  # an op, to run under a request id
 ENDED = ("CLOSED", "CANCELLED")
 
 
@@ -252,17 +262,46 @@ class Desk:
         self.unexpected: list[str] = []
 
     def run(self, tally: Tally) -> None:
-        while tally.running():
+        for n in itertools.count():
+            if not tally.running():
+                return
             op, action = self.choose(State(*self.board.current()))
+            # Every op under a request id of its own, as a desk sends it.
+            rid = f"soak-{self.seed}-{n}"
+            once = Once(rid, hashlib.sha256(rid.encode()).hexdigest())
+            done = False
             try:
-                result = action()
+                result = action(once)
             except EXPECTED as err:
                 tally.add(op, type(err).__name__)
             except Exception:  # what the test is looking for: kept, reported at the end
                 self.unexpected.append(f"seed {self.seed}, {op}:\n{traceback.format_exc()}")
             else:
+                done = True
                 tally.add(op, "ok")
                 self.board.saw(result)
+            if self.rng.random() < RETRY_SHARE:
+                self.retry(tally, op, action, once, done)
+
+    def retry(self, tally: Tally, op: str, action: Action, once: Once, done: bool) -> None:
+        """Send the op again under its id, as after a lost answer (the state may have moved on
+        meanwhile): a write that was done must answer AlreadyDone, never act or refuse."""
+        try:
+            action(once)
+        except AlreadyDone:
+            tally.add("retry", "AlreadyDone")
+            if not done:
+                self.unexpected.append(f"seed {self.seed}, {op} {once.id}: refused, then done")
+        except EXPECTED as err:
+            tally.add("retry", type(err).__name__)
+            if done:
+                self.unexpected.append(f"seed {self.seed}, {op} {once.id}: done, retry {err!r}")
+        except Exception:
+            self.unexpected.append(f"seed {self.seed}, retry {op}:\n{traceback.format_exc()}")
+        else:
+            tally.add("retry", "ok")
+            if done:
+                self.unexpected.append(f"seed {self.seed}, {op} {once.id}: done twice")
 
     def pick(self, rows: Sequence[Row]) -> Row:
         mine = [r for r in rows if r.id % SECTORS == self.sector]
@@ -272,7 +311,7 @@ class Desk:
         return self.rng.choice(DISPATCHERS)
 
     # Each chooser returns the op's name (for the counts) and the call to make.
-    def choose(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def choose(self, state: State) -> tuple[str, Action]:
         # Weighted towards the dispatch cycle (take a call, send a unit, it arrives, it clears):
         # on this 2-core machine the service does only some 60 actions a second in all.
         weights = {
@@ -288,16 +327,16 @@ class Desk:
         chooser = self.rng.choices(list(weights), weights=list(weights.values()))[0]
         return chooser(state)
 
-    def create(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def create(self, state: State) -> tuple[str, Action]:
         intake = CallIntake(
             nature=self.rng.choice(NATURES),
             place=self.rng.choice(PLACES),
             priority=self.rng.randint(1, 4),
         )
         who = "carol" if self.rng.random() < 0.05 else self.dispatcher()  # a paramedic may not
-        return "create_call", lambda: self.svc.create_call(who, intake)
+        return "create_call", lambda once: self.svc.create_call(who, intake, once=once)
 
-    def dispatch(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def dispatch(self, state: State) -> tuple[str, Action]:
         if not state.calls:
             return self.create(state)
         pending = [c for c in state.calls if c.status == "RECEIVED"]
@@ -318,9 +357,9 @@ class Desk:
             kwargs["paramedic"] = CREWS[first.code]
         who, number = self.dispatcher(), call.number
         name = "dispatch_add" if add else "dispatch"
-        return name, lambda: self.svc.dispatch(who, number, chosen, **kwargs)
+        return name, lambda once: self.svc.dispatch(who, number, chosen, once=once, **kwargs)
 
-    def unit_status(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def unit_status(self, state: State) -> tuple[str, Action]:
         busy = [u for u in state.units if u.status not in ("AVAILABLE", "OUT_OF_SERVICE")]
         out = [u for u in state.units if u.status == "OUT_OF_SERVICE"]
         roll = self.rng.random()
@@ -348,9 +387,11 @@ class Desk:
             kwargs["hospital"] = self.rng.choice(HOSPITALS)
             kwargs["override_diversion"] = self.rng.random() < 0.5
         code = unit.code
-        return f"unit_{target.lower()}", lambda: self.svc.unit_status(who, code, target, **kwargs)
+        return f"unit_{target.lower()}", lambda once: self.svc.unit_status(
+            who, code, target, once=once, **kwargs
+        )
 
-    def locate(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def locate(self, state: State) -> tuple[str, Action]:
         code = self.pick(state.units).code
         lat = 40.0 + self.rng.uniform(-0.05, 0.05)
         lon = -83.0 + self.rng.uniform(-0.05, 0.05)
@@ -358,24 +399,24 @@ class Desk:
             lat = 123.0  # not a latitude: InvalidInput
         crew = code in CREWS and self.rng.random() < 0.3
         who = CREWS[code] if crew else self.dispatcher()
-        return "locate", lambda: self.svc.locate_unit(who, code, lat, lon)
+        return "locate", lambda once: self.svc.locate_unit(who, code, lat, lon, once=once)
 
-    def cancel_unit(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def cancel_unit(self, state: State) -> tuple[str, Action]:
         en_route = [u for u in state.units if u.status == "EN_ROUTE"]
         code = self.pick(en_route if en_route and self.rng.random() < 0.85 else state.units).code
         who = self.dispatcher()
-        return "cancel_unit", lambda: self.svc.cancel_unit(who, code, "soak")
+        return "cancel_unit", lambda once: self.svc.cancel_unit(who, code, "soak", once=once)
 
-    def cancel_call(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def cancel_call(self, state: State) -> tuple[str, Action]:
         if not state.calls:
             return self.create(state)
         number = self.pick(state.calls).number
         if self.rng.random() < 0.03:
             number = "C-999999"  # no such call: NotFound
         who = self.dispatcher()
-        return "cancel_call", lambda: self.svc.cancel_call(who, number, "soak")
+        return "cancel_call", lambda once: self.svc.cancel_call(who, number, "soak", once=once)
 
-    def close_call(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def close_call(self, state: State) -> tuple[str, Action]:
         arrived = [
             c for c in state.calls if c.status in ("ON_SCENE", "TRANSPORTING", "AT_HOSPITAL")
         ]
@@ -383,15 +424,17 @@ class Desk:
         if not calls:
             return self.create(state)
         number, who = self.pick(calls).number, self.dispatcher()
-        return "close_call", lambda: self.svc.close_call(who, number, "soak")
+        return "close_call", lambda once: self.svc.close_call(who, number, "soak", once=once)
 
-    def hospital(self, state: State) -> tuple[str, Callable[[], Any]]:
+    def hospital(self, state: State) -> tuple[str, Action]:
         code = self.rng.choice(HOSPITALS)
         # Mostly open, so transports keep finding somewhere to go.
         status = self.rng.choices(["OPEN", "DIVERSION", "CLOSED"], weights=[6, 3, 1])[0]
         beds = self.rng.randint(0, 20) if self.rng.random() < 0.5 else None
         who = SUPERVISOR if self.rng.random() < 0.9 else self.dispatcher()  # Forbidden for these
-        return "hospital_status", lambda: self.svc.hospital_status(who, code, status, beds=beds)
+        return "hospital_status", lambda once: self.svc.hospital_status(
+            who, code, status, beds=beds, once=once
+        )
 
 
 # -- the soak -----------------------------------------------------------------------------------
@@ -443,6 +486,9 @@ def test_soak_keeps_every_invariant(
     # Real work, of every kind.
     assert tally.dispatched() >= MIN_DISPATCHES, summary
     assert tally.missing() == [], summary
+    # Writes were sent again under their ids and found done (any other answer to a done write
+    # was reported as unexpected above).
+    assert outcomes[("retry", "AlreadyDone")] > 0, summary
     # The contention was real: desks got in each other's way, and were told so.
     assert sum(n for (_, result), n in outcomes.items() if result == "Conflict") > 0, summary
 

@@ -162,9 +162,12 @@ def write(
                 return result
         except Retry:
             retried(attempt)
-        except (Conflict, RequestKept) as err:
+        except (DispatchError, RequestKept) as err:
             # Refused, or its id kept meanwhile: a retry of a write that went through either
-            # finds the state changed by it, or trips its request row. Say what it did.
+            # finds the state changed by it, or trips its request row. Say what it did. (Not
+            # when the server could not be reached: asking would fail the same way.)
+            if isinstance(err, (OutcomeUnknown, Unavailable)):
+                raise
             done = _done_before(sessions, once) if once is not None else None
             if done is not None:
                 raise done from None
