@@ -523,7 +523,15 @@ def _statement(rules: Sequence[Rule]) -> AnySelect:
     )
     unit_rows = (
         select(Unit.id)
-        .where(Unit.code == any_(UNITS), *where(Kind.UNIT), select(call_row.c.id).exists())
+        .where(
+            Unit.code == any_(UNITS),
+            # `IS TRUE` (the same test in a WHERE) so that no rule is an index condition: the
+            # units are found by code alone. Else the connection's generic plan, made from
+            # whatever statistics the table had then, may take every AVAILABLE unit from its
+            # status index and AND it with the codes, on every dispatch.
+            *[holds.is_(True) for holds in where(Kind.UNIT)],
+            select(call_row.c.id).exists(),
+        )
         .order_by(Unit.id)
         .with_for_update()
         .cte("unit_rows")
