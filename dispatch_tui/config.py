@@ -6,6 +6,9 @@ Precedence: command-line flag, then environment variable, then the default.
   DISPATCH_USER          the operator (else the OS user name)
   DISPATCH_DESK          the desk name written to the audit log
   DISPATCH_LOG_FILE      where logs go (never the terminal)
+  DISPATCH_DISPOSITIONS  what a call's close may say happened, separated by ";" (default: NEMSIS
+                         eDisposition wording: treated and transported; treated and released; …)
+  DISPATCH_REOPEN_HOURS  how long after its end a call may be re-opened (default 24)
 The desk also reads:
   DISPATCH_AGING         pending-call aging thresholds in seconds, e.g. "P1=60,P2=300,P3=900,P4=1800"
   DISPATCH_STATUS_COLORS status colours, e.g. "EN_ROUTE=yellow,ON_SCENE=#ff8800" (text stays too)
@@ -25,6 +28,7 @@ from rich.errors import StyleSyntaxError
 from rich.style import Style
 
 from dispatch_tui.db.embedded import default_data_dir
+from dispatch_tui.rules.validation import DISPOSITIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,8 @@ class Settings:
     operator: str
     desk: str
     log_file: Path
+    dispositions: tuple[str, ...] = DISPOSITIONS
+    reopen_hours: float = 24.0
 
     @classmethod
     def load(
@@ -56,7 +62,24 @@ class Settings:
             operator=operator or environ.get("DISPATCH_USER") or _os_user(),
             desk=desk or environ.get("DISPATCH_DESK") or f"{socket.gethostname()}",
             log_file=Path(environ.get("DISPATCH_LOG_FILE") or data_dir / "dispatch-tui.log"),
+            dispositions=dispositions(environ),
+            reopen_hours=_hours(environ.get("DISPATCH_REOPEN_HOURS", ""), 24.0),
         )
+
+
+def dispositions(environ: dict[str, str] | os._Environ[str]) -> tuple[str, ...]:
+    """The centre's dispositions (DISPATCH_DISPOSITIONS, ";" between them), else NEMSIS's."""
+    own = tuple(" ".join(d.split()) for d in environ.get("DISPATCH_DISPOSITIONS", "").split(";"))
+    own = tuple(d for d in own if d and d.isprintable())
+    return own or DISPOSITIONS
+
+
+def _hours(text: str, default: float) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        return default
+    return hours if 0 < hours <= 24 * 366 else default
 
 
 # Pending-call aging by priority (a commercial CAD console's example, DOMAIN.md).
@@ -88,6 +111,7 @@ class DeskOptions:
     poll_seconds: float = 2.0
     listen: bool = True
     clock: bool = True
+    dispositions: tuple[str, ...] = DISPOSITIONS  # what the close key offers
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> DeskOptions:
@@ -118,6 +142,7 @@ class DeskOptions:
             status_styles=styles,
             poll_seconds=poll,
             listen=environ.get("DISPATCH_LISTEN", "1") != "0",
+            dispositions=dispositions(environ),
         )
 
 

@@ -27,7 +27,10 @@ from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url
 from dispatch_tui.service import demo
 from dispatch_tui.service.dispatch_service import DispatchService
 
-TABLES = "audit_log, assignments, calls, staff, units, stations, hospitals, places, requests"
+TABLES = (
+    "audit_log, narrative, assignments, calls, call_answers, staff, units, stations, hospitals,"
+    " places, requests"
+)
 
 
 def _libpq(url: str) -> str:
@@ -84,13 +87,16 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 def reset(engine: Engine) -> None:
     """Empty every table.
 
-    The audit log's append-only trigger fires even in replica mode (ENABLE ALWAYS, migration
-    0004), so the test's superuser switches it off by name, in this transaction only, and back
-    on before it commits; replica mode still keeps the other triggers quiet."""
+    The audit log's and the narrative's append-only triggers fire even in replica mode (ENABLE
+    ALWAYS, migrations 0004 and 0006), so the test's superuser switches them off by name, in
+    this transaction only, and back on before it commits; replica mode still keeps the other
+    triggers quiet."""
     with engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+        conn.execute(text("ALTER TABLE narrative DISABLE TRIGGER narrative_no_truncate"))
         conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        conn.execute(text("ALTER TABLE narrative ENABLE ALWAYS TRIGGER narrative_no_truncate"))
         conn.execute(text("ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only"))
         conn.execute(text("ALTER SEQUENCE call_number_seq RESTART WITH 1001"))
 

@@ -60,7 +60,8 @@ INVARIANTS: dict[str, str] = {
     """,
     # -- calls and their units --
     # An ended call has no active unit; an open one follows its most advanced active unit; with
-    # none, it is CLOSED if a unit was cleared from it (the last one to clear closes it) and
+    # none, it is CLOSED if a unit was cleared from it since it was last re-opened (the last
+    # one to clear closes it) and
     # RECEIVED (pending again) if every unit was cancelled. A CANCELLED call stays cancelled.
     "a call's status disagrees with its units": f"""
         SELECT c.number || ' is ' || c.status || '; active units: '
@@ -71,6 +72,7 @@ INVARIANTS: dict[str, str] = {
         LEFT JOIN units u ON u.id = a.unit_id
         CROSS JOIN LATERAL (SELECT EXISTS (
             SELECT 1 FROM assignments x WHERE x.call_id = c.id AND x.cleared_at IS NOT NULL
+              AND x.cleared_at > coalesce(c.reopened_at, '-infinity')
         ) AS any) cleared
         GROUP BY c.id, c.number, c.status, cleared.any
         HAVING c.status IS DISTINCT FROM CASE

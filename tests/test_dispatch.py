@@ -149,7 +149,7 @@ def test_a_finished_call_is_no_longer_dispatchable(world: DispatchService, end: 
     world.dispatch("alice", number, ["M1"])
     if end == "close_call":
         world.unit_status("alice", "M1", "on_scene")
-    getattr(world, end)("alice", number)
+    getattr(world, end)("alice", number, "standby only")
     with pytest.raises(Conflict, match=f"{number} is already"):
         world.dispatch("alice", number, ["M2"])
 

@@ -315,8 +315,8 @@ def test_close_is_refused_until_a_unit_has_arrived(world: DispatchService, engin
     world.dispatch("alice", number, ["M1", "M2"])
     refused(engine, Conflict, lambda: world.close_call("alice", number))  # DISPATCHED
     world.unit_status("alice", "M1", "ON_SCENE")
-    view = world.close_call("alice", number, "treated on scene")
-    assert view.status == CallStatus.CLOSED and view.disposition == "treated on scene"
+    view = world.close_call("alice", number, "treated and released")
+    assert view.status == CallStatus.CLOSED and view.disposition == "treated and released"
     assert call_row(engine, number)["closed_at"] is not None
     # M1 had arrived: cleared. M2 never got there: its assignment is cancelled, not cleared.
     (m1,) = assignments(engine, "M1")
@@ -570,7 +570,7 @@ def test_every_change_is_audited(
     step(lambda: world.cancel_unit("alice", "M2", "not needed"), "unit_cancelled")
     step(lambda: world.locate_unit("alice", "M1", 40.0, -83.0), "unit_position")
     step(lambda: world.hospital_status("grace", "CHILD", beds=2), "hospital_status")
-    step(lambda: world.close_call("alice", number), "call_closed")
+    step(lambda: world.close_call("alice", number, "standby only"), "call_closed")
     other = new_call(world)
     step(lambda: world.cancel_call("alice", other), "call_cancelled")
     step(lambda: world.unit_status("alice", "B6", "OUT_OF_SERVICE"), "unit_status")

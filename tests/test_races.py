@@ -526,7 +526,7 @@ def test_transport_racing_close_call_leaves_a_consistent_state(
             actions.append(
                 partial(world.unit_status, "alice", unit, "TRANSPORTING", hospital="MERCY")
             )
-            actions.append(partial(world.close_call, "bob", call, "treated on scene"))
+            actions.append(partial(world.close_call, "bob", call, "treated and released"))
 
         results = race(actions) if rnd == 0 else race_held(engine, actions, HOLD_STAFF)
 

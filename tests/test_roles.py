@@ -22,6 +22,7 @@ from dispatch_tui.config import Settings
 from dispatch_tui.db.connect import open_database
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, normalise_url
 from dispatch_tui.rules.errors import Forbidden
+from dispatch_tui.rules.validation import CallChanges, CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.service.staffing import add_operator
@@ -337,7 +338,18 @@ def test_each_role_works_through_the_service_with_its_own_login(
         desk.cancel_call(disp, second)
         desk.dispatch(disp, third, ["B2", "B3"], hospital="STJ")
         desk.unit_status(disp, "B2", "ON_SCENE")
-        desk.close_call(disp, third)
+        desk.close_call(disp, third, "treated and transported")
+        # The call record, with the dispatcher's own login: a note, a re-open, an edit, and a
+        # call received when its intake form was opened.
+        desk.add_note(disp, third, "caller rang back: second patient")
+        desk.reopen_call(disp, third, "second patient")
+        desk.update_call(disp, third, CallChanges(priority=2, caller_name="Second caller"))
+        answered = desk.answer(disp)
+        taken = desk.create_call(
+            disp,
+            CallIntake(nature="Fall", location="1 Main St", priority=3, answered=answered.id),
+        )
+        assert taken.received_at == answered.at
     finally:
         for e in engines:
             e.dispose()

@@ -424,7 +424,9 @@ class Desk:
         if not calls:
             return self.create(state)
         number, who = self.pick(calls).number, self.dispatcher()
-        return "close_call", lambda once: self.svc.close_call(who, number, "soak", once=once)
+        return "close_call", lambda once: self.svc.close_call(
+            who, number, "treated and released", once=once
+        )
 
     def hospital(self, state: State) -> tuple[str, Action]:
         code = self.rng.choice(HOSPITALS)

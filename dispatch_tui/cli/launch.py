@@ -52,7 +52,12 @@ def viewer(
 
 
 def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchService:
-    return DispatchService(make_sessionmaker(db.engine), desk=f"{kind}@{settings.desk}")
+    return DispatchService(
+        make_sessionmaker(db.engine),
+        desk=f"{kind}@{settings.desk}",
+        dispositions=settings.dispositions,
+        reopen_hours=settings.reopen_hours,
+    )
 
 
 # A drill of a year is long enough; past that, --duration was a mistake (or inf).

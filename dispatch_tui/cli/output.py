@@ -14,9 +14,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dispatch_tui.rules.lifecycle import unit_state
 from dispatch_tui.rules.views import (
     AuditView,
+    CallRecord,
     CallView,
+    Found,
     HospitalView,
     PlaceView,
     Recommendation,
@@ -43,6 +46,10 @@ def _table(*columns: str) -> Table:
 
 def json_document(outcome: Outcome) -> str:
     document = {"ok": True, "message": outcome.message, outcome.kind: to_jsonable(outcome.data)}
+    if isinstance(outcome.data, CallRecord):
+        # `call show`: the call under "call", as it always was, and its record beside it.
+        record = to_jsonable(outcome.data)
+        document = {"ok": True, "message": outcome.message, **record}
     if outcome.total is not None:  # a list that may be cut on purpose says whether it was
         document |= {"truncated": outcome.truncated, "total": outcome.total}
     if outcome.request_id is not None:  # a write: its id, and whether a retry found it done
@@ -54,34 +61,19 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
     data = outcome.data
     if outcome.kind == "call":
         _call(console, data)
+    elif outcome.kind == "record":
+        _record(console, data)
+    elif outcome.kind == "found":
+        assert isinstance(data, Found)
+        if data.calls:
+            _calls(console, list(data.calls))
+        if data.units:
+            _units(console, list(data.units))
+        console.print(_t(outcome.message))
     elif outcome.kind == "calls":
-        table = _table("Call", "P", "Status", "Received", "Nature", "Location", "Units")
-        for c in data:
-            table.add_row(
-                _t(c.number),
-                _t(c.priority),
-                _t(c.status),
-                _time(c.received_at),
-                _t(c.nature),
-                _t(c.location_text),
-                _t(", ".join(c.active_units)),
-            )
-        console.print(table)
+        _calls(console, data)
     elif outcome.kind in ("units", "unit"):
-        table = _table("Unit", "Cap", "Status", "Since", "Call", "Station", "Position")
-        for u in data if isinstance(data, list) else [data]:
-            assert isinstance(u, UnitView)
-            pos = f"{u.lat:.4f}, {u.lon:.4f}" if u.lat is not None and u.lon is not None else "—"
-            table.add_row(
-                _t(u.code),
-                _t(u.capability),
-                _t(u.status),
-                _time(u.status_since),
-                _t(u.call_number or ""),
-                _t(u.station_code or ""),
-                _t(pos),
-            )
-        console.print(table)
+        _units(console, data if isinstance(data, list) else [data])
         if outcome.kind == "unit":
             console.print(_t(outcome.message))
     elif outcome.kind in ("hospitals", "hospital"):
@@ -113,7 +105,7 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
         table = _table("When", "Operator", "Desk", "Action", "Call", "Unit", "Details")
         for a in data:
             assert isinstance(a, AuditView)
-            details = ", ".join(f"{k}={v}" for k, v in a.details.items() if v not in (None, ""))
+            details = _details(a.details)
             table.add_row(
                 _time(a.at),
                 _t(a.operator),
@@ -129,6 +121,18 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
     if outcome.truncated:
         # Below the table, where the eye ends: "showing the newest 500 of 8,214 calls; ..."
         console.print(_t(outcome.message))
+
+
+def _details(details: dict[str, Any]) -> str:
+    """An audit row's details as `key=value`; a unit's status change as its words alone
+    (`dispatched → en route`: the stored statuses of the crew's report are both EN_ROUTE)."""
+    shown = {k: v for k, v in details.items() if v not in (None, "")}
+    words = shown.pop("change", None)
+    if words is not None:
+        shown.pop("old", None)
+        shown.pop("new", None)
+    pairs = [f"{k}={v}" for k, v in shown.items()]
+    return ", ".join([str(words), *pairs] if words is not None else pairs)
 
 
 def _call(console: Console, call: CallView) -> None:
@@ -159,7 +163,7 @@ def _call(console: Console, call: CallView) -> None:
         for a in call.assignments:
             table.add_row(
                 _t(a.unit_code),
-                _t(a.unit_status),
+                _t(unit_state(a.unit_status, a.en_route_at is not None)),
                 _time(a.notified_at),
                 _time(a.en_route_at),
                 _time(a.on_scene_at),
@@ -168,3 +172,52 @@ def _call(console: Console, call: CallView) -> None:
                 _time(a.cleared_at or a.cancelled_at),
             )
         console.print(table)
+
+
+def _record(console: Console, record: CallRecord) -> None:
+    """A call's record: its fields and units (as `_call`), then its timeline."""
+    _call(console, record.call)
+    extra: list[tuple[str, Any]] = [("Taken by", record.created_by or "—")]
+    if record.place:
+        extra.append(("Place", record.place))
+    if record.call.reopened_at:
+        extra.append(("Re-opened", _time(record.call.reopened_at)))
+    for label, value in extra:
+        console.print(Text(f"  {label:<12}") + (value if isinstance(value, Text) else _t(value)))
+    table = _table("When", "Who", "", "What")
+    for entry in record.timeline:
+        kind = {"note": "note", "event": "", "audit": ""}[entry.source]
+        ref = f"#{entry.ref}" if entry.source != "audit" else ""
+        table.add_row(_time(entry.at), _t(entry.who), _t(f"{kind} {ref}".strip()), _t(entry.text))
+    console.print(table)
+
+
+def _calls(console: Console, calls: list[CallView]) -> None:
+    table = _table("Call", "P", "Status", "Received", "Nature", "Location", "Units")
+    for c in calls:
+        table.add_row(
+            _t(c.number),
+            _t(c.priority),
+            _t(c.status),
+            _time(c.received_at),
+            _t(c.nature),
+            _t(c.location_text),
+            _t(", ".join(c.active_units)),
+        )
+    console.print(table)
+
+
+def _units(console: Console, units: list[UnitView]) -> None:
+    table = _table("Unit", "Cap", "Status", "Since", "Call", "Station", "Position")
+    for u in units:
+        pos = f"{u.lat:.4f}, {u.lon:.4f}" if u.lat is not None and u.lon is not None else "—"
+        table.add_row(
+            _t(u.code),
+            _t(u.capability),
+            _t(unit_state(u.status, u.en_route_reported)),
+            _time(u.status_since),
+            _t(u.call_number or ""),
+            _t(u.station_code or ""),
+            _t(pos),
+        )
+    console.print(table)

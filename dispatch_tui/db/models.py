@@ -45,6 +45,7 @@ from dispatch_tui.rules.validation import (
     CODE_MAX,
     LOCATION_MAX,
     NAME_MAX,
+    NARRATIVE_MAX,
     NATURE_MAX,
     NOTES_MAX,
     PHONE_MAX,
@@ -220,6 +221,7 @@ class Call(Base):
             "ix_calls_open", "status", postgresql_where=text("status NOT IN ('CLOSED','CANCELLED')")
         ),
         Index("ix_calls_received_at", "received_at"),
+        Index("uq_calls_answer_id", "answer_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -246,6 +248,9 @@ class Call(Base):
     closed_at: Mapped[datetime | None] = mapped_column(TS)
     cancelled_at: Mapped[datetime | None] = mapped_column(TS)
     disposition: Mapped[str | None] = mapped_column(Text)
+    # The intake form's answer this call was taken from: a trigger sets received_at from it.
+    answer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("call_answers.id"))
+    reopened_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 class Assignment(Base):
@@ -362,3 +367,37 @@ class ActionRequest(Base):
     call_id: Mapped[int | None] = mapped_column(Integer)
     unit_id: Mapped[int | None] = mapped_column(Integer)
     hospital_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class CallAnswer(Base):
+    """When a dispatcher opened the intake form, by the database's clock (migration 0006): the
+    call taken from it is received at this time (NEMSIS eTimes.01)."""
+
+    __tablename__ = "call_answers"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(TS, server_default=func.clock_timestamp())
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    desk: Mapped[str] = mapped_column(Text)
+
+
+class NarrativeEntry(Base):
+    """A call's narrative: append-only, stamped and attributed by the database (migration 0006).
+    `kind`: a person's `note`, or an `event` the service writes of a change."""
+
+    __tablename__ = "narrative"
+    __table_args__ = (
+        CheckConstraint("kind IN ('note', 'event')", name="kind"),
+        CheckConstraint(f"char_length(text) BETWEEN 1 AND {NARRATIVE_MAX}", name="text_len"),
+        Index("ix_narrative_call_id", "call_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
+    at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    operator: Mapped[str] = mapped_column(Text)
+    desk: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(8), server_default=text("'note'"))
+    body: Mapped[str] = mapped_column("text", Text)
+    corrects_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("narrative.id"))

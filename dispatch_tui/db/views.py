@@ -6,10 +6,11 @@ so a desk refresh costs the same whatever the size of the history.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, any_, bindparam, func, select
+from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import Integer
@@ -19,17 +20,22 @@ from dispatch_tui.db.models import (
     AuditEntry,
     Call,
     Hospital,
+    NarrativeEntry,
     Place,
     Staff,
     Station,
     Unit,
 )
+from dispatch_tui.rules import timeline, validation
 from dispatch_tui.rules.enums import OPEN_CALL_STATUSES
+from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.views import (
     AssignmentView,
     AuditView,
+    CallRecord,
     CallView,
     HospitalView,
+    NarrativeView,
     Operator,
     PlaceView,
     UnitView,
@@ -140,6 +146,7 @@ _CALLS = (
         Call.disposition,
         _Destination.code,
         _Dispatcher.username,
+        Call.reopened_at,
     )
     .outerjoin(_Destination, _Destination.id == Call.destination_hospital_id)
     .outerjoin(_Dispatcher, _Dispatcher.id == Call.dispatched_by_id)
@@ -218,8 +225,9 @@ def calls(
 
 
 def _call_view(row: Any, assignments: tuple[AssignmentView, ...]) -> CallView:
-    # _CALLS selects CallView's fields in its own order, all but the assignments.
-    fields: list[Any] = [*row, assignments]
+    # _CALLS selects CallView's fields in its own order, all but the assignments (which come
+    # before the last field, reopened_at).
+    fields: list[Any] = [*row[:-1], assignments, row[-1]]
     return CallView(*fields)
 
 
@@ -234,7 +242,7 @@ def call(session: Session, call_id: int) -> CallView:
 
 
 _ACTIVE_CALL_OF_UNIT = (
-    select(Assignment.unit_id, Call.number)
+    select(Assignment.unit_id, Call.number, Assignment.en_route_at)
     .join(Call, Call.id == Assignment.call_id)
     .where(Assignment.cleared_at.is_(None), Assignment.cancelled_at.is_(None))
     .subquery()
@@ -253,6 +261,7 @@ _UNITS = (
         _ACTIVE_CALL_OF_UNIT.c.number,
         Station.lat,
         Station.lon,
+        _ACTIVE_CALL_OF_UNIT.c.en_route_at.is_not(None),
     )
     .outerjoin(Station, Station.id == Unit.station_id)
     .outerjoin(_ACTIVE_CALL_OF_UNIT, _ACTIVE_CALL_OF_UNIT.c.unit_id == Unit.id)
@@ -283,6 +292,7 @@ def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitVie
             (station_lat, station_lon)
             if station_lat is not None and station_lon is not None
             else None,
+            en_route_reported,
         )
         for (
             id_,
@@ -297,6 +307,7 @@ def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitVie
             number,
             station_lat,
             station_lon,
+            en_route_reported,
         ) in rows
     ]
 
@@ -339,8 +350,10 @@ def places(session: Session) -> list[PlaceView]:
     ]
 
 
-def audit(session: Session, *, call_id: int | None = None, limit: int = 200) -> list[AuditView]:
-    """The newest `limit` audit entries (optionally of one call), oldest first."""
+def audit(
+    session: Session, *, call_id: int | None = None, limit: int | None = 200
+) -> list[AuditView]:
+    """The newest `limit` audit entries (optionally of one call; None: all), oldest first."""
     query = (
         select(AuditEntry, Call.number, Unit.code, Hospital.code)
         .outerjoin(Call, Call.id == AuditEntry.call_id)
@@ -368,3 +381,79 @@ def count_audit(session: Session, *, call_id: int | None = None) -> int:
 
 def db_now(session: Session) -> Any:
     return session.execute(select(func.now())).scalar_one()
+
+
+def narrative(session: Session, call_id: int) -> list[NarrativeView]:
+    """A call's narrative, oldest first (every entry: a call's record is never cut)."""
+    rows = session.execute(
+        select(NarrativeEntry).where(NarrativeEntry.call_id == call_id).order_by(NarrativeEntry.id)
+    ).scalars()
+    return [
+        NarrativeView(n.id, n.at, n.operator, n.desk, n.kind, n.body, n.corrects_id) for n in rows
+    ]
+
+
+def record(session: Session, call_id: int) -> CallRecord:
+    """A call's whole record: its fields and units, and its narrative and audit merged into one
+    timeline (`rules.timeline`). Read in the caller's transaction (one snapshot)."""
+    view = call(session, call_id)
+    who, place = session.execute(
+        select(Staff.username, Place.name)
+        .select_from(Call)
+        .outerjoin(Staff, Staff.id == Call.created_by_id)
+        .outerjoin(Place, Place.id == Call.place_id)
+        .where(Call.id == call_id)
+    ).one()
+    entries = timeline.merge(
+        narrative(session, call_id), audit(session, call_id=call_id, limit=None)
+    )
+    return CallRecord(view, entries, created_by=who, place=place)
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern that matches it anywhere, its own wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def find(
+    session: Session, text: str, *, since: Any, limit: int
+) -> tuple[list[CallView], int, list[UnitView]]:
+    """Calls whose number, location, caller or phone match `text` (open ones, and ended ones
+    received since `since`), open first then newest; at most `limit` of them, with how many
+    matched in all. And the units whose code starts with it."""
+    wanted = text.strip()
+    pattern = _like(wanted)
+    matches: list[ColumnElement[bool]] = [
+        Call.location_text.ilike(pattern),
+        Call.caller_name.ilike(pattern),
+    ]
+    digits = "".join(ch for ch in wanted if ch.isdigit())
+    if len(digits) >= 3:
+        matches.append(func.regexp_replace(Call.caller_phone, "[^0-9]", "", "g").contains(digits))
+    with contextlib.suppress(InvalidInput):  # C-1042, c1042 or 1042, as everywhere
+        matches.append(Call.number == validation.call_number(wanted))
+    where = and_(or_(*matches), or_(_OPEN, Call.received_at >= since))
+    total = int(session.execute(select(func.count()).select_from(Call).where(where)).scalar_one())
+    ids = (
+        select(Call.id)
+        .where(where)
+        .order_by(_OPEN.desc(), Call.received_at.desc(), Call.id.desc())
+        .limit(limit)
+    )
+    found_ids = list(session.execute(ids).scalars())
+    by_id = {c.id: c for c in calls(session, ids=found_ids)} if found_ids else {}
+    found = [by_id[i] for i in found_ids]
+    code = wanted.upper()
+    unit_ids = (
+        list(
+            session.execute(
+                select(Unit.id)
+                .where(Unit.code.startswith(code, autoescape=True))
+                .order_by(Unit.code)
+            ).scalars()
+        )
+        if code
+        else []
+    )
+    return found, total, units(session, ids=unit_ids) if unit_ids else []

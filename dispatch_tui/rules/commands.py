@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from dispatch_tui.rules import validation
-from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.validation import CallChanges, CallIntake
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,32 @@ class CloseCall:
 
 
 @dataclass(frozen=True, slots=True)
+class AddNote:
+    call: str
+    text: str
+    corrects: str | None = None  # the narrative entry this one corrects
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateCall:
+    call: str
+    changes: CallChanges
+
+
+@dataclass(frozen=True, slots=True)
+class ReopenCall:
+    call: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Find:
+    text: str
+    days: float = 3.0
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
 class Dispatch:
     call: str
     units: tuple[str, ...]
@@ -57,6 +83,7 @@ class SetUnitStatus:
     status: str  # a UnitStatus value, or what was typed (the service refuses what is not one)
     hospital: str | None = None
     divert_override: bool = False
+    reason: str = ""  # why, e.g. out of service
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +130,10 @@ Command = (
     | ShowCall
     | CancelCall
     | CloseCall
+    | AddNote
+    | UpdateCall
+    | ReopenCall
+    | Find
     | Dispatch
     | SetUnitStatus
     | LocateUnit
@@ -117,13 +148,16 @@ Write = (
     NewCall
     | CancelCall
     | CloseCall
+    | AddNote
+    | UpdateCall
+    | ReopenCall
     | Dispatch
     | SetUnitStatus
     | LocateUnit
     | CancelUnit
     | SetHospitalStatus
 )
-Read = ShowCall | Recommend | Show | Audit
+Read = ShowCall | Recommend | Show | Audit | Find
 
 # Commands that print a list: the desk's panes show these already, the CLI prints them.
 LISTINGS = (Show, Audit)
@@ -132,6 +166,9 @@ WRITES = (
     NewCall,
     CancelCall,
     CloseCall,
+    AddNote,
+    UpdateCall,
+    ReopenCall,
     Dispatch,
     SetUnitStatus,
     LocateUnit,

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 from dispatch_tui.rules import commands
 from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
 from dispatch_tui.rules.errors import InvalidInput
-from dispatch_tui.rules.validation import CallIntake
+from dispatch_tui.rules.validation import CallChanges, CallIntake
 
 # shorthand -> the canonical words it stands for; the rest of the line follows.
 STATUS_SHORTHANDS: dict[str, str] = {
@@ -44,7 +44,7 @@ STATUS_WORDS: dict[str, str] = {
     **{s.value.lower().replace("_", ""): s.value for s in UnitStatus},
 }
 # The verbs as typed first (the bar completes these; an unknown word lists them).
-VERBS = ("dispatch", "call", "unit", "hospital", "recommend", "show", "audit")
+VERBS = ("dispatch", "call", "unit", "hospital", "recommend", "show", "audit", "find", "note")
 VERB_SHORTHANDS: dict[str, list[str]] = {
     "d": ["dispatch"],
     "disp": ["dispatch"],
@@ -53,6 +53,9 @@ VERB_SHORTHANDS: dict[str, list[str]] = {
     "loc": ["unit", "locate"],
     "hs": ["hospital", "status"],
     "new": ["call", "new"],
+    "note": ["call", "note"],
+    "update": ["call", "update"],
+    "reopen": ["call", "reopen"],
 }
 
 
@@ -132,6 +135,9 @@ _GROUPS = ("call", "unit", "hospital", "server", "db", "demo", "admin")
 
 def _expand_verb(tokens: Sequence[str]) -> list[str]:
     head, rest = tokens[0].lower(), list(tokens[1:])
+    if head in STATUS_SHORTHANDS and not rest:
+        example = "tx M12 MERCY" if head in ("tx", "t") else f"{head} M12"
+        raise InvalidInput(f"{head} needs a unit: {example}")
     if head in STATUS_SHORTHANDS and rest:
         # `tx M12 MERCY` -> unit status M12 transporting --hospital MERCY
         unit, extra = rest[0], rest[1:]
@@ -161,8 +167,12 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         parser.set_defaults(**defaults)
         return parser
 
-    call = sub.add_parser("call", help="take, show, cancel and close calls").add_subparsers(
-        dest="call_verb", required=True, metavar="{new,show,cancel,close}"
+    call = sub.add_parser(
+        "call", help="take, show, note, update, cancel, close and re-open calls"
+    ).add_subparsers(
+        dest="call_verb",
+        required=True,
+        metavar="{new,show,note,update,cancel,close,reopen}",
     )
     new = verb(
         call,
@@ -199,11 +209,61 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     show = verb(
         call,
         "show",
-        "show one call with its units and times",
+        "one call's record: every field, its units and times, its timeline",
         verb="call.show",
         build=lambda ns: commands.ShowCall(ns.call),
     )
     show.add_argument("call")
+    note = verb(
+        call,
+        "note",
+        "add a note to a call's narrative",
+        verb="call.note",
+        build=lambda ns: commands.AddNote(ns.call, " ".join(ns.text), ns.corrects),
+    )
+    note.add_argument("call")
+    note.add_argument("text", nargs="+", help="the note (the rest of the line)")
+    note.add_argument("--corrects", metavar="N", help="the narrative entry this one corrects")
+    update = verb(
+        call,
+        "update",
+        "change an open call's priority, determinant, nature, location or caller",
+        verb="call.update",
+        build=lambda ns: commands.UpdateCall(
+            ns.call,
+            CallChanges(
+                priority=ns.priority,
+                determinant=ns.determinant,
+                nature=ns.nature,
+                location=ns.location,
+                place=ns.place,
+                lat=ns.lat,
+                lon=ns.lon,
+                caller_name=ns.caller,
+                caller_phone=ns.phone,
+            ),
+        ),
+    )
+    update.add_argument("call")
+    update.add_argument("-p", "--priority", help="1 (most urgent) to 4")
+    update.add_argument("--determinant", help="MPDS determinant (brings its priority)")
+    update.add_argument("--nature", help="what happened")
+    where = update.add_mutually_exclusive_group()
+    where.add_argument("-l", "--location", help="address or description of the scene")
+    where.add_argument("--place", help="a named place (gives location and coordinates)")
+    update.add_argument("--lat", help="latitude of the scene")
+    update.add_argument("--lon", help="longitude of the scene")
+    update.add_argument("--caller", help="caller's name")
+    update.add_argument("--phone", help="caller's phone number")
+    reopen = verb(
+        call,
+        "reopen",
+        "re-open a call closed or cancelled in the last 24 h: it is pending again",
+        verb="call.reopen",
+        build=lambda ns: commands.ReopenCall(ns.call, ns.reason),
+    )
+    reopen.add_argument("call")
+    reopen.add_argument("--reason", required=True, help="why it is re-opened")
     cancel = verb(
         call,
         "cancel",
@@ -212,7 +272,7 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         build=lambda ns: commands.CancelCall(ns.call, ns.reason),
     )
     cancel.add_argument("call")
-    cancel.add_argument("--reason", default="")
+    cancel.add_argument("--reason", default="", help="why (kept in the audit log)")
     close = verb(
         call,
         "close",
@@ -221,7 +281,13 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         build=lambda ns: commands.CloseCall(ns.call, ns.disposition),
     )
     close.add_argument("call")
-    close.add_argument("--disposition", default="")
+    close.add_argument(
+        "--disposition",
+        default="",
+        help="what happened (required): treated and transported, treated and released, "
+        "patient refused care, no patient found, dead at scene, cancelled en route, "
+        "standby only … (or the start of one)",
+    )
 
     dispatch = verb(
         sub,
@@ -257,7 +323,11 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         "change a unit's status",
         verb="unit.status",
         build=lambda ns: commands.SetUnitStatus(
-            ns.unit, ns.status, hospital=ns.hospital, divert_override=ns.divert_override
+            ns.unit,
+            ns.status,
+            hospital=ns.hospital,
+            divert_override=ns.divert_override,
+            reason=ns.reason,
         ),
     )
     status.add_argument("unit")
@@ -269,8 +339,11 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     )
     status.add_argument("--hospital", help="destination, when transporting")
     status.add_argument(
-        "--divert-override", action="store_true", help="transport to a hospital on diversion"
+        "--divert-override",
+        action="store_true",
+        help="transport to a hospital on diversion (the destination hint names this flag)",
     )
+    status.add_argument("--reason", default="", help="why, e.g. out of service: flat tyre")
     locate = verb(
         unit,
         "locate",
@@ -332,6 +405,19 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         type=int,
         help="calls: the newest N (default: every open call; with --all the newest 500)",
     )
+
+    find = verb(
+        sub,
+        "find",
+        "find calls by number, address, caller or phone, and units by code",
+        verb="find",
+        build=lambda ns: commands.Find(" ".join(ns.text), ns.days, ns.limit),
+    )
+    find.add_argument("text", nargs="+", help="what to look for")
+    find.add_argument(
+        "--days", type=float, default=3.0, help="ended calls received in the last N days (3)"
+    )
+    find.add_argument("-n", "--limit", type=int, default=50, help="at most N calls (50)")
 
     audit = verb(
         sub,

@@ -61,6 +61,43 @@ def label(status: str) -> str:
     return status.lower().replace("_", " ")
 
 
+# A unit is EN_ROUTE in the database from the moment it is dispatched (NEMSIS: unit notified);
+# the crew's en-route report only stamps its assignment (en_route_at). The two are different
+# states to a dispatcher, and the turnout clock runs between them, so every screen and answer
+# names them apart: DISPATCHED until the report, EN_ROUTE after it. No status is added to the
+# database for it.
+DISPATCHED = "DISPATCHED"
+
+# The short names the desk writes where room is tight: the command bar's own words (en, os, tx,
+# ah, av, oos) and `disp` for a unit dispatched but not yet en route.
+SHORT = {
+    DISPATCHED: "disp",
+    U.EN_ROUTE: "en",
+    U.ON_SCENE: "os",
+    U.TRANSPORTING: "tx",
+    U.AT_HOSPITAL: "ah",
+    U.AVAILABLE: "av",
+    U.OUT_OF_SERVICE: "oos",
+}
+
+
+def unit_state(status: str, en_route_reported: bool) -> str:
+    """The state a dispatcher sees: the unit's status, but DISPATCHED for a unit whose status is
+    EN_ROUTE and whose crew has not reported en route yet."""
+    return DISPATCHED if status == U.EN_ROUTE and not en_route_reported else str(status)
+
+
+def unit_label(status: str, en_route_reported: bool) -> str:
+    """A unit's state in words: `dispatched`, `en route`, `on scene` ..."""
+    return label(unit_state(status, en_route_reported))
+
+
+def unit_short(status: str, en_route_reported: bool) -> str:
+    """A unit's state in the bar's short words: `disp`, `en`, `os` ..."""
+    state = unit_state(status, en_route_reported)
+    return SHORT.get(state, label(state))
+
+
 def unit_step(
     unit: str, current: UnitStatus, target: UnitStatus, en_route_reported: bool
 ) -> UnitStep:
@@ -70,8 +107,9 @@ def unit_step(
     step = UNIT_STEPS.get((current, target))
     if step is not None:
         return step
+    name = unit_label(current, en_route_reported)
     if current == target:
-        raise Conflict(f"{unit} is already {label(current)}")
+        raise Conflict(f"{unit} is already {name}")
     if target == U.EN_ROUTE and current == U.AVAILABLE:
         raise Conflict(f"{unit} is not on a call; dispatch it to one (d CALL {unit})")
     if target == U.AVAILABLE and current == U.EN_ROUTE:
@@ -79,12 +117,10 @@ def unit_step(
             f"{unit} has not arrived; cancel its assignment instead (unit cancel {unit})"
         )
     if target == U.OUT_OF_SERVICE and current in BUSY:
-        raise Conflict(
-            f"{unit} is {label(current)} on a call; clear it before taking it out of service"
-        )
+        raise Conflict(f"{unit} is {name} on a call; clear it before taking it out of service")
     if current == U.OUT_OF_SERVICE:
         raise Conflict(f"{unit} is out of service; put it back in service first (av {unit})")
-    raise Conflict(f"{unit} cannot go from {label(current)} to {label(target)}")
+    raise Conflict(f"{unit} cannot go from {name} to {label(target)}")
 
 
 def check_consistent(unit: str, status: str, call: str | None) -> None:

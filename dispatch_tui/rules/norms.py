@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from dispatch_tui.rules.lifecycle import DISPATCHED, label, unit_state
 from dispatch_tui.rules.views import CallView
 
 # NFPA 1225: answer -> first unit dispatched, 90% within 60 s (the desk's call-processing clock).
@@ -72,7 +73,8 @@ class TimerRule:
 
 DEFAULT_TIMERS = (
     TimerRule("p1_pending", "P1 pending", 60),
-    TimerRule("not_en_route", "not en route", 60),
+    # A unit dispatched whose crew has not reported en route: named as the desk names it.
+    TimerRule("not_en_route", label(DISPATCHED), 60),
     TimerRule("on_scene", "on scene", 1800),
     TimerRule("at_hospital", "at hospital", 1800),
 )
@@ -113,7 +115,7 @@ def timers(
         for a in call.assignments:
             if not a.active:
                 continue
-            if a.unit_status == "EN_ROUTE" and a.en_route_at is None:
+            if unit_state(a.unit_status, a.en_route_at is not None) == DISPATCHED:
                 add("not_en_route", call, a.unit_code, a.notified_at)
             elif a.unit_status == "ON_SCENE" and a.on_scene_at is not None:
                 add("on_scene", call, a.unit_code, a.on_scene_at)

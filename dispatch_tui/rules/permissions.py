@@ -15,6 +15,10 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "locate_unit": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
     "cancel": frozenset({Role.DISPATCHER}),
     "close_call": frozenset({Role.DISPATCHER}),
+    "update_call": frozenset({Role.DISPATCHER}),
+    "reopen_call": frozenset({Role.DISPATCHER}),
+    # A note on a call's narrative: whoever works or oversees the floor.
+    "note": frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN}),
     "hospital_status": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "add_operator": frozenset({Role.SUPERVISOR, Role.ADMIN}),
 }

@@ -21,6 +21,8 @@ PHONE_MAX = 32
 NATURE_MAX = 200
 LOCATION_MAX = 300
 NOTES_MAX = 4000
+NARRATIVE_MAX = 2000
+REASON_MAX = 200
 
 UNIT_CODE = re.compile(r"^[A-Z0-9-]{1,16}$")
 HOSPITAL_CODE = UNIT_CODE
@@ -176,6 +178,8 @@ class CallIntake:
     notes: str = ""
     lat: float | str | None = None
     lon: float | str | None = None
+    # The intake form's answer (`DispatchService.answer`): the call is received when answered.
+    answered: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +227,119 @@ def intake(raw: CallIntake) -> CleanIntake:
         notes=text_field("notes", raw.notes, NOTES_MAX),
         position=position,
     )
+
+
+def note(value: str) -> str:
+    """A narrative entry: one line or many, printable, at most NARRATIVE_MAX characters."""
+    return text_field("note", value, NARRATIVE_MAX, required=True)
+
+
+def reason(label: str, value: str, *, required: bool = False) -> str:
+    """Why: a cancel, an out-of-service, a re-open."""
+    return text_field(label, value, REASON_MAX, required=required)
+
+
+@dataclass(frozen=True, slots=True)
+class CallChanges:
+    """An edit of an open call as `call update` or the desk supplies it, before validation.
+    None (or a blank string) leaves a field as it is."""
+
+    priority: int | str | None = None
+    determinant: str | None = None
+    nature: str | None = None
+    location: str | None = None
+    place: str | None = None
+    lat: float | str | None = None
+    lon: float | str | None = None
+    caller_name: str | None = None
+    caller_phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CleanChanges:
+    """Only the fields to change, clean. `place`: a named place to look up (it gives the
+    location and the coordinates unless they are given too)."""
+
+    values: dict[str, object]
+    place: str | None = None
+
+
+# The fields an edit may change, as the call's columns are named, in the order they are told.
+EDITABLE = (
+    "priority",
+    "determinant",
+    "nature",
+    "location_text",
+    "lat",
+    "lon",
+    "caller_name",
+    "caller_phone",
+)
+
+
+def changes(raw: CallChanges) -> CleanChanges:
+    """Validate an edit: each given field as intake validates it; at least one field."""
+    values: dict[str, object] = {}
+    if _given(raw.determinant):
+        values["determinant"] = determinant(str(raw.determinant))
+    if _given(raw.priority):
+        values["priority"] = priority(raw.priority)  # type: ignore[arg-type]
+    elif "determinant" in values:
+        # A new determinant brings its priority, as at intake, unless one is given.
+        values["priority"] = priority_for_determinant(str(values["determinant"]))
+    if _given(raw.nature):
+        values["nature"] = text_field("nature", str(raw.nature), NATURE_MAX, required=True)
+    place = text_field("place", str(raw.place), NAME_MAX) if _given(raw.place) else None
+    if _given(raw.location):
+        if place:
+            raise InvalidInput("give a location or a named place, not both")
+        values["location_text"] = text_field(
+            "location", str(raw.location), LOCATION_MAX, required=True
+        )
+    has_lat, has_lon = _given(raw.lat), _given(raw.lon)
+    if has_lat != has_lon:
+        raise InvalidInput("give both latitude and longitude, or neither")
+    if has_lat:
+        values["lat"], values["lon"] = coordinate(raw.lat, raw.lon)  # type: ignore[arg-type]
+    if raw.caller_name is not None and raw.caller_name.strip():
+        values["caller_name"] = text_field("caller name", raw.caller_name, NAME_MAX)
+    if _given(raw.caller_phone):
+        phone = text_field("caller phone", str(raw.caller_phone), PHONE_MAX)
+        if not PHONE.match(phone):
+            raise InvalidInput(f"caller phone '{_short(phone)}' is not a phone number")
+        values["caller_phone"] = phone
+    if not values and not place:
+        raise InvalidInput(
+            "name something to change: --priority, --determinant, --nature, --location or "
+            "--place, --lat and --lon, --caller, --phone"
+        )
+    return CleanChanges(values, place)
+
+
+# What a call's close may say happened (NEMSIS eDisposition wording); a centre may set its own.
+DISPOSITIONS = (
+    "treated and transported",
+    "treated and released",
+    "patient refused care",
+    "no patient found",
+    "dead at scene",
+    "cancelled en route",
+    "standby only",
+    "assist, no treatment",
+    "transferred to another unit",
+)
+
+
+def disposition(value: str, allowed: tuple[str, ...] = DISPOSITIONS) -> str:
+    """One of `allowed`, as it is written there: typed whole or as the start of one only, in
+    any case. Refused when empty, unknown or ambiguous, with the list."""
+    typed = " ".join(value.split()).lower()
+    choices = ", ".join(allowed)
+    if not typed:
+        raise InvalidInput(f"a close needs a disposition: {choices}")
+    exact = [d for d in allowed if d.lower() == typed]
+    matches = exact or [d for d in allowed if d.lower().startswith(typed)]
+    if len(matches) == 1:
+        return matches[0]
+    what = "matches several" if matches else "is not a disposition"
+    raise InvalidInput(f"'{_short(value, 40)}' {what}; one of: {choices}")

@@ -71,6 +71,7 @@ class CallView:
     destination_code: str | None
     dispatched_by: str | None
     assignments: tuple[AssignmentView, ...] = field(default=())
+    reopened_at: datetime | None = None  # when it was last re-opened, if ever
 
     @property
     def active_units(self) -> tuple[str, ...]:
@@ -105,6 +106,9 @@ class UnitView:
     call_number: str | None
     # Where the unit is measured from when it has no live position (its home station).
     station_position: tuple[float, float] | None = None
+    # Whether the crew has reported en route on its call (its assignment's en_route_at): a unit
+    # EN_ROUTE without the report is shown as dispatched (`lifecycle.unit_state`).
+    en_route_reported: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,63 @@ class Listing(Generic[Row]):
     @property
     def truncated(self) -> bool:
         return len(self.rows) < self.total
+
+
+@dataclass(frozen=True, slots=True)
+class NarrativeView:
+    """One narrative entry: a person's `note`, or an `event` the service wrote of a change."""
+
+    id: int
+    at: datetime
+    operator: str
+    desk: str
+    kind: str
+    text: str
+    corrects_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One line of a call's timeline: a narrative entry, or an audited change, in words."""
+
+    at: datetime
+    source: str  # note, event (narrative) or audit
+    who: str
+    text: str
+    ref: int  # the narrative entry's or the audit row's id
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """A call as its record shows it: every field, its units with their times (in the call),
+    and one timeline in time order."""
+
+    call: CallView
+    timeline: tuple[TimelineEntry, ...]
+    created_by: str | None = None
+    place: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What `find` found: calls (open ones, and ended ones of the last days) and units, with how
+    many calls matched in all (a list cut on purpose says so)."""
+
+    calls: tuple[CallView, ...]
+    units: tuple[UnitView, ...]
+    total_calls: int
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.calls) < self.total_calls
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerTicket:
+    """The moment the intake form was opened, by the database's clock."""
+
+    id: int
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar
 
 from rich import box
+from rich.columns import Columns
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +28,7 @@ from textual.widgets import Footer, Static
 
 from dispatch_tui.rules import norms
 from dispatch_tui.rules.enums import CallStatus
+from dispatch_tui.rules.lifecycle import unit_state
 from dispatch_tui.rules.norms import clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
 from dispatch_tui.screens.live import ConnectionChanged, DeskContext, LiveScreen, SnapshotLoaded
@@ -168,14 +170,21 @@ class BoardScreen(LiveScreen):
     def _situation(self, now: datetime) -> RenderableType:
         parts: list[RenderableType] = []
         pending = [c for c in self.calls.values() if c.status == "RECEIVED"]
+        # The counts on one line and the oldest calls' ages on the next: on one line they did
+        # not fit half of a 100-column board, and wrapped mid-phrase.
         line = Text("Pending  ", style="bold")
+        ages = Text("  oldest  ", style="dim")
         for priority in (1, 2, 3, 4):
             these = [c for c in pending if c.priority == priority]
-            oldest = max(((now - c.received_at).total_seconds() for c in these), default=None)
             urgent = priority == 1 and bool(these)
             line.append(f"P{priority} {len(these)}", style="bold reverse red" if urgent else "bold")
-            line.append(f" (oldest {_seconds(oldest)})  " if these else "  ", style="")
+            line.append("  ")
+            if these:
+                oldest = max((now - c.received_at).total_seconds() for c in these)
+                ages.append(f"P{priority} {_seconds(oldest)}  ")
         parts.append(line)
+        if pending:
+            parts.append(ages)
         available = Counter(u.capability for u in self.units.values() if u.status == "AVAILABLE")
         line = Text("Available  ", style="bold")
         line.append(f"ALS {available['ALS']}  ", style="bold")
@@ -183,12 +192,14 @@ class BoardScreen(LiveScreen):
         parts.append(line)
         if available["ALS"] == 0:
             parts.append(Text(" ⚠ NO ALS UNIT AVAILABLE ", style="bold reverse red"))
-        by_status = Counter(u.status for u in self.units.values())
-        statuses = Text("Units  ", style="bold")
+        by_status = Counter(unit_state(u.status, u.en_route_reported) for u in self.units.values())
+        # Each state with its count is one piece that wraps whole (ON SCENE 1 never splits).
+        statuses = [Text("Units", style="bold")]
         for status, count in sorted(by_status.items()):
-            statuses.append_text(status_text(status, self.context.options.status_styles))
-            statuses.append(f" {count}  ")
-        parts.append(statuses)
+            piece = status_text(status, self.context.options.status_styles)
+            piece.append(f" {count}")
+            statuses.append(piece)
+        parts.append(Columns(statuses, padding=(0, 2)))
         closed = [h for h in self.hospitals.values() if h.status != "OPEN"]
         hospitals = Text("Hospitals  ", style="bold")
         if not closed:

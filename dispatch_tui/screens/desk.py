@@ -13,20 +13,22 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
-from dispatch_tui.rules import commands, grammar, permissions, recommend
-from dispatch_tui.rules.enums import UnitStatus
-from dispatch_tui.rules.errors import InvalidInput
-from dispatch_tui.rules.lifecycle import label
+from dispatch_tui.rules import commands, grammar, permissions, recommend, validation
+from dispatch_tui.rules.enums import Capability, UnitStatus
+from dispatch_tui.rules.errors import DispatchError, InvalidInput
+from dispatch_tui.rules.lifecycle import UNIT_STEPS, label
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.rules.views import CallView, PlaceView, Snapshot, UnitView
+from dispatch_tui.screens.ask import AskScreen
 from dispatch_tui.screens.confirm import ConfirmScreen
+from dispatch_tui.screens.find import FindScreen
 from dispatch_tui.screens.help import HelpScreen
 from dispatch_tui.screens.intake import IntakeScreen
 from dispatch_tui.screens.live import (
@@ -37,6 +39,7 @@ from dispatch_tui.screens.live import (
     SnapshotLoaded,
 )
 from dispatch_tui.screens.pick import PickScreen
+from dispatch_tui.screens.record import RecordScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import ACCEPTED, REFUSED
 from dispatch_tui.widgets.command_bar import CommandBar
@@ -60,6 +63,14 @@ class DeskScreen(LiveScreen):
             priority=True,
             tooltip="d C-1042 M12, os M12, tx M12 MERCY, av M12, cx M12 …",
         ),
+        Binding(
+            "ctrl+f",
+            "find",
+            "Find",
+            id="find",
+            priority=True,
+            tooltip="calls by number, address, caller, phone; units by code",
+        ),
         Binding("question_mark", "help", "Keys", id="help", tooltip="this list"),
     ]
 
@@ -70,6 +81,11 @@ class DeskScreen(LiveScreen):
         self.versions: dict[tuple[str, int], datetime] = {}
         self.updated_at: datetime | None = None
         self.select_when_seen: int | None = None
+        # The call record open over the desk, if any (it follows the call's changes), and the
+        # intake form waiting for its call to be saved.
+        self.record_screen: RecordScreen | None = None
+        self.intake: IntakeScreen | None = None
+        self.find_screen: FindScreen | None = None
         styles = context.options.status_styles
         self.pending = PendingCalls(styles, context.options.aging_seconds, id="pending")
         self.active = ActiveCalls(styles, id="active")
@@ -110,6 +126,7 @@ class DeskScreen(LiveScreen):
         units = self._fresh("unit", snapshot.units, snapshot)
         hospitals = self._fresh("hospital", snapshot.hospitals, snapshot)
         now = snapshot.db_now
+        before = set(self.pending.rows_by_key) if not snapshot.full else None
         with self.app.batch_update():
             # A full snapshot removes rows it does not have, unless a newer partial one set them.
             self.pending.sync(calls, full=snapshot.full, now=now)
@@ -120,6 +137,13 @@ class DeskScreen(LiveScreen):
             self.places = list(snapshot.places)
         if self.select_when_seen is not None:
             self._select_call(self.select_when_seen)
+        record = self.record_screen
+        if record is not None and (
+            snapshot.full or record.call_id is None or record.call_id in {c.id for c in calls}
+        ):
+            self._load_record(record.number)
+        if before is not None:
+            self._tell_new_above([c for c in calls if str(c.id) not in before])
         self.updated_at = now
         status = self.query_one(StatusLine)
         status.last_update, status.now = now, now
@@ -152,6 +176,47 @@ class DeskScreen(LiveScreen):
             return self.units.rows_by_key.get(key)
         return self.hospitals.rows_by_key.get(key)
 
+    def _tell_new_above(self, calls: list[CallView]) -> None:
+        """A call that arrives above the selected pending call is said on the status line: the
+        selection stays on its call, which moves down, and the new one could go unseen."""
+        pane = self.pending
+        if pane.row_count < 2 or pane.cursor_row <= 0:
+            return
+        selected = pane.cursor_row
+        above = [
+            c
+            for c in calls
+            if str(c.id) in pane.rows_by_key and pane.get_row_index(str(c.id)) < selected
+        ]
+        if above:
+            top = min(above, key=lambda c: (c.priority, c.received_at))
+            more = f" (+{len(above) - 1})" if len(above) > 1 else ""
+            self.query_one(StatusLine).notify_above(
+                f"new P{top.priority} {top.number}{more} above the selection: Home goes to the top"
+            )
+
+    def _last_als_wanted(self, call: CallView, unit_code: str) -> CallView | None:
+        """The P1/P2 call still pending when `unit_code`, the last available ALS unit, is about
+        to be sent to a P3/P4 call (the dispatcher is asked first); else None."""
+        if call.priority <= 2:
+            return None
+        units = list(self.units.rows_by_key.values())
+        chosen = next((u for u in units if u.code == unit_code), None)
+        if chosen is None or chosen.capability != Capability.ALS:
+            return None
+        if any(
+            u.capability == Capability.ALS and u.status == UnitStatus.AVAILABLE and u is not chosen
+            for u in units
+        ):
+            return None
+        waiting = [
+            c for c in self.pending.rows_by_key.values() if c.priority <= 2 and c.id != call.id
+        ]
+        return min(waiting, key=lambda c: (c.priority, c.received_at)) if waiting else None
+
+    def _find(self, text: str) -> None:
+        self._search(text)
+
     def _tick(self) -> None:
         now = self.db_now()
         with self.app.batch_update():
@@ -165,6 +230,14 @@ class DeskScreen(LiveScreen):
 
     @on(ActionDone)
     def feedback(self, event: ActionDone) -> None:
+        form = self.intake
+        if form is not None and event.command is form.sent:
+            # The intake form's call: saved, the form closes; not saved, it stays open with
+            # everything typed, and says why.
+            if event.ok or event.answer.in_doubt:
+                form.dismiss(None)
+            else:
+                form.refused(event.message)
         self.say(event.message, ok=event.ok)
         outcome = event.answer.outcome
         if isinstance(event.command, commands.NewCall) and outcome is not None:
@@ -176,6 +249,8 @@ class DeskScreen(LiveScreen):
         )
         line.append(message)
         self.query_one("#feedback", Label).update(line)
+        if self.record_screen is not None:
+            self.record_screen.say(line)
         if not ok:
             self.app.bell()
 
@@ -184,6 +259,12 @@ class DeskScreen(LiveScreen):
     def on_pane_action(self, event: Pane.Action) -> None:
         row, argument = event.row, event.argument
         match event.action:
+            case "record":
+                self.open_record(row.number)
+            case "note":
+                self.ask_note(row)
+            case "edit":
+                self.edit_call(row)
             case "dispatch":
                 self.open_dispatch(row, add=False)
             case "add_unit":
@@ -191,26 +272,220 @@ class DeskScreen(LiveScreen):
             case "cancel_call":
                 self._confirm_cancel(row)
             case "close_call":
-                self.perform(commands.CloseCall(row.number))
+                self.close_call(row)
             case "status" if argument == UnitStatus.TRANSPORTING:
                 self._ask_destination(row)
+            case "status" if argument == UnitStatus.OUT_OF_SERVICE:
+                self._ask_out_of_service(row)
             case "status":
                 self.perform(commands.SetUnitStatus(row.code, argument))
             case "cancel_unit":
-                self.perform(commands.CancelUnit(row.code))
+                self._confirm_cancel_unit(row)
             case "hospital":
                 self.perform(commands.SetHospitalStatus(row.code, argument))
             case "beds":
                 self.action_command_bar(f"hs {row.code} --beds ")
 
     def _confirm_cancel(self, call: CallView) -> None:
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.perform(commands.CancelCall(call.number))
+        """Cancel a call: why, and a confirmation naming it and what it releases."""
+
+        def answered(reason: str | None) -> None:
+            if reason:
+                self.perform(commands.CancelCall(call.number, reason))
+
+        units = ", ".join(call.active_units)
+        releases = f"; releases {units}" if units else "; no unit is on it"
+        self.app.push_screen(
+            AskScreen(
+                f"Cancel {call.number} (P{call.priority} {call.nature}){releases}. Why?",
+                placeholder="e.g. duplicate of C-1041, caller cancelled",
+                enter=f"cancel {call.number}",
+                max_length=validation.REASON_MAX,
+            ),
+            answered,
+        )
+
+    def _confirm_cancel_unit(self, unit: UnitView) -> None:
+        def answered(reason: str | None) -> None:
+            if reason:
+                self.perform(commands.CancelUnit(unit.code, reason))
 
         self.app.push_screen(
-            ConfirmScreen(f"Cancel {call.number} ({call.nature}) and release its units?"), answered
+            AskScreen(
+                f"Cancel {unit.code} from {unit.call_number}: {unit.code} becomes available. Why?",
+                placeholder="e.g. nearer unit sent, not needed",
+                enter=f"cancel {unit.code}",
+                max_length=validation.REASON_MAX,
+            ),
+            answered,
         )
+
+    def _ask_out_of_service(self, unit: UnitView) -> None:
+        def answered(reason: str | None) -> None:
+            if reason:
+                self.perform(
+                    commands.SetUnitStatus(unit.code, UnitStatus.OUT_OF_SERVICE, reason=reason)
+                )
+
+        self.app.push_screen(
+            AskScreen(
+                f"Take {unit.code} out of service: it is offered for no call until it is back. Why?",
+                placeholder="e.g. mechanical, restocking, crew break",
+                enter=f"{unit.code} out of service",
+                max_length=validation.REASON_MAX,
+            ),
+            answered,
+        )
+
+    def close_call(self, call: CallView) -> None:
+        """Close a call: the dispositions to choose from; choosing one closes it."""
+        units = ", ".join(call.active_units)
+        releases = f"; clears {units}" if units else ""
+        options = [(d, Text(d)) for d in self.context.options.dispositions]
+
+        def chosen(disposition: str | None) -> None:
+            if disposition:
+                self.perform(commands.CloseCall(call.number, disposition))
+
+        self.app.push_screen(
+            PickScreen(
+                f"Close {call.number} (P{call.priority} {call.nature}){releases}: what happened?",
+                options,
+                hint="Enter: close with this disposition · Esc: back, nothing done",
+            ),
+            chosen,
+        )
+
+    def ask_note(self, call: CallView) -> None:
+        def answered(note: str | None) -> None:
+            if note:
+                self.perform(commands.AddNote(call.number, note))
+
+        self.app.push_screen(
+            AskScreen(
+                f"Note on {call.number} ({call.nature}):",
+                placeholder="what the caller or crew said; a correction names #N",
+                enter="add to the narrative",
+                max_length=validation.NARRATIVE_MAX,
+            ),
+            answered,
+        )
+
+    def edit_call(self, call: CallView) -> None:
+        """The intake form, filled in with the call: only the fields changed are sent."""
+
+        def edited(raw: CallIntake | None) -> None:
+            if raw is None:
+                return
+            changes = _changes(call, raw, self.record_place(call))
+            if changes is None:
+                self.say(f"{call.number}: nothing changed", ok=False)
+                return
+            self.perform(commands.UpdateCall(call.number, changes))
+
+        self.app.push_screen(
+            IntakeScreen(self.places, editing=call, place=self.record_place(call)), edited
+        )
+
+    def record_place(self, call: CallView) -> str:
+        """The named place a call's location came from, if it reads as one."""
+        for place in self.places:
+            if call.location_text == f"{place.name}, {place.address}":
+                return place.name
+        return ""
+
+    def reopen_call(self, call: CallView) -> None:
+        def answered(reason: str | None) -> None:
+            if reason:
+                self.perform(commands.ReopenCall(call.number, reason))
+
+        ended = label(call.status)
+        self.app.push_screen(
+            AskScreen(
+                f"Re-open {call.number} ({call.nature}, {ended}): it goes back to pending. Why?",
+                placeholder="e.g. caller rang back, patient worse",
+                enter=f"re-open {call.number}",
+                max_length=validation.REASON_MAX,
+            ),
+            answered,
+        )
+
+    # -- the call record ------------------------------------------------------------------------
+
+    def open_record(self, number: str) -> None:
+        """Open a call's record over the desk; it follows the call while open."""
+        if self.record_screen is not None:
+            self.record_screen.dismiss(None)
+        screen = RecordScreen(number, self._record_act)
+        self.record_screen = screen
+
+        def closed(_: None) -> None:
+            if self.record_screen is screen:
+                self.record_screen = None
+
+        self.app.push_screen(screen, closed)
+        self._load_record(number)
+
+    @work(thread=True, exit_on_error=False, group="record", exclusive=True)
+    def _load_record(self, number: str) -> None:
+        try:
+            record = self.context.service.record(number)
+        except DispatchError as err:
+            self.app.call_from_thread(self.say, err.message, ok=False)
+            return
+        screen = self.record_screen
+        if screen is not None and screen.number == number:
+            self.app.call_from_thread(screen.show, record)
+
+    def _record_act(self, action: str, call: CallView) -> None:
+        match action:
+            case "note":
+                self.ask_note(call)
+            case "edit":
+                self.edit_call(call)
+            case "dispatch":
+                self.open_dispatch(call, add=bool(call.active_units))
+            case "close":
+                self.close_call(call)
+            case "cancel":
+                self._confirm_cancel(call)
+            case "reopen":
+                self.reopen_call(call)
+
+    # -- find -----------------------------------------------------------------------------------
+
+    def action_find(self, text: str = "") -> None:
+        def chosen(found: str | None) -> None:
+            self.find_screen = None
+            if not found:
+                return
+            kind, _, name = found.partition(":")
+            if kind == "call":
+                self.open_record(name)
+            else:
+                self._select_unit(name)
+
+        screen = FindScreen(self._find)
+        self.find_screen = screen
+        self.app.push_screen(screen, chosen)
+        if text:
+            screen.call_after_refresh(screen.query_one("#find", Input).insert_text_at_cursor, text)
+
+    @work(thread=True, exit_on_error=False, group="find", exclusive=True)
+    def _search(self, text: str) -> None:
+        try:
+            found = self.context.service.find(text)
+        except DispatchError as err:
+            self.app.call_from_thread(self.say, err.message, ok=False)
+            return
+        screen = self.find_screen
+        if screen is not None:
+            self.app.call_from_thread(screen.show, text, found)
+
+    def _select_unit(self, code: str) -> None:
+        unit = next((u for u in self.units.rows_by_key.values() if u.code == code), None)
+        if unit is not None and self.units.select_id(unit.id):
+            self.units.focus()
 
     def open_dispatch(self, call: CallView, *, add: bool) -> None:
         """Recommended units for the call, ranked from the live rows the desk already holds, so
@@ -227,9 +502,29 @@ class DeskScreen(LiveScreen):
             text.append(f" {r.reason}")
             options.append((r.unit.code, text))
 
+        def send(unit: str) -> None:
+            self.perform(commands.Dispatch(call.number, (unit,), add=add))
+
         def chosen(unit: str | None) -> None:
-            if unit:
-                self.perform(commands.Dispatch(call.number, (unit,), add=add))
+            if not unit:
+                return
+            waiting = self._last_als_wanted(call, unit)
+            if waiting is None:
+                send(unit)
+                return
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    send(unit)
+
+            self.app.push_screen(
+                ConfirmScreen(
+                    f"{unit} is the last ALS unit available, and {waiting.number} "
+                    f"(P{waiting.priority} {waiting.nature}) is pending. "
+                    f"Send {unit} to {call.number} (P{call.priority}) anyway?"
+                ),
+                confirmed,
+            )
 
         verb = "Add a unit to" if add else "Dispatch to"
         self.app.push_screen(
@@ -295,11 +590,35 @@ class DeskScreen(LiveScreen):
     # -- global keys --------------------------------------------------------------------------
 
     def action_new_call(self) -> None:
-        def taken(raw: CallIntake | None) -> None:
-            if raw is not None:
-                self.perform(commands.NewCall(raw))
+        """The intake form. Opening it records the answer time (the call is received then);
+        Ctrl+S saves, and the form stays open with everything typed until the call is saved."""
+        form = IntakeScreen(self.places, save=self._save_intake)
+        self.intake = form
 
-        self.app.push_screen(IntakeScreen(self.places), taken)
+        def closed(_: CallIntake | None) -> None:
+            if self.intake is form:
+                self.intake = None
+
+        self.app.push_screen(form, closed)
+        self._answer(form)
+
+    def _save_intake(self, form: IntakeScreen, raw: CallIntake) -> None:
+        command = commands.NewCall(raw)
+        form.sent = command
+        # One request id for the form: saved again after a lost answer, the call is taken once.
+        self.perform(command, form.request_id)
+
+    @work(thread=True, exit_on_error=False, group="answer")
+    def _answer(self, form: IntakeScreen) -> None:
+        service = self.context.service
+        assert isinstance(service, DispatchService)
+        try:
+            ticket = service.answer(self.context.operator.username)
+        except DispatchError:
+            # The call is then received when it is saved; the form says so.
+            self.app.call_from_thread(form.answered_at, None)
+            return
+        self.app.call_from_thread(form.answered_at, ticket)
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen(self.help_sections()))
@@ -349,18 +668,47 @@ class DeskScreen(LiveScreen):
         except InvalidInput as err:
             self.say(err.message, ok=False)
             return
-        if isinstance(command, commands.LISTINGS):
-            self.say(
-                "the panes show that already; use the CLI for lists and the audit log", ok=False
-            )
-            return
-        self.perform(command)
+        match command:
+            case commands.ShowCall(number):
+                self.open_record(number)
+            case commands.Audit(number) if number:
+                self.open_record(number)  # its timeline is the call's audit, in words
+            case commands.Find(text):
+                self.action_find(text)
+            case commands.Audit():
+                self.say(
+                    "a call's audit is its record's timeline: audit --call C-1042 (or Enter on "
+                    "the call); the whole log: dispatch-tui audit",
+                    ok=False,
+                )
+            case commands.Show(what):
+                self.say(
+                    f"the panes show the {what}; dispatch-tui show {what} lists them", ok=False
+                )
+            case _:
+                self.perform(command)
 
-    def _words(self) -> list[str]:
-        units = [r.code for r in self.units.rows_by_key.values()]
+    def _words(self, head: str) -> list[str]:
+        """What Tab offers after `head`: the units, calls or hospitals that fit there."""
+        words = head.lower().split()
+        verb, given = (words[0], len(words)) if words else ("", 0)
+        units = list(self.units.rows_by_key.values())
         calls = [r.number for p in (self.pending, self.active) for r in p.rows_by_key.values()]
         hospitals = [r.code for r in self.hospitals.rows_by_key.values()]
-        return units + calls + hospitals
+        if verb in ("d", "disp", "dispatch"):
+            return calls if given == 1 else [u.code for u in units if u.status == "AVAILABLE"]
+        if verb in grammar.STATUS_SHORTHANDS:
+            if given >= 2:
+                return hospitals if verb in ("tx", "t") else []
+            target = UnitStatus(grammar.STATUS_SHORTHANDS[verb].upper())
+            return [u.code for u in units if (UnitStatus(u.status), target) in UNIT_STEPS]
+        if verb == "cx":
+            return [u.code for u in units if u.status == UnitStatus.EN_ROUTE]
+        if verb in ("hs", "hospital"):
+            return hospitals
+        if verb in ("note", "update", "reopen", "call", "rec", "recommend", "audit"):
+            return calls
+        return [u.code for u in units] + calls + hospitals
 
     def screen_commands(self) -> Iterable[SystemCommand]:
         """The command palette lists every desk action."""
@@ -398,3 +746,28 @@ class DeskScreen(LiveScreen):
 
 def _bindings(bindings: Iterable[Any]) -> list[Binding]:
     return [b for b in bindings if isinstance(b, Binding)]
+
+
+def _changes(call: CallView, raw: CallIntake, place: str) -> validation.CallChanges | None:
+    """What the edit form changed of `call`, as an edit (None when nothing)."""
+
+    def differs(typed: object, current: object) -> bool:
+        return str(typed or "").strip() != str(current or "").strip()
+
+    new_place = raw.place.strip()
+    fields: dict[str, object] = {}
+    if differs(raw.priority, call.priority):
+        fields["priority"] = raw.priority
+    if differs(raw.determinant, call.determinant):
+        fields["determinant"] = raw.determinant
+    if differs(raw.nature, call.nature):
+        fields["nature"] = raw.nature
+    if new_place and new_place.lower() != place.lower():
+        fields["place"] = new_place
+    elif differs(raw.location, call.location_text) and not new_place:
+        fields["location"] = raw.location
+    if differs(raw.caller_name, call.caller_name):
+        fields["caller_name"] = raw.caller_name
+    if differs(raw.caller_phone, call.caller_phone):
+        fields["caller_phone"] = raw.caller_phone
+    return validation.CallChanges(**fields) if fields else None  # type: ignore[arg-type]

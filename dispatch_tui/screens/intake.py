@@ -1,12 +1,20 @@
-"""The intake form: a new call, validated before it leaves the desk.
+"""The intake form: a new call, validated before it leaves the desk; also a call's edit form.
 
 The same validation as the CLI (`rules.validation.intake`) runs on every submit, so the form says
 what is wrong in one line and keeps what was typed. Named places complete as you type (from the
 places the desk already holds) and fill in the coordinates.
+
+A new call: the desk records when the form opened (`answered_at`, the database's clock), and the
+call is received then. Ctrl+S hands the call to the desk (`save`); the form stays open, with
+everything typed, until the desk says the call was saved, or says why not (`refused`) so that it
+can be saved again, under the same request id (never taken twice). Editing a call, the form is
+filled in with it and answers with what it holds when closed with Ctrl+S.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -17,9 +25,10 @@ from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label
 
+from dispatch_tui.rules.commands import Command
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.validation import CallIntake, intake
-from dispatch_tui.rules.views import PlaceView
+from dispatch_tui.rules.views import AnswerTicket, CallView, PlaceView
 
 FIELDS = [
     ("nature", "Nature *", "what happened: chest pain, fall, collision…"),
@@ -36,25 +45,49 @@ FIELDS = [
 class IntakeScreen(ModalScreen[CallIntake | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "take", "Take call", priority=True),
+        # Not a priority binding: it waits its turn behind the keys typed before it, so a
+        # Ctrl+S typed in the same burst as the last characters saves them too.
+        Binding("ctrl+s", "take", "Save"),
         # Handled as a priority binding, not Input.Submitted: focus moves before the next key is
         # routed, so a fast typist's next field never lands in the previous one.
         Binding("enter", "next_field", "Next field", show=False, priority=True),
     ]
 
-    def __init__(self, places: list[PlaceView]) -> None:
+    def __init__(
+        self,
+        places: list[PlaceView],
+        *,
+        save: Callable[[IntakeScreen, CallIntake], None] | None = None,
+        editing: CallView | None = None,
+        place: str = "",
+    ) -> None:
+        """`save(form, call)`: the desk saves a new call (the form waits for its answer).
+        `editing`: the call this form edits (`place`: its named place, if any)."""
         super().__init__()
         self.places = {p.name.lower(): p for p in places}
         self.place_names = [p.name for p in places]
+        self.save = save
+        self.editing = editing
+        self.editing_place = place
+        self.request_id = str(uuid.uuid4())  # one for every save of this form
+        self.sent: Command | None = None  # the command the desk is saving
+        self.answered: AnswerTicket | None = None
 
     def compose(self) -> ComposeResult:
+        editing = self.editing
+        title = (
+            f"Edit {editing.number} — Enter: next field · Ctrl+S: save · Esc: back, nothing changed"
+            if editing is not None
+            else "New call — Enter: next field · Ctrl+S: take call · Esc: cancel"
+        )
         with Vertical(classes="modal wide"):
-            yield Label(
-                "New call — Enter: next field · Ctrl+S: take call · Esc: cancel",
-                classes="modal-title",
-            )
+            yield Label(Text(title), classes="modal-title")
+            if editing is None:
+                yield Label("", id="answered", classes="modal-hint")
             with Grid(classes="form"):
                 for key, title, hint in FIELDS:
+                    if editing is not None and key == "notes":
+                        continue  # after intake, what is learnt goes to the narrative
                     yield Label(title)
                     suggester = (
                         SuggestFromList(self.place_names, case_sensitive=False)
@@ -68,7 +101,35 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
             yield Label("", id="error", classes="error")
 
     def on_mount(self) -> None:
+        call = self.editing
+        if call is not None:
+            values = {
+                "nature": call.nature,
+                "priority": str(call.priority),
+                "determinant": call.determinant or "",
+                "place": self.editing_place,
+                "location": "" if self.editing_place else call.location_text,
+                "caller": call.caller_name,
+                "phone": call.caller_phone,
+            }
+            for key, value in values.items():
+                self.query_one(f"#{key}", Input).value = value
         self.query_one("#nature", Input).focus()
+
+    def answered_at(self, ticket: AnswerTicket | None) -> None:
+        """When the call was answered (the form opened), by the database; None if unknown."""
+        self.answered = ticket
+        text = (
+            f"Answered {ticket.at.astimezone():%H:%M:%S}: the call is received then"
+            if ticket is not None
+            else "Answer time not recorded (database unreachable): received when saved"
+        )
+        self.query_one("#answered", Label).update(Text(text))
+
+    def refused(self, message: str) -> None:
+        """The desk could not save the call: say why, keep everything, let it be saved again."""
+        self.sent = None
+        self._error(message)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "place":
@@ -109,14 +170,21 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
             location=values["location"],
             caller_name=values["caller"],
             caller_phone=values["phone"],
-            notes=values["notes"],
+            notes=values.get("notes", ""),
+            answered=self.answered.id if self.answered is not None else None,
         )
         try:
             intake(raw)
         except InvalidInput as err:
             self._error(err.message)
             return
-        self.dismiss(raw)
+        if self.save is None:
+            self.dismiss(raw)
+            return
+        if self.sent is not None:
+            return  # saving already: its answer closes the form or says why not
+        self.query_one("#error", Label).update(Text("saving…"))
+        self.save(self, raw)
 
     def _error(self, message: str) -> None:
         self.query_one("#error", Label).update(Text(message))

@@ -87,6 +87,8 @@ def ids_of(changes: Iterable[Change]) -> tuple[set[int], set[int], set[int]]:
             units.add(change.id)
         elif change.table == "hospitals":
             hospitals.add(change.id)
+        elif change.table == "narrative" and change.call_id is not None:
+            calls.add(change.call_id)  # an open record follows its call's narrative
         elif change.table == "assignments":
             if change.call_id is not None:
                 calls.add(change.call_id)

@@ -1,7 +1,9 @@
 """A demo service area: stations, units, hospitals, staff, named places and a few pending calls.
 
 Safe to run again: reference rows are inserted only where their code is new, and the demo calls
-only into a database that has no calls yet. The area (Riverton) is fictional.
+only into a database that has no calls yet. The area (Riverton) is fictional. The demo calls are
+taken as the operator who ran the seed (the OS user, a dispatcher on the demo staff), or as alice
+when that operator may not take calls; the report says who.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import Call, Hospital, Place, Staff, Station, Unit
-from dispatch_tui.rules import validation
+from dispatch_tui.rules import permissions, validation
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.service.dispatch_service import DispatchService
 
@@ -125,6 +127,7 @@ class SeedReport:
     places: int
     calls: int
     os_user: str | None
+    calls_taken_by: str | None = None  # whom the demo calls are recorded as taken by (if any)
 
 
 def os_dispatcher() -> str | None:
@@ -135,6 +138,10 @@ def os_dispatcher() -> str | None:
         return None
 
 
+# Who takes the demo calls when the operator who ran the seed may not.
+DEMO_DISPATCHER = "alice"
+
+
 def seed(service: DispatchService) -> SeedReport:
     me = os_dispatcher()
     with service.sessions.begin() as s:
@@ -142,11 +149,25 @@ def seed(service: DispatchService) -> SeedReport:
     calls = 0
     with service.sessions() as s:
         has_calls = s.scalar(select(func.count()).select_from(Call))
+        taker = _taker(s, me)
     if not has_calls:
         for spec in CALLS:
-            service.create_call("alice", validation.CallIntake(**spec))  # type: ignore[arg-type]
+            service.create_call(taker, validation.CallIntake(**spec))  # type: ignore[arg-type]
             calls += 1
-    return SeedReport(*counts, calls=calls, os_user=me)
+    return SeedReport(*counts, calls=calls, os_user=me, calls_taken_by=taker if calls else None)
+
+
+def _taker(s: Session, me: str | None) -> str:
+    """The operator the demo calls are recorded as taken by: the one who ran the seed, if the
+    staff has them and their role takes calls (the audit log must not name someone who did
+    nothing); otherwise the demo's dispatcher."""
+    if me:
+        found = s.execute(
+            select(Staff.username, Staff.role).where(func.lower(Staff.username) == me.lower())
+        ).first()
+        if found is not None and permissions.may(found.role, "create_call"):
+            return str(found.username)
+    return DEMO_DISPATCHER
 
 
 def _reference(s: Session, me: str | None) -> tuple[int, int, int, int, int]:

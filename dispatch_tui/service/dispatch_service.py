@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
@@ -26,7 +26,9 @@ from dispatch_tui.db.engine import DriverConnections
 from dispatch_tui.db.models import (
     Assignment,
     Call,
+    CallAnswer,
     Hospital,
+    NarrativeEntry,
     Staff,
     Unit,
 )
@@ -40,6 +42,7 @@ from dispatch_tui.rules.errors import (
     NotFound,
 )
 from dispatch_tui.rules.views import (
+    AnswerTicket,
     CallView,
     Dispatched,
     HospitalView,
@@ -53,6 +56,9 @@ from dispatch_tui.service.transactions import db_errors, write
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# How long after its end a closed or cancelled call may be re-opened (by default).
+REOPEN_HOURS = 24.0
+
 
 class DispatchService(ReadService):
     """Every write action: one transaction each, locks in a fixed order, audit rows included.
@@ -60,8 +66,18 @@ class DispatchService(ReadService):
     Each takes an optional `once`, the write's request id: a write carried out before under the
     same id raises `AlreadyDone` instead of acting twice (`service/request_ids.py`)."""
 
-    def __init__(self, sessions: sessionmaker[Session], desk: str = "cli") -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        desk: str = "cli",
+        *,
+        dispositions: tuple[str, ...] = validation.DISPOSITIONS,
+        reopen_hours: float = REOPEN_HOURS,
+    ) -> None:
         super().__init__(sessions, desk)
+        # What a close may say happened, and how long after its end a call may be re-opened.
+        self.dispositions = dispositions
+        self.reopen_window = timedelta(hours=reopen_hours)
         # The connections the one-statement dispatch runs on (see db/engine.py).
         self.statements = DriverConnections.of(sessions.kw["bind"])
 
@@ -107,6 +123,8 @@ class DispatchService(ReadService):
 
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "create_call")
+            if raw.answered is not None:
+                _check_answer(s, raw.answered, staff)
             place = None
             if data.place:
                 place = steps.find_place(s, data.place)
@@ -126,6 +144,8 @@ class DispatchService(ReadService):
                     determinant=data.determinant,
                     notes=data.notes,
                     created_by_id=staff.id,
+                    # A trigger sets received_at from the answer (migration 0006).
+                    answer_id=raw.answered,
                 )
                 .returning(Call.id)
             ).scalar_one()
@@ -178,9 +198,11 @@ class DispatchService(ReadService):
         *,
         hospital: str | None = None,
         override_diversion: bool = False,
+        reason: str = "",
         once: Once | None = None,
     ) -> UnitView:
         code = validation.unit_code(unit_code)
+        why = validation.reason("reason", reason)
         try:
             target = UnitStatus(status.strip().upper())
         except ValueError:
@@ -192,9 +214,8 @@ class DispatchService(ReadService):
             unit, call, assignment = steps.lock_unit_on_call(s, code)
             at = steps.clock(s)
             current = UnitStatus(unit.status)
-            step = lifecycle.unit_step(
-                code, current, target, bool(assignment and assignment.en_route_at)
-            )
+            reported = bool(assignment and assignment.en_route_at)
+            step = lifecycle.unit_step(code, current, target, reported)
             values: dict[str, Any] = {}
             dest: int | None = None
             # Every step with a time column or a destination starts from a busy status, and
@@ -229,6 +250,12 @@ class DispatchService(ReadService):
                 hospital_id=dest,
                 old=current.value,
                 new=target.value,
+                # The statuses as stored, and the change in the words every screen uses: the
+                # crew's en-route report leaves the status EN_ROUTE and reads "dispatched → en
+                # route" (a status change to EN_ROUTE is always that report).
+                change=f"{lifecycle.unit_label(current, reported)} → "
+                f"{lifecycle.unit_label(target, en_route_reported=True)}",
+                **({"reason": why} if why else {}),
             )
             if call is not None:
                 if dest is not None and call.destination_hospital_id is None:
@@ -329,7 +356,8 @@ class DispatchService(ReadService):
     def close_call(
         self, username: str, call_number: str, disposition: str = "", once: Once | None = None
     ) -> CallView:
-        """Close a call a unit has reached; units still on it are cleared (or, not yet there, cancelled)."""
+        """Close a call a unit has reached, with a disposition from `dispositions` (refused
+        without one); units still on it are cleared (or, not yet there, cancelled)."""
         number = validation.call_number(call_number)
         why = validation.text_field("disposition", disposition, 200)
 
@@ -341,6 +369,7 @@ class DispatchService(ReadService):
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
             if call.status in (CallStatus.RECEIVED, CallStatus.DISPATCHED):
                 raise Conflict(f"no unit has reached {number} yet; cancel it instead")
+            said = validation.disposition(why, self.dispositions)
             old = call.status
             active = steps.active(s, call.id)
             steps.lock_units(s, [u.code for _, u in active])
@@ -352,9 +381,9 @@ class DispatchService(ReadService):
             s.execute(
                 update(Call)
                 .where(Call.id == call.id)
-                .values(status=CallStatus.CLOSED, closed_at=at, disposition=why or "closed")
+                .values(status=CallStatus.CLOSED, closed_at=at, disposition=said)
             )
-            self._audit(s, staff, "call_closed", call_id=call.id, old=old, disposition=why)
+            self._audit(s, staff, "call_closed", call_id=call.id, old=old, disposition=said)
             return views.call(s, call.id)
 
         return write(self.sessions, work, once)
@@ -406,3 +435,185 @@ class DispatchService(ReadService):
             return views.hospitals(s, ids=[hospital.id])[0]
 
         return write(self.sessions, work, once)
+
+    # -- the call record --------------------------------------------------------------------------
+
+    def answer(self, username: str) -> AnswerTicket:
+        """Record that `username` answered a call (the intake form opened), by the database's
+        clock: the call taken from the form is received then (`CallIntake.answered`)."""
+
+        def work(s: Session) -> AnswerTicket:
+            staff = steps.authorise(s, username, "create_call")
+            row = s.execute(
+                insert(CallAnswer)
+                .values(operator_id=staff.id, desk=self.desk)
+                .returning(CallAnswer.id, CallAnswer.at)
+            ).one()
+            return AnswerTicket(int(row[0]), row[1])
+
+        return write(self.sessions, work)
+
+    def add_note(
+        self,
+        username: str,
+        call_number: str,
+        text: str,
+        *,
+        corrects: int | str | None = None,
+        once: Once | None = None,
+    ) -> CallView:
+        """Append a note to a call's narrative (open or ended). `corrects`: the id of an entry
+        of the same call this one corrects (the narrative is never changed)."""
+        number = validation.call_number(call_number)
+        body = validation.note(text)
+        fixes = _entry_id(corrects) if corrects is not None else None
+
+        def work(s: Session) -> CallView:
+            staff = steps.authorise(s, username, "note")
+            call_id = lookups.call_id(s, number)
+            if fixes is not None:
+                of = s.scalar(select(NarrativeEntry.call_id).where(NarrativeEntry.id == fixes))
+                if of != call_id:
+                    raise NotFound(f"{number} has no narrative entry #{fixes}")
+            steps.narrate(s, staff, self.desk, call_id, body, kind="note", corrects=fixes)
+            return views.call(s, call_id)
+
+        return write(self.sessions, work, once)
+
+    def update_call(
+        self,
+        username: str,
+        call_number: str,
+        raw: validation.CallChanges,
+        once: Once | None = None,
+    ) -> CallView:
+        """Change an open call's priority, determinant, nature, location or caller: one locked
+        transaction writing only the columns that change, an audit row (old → new) and a
+        narrative line ("priority 3 → 1 by alice")."""
+        number = validation.call_number(call_number)
+        edit = validation.changes(raw)
+
+        def work(s: Session) -> CallView:
+            staff = steps.authorise(s, username, "update_call")
+            call = steps.lock_call(s, number)
+            if not CallStatus(call.status).is_open:
+                raise Conflict(
+                    f"{number} is {lifecycle.label(call.status)}; re-open it to change it"
+                )
+            wanted = dict(edit.values)
+            if edit.place:
+                place = steps.find_place(s, edit.place)
+                wanted["place_id"] = place.id
+                wanted["location_text"] = f"{place.name}, {place.address}"[
+                    : validation.LOCATION_MAX
+                ]
+                wanted.setdefault("lat", place.lat)
+                wanted.setdefault("lon", place.lon)
+            elif "location_text" in wanted:
+                wanted["place_id"] = None  # a location typed anew is no longer the named place
+            changed = {
+                column: (getattr(call, column), value)
+                for column, value in wanted.items()
+                if getattr(call, column) != value
+            }
+            told = {k: v for k, v in changed.items() if k != "place_id"}
+            if not told:
+                raise InvalidInput(f"{number} has those values already; nothing to change")
+            s.execute(
+                update(Call)
+                .where(Call.id == call.id)
+                .values({column: new for column, (_, new) in changed.items()})
+            )
+            self._audit(
+                s,
+                staff,
+                "call_updated",
+                call_id=call.id,
+                changes={column: [old, new] for column, (old, new) in told.items()},
+            )
+            words = "; ".join(_change(column, old, new) for column, (old, new) in told.items())
+            steps.narrate(s, staff, self.desk, call.id, f"{words} by {staff.username}")
+            return views.call(s, call.id)
+
+        return write(self.sessions, work, once)
+
+    def reopen_call(
+        self, username: str, call_number: str, reason: str, once: Once | None = None
+    ) -> CallView:
+        """Re-open a closed or cancelled call that ended within the window, with a reason: it
+        is pending again, its history intact (audited, and told in its narrative)."""
+        number = validation.call_number(call_number)
+        why = validation.reason("reason", reason, required=True)
+
+        def work(s: Session) -> CallView:
+            staff = steps.authorise(s, username, "reopen_call")
+            call = steps.lock_call(s, number)
+            if CallStatus(call.status).is_open:
+                raise Conflict(f"{number} is {lifecycle.label(call.status)}, not closed")
+            at = steps.clock(s)
+            ended = call.closed_at or call.cancelled_at
+            assert ended is not None, "an ended call has its end time (ck_calls_end_times)"
+            if at - ended > self.reopen_window:
+                hours = self.reopen_window.total_seconds() / 3600
+                raise Conflict(
+                    f"{number} ended {steps.ago((at - ended).total_seconds())}; only a call "
+                    f"that ended in the last {hours:g} h can be re-opened (take a new call)"
+                )
+            old, disposition = call.status, call.disposition
+            s.execute(
+                update(Call)
+                .where(Call.id == call.id)
+                .values(
+                    status=CallStatus.RECEIVED,
+                    closed_at=None,
+                    cancelled_at=None,
+                    disposition=None,
+                    reopened_at=at,
+                )
+            )
+            self._audit(
+                s, staff, "call_reopened", call_id=call.id, old=old, reason=why, was=disposition
+            )
+            was = f" ({disposition})" if disposition else ""
+            text = f"re-opened, was {lifecycle.label(old)}{was}: {why} by {staff.username}"
+            steps.narrate(s, staff, self.desk, call.id, text)
+            return views.call(s, call.id)
+
+        return write(self.sessions, work, once)
+
+
+# How an edited field is named in the narrative.
+_FIELD_NAMES = {
+    "location_text": "location",
+    "caller_name": "caller",
+    "caller_phone": "phone",
+}
+
+
+def _change(column: str, old: object, new: object) -> str:
+    def shown(value: object) -> str:
+        if value is None or value == "":
+            return "—"
+        return f"'{value}'" if isinstance(value, str) and column != "determinant" else str(value)
+
+    return f"{_FIELD_NAMES.get(column, column)} {shown(old)} → {shown(new)}"
+
+
+def _entry_id(value: int | str) -> int:
+    text = str(value).strip().lstrip("#")
+    if not text.isdigit() or len(text) > 18:
+        raise InvalidInput(f"'{str(value)[:24]}' is not a narrative entry number")
+    return int(text)
+
+
+def _check_answer(s: Session, answer_id: int, staff: Staff) -> None:
+    """The intake form's answer: this operator's, and not yet taken as a call."""
+    row = s.execute(
+        select(CallAnswer.operator_id, Call.number)
+        .outerjoin(Call, Call.answer_id == CallAnswer.id)
+        .where(CallAnswer.id == answer_id)
+    ).one_or_none()
+    if row is None or row[0] != staff.id:
+        raise InvalidInput(f"no call answer {answer_id} of {staff.username}")
+    if row[1] is not None:
+        raise Conflict(f"that call was taken already, as {row[1]}")

@@ -109,6 +109,12 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
             return service.cancel_call(operator, number, reason, once)
         case c.CloseCall(number, disposition):
             return service.close_call(operator, number, disposition, once)
+        case c.AddNote(number, text, corrects):
+            return service.add_note(operator, number, text, corrects=corrects, once=once)
+        case c.UpdateCall(number, changes):
+            return service.update_call(operator, number, changes, once)
+        case c.ReopenCall(number, reason):
+            return service.reopen_call(operator, number, reason, once)
         case c.Dispatch(number, units, paramedic, hospital, override, add):
             return service.dispatch(
                 operator,
@@ -120,9 +126,15 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
                 add=add,
                 once=once,
             )
-        case c.SetUnitStatus(code, status, hospital, override):
+        case c.SetUnitStatus(code, status, hospital, override, reason):
             return service.unit_status(
-                operator, code, status, hospital=hospital, override_diversion=override, once=once
+                operator,
+                code,
+                status,
+                hospital=hospital,
+                override_diversion=override,
+                reason=reason,
+                once=once,
             )
         case c.LocateUnit(code, lat, lon):
             return service.locate_unit(operator, code, lat, lon, once)
@@ -166,7 +178,18 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
         case c.CancelCall():
             return Outcome(f"{result.number} cancelled; units released", result, "call")
         case c.CloseCall():
-            return Outcome(f"{result.number} closed", result, "call")
+            return Outcome(f"{result.number} closed: {result.disposition}", result, "call")
+        case c.AddNote():
+            return Outcome(f"note added to {result.number}", result, "call")
+        case c.UpdateCall():
+            where = result.location_text
+            return Outcome(
+                f"{result.number} updated: P{result.priority} {result.nature}, {where}",
+                result,
+                "call",
+            )
+        case c.ReopenCall():
+            return Outcome(f"{result.number} re-opened: pending again", result, "call")
         case c.CancelUnit(code):
             gone = _code(code)
             return Outcome(f"{gone} cancelled from {result.number}; available", result, "call")
@@ -176,8 +199,20 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
 def _read(service: DispatchService, command: c.Read) -> Outcome:
     match command:
         case c.ShowCall(number):
-            call = service.call(number)
-            return Outcome(f"{call.number} is {label(call.status)}", call, "call")
+            record = service.record(number)
+            call = record.call
+            return Outcome(f"{call.number} is {label(call.status)}", record, "record")
+        case c.Find(text, days, limit):
+            found = service.find(text, days=days, limit=max(1, min(limit, 1000)))
+            shown, total = len(found.calls), found.total_calls
+            calls = (
+                f"showing {shown} of {total:,} calls; use --limit"
+                if found.truncated
+                else f"{total} call{'s' if total != 1 else ''}"
+            )
+            units = len(found.units)
+            message = f"{calls}, {units} unit{'s' if units != 1 else ''}"
+            return Outcome(message, found, "found")
         case c.Recommend(number, limit):
             recs = service.recommend(number, limit=max(1, min(limit, 50)))
             top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else NO_UNIT_AVAILABLE
@@ -267,6 +302,12 @@ def what(command: c.Command) -> str:
         case c.CancelCall(number) | c.CloseCall(number):
             verb = "cancel" if isinstance(command, c.CancelCall) else "close"
             return f"{verb} {_number(number)}"
+        case c.AddNote(number):
+            return f"note on {_number(number)}"
+        case c.UpdateCall(number):
+            return f"update of {_number(number)}"
+        case c.ReopenCall(number):
+            return f"re-open {_number(number)}"
         case c.LocateUnit(code):
             return f"position of {_code(code)}"
         case c.SetHospitalStatus(code):

@@ -7,7 +7,7 @@ connection; the dispatch service builds on this class.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -15,10 +15,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from dispatch_tui.db import views
 from dispatch_tui.rules import lifecycle, norms, recommend, validation
 from dispatch_tui.rules.enums import CallStatus
-from dispatch_tui.rules.errors import AlreadyDone, Conflict
+from dispatch_tui.rules.errors import AlreadyDone, Conflict, InvalidInput
 from dispatch_tui.rules.views import (
     AuditView,
+    CallRecord,
     CallView,
+    Found,
     HospitalView,
     Listing,
     Operator,
@@ -29,6 +31,10 @@ from dispatch_tui.rules.views import (
 )
 from dispatch_tui.service import kpis, lookups
 from dispatch_tui.service.transactions import reading
+
+# `find`: how far back ended calls are searched, and how many calls it lists at most.
+FIND_DAYS = 3.0
+FIND_LIMIT = 50
 
 
 class ReadService:
@@ -62,6 +68,25 @@ class ReadService:
                 return views.unit(s, done.unit_id)
             assert done.hospital_id is not None, "a kept request names what it made"
             return views.hospitals(s, ids=[done.hospital_id])[0]
+
+    def record(self, call_number: str) -> CallRecord:
+        """A call's whole record: fields, units and times, and its timeline (one snapshot)."""
+        validation.call_number(call_number)
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            return views.record(s, lookups.call_id(s, call_number))
+
+    def find(self, text: str, *, days: float = FIND_DAYS, limit: int = FIND_LIMIT) -> Found:
+        """Calls by number, location, caller or phone (open ones, and ended ones received in
+        the last `days`), and units by code. At most `limit` calls, with how many matched."""
+        wanted = validation.text_field("search", text, 100, required=True)
+        if not 0 < days <= 366:
+            raise InvalidInput("search back between a day and a year (--days 1 to 366)")
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            since = views.db_now(s) - timedelta(days=days)
+            calls, total, units = views.find(s, wanted, since=since, limit=max(1, limit))
+            return Found(tuple(calls), tuple(units), total)
 
     def calls(self, *, open_only: bool = True, limit: int | None = None) -> list[CallView]:
         """Every open call (or every call), or with a `limit` the newest `limit` of them."""

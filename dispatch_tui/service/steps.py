@@ -13,7 +13,16 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dispatch_tui.db.models import Assignment, AuditEntry, Call, Hospital, Place, Staff, Unit
+from dispatch_tui.db.models import (
+    Assignment,
+    AuditEntry,
+    Call,
+    Hospital,
+    NarrativeEntry,
+    Place,
+    Staff,
+    Unit,
+)
 from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.enums import CallStatus, UnitStatus
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
@@ -101,11 +110,13 @@ def follow_units(s: Session, call: Call, at: datetime) -> tuple[str, str] | None
     statuses = [UnitStatus(u.status) for _, u in active(s, call.id)]
     new = lifecycle.call_status_for(statuses)
     if new is None:
-        finished = s.scalar(
-            select(func.count()).where(
-                Assignment.call_id == call.id, Assignment.cleared_at.is_not(None)
-            )
+        # A unit cleared since the call was last re-opened (before that, the call had ended).
+        cleared = select(func.count()).where(
+            Assignment.call_id == call.id, Assignment.cleared_at.is_not(None)
         )
+        if call.reopened_at is not None:
+            cleared = cleared.where(Assignment.cleared_at > call.reopened_at)
+        finished = s.scalar(cleared)
         if finished:
             new = CallStatus.CLOSED
             values: dict[str, Any] = {
@@ -204,3 +215,30 @@ def audit(
             details=details,
         )
     )
+
+
+def narrate(
+    s: Session,
+    staff: Staff,
+    desk: str,
+    call_id: int,
+    text: str,
+    *,
+    kind: str = "event",
+    corrects: int | None = None,
+) -> int:
+    """Append one narrative entry to a call, in the action's own transaction; its id."""
+    entry_id: int = s.execute(
+        insert(NarrativeEntry)
+        .values(
+            call_id=call_id,
+            operator_id=staff.id,
+            operator=staff.username,
+            desk=desk,
+            kind=kind,
+            body=text,
+            corrects_id=corrects,
+        )
+        .returning(NarrativeEntry.id)
+    ).scalar_one()
+    return entry_id

@@ -1,7 +1,8 @@
 """The command bar: the CLI's verbs typed at the desk, with Tab completion and history.
 
 Completion uses what the desk already shows (unit numbers, call numbers, hospital codes), so it
-never waits on the database. Up/Down walk the history of this session's commands.
+never waits on the database, and offers what fits where the cursor is (`words(head)`: the desk
+knows that after `d C-1042` come available units, after `tx M12` hospitals). Up/Down walk the history of this session's commands.
 """
 
 from __future__ import annotations
@@ -40,7 +41,11 @@ class CommandBar(Input):
         pass
 
     def __init__(
-        self, words: Callable[[], list[str]], *, id: str | None = None, classes: str | None = None
+        self,
+        words: Callable[[str], list[str]],
+        *,
+        id: str | None = None,
+        classes: str | None = None,
     ) -> None:
         super().__init__(
             placeholder="d C-1042 M12 · os M12 · tx M12 MERCY · av M12 · Esc closes",
@@ -56,7 +61,7 @@ class CommandBar(Input):
         head, _, last = self.value.rpartition(" ")
         if not last:
             return
-        vocabulary = self.words() if head else [*VERB_SHORTHANDS, *STATUS_SHORTHANDS, *VERBS]
+        vocabulary = self.words(head) if head else [*VERB_SHORTHANDS, *STATUS_SHORTHANDS, *VERBS]
         matches = sorted({w for w in vocabulary if w.upper().startswith(last.upper())})
         if not matches:
             self.app.bell()

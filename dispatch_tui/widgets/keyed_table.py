@@ -24,6 +24,15 @@ labels: `_add_rows` adds a batch at once, the table keeps its rows' order itself
 took 2 s and a dispatched call 13 ms to leave the pending pane; every second the clock took a
 quarter of a second.
 
+Why the table gives its columns their widths itself:
+A pane is as wide as the terminal lets it be (half of 100 columns on a small one). Columns sized
+by their content would run past its edge, and the columns past the edge (a call's destination,
+a call's place) would be seen only by scrolling sideways. `_fit` gives each column its width:
+its own, or its widest cell's; when they do not all fit, the pane's `FIT` says which columns
+give up width, in what order, down to how narrow (a free text column is then cut with an
+ellipsis; a column narrowed to 0 is dropped). Columns are one cell apart (`_Gap`), not two as
+DataTable pads them.
+
 This reaches into DataTable's caches (Textual's own notes on per-coordinate invalidation:
 Textualize/textual#1483), its row records and its row places. textual is pinned, and
 tests/test_desk.py and tests/test_many_calls.py fail if a new version lays them out differently.
@@ -39,12 +48,15 @@ from operator import itemgetter
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.segment import Segment
 from rich.text import Text
 from textual._two_way_dict import TwoWayDict
 from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widgets import DataTable
+from textual.widgets._data_table import RowRenderables
 from textual.widgets.data_table import (
     CellDoesNotExist,
     CellKey,
@@ -65,11 +77,16 @@ Row = TypeVar("Row", bound=Keyed)
 class KeyedTable(DataTable[Text], Generic[Row]):
     """A DataTable of rich Text cells, one row per domain row keyed by its id."""
 
-    COLUMNS: ClassVar[Sequence[tuple[str, str, int | None]]] = ()  # (key, label, width)
+    # (key, label, width); width None: as wide as the column's widest cell (or its label).
+    COLUMNS: ClassVar[Sequence[tuple[str, str, int | None]]] = ()
     TIME_COLUMNS: ClassVar[frozenset[str]] = frozenset()  # what the running clock changes
+    # When the columns are wider than the table: which give up width, in this order, each down
+    # to the width given (0: the column is dropped). See `_fit`.
+    FIT: ClassVar[Sequence[tuple[str, int]]] = ()
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        # Columns one cell apart (`_Gap`) instead of DataTable's padding on both sides.
+        super().__init__(cell_padding=0, **kwargs)
         self.rows_by_key: dict[str, Row] = {}
         self.now: datetime | None = None
         # Each row's cells as last written, in column order.
@@ -101,8 +118,12 @@ class KeyedTable(DataTable[Text], Generic[Row]):
         self._row_locations = self._places = _Places()
         # Columns exist from the start: a snapshot can arrive before the table is mounted, and
         # rows added to a table without columns would size every column by its header alone.
+        # Every column has a fixed width in DataTable's eyes; `_fit` sets it. A column sized by
+        # its content keeps its widest cell's length (or its label's) in `_natural`.
+        self._natural: dict[str, int] = {}
         for key, title, width in self.COLUMNS:
-            self.add_column(title, key=key, width=width)
+            self._natural[key] = width if width is not None else cell_len(title)
+            self.add_column(title, key=key, width=self._natural[key] + GAP)
 
     # -- what a subclass says ----------------------------------------------------------------
 
@@ -337,14 +358,17 @@ class KeyedTable(DataTable[Text], Generic[Row]):
         self._offset_cache[self._update_count] = list(self._lines)
 
     def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
-        """DataTable's, for rows of one-line Text without labels: a column's content width is
-        its widest cell's length (what measuring each cell through the console came to), then
-        the scrollable size from the columns' widths and the rows' count."""
-        columns = self.ordered_columns
+        """DataTable's, for rows of one-line Text without labels: a column sized by its content
+        is as wide as its widest cell's length (what measuring each cell through the console
+        came to); then the columns are fitted to the table (`_fit`)."""
         # The new rows still here (one may have been removed before the table went idle).
-        rows = [cells for key in new_rows if (cells := self._cells.get(key.value or ""))]
-        for i, column in enumerate(columns):
-            if not column.auto_width:  # drawn at its width whatever its content
+        self._measure([cells for key in new_rows if (cells := self._cells.get(key.value or ""))])
+        self._fit()
+
+    def _measure(self, rows: Sequence[tuple[Text, ...]]) -> None:
+        """Widen the columns sized by their content to the widest of `rows`' cells."""
+        for i, (key, _, width) in enumerate(self.COLUMNS):
+            if width is not None:  # drawn at its width whatever its content
                 continue
             plains = [cells[i].plain for cells in rows]
             joined = "".join(plains)
@@ -353,12 +377,45 @@ class KeyedTable(DataTable[Text], Generic[Row]):
                 if joined.isascii() and joined.isprintable()
                 else max((cell_len(line) for p in plains for line in p.splitlines()), default=0)
             )
-            column.content_width = max(column.content_width, widest)
+            self._natural[key] = max(self._natural[key], widest)
+
+    def remeasure(self) -> None:
+        """Make every row's cells again and size the columns to them from scratch: for a pane
+        whose cells changed their form (`cells` reads something besides the row)."""
+        for key, title, width in self.COLUMNS:
+            if width is None:
+                self._natural[key] = cell_len(title)
+        self.rewrite({key: self.cells(row) for key, row in self.rows_by_key.items()})
+        self._measure(list(self._cells.values()))
+        self._fit()
+
+    def _room(self) -> int:
+        """How wide the rows may be drawn without a sideways scroll (0: not laid out yet)."""
+        return self.scrollable_content_region.width
+
+    def _fit(self) -> None:
+        """Give each column its width: its own or its widest cell's, and a gap. When that is
+        wider than the table, take the excess from the columns `FIT` names, in its order, each
+        no narrower than its floor (a floor of 0 drops the column)."""
+        widths = {key: self._natural[key] + GAP for key, _, _ in self.COLUMNS}
+        room = self._room()
+        excess = sum(widths.values()) - room if room > 0 else 0
+        for key, floor in self.FIT:
+            if excess <= 0:
+                break
+            least = floor + GAP if floor else 0
+            cut = min(excess, widths[key] - least)
+            if cut > 0:
+                widths[key] -= cut
+                excess -= cut
+        for column in self.ordered_columns:
+            column.width = widths[column.key.value or ""]
         header = self.header_height if self.show_header else 0
-        self.virtual_size = Size(
-            sum(column.get_render_width(self) for column in columns),
-            self._total_row_height + header,
-        )
+        self.virtual_size = Size(sum(widths.values()), self._total_row_height + header)
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self._fit()
 
     def _selected_key(self) -> str | None:
         row = self.selected
@@ -421,6 +478,11 @@ class KeyedTable(DataTable[Text], Generic[Row]):
             if window.overlaps(region):  # what DataTable.refresh_row does, without its O(n) y
                 self.refresh(region.translate(-offset))
 
+    def _compute_row_renderables(self, row_index: int) -> RowRenderables:
+        """DataTable's, each cell after its gap (`_Gap`)."""
+        made = super()._compute_row_renderables(row_index)
+        return RowRenderables(made.label, [_Gap(cell) for cell in made.cells])
+
     def render_lines(self, crop: Region) -> list[Strip]:
         # DataTable's cached renders do not record the column widths they were made at: it
         # counts on every change bumping its update count. Cells written by `rewrite` do not, so
@@ -440,6 +502,28 @@ class KeyedTable(DataTable[Text], Generic[Row]):
                 self._keys_at(range(first, first + crop.bottom - max(crop.y, top))), repaint=False
             )
         return super().render_lines(crop)
+
+
+GAP = 1  # blank cells between two columns (and before the first)
+
+
+class _Gap:
+    """A cell drawn after a gap, cut with an ellipsis where its column is too narrow for it.
+
+    The gap is drawn on the left so that a cut cell still stands apart from the next column."""
+
+    def __init__(self, cell: RenderableType) -> None:
+        self.cell = cell
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width <= GAP:
+            yield Segment(" " * options.max_width)
+            return
+        inner = options.update(
+            width=options.max_width - GAP, overflow="ellipsis", no_wrap=True, height=1
+        )
+        yield Segment(" " * GAP)
+        yield from console.render_lines(self.cell, inner, pad=True, new_lines=False)[0]
 
 
 class _Places(TwoWayDict[RowKey, int]):

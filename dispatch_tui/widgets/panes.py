@@ -4,22 +4,27 @@ Declarative: each pane says its columns, its cells, its sort order and which row
 keyed table (`keyed_table.py`) keeps it in step. Text that came from the database goes in as
 `rich.text.Text`, so it is shown as data, never as markup. Each pane's keys post a `Pane.Action`
 for the selected row (the screen turns it into a command) and are hidden when they do not apply
-to that row or the operator's role; the footer is rebuilt only when those change.
+to that row or the operator's role; the footer is rebuilt only when those change. A hidden key
+pressed anyway is answered with one line saying why (`refusal`), never with silence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from rich.text import Text
+from textual import events
 from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
+from dispatch_tui.rules import permissions
 from dispatch_tui.rules.enums import CallStatus, UnitStatus
-from dispatch_tui.rules.lifecycle import UNIT_STEPS, label
+from dispatch_tui.rules.errors import Conflict
+from dispatch_tui.rules.lifecycle import unit_label, unit_short, unit_state, unit_step
 from dispatch_tui.rules.norms import PROCESSING_GOAL_SECONDS, clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
 from dispatch_tui.widgets.keyed_table import KeyedTable
@@ -52,6 +57,26 @@ def status_text(status: str, styles: dict[str, str]) -> Text:
     return Text(SHORT_STATUS.get(status, status.replace("_", " ")), style=styles.get(status, ""))
 
 
+def unit_status_text(unit: UnitView, styles: dict[str, str]) -> Text:
+    """A unit's state as the desk names it: DISPATCHED until its crew reports en route."""
+    return status_text(unit_state(unit.status, unit.en_route_reported), styles)
+
+
+def only(action: str, doing: str) -> str:
+    """Why an operator whose role may not do `action` cannot: who may."""
+    allowed = " or ".join(
+        permissions.article(r.value) for r in sorted(permissions.PERMISSIONS[action])
+    )
+    crew = " (or its own crew)" if action in permissions.OWN_UNIT_ACTIONS else ""
+    return f"only {allowed}{crew} may {doing}"
+
+
+@cache
+def _own_actions(pane: type[Pane[Any]]) -> frozenset[str]:
+    """The actions a pane's own keys run (the ones `refusal` answers for)."""
+    return frozenset(parse_action(b.action)[1] for b in pane.BINDINGS if isinstance(b, Binding))
+
+
 class Pane(KeyedTable[Row]):
     """A titled table of domain rows whose keys act on the selected row.
 
@@ -68,6 +93,9 @@ class Pane(KeyedTable[Row]):
             self.row = row
             self.argument = argument
 
+    # What a row is called, for "no unit selected".
+    NOUN: ClassVar[str] = "row"
+
     def __init__(self, title: str, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.border_title = title
@@ -83,6 +111,54 @@ class Pane(KeyedTable[Row]):
 
         def on_pane_action(self, event: Pane.Action) -> None: ...
 
+    @runtime_checkable
+    class Feedback(Protocol):
+        """A screen with a feedback line, where a refused key says why."""
+
+        def say(self, message: str, *, ok: bool) -> None: ...
+
+    # -- which keys apply, and why not ----------------------------------------------------------
+
+    def refusal(self, action: str, parameters: tuple[object, ...]) -> str | None:
+        """Why this pane's `action` does not apply to the selected row, in one line; None when it
+        does. The footer hides a key with a refusal, and the key pressed anyway says it."""
+        return None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in _own_actions(type(self)):
+            return True  # the table's own keys (the cursor's)
+        return self.refusal(action, parameters) is None
+
+    def refuse(self, reason: str) -> None:
+        """Say on the screen's feedback line why a key did nothing."""
+        screen = self.screen
+        if isinstance(screen, Pane.Feedback):
+            screen.say(reason, ok=False)
+        else:
+            self.notify(reason, severity="warning")
+
+    def on_key(self, event: events.Key) -> None:
+        """A key of this pane that does not apply to the selected row says why.
+
+        The focused pane sees a key before the bindings are looked up (they are, once the key
+        has bubbled up to the app), so a key its bindings would skip in silence is answered here
+        and goes no further; a key that applies goes on to its binding."""
+        reasons = []
+        for binding in type(self).BINDINGS:
+            if isinstance(binding, Binding) and event.key in binding.key.split(","):
+                action, parameters = parse_action(binding.action)[1:]
+                reason = self.refusal(action, parameters)
+                if reason is None:
+                    return
+                reasons.append(reason)
+        if reasons:
+            event.stop()
+            event.prevent_default()
+            self.refuse(reasons[0])
+
+    def none_selected(self) -> str:
+        return f"no {self.NOUN} selected"
+
     def act(self, action: str, argument: str = "") -> None:
         """Ask the screen to do `action` to the selected row.
 
@@ -94,6 +170,11 @@ class Pane(KeyedTable[Row]):
         """
         row = self.selected
         if row is None:
+            return
+        # The command palette calls this directly, past the footer's checks.
+        reason = self.refusal(action, (argument,) if argument else ())
+        if reason is not None:
+            self.refuse(reason)
             return
         message = self.Action(self, action, row, argument)
         screen = self.screen
@@ -143,13 +224,23 @@ class Pane(KeyedTable[Row]):
 
 
 class PendingCalls(Pane[CallView]):
+    NOUN = "pending call"
     COLUMNS = (
-        ("call", "Call", 7),
+        ("call", "Call", None),
         ("p", "P", 2),
         ("age", "Age", 7),
         ("flag", "Flag", 7),
         ("nature", "Nature", None),
         ("place", "Place", None),
+    )
+    # Narrow: the place and the nature are cut, in turns, never below 5 characters and "…".
+    FIT = (
+        ("place", 16),
+        ("nature", 16),
+        ("place", 10),
+        ("nature", 10),
+        ("place", 6),
+        ("nature", 6),
     )
     TIME_COLUMNS = frozenset({"age", "flag"})
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -202,33 +293,53 @@ class PendingCalls(Pane[CallView]):
     def action_cancel_call(self) -> None:
         self.act("cancel_call")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("dispatch", "cancel_call"):
-            row = self.selected
-            return row is not None and self.permit(
-                "dispatch" if action == "dispatch" else "cancel", row
-            )
-        return True
+    def refusal(self, action: str, parameters: tuple[object, ...]) -> str | None:
+        row = self.selected
+        if row is None:
+            return self.none_selected()
+        if action == "dispatch" and not self.permit("dispatch", row):
+            return only("dispatch", "dispatch")
+        if action == "cancel_call" and not self.permit("cancel", row):
+            return only("cancel", "cancel a call")
+        return None
 
 
-def unit_times(call: CallView, now: datetime | None) -> str:
-    """Each active unit of a call with its status and time in status (desk and board alike)."""
-    return " · ".join(
-        f"{a.unit_code} {label(a.unit_status)} {clock((now - a.status_since).total_seconds()) if now else ''}"
-        for a in call.assignments
-        if a.active
-    )
+def unit_times(call: CallView, now: datetime | None, form: str = "long") -> str:
+    """Each active unit of a call with its state and time in it (desk and board alike), in
+    words (`M1 dispatched 0:40`), in the bar's short words (`short`: `M1 disp 0:40`), or in
+    short words without the time (`narrow`: `M1 disp`; the Units pane beside shows it)."""
+    parts = []
+    for a in call.assignments:
+        if not a.active:
+            continue
+        reported = a.en_route_at is not None
+        state = (
+            unit_label(a.unit_status, reported)
+            if form == "long"
+            else unit_short(a.unit_status, reported)
+        )
+        time = (
+            "" if form == "narrow" or now is None else clock((now - a.status_since).total_seconds())
+        )
+        parts.append(f"{a.unit_code} {state} {time}".rstrip())
+    return " · ".join(parts)
 
 
 class ActiveCalls(Pane[CallView]):
+    NOUN = "active call"
     COLUMNS = (
-        ("call", "Call", 7),
+        ("call", "Call", None),
         ("p", "P", 2),
         ("status", "Status", 12),
-        ("units", "Units: status, time in status", None),
+        ("units", "Units", None),
         ("nature", "Nature", None),
-        ("dest", "Dest", 6),
+        ("dest", "Dest", None),
     )
+    # Narrow: the nature is cut; then the call's status goes (its units' states say it: a call
+    # is as far as its most advanced unit); then the nature is cut further. Every unit stays.
+    FIT = (("nature", 16), ("status", 0), ("nature", 6))
+    # How much room the units' cell gets its words, and its times, at (see `unit_times`).
+    FORMS = ((130, "long"), (80, "short"), (0, "narrow"))
     TIME_COLUMNS = frozenset({"units"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add_unit", "Add unit", id="add-unit", tooltip="recommended units"),
@@ -240,6 +351,15 @@ class ActiveCalls(Pane[CallView]):
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__("Active calls", styles, **kwargs)
+        self.form = "short"
+
+    def on_resize(self) -> None:
+        room = self._room()
+        form = next(form for least, form in self.FORMS if room >= least)
+        if form != self.form:
+            self.form = form
+            self.remeasure()
+        super().on_resize()
 
     def accepts(self, row: CallView) -> bool:
         return row.status in _ACTIVE
@@ -248,7 +368,7 @@ class ActiveCalls(Pane[CallView]):
         return (row.priority, row.received_at, row.id)
 
     def time_cells(self, row: CallView) -> tuple[Text, ...]:
-        return (Text(unit_times(row, self.now)),)
+        return (Text(unit_times(row, self.now, self.form)),)
 
     def cells(self, row: CallView) -> tuple[Text, ...]:
         return (
@@ -269,15 +389,21 @@ class ActiveCalls(Pane[CallView]):
     def action_cancel_call(self) -> None:
         self.act("cancel_call")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def refusal(self, action: str, parameters: tuple[object, ...]) -> str | None:
         row = self.selected
+        if row is None:
+            return self.none_selected()
         if action == "close_call":
-            return row is not None and row.status != "DISPATCHED" and self.permit("close_call", row)
-        if action in ("add_unit", "cancel_call"):
-            return row is not None and self.permit(
-                "dispatch" if action == "add_unit" else "cancel", row
-            )
-        return True
+            if not self.permit("close_call", row):
+                return only("close_call", "close a call")
+            if row.status == CallStatus.DISPATCHED:
+                # What the service answers, before asking it (service.close_call).
+                return f"no unit has reached {row.number} yet; cancel it instead (x)"
+        if action == "add_unit" and not self.permit("dispatch", row):
+            return only("dispatch", "dispatch")
+        if action == "cancel_call" and not self.permit("cancel", row):
+            return only("cancel", "cancel a call")
+        return None
 
 
 # unit key -> (target status, footer label, what the help says)
@@ -292,13 +418,14 @@ UNIT_KEYS = (
 
 
 class Units(Pane[UnitView]):
+    NOUN = "unit"
     COLUMNS = (
-        ("unit", "Unit", 5),
-        ("cap", "Cap", 3),
+        ("unit", "Unit", None),
+        ("cap", "Cap", None),
         ("status", "Status", 12),
         ("since", "Time", 6),
-        ("call", "Call", 7),
-        ("station", "Stn", 3),
+        ("call", "Call", None),
+        ("station", "Stn", None),
     )
     TIME_COLUMNS = frozenset({"since"})
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -328,7 +455,7 @@ class Units(Pane[UnitView]):
         return (
             Text(row.code, style="bold"),
             Text(row.capability),
-            status_text(row.status, self.styles_by_status),
+            unit_status_text(row, self.styles_by_status),
             *self.clock_cells(row),
             Text(row.call_number or ""),
             Text(row.station_code or ""),
@@ -340,27 +467,42 @@ class Units(Pane[UnitView]):
     def action_cancel_unit(self) -> None:
         self.act("cancel_unit")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def refusal(self, action: str, parameters: tuple[object, ...]) -> str | None:
         row = self.selected
+        if row is None:
+            return self.none_selected()
         if action == "status":
-            if row is None:
-                return False
+            if not self.permit("unit_status", row):
+                return only("unit_status", "change a unit's status")
             current, target = UnitStatus(row.status), UnitStatus(str(parameters[0]))
-            return (current, target) in UNIT_STEPS and self.permit("unit_status", row)
+            try:
+                # The lifecycle's own answer: the one the service would give.
+                unit_step(row.code, current, target, row.en_route_reported)
+            except Conflict as refused:
+                return refused.message
         if action == "cancel_unit":
-            return (
-                row is not None and row.status == UnitStatus.EN_ROUTE and self.permit("cancel", row)
-            )
-        return True
+            if not self.permit("cancel", row):
+                return only("cancel", "cancel a unit")
+            if row.call_number is None:
+                return f"{row.code} is not on a call"
+            if row.status != UnitStatus.EN_ROUTE:
+                state = unit_label(row.status, row.en_route_reported)
+                return f"{row.code} is {state}; clear it (v) instead of cancelling"
+        return None
+
+
+_HOSPITAL_WORDS = {"OPEN": "open", "DIVERSION": "on diversion", "CLOSED": "closed"}
 
 
 class Hospitals(Pane[HospitalView]):
+    NOUN = "hospital"
     COLUMNS = (
-        ("code", "Code", 6),
+        ("code", "Code", None),
         ("status", "Status", 9),
-        ("beds", "Beds", 4),
+        ("beds", "Beds", None),
         ("caps", "Capabilities", None),
     )
+    FIT = (("caps", 8),)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("o", "hospital('OPEN')", "Open", id="hospital-open", tooltip="takes ambulances"),
         Binding(
@@ -394,14 +536,15 @@ class Hospitals(Pane[HospitalView]):
     def action_beds(self) -> None:
         self.act("beds")
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def refusal(self, action: str, parameters: tuple[object, ...]) -> str | None:
         row = self.selected
+        if row is None:
+            return self.none_selected()
         if action == "hospital":
-            return (
-                row is not None
-                and row.status != parameters[0]
-                and self.permit("hospital_status", row)
-            )
-        if action == "beds":
-            return row is not None and self.permit("hospital_status", row)
-        return True
+            if not self.permit("hospital_status", row):
+                return only("hospital_status", "change a hospital's status")
+            if row.status == parameters[0]:
+                return f"{row.code} is already {_HOSPITAL_WORDS.get(row.status, row.status)}"
+        if action == "beds" and not self.permit("hospital_status", row):
+            return only("hospital_status", "change a hospital's beds")
+        return None

@@ -12,6 +12,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+NOTICE_SECONDS = 30.0
+
 STATE_STYLES = {
     "live": "bold green",
     "connecting": "yellow",
@@ -26,6 +28,8 @@ class StatusLine(Static):
     state: reactive[str] = reactive("connecting", repaint=False)
     last_update: reactive[datetime | None] = reactive(None, repaint=False)
     now: reactive[datetime | None] = reactive(None, repaint=False)
+    # A word for the dispatcher (a new call above the selection), shown for NOTICE_SECONDS.
+    notice: reactive[str] = reactive("", repaint=False)
 
     def __init__(self, operator: str, role: str, database: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -42,6 +46,17 @@ class StatusLine(Static):
 
     def _watch_now(self) -> None:
         self._update()
+
+    def _watch_notice(self) -> None:
+        self._update()
+
+    def notify_above(self, message: str) -> None:
+        self.notice = message
+        self.set_timer(NOTICE_SECONDS, lambda: self._clear(message))
+
+    def _clear(self, message: str) -> None:
+        if self.notice == message:
+            self.notice = ""
 
     def _update(self) -> None:
         text = self.text()
@@ -69,4 +84,7 @@ class StatusLine(Static):
         if self.now is not None:
             text.append("  ")
             text.append(self.now.astimezone().strftime("%H:%M:%S"), style="bold")
+        if self.notice:
+            text.append("  ")
+            text.append(f" {self.notice} ", style="bold black on yellow")
         return text

@@ -14,6 +14,7 @@ from dispatch_tui.rules.lifecycle import (
     call_status_for,
     check_consistent,
     label,
+    unit_label,
     unit_step,
 )
 
@@ -92,7 +93,10 @@ def test_every_other_change_is_a_conflict_naming_the_unit(
             (
                 busy,
                 U.OUT_OF_SERVICE,
-                f"B7 is {label(busy)} on a call; clear it before taking it out of service",
+                # (the refusal names the unit's state as every screen does: dispatched, not
+                # yet en route, in this set-up)
+                f"B7 is {unit_label(busy, en_route_reported=False)} on a call; clear it before "
+                "taking it out of service",
             )
             for busy in (U.EN_ROUTE, U.ON_SCENE, U.TRANSPORTING, U.AT_HOSPITAL)
         ),
@@ -109,7 +113,7 @@ def test_every_other_change_is_a_conflict_naming_the_unit(
         ),
         # Anything else: the plain refusal, naming both ends.
         (U.AVAILABLE, U.ON_SCENE, "B7 cannot go from available to on scene"),
-        (U.EN_ROUTE, U.TRANSPORTING, "B7 cannot go from en route to transporting"),
+        (U.EN_ROUTE, U.TRANSPORTING, "B7 cannot go from dispatched to transporting"),
         (U.TRANSPORTING, U.ON_SCENE, "B7 cannot go from transporting to on scene"),
         (U.AT_HOSPITAL, U.TRANSPORTING, "B7 cannot go from at hospital to transporting"),
     ],

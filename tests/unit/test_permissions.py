@@ -15,15 +15,28 @@ ACTIONS = [
     "locate_unit",
     "cancel",
     "close_call",
+    "update_call",
+    "reopen_call",
+    "note",
     "hospital_status",
     "add_operator",
 ]
 # What each role may do, written out by hand (a paramedic here is not on the unit in question).
 ALLOWED = {
-    "dispatcher": {"create_call", "dispatch", "unit_status", "locate_unit", "cancel", "close_call"},
+    "dispatcher": {
+        "create_call",
+        "dispatch",
+        "unit_status",
+        "locate_unit",
+        "cancel",
+        "close_call",
+        "update_call",
+        "reopen_call",
+        "note",
+    },
     "paramedic": set(),
-    "supervisor": {"hospital_status", "add_operator"},
-    "admin": {"hospital_status", "add_operator"},
+    "supervisor": {"hospital_status", "add_operator", "note"},
+    "admin": {"hospital_status", "add_operator", "note"},
 }
 
 

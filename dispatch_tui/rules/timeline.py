@@ -1,0 +1,72 @@
+"""A call's timeline: its narrative and its audited changes, merged, in words, in time order.
+
+Pure: the database reads the narrative and the audit rows (`db/views.record`); this says what
+each audit row means to a dispatcher ("M1 on scene", "closed: treated and transported") and puts
+everything in one order. An edit writes both an audit row and a narrative line of its own (old →
+new), so the timeline shows the narrative's line, not the audit row's twin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from dispatch_tui.rules.lifecycle import label
+from dispatch_tui.rules.views import AuditView, NarrativeView, TimelineEntry
+
+# Audit actions whose narrative line says it already.
+TOLD_IN_NARRATIVE = frozenset({"call_updated", "call_reopened"})
+
+
+def merge(notes: Iterable[NarrativeView], audit: Iterable[AuditView]) -> tuple[TimelineEntry, ...]:
+    """Narrative entries and audit rows as one timeline, oldest first (ties: as written)."""
+    entries = [TimelineEntry(n.at, n.kind, n.operator, _note(n), n.id) for n in notes] + [
+        TimelineEntry(a.at, "audit", a.operator, describe(a), a.id)
+        for a in audit
+        if a.action not in TOLD_IN_NARRATIVE
+    ]
+    # Audit rows before narrative lines written at the same instant (a change, then its words).
+    return tuple(sorted(entries, key=lambda e: (e.at, e.source != "audit", e.ref)))
+
+
+def _note(entry: NarrativeView) -> str:
+    if entry.corrects_id is not None:
+        return f"(corrects #{entry.corrects_id}) {entry.text}"
+    return entry.text
+
+
+def describe(entry: AuditView) -> str:
+    """An audit row in a few words."""
+    d: dict[str, Any] = entry.details
+    unit = entry.unit_code or ""
+    why = d.get("reason") or ""
+    match entry.action:
+        case "call_created":
+            return f"call taken: P{d.get('priority', '?')} {d.get('nature', '')}".rstrip()
+        case "dispatch":
+            extra = [
+                f"with {d['paramedic']}" if d.get("paramedic") else "",
+                f"to {d['hospital']}" if d.get("hospital") else "",
+            ]
+            added = " (added)" if d.get("added") else ""
+            return " ".join(x for x in [f"{unit} dispatched{added}", *extra] if x)
+        case "unit_status":
+            to = f" to {entry.hospital_code}" if entry.hospital_code else ""
+            old, new = str(d.get("old", "")), str(d.get("new", ""))
+            if old == new == "EN_ROUTE":
+                return f"{unit} en route (crew's report)"
+            return f"{unit} {label(new)}{to}" + (f": {why}" if why else "")
+        case "unit_en_route":
+            return f"{unit} en route (crew's report)"
+        case "unit_cancelled":
+            return f"{unit} cancelled" + (f": {why}" if why else "")
+        case "unit_released":
+            return f"{unit} released" + (f": {why}" if why else "")
+        case "call_status":
+            return f"call {label(str(d.get('old', '')))} → {label(str(d.get('new', '')))}"
+        case "call_cancelled":
+            return "call cancelled" + (f": {why}" if why else "")
+        case "call_closed":
+            disposition = d.get("disposition") or ""
+            return "call closed" + (f": {disposition}" if disposition else "")
+    return entry.action.replace("_", " ")
