@@ -243,7 +243,7 @@ REFUSED: dict[
         lambda w, n: w.hospital_status("grace", "STJ", "DIVERSION"),
         {"hospital": "STJ"},
         "a hospital on diversion takes the override",
-        Conflict("STJ is on diversion; repeat with the diversion override to send anyway"),
+        Conflict("STJ is on diversion; repeat with --divert-override to send anyway"),
     ),
 }
 
@@ -543,7 +543,7 @@ def test_a_diversion_committed_while_waiting_is_seen(
     )
     assert isinstance(result, Conflict)
     assert str(result) == (
-        "MERCY is on diversion; repeat with the diversion override to send anyway"
+        "MERCY is on diversion; repeat with --divert-override to send anyway"
         if status == "DIVERSION"
         else "MERCY is closed to ambulances"
     )

@@ -341,7 +341,7 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     status.add_argument(
         "--divert-override",
         action="store_true",
-        help="transport to a hospital on diversion (the destination hint names this flag)",
+        help="transport to a hospital on diversion",
     )
     status.add_argument("--reason", default="", help="why, e.g. out of service: flat tyre")
     locate = verb(

@@ -310,7 +310,7 @@ RULES: tuple[Rule, ...] = (
         Kind.HOSPITAL,
         or_(Hospital.status != const(HospitalStatus.DIVERSION), OVERRIDE),
         lambda row: Conflict(
-            f"{row.code} is on diversion; repeat with the diversion override to send anyway"
+            f"{row.code} is on diversion; repeat with --divert-override to send anyway"
         ),
     ),
 )
