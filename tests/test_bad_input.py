@@ -849,6 +849,68 @@ def test_cli_call_new_fuzz(
 
 @pytest.mark.usefixtures("db_env")
 @settings(
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(note=argv_texts, nature=argv_texts, caller=argv_texts, disposition=argv_texts)
+def test_cli_call_record_fuzz(
+    world: DispatchService,
+    engine: Engine,
+    capsys: pytest.CaptureFixture[str],
+    note: str,
+    nature: str,
+    caller: str,
+    disposition: str,
+) -> None:
+    """Any text in a note, an edit or a disposition: stored as typed, or refused in one line
+    with nothing written."""
+    capsys.readouterr()
+    number = world.create_call(
+        "alice", CallIntake(nature="Fuzz", location="1 Main St", priority=3)
+    ).number
+    with engine.connect() as conn:
+        audit_before = conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one()
+    for argv, check in (
+        (["call", "note", number, note], "narrative"),
+        (["call", "update", number, "--nature", nature, "--caller", caller], "calls"),
+        (["call", "close", number, "--disposition", disposition], "calls"),
+    ):
+        with engine.connect() as conn:
+            before = conn.execute(text("SELECT count(*) FROM narrative")).scalar_one()
+            row_before = conn.execute(
+                text("SELECT nature, caller_name, status FROM calls WHERE number = :n"),
+                {"n": number},
+            ).one()
+        code = main(argv)
+        out, err = capsys.readouterr()
+        event(f"{argv[1]} exit {code}")
+        if code == 0 and out.startswith("usage:"):
+            continue
+        assert code in CLI_CODES, (code, err)
+        assert "Traceback" not in err and "Traceback" not in out
+        with engine.connect() as conn:
+            after = conn.execute(text("SELECT count(*) FROM narrative")).scalar_one()
+            row_after = conn.execute(
+                text("SELECT nature, caller_name, status FROM calls WHERE number = :n"),
+                {"n": number},
+            ).one()
+        if code != 0:
+            assert err.startswith("error: ") and err.count("\n") == 1, err
+            assert (after, row_after) == (before, row_before), argv
+        elif check == "narrative":
+            assert after == before + 1
+            with engine.connect() as conn:
+                stored = conn.execute(
+                    text("SELECT text FROM narrative ORDER BY id DESC LIMIT 1")
+                ).scalar_one()
+            assert stored == expected_text(note)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_log")).scalar_one() >= audit_before
+
+
+@pytest.mark.usefixtures("db_env")
+@settings(
     max_examples=examples(50),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
