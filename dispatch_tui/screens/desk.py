@@ -8,7 +8,7 @@ are never overwritten by it (each snapshot is one consistent read stamped with t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -286,55 +286,54 @@ class DeskScreen(LiveScreen):
             case "beds":
                 self.action_command_bar(f"hs {row.code} --beds ")
 
+    def _ask(
+        self,
+        question: str,
+        command: Callable[[str], commands.Command],
+        *,
+        placeholder: str,
+        enter: str,
+        max_length: int = validation.REASON_MAX,
+    ) -> None:
+        """One line asked before an action (why, or a note); Enter runs `command(line)`,
+        Escape does nothing. The question names what the action does."""
+
+        def answered(line: str | None) -> None:
+            if line:
+                self.perform(command(line))
+
+        self.app.push_screen(
+            AskScreen(question, placeholder=placeholder, enter=enter, max_length=max_length),
+            answered,
+        )
+
     def _confirm_cancel(self, call: CallView) -> None:
         """Cancel a call: why, and a confirmation naming it and what it releases."""
-
-        def answered(reason: str | None) -> None:
-            if reason:
-                self.perform(commands.CancelCall(call.number, reason))
-
         units = ", ".join(call.active_units)
         releases = f"; releases {units}" if units else "; no unit is on it"
-        self.app.push_screen(
-            AskScreen(
-                f"Cancel {call.number} (P{call.priority} {call.nature}){releases}. Why?",
-                placeholder="e.g. duplicate of C-1041, caller cancelled",
-                enter=f"cancel {call.number}",
-                max_length=validation.REASON_MAX,
-            ),
-            answered,
+        self._ask(
+            f"Cancel {call.number} (P{call.priority} {call.nature}){releases}. Why?",
+            lambda reason: commands.CancelCall(call.number, reason),
+            placeholder="e.g. duplicate of C-1041, caller cancelled",
+            enter=f"cancel {call.number}",
         )
 
     def _confirm_cancel_unit(self, unit: UnitView) -> None:
-        def answered(reason: str | None) -> None:
-            if reason:
-                self.perform(commands.CancelUnit(unit.code, reason))
-
-        self.app.push_screen(
-            AskScreen(
-                f"Cancel {unit.code} from {unit.call_number}: {unit.code} becomes available. Why?",
-                placeholder="e.g. nearer unit sent, not needed",
-                enter=f"cancel {unit.code}",
-                max_length=validation.REASON_MAX,
-            ),
-            answered,
+        self._ask(
+            f"Cancel {unit.code} from {unit.call_number}: {unit.code} becomes available. Why?",
+            lambda reason: commands.CancelUnit(unit.code, reason),
+            placeholder="e.g. nearer unit sent, not needed",
+            enter=f"cancel {unit.code}",
         )
 
     def _ask_out_of_service(self, unit: UnitView) -> None:
-        def answered(reason: str | None) -> None:
-            if reason:
-                self.perform(
-                    commands.SetUnitStatus(unit.code, UnitStatus.OUT_OF_SERVICE, reason=reason)
-                )
-
-        self.app.push_screen(
-            AskScreen(
-                f"Take {unit.code} out of service: it is offered for no call until it is back. Why?",
-                placeholder="e.g. mechanical, restocking, crew break",
-                enter=f"{unit.code} out of service",
-                max_length=validation.REASON_MAX,
+        self._ask(
+            f"Take {unit.code} out of service: it is offered for no call until it is back. Why?",
+            lambda reason: commands.SetUnitStatus(
+                unit.code, UnitStatus.OUT_OF_SERVICE, reason=reason
             ),
-            answered,
+            placeholder="e.g. mechanical, restocking, crew break",
+            enter=f"{unit.code} out of service",
         )
 
     def close_call(self, call: CallView) -> None:
@@ -357,18 +356,12 @@ class DeskScreen(LiveScreen):
         )
 
     def ask_note(self, call: CallView) -> None:
-        def answered(note: str | None) -> None:
-            if note:
-                self.perform(commands.AddNote(call.number, note))
-
-        self.app.push_screen(
-            AskScreen(
-                f"Note on {call.number} ({call.nature}):",
-                placeholder="what the caller or crew said; a correction names #N",
-                enter="add to the narrative",
-                max_length=validation.NARRATIVE_MAX,
-            ),
-            answered,
+        self._ask(
+            f"Note on {call.number} ({call.nature}):",
+            lambda note: commands.AddNote(call.number, note),
+            placeholder="what the caller or crew said; a correction names #N",
+            enter="add to the narrative",
+            max_length=validation.NARRATIVE_MAX,
         )
 
     def edit_call(self, call: CallView) -> None:
@@ -395,19 +388,12 @@ class DeskScreen(LiveScreen):
         return ""
 
     def reopen_call(self, call: CallView) -> None:
-        def answered(reason: str | None) -> None:
-            if reason:
-                self.perform(commands.ReopenCall(call.number, reason))
-
-        ended = label(call.status)
-        self.app.push_screen(
-            AskScreen(
-                f"Re-open {call.number} ({call.nature}, {ended}): it goes back to pending. Why?",
-                placeholder="e.g. caller rang back, patient worse",
-                enter=f"re-open {call.number}",
-                max_length=validation.REASON_MAX,
-            ),
-            answered,
+        self._ask(
+            f"Re-open {call.number} ({call.nature}, {label(call.status)}): it goes back to "
+            "pending. Why?",
+            lambda reason: commands.ReopenCall(call.number, reason),
+            placeholder="e.g. caller rang back, patient worse",
+            enter=f"re-open {call.number}",
         )
 
     # -- the call record ------------------------------------------------------------------------
