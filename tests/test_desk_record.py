@@ -228,3 +228,67 @@ async def test_a_new_call_above_the_selection_is_said(
         await until(pilot, lambda: urgent in str(status_line(app).render()))
         assert "above the selection" in str(status_line(app).render())
         assert feedback(app) == ""  # the feedback line is the answers', untouched
+
+
+async def test_the_call_keys_record_note_edit_and_first_last(
+    world: DispatchService, database_url: str
+) -> None:
+    first = new_call(world, priority=1, nature="Stroke")
+    second = new_call(world, priority=3, nature="Fall", caller_name="Ann")
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [first, second])
+        pane = screen_of(app).pending
+        pane.focus()
+        await pilot.press("G")  # the last row
+        assert pane.selected is not None and pane.selected.number == second
+        await pilot.press("g")  # the first
+        assert pane.selected is not None and pane.selected.number == first
+        await pilot.press("end")
+        assert pane.selected is not None and pane.selected.number == second
+        # Enter: the record.
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RecordScreen))
+        await until(pilot, lambda: "call taken: P3 Fall" in timeline(app))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DeskScreen))
+        # N: a note, in three keys and the text.
+        await pilot.press("N")
+        await until(pilot, lambda: isinstance(app.screen, AskScreen))
+        await pilot.press(*"second caller on line 2", "enter")
+        await until(pilot, lambda: "note added" in feedback(app))
+        # u: the form, filled in; only what changed is sent.
+        await pilot.press("u")
+        await until(pilot, lambda: isinstance(app.screen, IntakeScreen))
+        form = app.screen
+        assert form.query_one("#nature").value == "Fall"
+        assert form.query_one("#caller").value == "Ann"
+        form.query_one("#priority").value = "1"
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: world.call(second).priority == 1)
+        await until(
+            pilot, lambda: pending_numbers(app) == [first, second]
+        )  # re-sorted: older first
+    record = world.record(second)
+    texts = [e.text for e in record.timeline]
+    assert "second caller on line 2" in texts
+    assert "priority 3 → 1 by alice" in texts
+    assert record.call.caller_name == "Ann"  # untouched
+
+
+async def test_a_paramedic_desk_has_no_call_keys_it_may_not_use(
+    world: DispatchService, database_url: str
+) -> None:
+    number = new_call(world)
+    app = desk(world, database_url, user="carol")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [number])
+        pane = screen_of(app).pending
+        pane.focus()
+        await pilot.press("N")
+        await until(pilot, lambda: "may add to a call's narrative" in feedback(app))
+        assert isinstance(app.screen, DeskScreen)
+        await pilot.press("enter")  # the record is for everyone
+        await until(pilot, lambda: isinstance(app.screen, RecordScreen))
+        assert not app.screen.check_action("act", ("note",))
+        assert not app.screen.check_action("act", ("edit",))

@@ -104,7 +104,7 @@ class DeskScreen(LiveScreen):
                 yield self.hospitals
         yield Label("", id="feedback")
         yield CommandBar(self._words, id="bar", classes="hidden")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         op = self.context.operator
@@ -402,7 +402,12 @@ class DeskScreen(LiveScreen):
         """Open a call's record over the desk; it follows the call while open."""
         if self.record_screen is not None:
             self.record_screen.dismiss(None)
-        screen = RecordScreen(number, self._record_act)
+        role = self.context.operator.role
+        screen = RecordScreen(
+            number,
+            self._record_act,
+            lambda action: permissions.may(role, _RECORD_ACTIONS.get(action, action)),
+        )
         self.record_screen = screen
 
         def closed(_: None) -> None:
@@ -732,6 +737,17 @@ class DeskScreen(LiveScreen):
 
 def _bindings(bindings: Iterable[Any]) -> list[Binding]:
     return [b for b in bindings if isinstance(b, Binding)]
+
+
+# The record's keys, as the permissions name them.
+_RECORD_ACTIONS = {
+    "note": "note",
+    "edit": "update_call",
+    "dispatch": "dispatch",
+    "close": "close_call",
+    "cancel": "cancel",
+    "reopen": "reopen_call",
+}
 
 
 def _changes(call: CallView, raw: CallIntake, place: str) -> validation.CallChanges | None:

@@ -20,7 +20,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from dispatch_tui.rules.enums import CallStatus
-from dispatch_tui.rules.lifecycle import label
+from dispatch_tui.rules.lifecycle import label, unit_label
 from dispatch_tui.rules.views import Found
 
 # Typing pauses this long before a search is sent.
@@ -94,7 +94,7 @@ class FindScreen(ModalScreen[str | None]):
         for unit in found.units:
             line = Text()
             line.append(f"{unit.code:<8}", style="bold")
-            line.append(f" unit {label(unit.status)}")
+            line.append(f" unit {unit_label(unit.status, unit.en_route_reported)}")
             if unit.call_number:
                 line.append(f" on {unit.call_number}")
             options.add_option(Option(line, id=f"unit:{unit.code}"))

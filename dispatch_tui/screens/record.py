@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, RichLog, Static
 
 from dispatch_tui.rules.enums import CallStatus
-from dispatch_tui.rules.lifecycle import label
+from dispatch_tui.rules.lifecycle import label, unit_label
 from dispatch_tui.rules.views import CallRecord, CallView
 
 
@@ -46,12 +46,19 @@ class RecordScreen(Screen[None]):
         Binding("r", "act('reopen')", "Re-open", tooltip="a call ended in the last 24 h"),
     ]
 
-    def __init__(self, number: str, act: Callable[[str, CallView], None]) -> None:
+    def __init__(
+        self,
+        number: str,
+        act: Callable[[str, CallView], None],
+        may: Callable[[str], bool] = lambda action: True,
+    ) -> None:
         """`act(action, call)`: the desk carries out a key (note, edit, dispatch, close,
-        cancel, reopen) for the call as the record last showed it."""
+        cancel, reopen) for the call as the record last showed it. `may(action)`: whether the
+        operator's role allows it (a key it does not is hidden)."""
         super().__init__()
         self.number = number
         self.act = act
+        self.may = may
         self.record: CallRecord | None = None
 
     def compose(self) -> ComposeResult:
@@ -61,7 +68,7 @@ class RecordScreen(Screen[None]):
             yield Label(Text("Timeline"), classes="record-title")
             yield RichLog(id="record-timeline", wrap=True, markup=False, highlight=False)
         yield Label("", id="record-feedback")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         units = self.query_one("#record-units", DataTable)
@@ -115,7 +122,7 @@ class RecordScreen(Screen[None]):
         for a in call.assignments:
             units.add_row(
                 Text(a.unit_code, style="bold"),
-                Text(label(a.unit_status)),
+                Text(unit_label(a.unit_status, a.en_route_at is not None)),
                 _time(a.notified_at),
                 _time(a.en_route_at),
                 _time(a.on_scene_at),
@@ -142,11 +149,14 @@ class RecordScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Keys that cannot apply to this call now are hidden (and do nothing)."""
-        if action != "act" or self.record is None:
+        if action != "act":
             return True
-        call = self.record.call
-        status = CallStatus(call.status)
-        what = parameters[0] if parameters else ""
+        what = str(parameters[0]) if parameters else ""
+        if not self.may(what):
+            return False
+        if self.record is None:
+            return True
+        status = CallStatus(self.record.call.status)
         if what in ("edit", "cancel", "dispatch"):
             return status.is_open
         if what == "close":

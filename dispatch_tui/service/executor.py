@@ -15,7 +15,7 @@ from typing import Any, assert_never
 from dispatch_tui.rules import commands as c
 from dispatch_tui.rules import validation
 from dispatch_tui.rules.errors import AlreadyDone, DispatchError, InvalidInput, OutcomeUnknown
-from dispatch_tui.rules.lifecycle import label
+from dispatch_tui.rules.lifecycle import label, unit_label
 from dispatch_tui.rules.recommend import NO_UNIT_AVAILABLE
 from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, Listing, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
@@ -166,7 +166,8 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
         if isinstance(command, c.LocateUnit):
             return Outcome(f"{result.code} at {result.lat:.5f}, {result.lon:.5f}", result, "unit")
         where = f" on {result.call_number}" if result.call_number else ""
-        return Outcome(f"{result.code} {label(result.status)}{to}{where}", result, "unit")
+        said = unit_label(result.status, result.en_route_reported)
+        return Outcome(f"{result.code} {said}{to}{where}", result, "unit")
     if isinstance(result, HospitalView):
         with_beds = f", {result.beds_available} beds" if result.beds_available is not None else ""
         return Outcome(f"{result.code} {result.status.lower()}{with_beds}", result, "hospital")
@@ -322,7 +323,7 @@ def _made(view: CallView | UnitView | HospitalView) -> str:
         return f"{view.number} is {label(view.status)}, {units} on it"
     if isinstance(view, UnitView):
         where = f" on {view.call_number}" if view.call_number else ""
-        return f"{view.code} is {label(view.status)}{where}"
+        return f"{view.code} is {unit_label(view.status, view.en_route_reported)}{where}"
     return f"{view.code} is {view.status.lower()}"
 
 

@@ -95,6 +95,11 @@ class Pane(KeyedTable[Row]):
 
     # What a row is called, for "no unit selected".
     NOUN: ClassVar[str] = "row"
+    # Every pane: the first and the last row (DataTable's own actions, which move the cursor).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("home,g", "scroll_top", "First row", show=False, tooltip="also g"),
+        Binding("end,G", "scroll_bottom", "Last row", show=False, tooltip="also G"),
+    ]
 
     def __init__(self, title: str, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
@@ -223,7 +228,42 @@ class Pane(KeyedTable[Row]):
         self._refresh_keys()
 
 
-class PendingCalls(Pane[CallView]):
+# The keys of every call, in the pending and the active pane alike.
+CALL_KEYS: list[BindingType] = [
+    Binding(
+        "i", "record", "Record", id="record", tooltip="every field, units, timeline; also Enter"
+    ),
+    Binding("enter", "record", "Record", show=False),
+    Binding("N", "note", "Note", id="note", tooltip="a line in the call's narrative"),
+    Binding("u", "edit", "Edit", id="edit", tooltip="priority, nature, location, caller"),
+]
+
+
+class CallPane(Pane[CallView]):
+    """A pane of calls: the keys every call has (its record, a note, an edit)."""
+
+    def action_record(self) -> None:
+        self.act("record")
+
+    def action_note(self) -> None:
+        self.act("note")
+
+    def action_edit(self) -> None:
+        self.act("edit")
+
+
+def call_key_refusal(pane: Pane[CallView], action: str, row: CallView) -> str | None:
+    """Why a call key does not apply ('' when it does); None for any other key."""
+    if action == "record":
+        return ""
+    if action == "note":
+        return "" if pane.permit("note", row) else only("note", "add to a call's narrative")
+    if action == "edit":
+        return "" if pane.permit("update_call", row) else only("update_call", "change a call")
+    return None
+
+
+class PendingCalls(CallPane):
     NOUN = "pending call"
     COLUMNS = (
         ("call", "Call", None),
@@ -251,8 +291,8 @@ class PendingCalls(Pane[CallView]):
             id="dispatch",
             tooltip="recommended units, nearest first; Enter sends the top one",
         ),
-        Binding("enter", "dispatch", "Dispatch", show=False),
-        Binding("x", "cancel_call", "Cancel call", id="cancel-call", tooltip="asks first"),
+        *CALL_KEYS,
+        Binding("x", "cancel_call", "Cancel", id="cancel-call", tooltip="asks why first"),
     ]
 
     def __init__(self, styles: dict[str, str], aging: dict[int, int], **kwargs: Any) -> None:
@@ -297,6 +337,9 @@ class PendingCalls(Pane[CallView]):
         row = self.selected
         if row is None:
             return self.none_selected()
+        said = call_key_refusal(self, action, row)
+        if said is not None:
+            return said or None
         if action == "dispatch" and not self.permit("dispatch", row):
             return only("dispatch", "dispatch")
         if action == "cancel_call" and not self.permit("cancel", row):
@@ -325,7 +368,7 @@ def unit_times(call: CallView, now: datetime | None, form: str = "long") -> str:
     return " · ".join(parts)
 
 
-class ActiveCalls(Pane[CallView]):
+class ActiveCalls(CallPane):
     NOUN = "active call"
     COLUMNS = (
         ("call", "Call", None),
@@ -343,9 +386,10 @@ class ActiveCalls(Pane[CallView]):
     TIME_COLUMNS = frozenset({"units"})
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "add_unit", "Add unit", id="add-unit", tooltip="recommended units"),
+        *CALL_KEYS,
         Binding("c", "close_call", "Close", id="close-call", tooltip="once a unit reached it"),
         Binding(
-            "x", "cancel_call", "Cancel call", id="cancel-call", tooltip="asks; releases its units"
+            "x", "cancel_call", "Cancel", id="cancel-call", tooltip="asks; releases its units"
         ),
     ]
 
@@ -393,6 +437,9 @@ class ActiveCalls(Pane[CallView]):
         row = self.selected
         if row is None:
             return self.none_selected()
+        said = call_key_refusal(self, action, row)
+        if said is not None:
+            return said or None
         if action == "close_call":
             if not self.permit("close_call", row):
                 return only("close_call", "close a call")
