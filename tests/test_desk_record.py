@@ -292,3 +292,11 @@ async def test_a_paramedic_desk_has_no_call_keys_it_may_not_use(
         await until(pilot, lambda: isinstance(app.screen, RecordScreen))
         assert not app.screen.check_action("act", ("note",))
         assert not app.screen.check_action("act", ("edit",))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, DeskScreen))
+        await pilot.press("n")  # a paramedic takes no calls: said, not silent
+        await until(pilot, lambda: "only a dispatcher may do that" in feedback(app))
+        assert isinstance(app.screen, DeskScreen)
+        await pilot.press("colon", *"en m1")  # an n typed in the bar is the bar's
+        bar = screen_of(app).query_one("CommandBar")
+        await until(pilot, lambda: bar.value == "en m1")

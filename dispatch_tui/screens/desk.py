@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -577,6 +577,17 @@ class DeskScreen(LiveScreen):
         if action == "new_call":
             return permissions.may(self.context.operator.role, "create_call")
         return True
+
+    def on_key(self, event: events.Key) -> None:
+        """`n` on a desk whose operator may not take calls says so (the key is not offered)."""
+        if event.key == "n" and not permissions.may(self.context.operator.role, "create_call"):
+            event.stop()
+            self.say(
+                permissions.refusal(
+                    self.context.operator.username, self.context.operator.role, "create_call"
+                ).message,
+                ok=False,
+            )
 
     # -- global keys --------------------------------------------------------------------------
 
