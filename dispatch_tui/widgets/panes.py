@@ -388,9 +388,7 @@ class ActiveCalls(CallPane):
         Binding("a", "add_unit", "Add unit", id="add-unit", tooltip="recommended units"),
         *CALL_KEYS,
         Binding("c", "close_call", "Close", id="close-call", tooltip="once a unit reached it"),
-        Binding(
-            "x", "cancel_call", "Cancel", id="cancel-call", tooltip="asks; releases its units"
-        ),
+        Binding("x", "cancel_call", "Cancel", id="cancel-call", tooltip="asks; releases its units"),
     ]
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
