@@ -166,7 +166,7 @@ INVARIANTS: dict[str, str] = {
                                     AND details->>'new' = 'TRANSPORTING') AS tx,
                    count(*) FILTER (WHERE action = 'unit_status'
                                     AND details->>'new' = 'AT_HOSPITAL') AS ah,
-                   count(*) FILTER (WHERE action IN ('unit_cancelled', 'unit_released')
+                   count(*) FILTER (WHERE action IN ('unit_cancelled', 'unit_released', 'unit_diverted')
                                     OR (action = 'unit_status'
                                         AND details->>'new' = 'AVAILABLE')) AS ended
             FROM audit_log WHERE call_id IS NOT NULL AND unit_id IS NOT NULL GROUP BY 1, 2)

@@ -2,7 +2,8 @@
 
 Sixteen worker threads each run random operations through the service for a bounded time:
 taking calls, dispatching (a first unit, or more with --add), every unit status change, position
-fixes, cancelling a unit or a whole call, closing calls, hospital status and beds. Each operation
+fixes, cancelling a unit or a whole call, closing calls, hospital status and beds, diverting
+units between calls. Each operation
 is chosen from the current state as the service reports it (so most of them are plausible and
 many really change something), with a share of stale or wrong ones mixed in on purpose. Every
 worker has its own seeded random generator, so a failing run can be replayed with the same seed
@@ -105,6 +106,7 @@ KINDS = (
     "cancel_call",
     "close_call",
     "hospital_status",
+    "divert",
 )
 
 EXPECTED = (Conflict, InvalidInput, NotFound, Forbidden)
@@ -323,6 +325,7 @@ class Desk:
             self.cancel_call: 3,
             self.close_call: 6,
             self.hospital: 3,
+            self.divert: 4,
         }
         chooser = self.rng.choices(list(weights), weights=list(weights.values()))[0]
         return chooser(state)
@@ -427,6 +430,16 @@ class Desk:
         return "close_call", lambda once: self.svc.close_call(
             who, number, "treated and released", once=once
         )
+
+    def divert(self, state: State) -> tuple[str, Action]:
+        """A unit en route or at the hospital taken to another open call (now and then one
+        with its patient, or on no call: refused)."""
+        movable = [u for u in state.units if u.status in ("EN_ROUTE", "AT_HOSPITAL")]
+        if not state.calls:
+            return self.create(state)
+        unit = self.pick(movable if movable and self.rng.random() < 0.9 else state.units)
+        number, who, code = self.pick(state.calls).number, self.dispatcher(), unit.code
+        return "divert", lambda once: self.svc.divert(who, code, number, "soak", once=once)
 
     def hospital(self, state: State) -> tuple[str, Action]:
         code = self.rng.choice(HOSPITALS)

@@ -87,6 +87,13 @@ class SetUnitStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Divert:
+    unit: str
+    call: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class LocateUnit:
     unit: str
     lat: str
@@ -135,6 +142,7 @@ Command = (
     | ReopenCall
     | Find
     | Dispatch
+    | Divert
     | SetUnitStatus
     | LocateUnit
     | CancelUnit
@@ -152,6 +160,7 @@ Write = (
     | UpdateCall
     | ReopenCall
     | Dispatch
+    | Divert
     | SetUnitStatus
     | LocateUnit
     | CancelUnit
@@ -170,6 +179,7 @@ WRITES = (
     UpdateCall,
     ReopenCall,
     Dispatch,
+    Divert,
     SetUnitStatus,
     LocateUnit,
     CancelUnit,

@@ -44,7 +44,18 @@ STATUS_WORDS: dict[str, str] = {
     **{s.value.lower().replace("_", ""): s.value for s in UnitStatus},
 }
 # The verbs as typed first (the bar completes these; an unknown word lists them).
-VERBS = ("dispatch", "call", "unit", "hospital", "recommend", "show", "audit", "find", "note")
+VERBS = (
+    "dispatch",
+    "divert",
+    "call",
+    "unit",
+    "hospital",
+    "recommend",
+    "show",
+    "audit",
+    "find",
+    "note",
+)
 VERB_SHORTHANDS: dict[str, list[str]] = {
     "d": ["dispatch"],
     "disp": ["dispatch"],
@@ -313,6 +324,17 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     dispatch.add_argument(
         "--divert-override", action="store_true", help="send to a hospital on diversion"
     )
+
+    divert = verb(
+        sub,
+        "divert",
+        "take a unit en route (or at the hospital) from its call to another",
+        verb="divert",
+        build=lambda ns: commands.Divert(ns.unit, ns.call, ns.reason),
+    )
+    divert.add_argument("unit")
+    divert.add_argument("call")
+    divert.add_argument("--reason", default="", help="why (kept in the audit and the narrative)")
 
     unit = sub.add_parser("unit", help="unit status, position and cancel").add_subparsers(
         dest="unit_verb", required=True, metavar="{status,locate,cancel}"

@@ -49,7 +49,11 @@ def describe(entry: AuditView) -> str:
                 f"to {d['hospital']}" if d.get("hospital") else "",
             ]
             added = " (added)" if d.get("added") else ""
+            if d.get("diverted_from"):
+                added = f" (diverted from {d['diverted_from']})"
             return " ".join(x for x in [f"{unit} dispatched{added}", *extra] if x)
+        case "unit_diverted":
+            return f"{unit} {why}" if why else f"{unit} diverted"
         case "unit_status":
             to = f" to {entry.hospital_code}" if entry.hospital_code else ""
             old, new = str(d.get("old", "")), str(d.get("new", ""))

@@ -281,6 +281,8 @@ class DeskScreen(LiveScreen):
                 self.perform(commands.SetUnitStatus(row.code, argument))
             case "cancel_unit":
                 self._confirm_cancel_unit(row)
+            case "divert":
+                self.open_divert(row)
             case "hospital":
                 self.perform(commands.SetHospitalStatus(row.code, argument))
             case "beds":
@@ -520,6 +522,52 @@ class DeskScreen(LiveScreen):
         verb = "Add a unit to" if add else "Dispatch to"
         self.app.push_screen(
             PickScreen(f"{verb} {call.number}: recommended units", options), chosen
+        )
+
+    def open_divert(self, unit: UnitView) -> None:
+        """The open calls a unit may be taken to, most urgent first; Enter diverts it."""
+        calls = sorted(
+            (
+                c
+                for pane in (self.pending, self.active)
+                for c in pane.rows_by_key.values()
+                if c.number != unit.call_number
+            ),
+            key=lambda c: (c.priority, c.status != "RECEIVED", c.received_at),
+        )
+        options = []
+        for c in calls:
+            text = Text()
+            text.append(f"{c.number:<8}", style="bold")
+            text.append(f" P{c.priority} ")
+            text.append("pending  " if c.status == "RECEIVED" else f"{label(c.status):<9}")
+            text.append(f"{c.nature[:40]} — {c.location_text[:40]}")
+            if c.active_units:
+                text.append(f"  ({', '.join(c.active_units)})", style="dim")
+            options.append((c.number, text))
+        current = next(
+            (
+                c
+                for p in (self.pending, self.active)
+                for c in p.rows_by_key.values()
+                if c.number == unit.call_number
+            ),
+            None,
+        )
+        now_on = f" (P{current.priority} {current.nature[:30]})" if current else ""
+
+        def chosen(number: str | None) -> None:
+            if number:
+                self.perform(commands.Divert(unit.code, number))
+
+        self.app.push_screen(
+            PickScreen(
+                f"Divert {unit.code} from {unit.call_number}{now_on} to:",
+                options,
+                hint="Enter: divert to this call (its old call goes back to pending if no unit "
+                "is left on it) · Esc: back",
+            ),
+            chosen,
         )
 
     def _ask_destination(self, unit: UnitView) -> None:

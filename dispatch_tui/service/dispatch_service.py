@@ -436,6 +436,127 @@ class DispatchService(ReadService):
 
         return write(self.sessions, work, once)
 
+    def divert(
+        self,
+        username: str,
+        unit_code: str,
+        call_number: str,
+        reason: str = "",
+        once: Once | None = None,
+    ) -> CallView:
+        """Take a unit from its call to another, in one transaction: its assignment there ends
+        (cancelled on the way; cleared once at the hospital), its times kept; a new one starts
+        with its own notified time; the old call goes back to pending if no unit is left on it.
+
+        From en route (dispatched or reported) or at the hospital only: a unit with a patient is
+        not diverted. Both calls are locked in id order, then the unit, so two diverts that cross
+        (M1 to the other's call, M2 to the first's) queue instead of deadlocking."""
+        code = validation.unit_code(unit_code)
+        number = validation.call_number(call_number)
+        why = validation.reason("reason", reason)
+
+        def work(s: Session) -> CallView:
+            staff = steps.authorise(s, username, "dispatch")
+            unit_id = lookups.unit_id(s, code)
+            to_id = lookups.call_id(s, number)
+            seen = s.scalar(
+                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *steps.ACTIVE)
+            )
+            if seen is None:
+                status = s.scalar(select(Unit.status).where(Unit.id == unit_id)) or ""
+                raise Conflict(
+                    f"{code} is {lifecycle.label(status)}, on no call: dispatch it instead "
+                    f"(d {number} {code})"
+                )
+            if seen == to_id:
+                raise Conflict(f"{code} is on {number} already")
+            calls = {
+                c.id: c
+                for c in s.scalars(
+                    select(Call)
+                    .where(Call.id.in_([seen, to_id]))
+                    .order_by(Call.id)
+                    .with_for_update(),
+                    execution_options=steps.FRESH,
+                )
+            }
+            (unit,) = steps.lock_units(s, [code])
+            assignment = s.scalar(
+                select(Assignment).where(Assignment.unit_id == unit_id, *steps.ACTIVE),
+                execution_options=steps.FRESH,
+            )
+            if assignment is None or assignment.call_id != seen:
+                raise Conflict(f"{code} changed at another desk a moment ago; look again")
+            source, target = calls[seen], calls[to_id]
+            lifecycle.check_consistent(code, unit.status, source.number)
+            if not CallStatus(target.status).is_open:
+                raise Conflict(f"{number} is {lifecycle.label(target.status)}")
+            state = UnitStatus(unit.status)
+            if state in (UnitStatus.ON_SCENE, UnitStatus.TRANSPORTING):
+                raise Conflict(
+                    f"{code} is {lifecycle.label(state)} on {source.number}: a unit with its "
+                    "patient is not diverted (en route or at the hospital only)"
+                )
+            at = steps.clock(s)
+            # On its way: the assignment is cancelled. At the hospital (the patient handed
+            # over): the unit is back in service for that call, which is its clear time.
+            ended = "cancelled_at" if state == UnitStatus.EN_ROUTE else "cleared_at"
+            s.execute(update(Assignment).where(Assignment.id == assignment.id).values({ended: at}))
+            s.execute(
+                insert(Assignment).values(
+                    call_id=target.id,
+                    unit_id=unit.id,
+                    paramedic_id=assignment.paramedic_id,
+                    dispatcher_id=staff.id,
+                    notified_at=at,
+                )
+            )
+            s.execute(
+                update(Unit)
+                .where(Unit.id == unit.id)
+                .values(status=UnitStatus.EN_ROUTE, status_since=at)
+            )
+            first = target.first_dispatched_at is None
+            s.execute(
+                update(Call)
+                .where(Call.id == target.id)
+                .values(
+                    status=CallStatus.DISPATCHED
+                    if target.status == CallStatus.RECEIVED
+                    else target.status,
+                    first_dispatched_at=at if first else target.first_dispatched_at,
+                    dispatched_by_id=staff.id if first else target.dispatched_by_id,
+                )
+            )
+            words = f"diverted to {number}" + (f": {why}" if why else "")
+            self._audit(
+                s,
+                staff,
+                "unit_diverted",
+                call_id=source.id,
+                unit_id=unit.id,
+                reason=words,
+                old=state.value,
+                to=number,
+            )
+            self._audit(
+                s,
+                staff,
+                "dispatch",
+                call_id=target.id,
+                unit_id=unit.id,
+                diverted_from=source.number,
+                added=not first,
+            )
+            self._follow(s, source, staff, at)
+            steps.narrate(s, staff, self.desk, source.id, f"{code} {words} by {staff.username}")
+            steps.narrate(
+                s, staff, self.desk, target.id, f"{code} diverted here from {source.number}"
+            )
+            return views.call(s, target.id)
+
+        return write(self.sessions, work, once)
+
     # -- the call record --------------------------------------------------------------------------
 
     def answer(self, username: str) -> AnswerTicket:

@@ -136,6 +136,8 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
                 reason=reason,
                 once=once,
             )
+        case c.Divert(code, number, reason):
+            return service.divert(operator, code, number, reason, once)
         case c.LocateUnit(code, lat, lon):
             return service.locate_unit(operator, code, lat, lon, once)
         case c.CancelUnit(code, reason):
@@ -191,6 +193,11 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             )
         case c.ReopenCall():
             return Outcome(f"{result.number} re-opened: pending again", result, "call")
+        case c.Divert(code):
+            on_it = ", ".join(result.active_units)
+            return Outcome(
+                f"{_code(code)} diverted to {result.number} ({on_it} on it)", result, "call"
+            )
         case c.CancelUnit(code):
             gone = _code(code)
             return Outcome(f"{gone} cancelled from {result.number}; available", result, "call")
@@ -311,6 +318,8 @@ def what(command: c.Command) -> str:
             return f"re-open {_number(number)}"
         case c.LocateUnit(code):
             return f"position of {_code(code)}"
+        case c.Divert(code, number):
+            return f"divert {_code(code)} → {_number(number)}"
         case c.SetHospitalStatus(code):
             return f"hospital {_code(code)}"
     return type(command).__name__

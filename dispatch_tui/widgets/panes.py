@@ -48,6 +48,7 @@ SHORT_STATUS = {"OUT_OF_SERVICE": "OUT OF SVC"}
 _PRIORITY = {p: Text(f"P{p}", style="bold red" if p == 1 else "") for p in (1, 2, 3, 4)}
 _LATE = Text("LATE", style="bold red")
 _OVERDUE = Text("OVERDUE", style="bold reverse red")
+_AGAIN = Text("AGAIN", style="bold reverse yellow")
 # The statuses of a call that a unit has reached or is on the way to (open, not pending).
 _ACTIVE = frozenset(s.value for s in CallStatus if s.is_open and s != CallStatus.RECEIVED)
 
@@ -309,9 +310,14 @@ class PendingCalls(CallPane):
         age = self.age(row.received_at)
         overdue = age > self.aging.get(row.priority, 1800)
         # One flag, by text and colour: the call-processing clock against 60 s (NFPA 1225) while
-        # it runs, LATE past it, OVERDUE past the priority's aging threshold.
+        # it runs, LATE past it, OVERDUE past the priority's aging threshold, AGAIN for a call
+        # pending again after a dispatch.
         if overdue:
             flag = _OVERDUE
+        elif row.first_dispatched_at is not None:
+            # Pending again: its units were diverted or cancelled (or it was re-opened). Its
+            # call-processing clock stopped at its first dispatch; say loudly that it is back.
+            flag = _AGAIN
         elif age > PROCESSING_GOAL_SECONDS:
             flag = _LATE
         else:
@@ -485,6 +491,13 @@ class Units(Pane[UnitView]):
             for key, target, text, what in UNIT_KEYS
         ),
         Binding("x", "cancel_unit", "Cancel unit", id="cancel-unit", tooltip="before it arrives"),
+        Binding(
+            "r",
+            "divert",
+            "Divert",
+            id="divert",
+            tooltip="to another call, most urgent first (en route or at the hospital)",
+        ),
     ]
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
@@ -512,6 +525,9 @@ class Units(Pane[UnitView]):
     def action_cancel_unit(self) -> None:
         self.act("cancel_unit")
 
+    def action_divert(self) -> None:
+        self.act("divert")
+
     def refusal(self, action: str, parameters: tuple[object, ...]) -> str | None:
         row = self.selected
         if row is None:
@@ -533,6 +549,14 @@ class Units(Pane[UnitView]):
             if row.status != UnitStatus.EN_ROUTE:
                 state = unit_label(row.status, row.en_route_reported)
                 return f"{row.code} is {state}; clear it (v) instead of cancelling"
+        if action == "divert":
+            if not self.permit("dispatch", row):
+                return only("dispatch", "divert a unit")
+            if row.call_number is None:
+                return f"{row.code} is on no call: dispatch it to one (d on the call)"
+            if row.status not in (UnitStatus.EN_ROUTE, UnitStatus.AT_HOSPITAL):
+                state = unit_label(row.status, row.en_route_reported)
+                return f"{row.code} is {state}: a unit with its patient is not diverted"
         return None
 
 
