@@ -24,6 +24,27 @@ from sqlalchemy import Engine, text
 ACTIVE = "a.cleared_at IS NULL AND a.cancelled_at IS NULL"
 
 INVARIANTS: dict[str, str] = {
+    # -- a unit's next call --
+    # Clearing a unit dispatches it to its next call or ends the entry, in the same transaction:
+    # no free unit keeps one, none is lined up for the call it is on, and a dispatched entry
+    # names the assignment it became (the same unit and call).
+    "a free unit still has a next call lined up": """
+        SELECT u.code || ' is ' || u.status || ' with ' || c.number || ' lined up'
+        FROM queued q JOIN units u ON u.id = q.unit_id JOIN calls c ON c.id = q.call_id
+        WHERE q.ended_at IS NULL AND u.status IN ('AVAILABLE', 'OUT_OF_SERVICE')
+    """,
+    "a unit is lined up for the call it is on": f"""
+        SELECT u.code || ' is on ' || c.number || ' and lined up for it'
+        FROM queued q JOIN units u ON u.id = q.unit_id JOIN calls c ON c.id = q.call_id
+        JOIN assignments a ON a.unit_id = q.unit_id AND a.call_id = q.call_id AND {ACTIVE}
+        WHERE q.ended_at IS NULL
+    """,
+    "a next call marked dispatched without its assignment": """
+        SELECT 'entry #' || q.id || ' of unit ' || q.unit_id || ' for call ' || q.call_id
+        FROM queued q LEFT JOIN assignments a ON a.id = q.assignment_id
+        WHERE q.end_reason = 'dispatched'
+          AND (a.id IS NULL OR a.unit_id <> q.unit_id OR a.call_id <> q.call_id)
+    """,
     # -- units and their assignments --
     "a unit has more than one active assignment": f"""
         SELECT u.code || ' on ' || string_agg(c.number, ', ' ORDER BY c.number)

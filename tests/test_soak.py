@@ -3,7 +3,7 @@
 Sixteen worker threads each run random operations through the service for a bounded time:
 taking calls, dispatching (a first unit, or more with --add), every unit status change, position
 fixes, cancelling a unit or a whole call, closing calls, hospital status and beds, diverting
-units between calls. Each operation
+units between calls, lining up a busy unit's next call (and taking it back). Each operation
 is chosen from the current state as the service reports it (so most of them are plausible and
 many really change something), with a share of stale or wrong ones mixed in on purpose. Every
 worker has its own seeded random generator, so a failing run can be replayed with the same seed
@@ -107,6 +107,7 @@ KINDS = (
     "close_call",
     "hospital_status",
     "divert",
+    "queue",
 )
 
 EXPECTED = (Conflict, InvalidInput, NotFound, Forbidden)
@@ -326,6 +327,7 @@ class Desk:
             self.close_call: 6,
             self.hospital: 3,
             self.divert: 4,
+            self.queue: 4,
         }
         chooser = self.rng.choices(list(weights), weights=list(weights.values()))[0]
         return chooser(state)
@@ -440,6 +442,19 @@ class Desk:
         unit = self.pick(movable if movable and self.rng.random() < 0.9 else state.units)
         number, who, code = self.pick(state.calls).number, self.dispatcher(), unit.code
         return "divert", lambda once: self.svc.divert(who, code, number, "soak", once=once)
+
+    def queue(self, state: State) -> tuple[str, Action]:
+        """Line up a busy unit's next call (a pending one, mostly), or take one back."""
+        busy = [u for u in state.units if u.call_number is not None]
+        pending = [c for c in state.calls if c.status == "RECEIVED"]
+        if not busy or not pending:
+            return self.create(state)
+        unit, who = self.pick(busy), self.dispatcher()
+        code = unit.code
+        if unit.queued_call is not None and self.rng.random() < 0.5:
+            return "unqueue", lambda once: self.svc.unqueue(who, code, once=once)
+        number = self.pick(pending).number
+        return "queue", lambda once: self.svc.queue(who, code, number, once=once)
 
     def hospital(self, state: State) -> tuple[str, Action]:
         code = self.rng.choice(HOSPITALS)

@@ -401,3 +401,27 @@ class NarrativeEntry(Base):
     kind: Mapped[str] = mapped_column(String(8), server_default=text("'note'"))
     body: Mapped[str] = mapped_column("text", Text)
     corrects_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("narrative.id"))
+
+
+class Queued(Base):
+    """A busy unit's next call, lined up (migration 0007). Open until `ended_at`: dispatched
+    when the unit cleared (`assignment_id`), or ended with the reason why not."""
+
+    __tablename__ = "queued"
+    __table_args__ = (
+        CheckConstraint("(ended_at IS NULL) = (end_reason IS NULL)", name="ended"),
+        CheckConstraint("ended_at IS NULL OR ended_at >= queued_at", name="end_order"),
+        Index(
+            "uq_queued_open_unit", "unit_id", unique=True, postgresql_where=text("ended_at IS NULL")
+        ),
+        Index("ix_queued_open_call", "call_id", postgresql_where=text("ended_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
+    queued_at: Mapped[datetime] = mapped_column(TS, server_default=func.clock_timestamp())
+    queued_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    ended_at: Mapped[datetime | None] = mapped_column(TS)
+    end_reason: Mapped[str | None] = mapped_column(Text)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func, or_, select
@@ -22,6 +23,7 @@ from dispatch_tui.db.models import (
     Hospital,
     NarrativeEntry,
     Place,
+    Queued,
     Staff,
     Station,
     Unit,
@@ -185,6 +187,12 @@ _IDS = bindparam("ids", type_=ARRAY(Integer))
 _CALLS_BY_ID = _CALLS.where(Call.id == any_(_IDS))
 _ASSIGNMENTS_BY_CALL_ID = _ASSIGNMENTS.where(Assignment.call_id == any_(_IDS))
 _COUNT_CALLS = select(func.count()).select_from(Call)
+_LINED_UP = (
+    select(Queued.call_id, Unit.code)
+    .join(Unit, Unit.id == Queued.unit_id)
+    .where(Queued.ended_at.is_(None))
+    .order_by(Unit.code)
+)
 _COUNT_OPEN_CALLS = _COUNT_CALLS.where(_OPEN)
 
 
@@ -221,7 +229,17 @@ def calls(
     for row in assignments:
         by_call.setdefault(row[-1], []).append(_assignment_view(row))
     none: tuple[AssignmentView, ...] = ()
-    return [_call_view(row, tuple(by_call.get(row[0], none))) for row in rows]
+    views = [_call_view(row, tuple(by_call.get(row[0], none))) for row in rows]
+    # The units lined up for these calls: few rows in all (one per busy unit at most), read
+    # whole rather than joined into a read of ten thousand calls.
+    lined_up: dict[int, list[str]] = {}
+    for call_id, code in connection.execute(_LINED_UP):
+        lined_up.setdefault(call_id, []).append(code)
+    if lined_up:
+        views = [
+            replace(v, queued_units=tuple(lined_up[v.id])) if v.id in lined_up else v for v in views
+        ]
+    return views
 
 
 def _call_view(row: Any, assignments: tuple[AssignmentView, ...]) -> CallView:
@@ -247,6 +265,7 @@ _ACTIVE_CALL_OF_UNIT = (
     .where(Assignment.cleared_at.is_(None), Assignment.cancelled_at.is_(None))
     .subquery()
 )
+_Next = aliased(Call)  # the call a unit is lined up for
 _UNITS = (
     select(
         Unit.id,
@@ -262,9 +281,12 @@ _UNITS = (
         Station.lat,
         Station.lon,
         _ACTIVE_CALL_OF_UNIT.c.en_route_at.is_not(None),
+        _Next.number,
     )
     .outerjoin(Station, Station.id == Unit.station_id)
     .outerjoin(_ACTIVE_CALL_OF_UNIT, _ACTIVE_CALL_OF_UNIT.c.unit_id == Unit.id)
+    .outerjoin(Queued, and_(Queued.unit_id == Unit.id, Queued.ended_at.is_(None)))
+    .outerjoin(_Next, _Next.id == Queued.call_id)
     .order_by(Unit.code)
 )
 _UNITS_BY_ID = _UNITS.where(Unit.id.in_(bindparam("ids", expanding=True)))
@@ -293,6 +315,7 @@ def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitVie
             if station_lat is not None and station_lon is not None
             else None,
             en_route_reported,
+            next_call,
         )
         for (
             id_,
@@ -308,6 +331,7 @@ def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitVie
             station_lat,
             station_lon,
             en_route_reported,
+            next_call,
         ) in rows
     ]
 

@@ -94,6 +94,17 @@ class Divert:
 
 
 @dataclass(frozen=True, slots=True)
+class Queue:
+    unit: str
+    call: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unqueue:
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
 class LocateUnit:
     unit: str
     lat: str
@@ -143,6 +154,8 @@ Command = (
     | Find
     | Dispatch
     | Divert
+    | Queue
+    | Unqueue
     | SetUnitStatus
     | LocateUnit
     | CancelUnit
@@ -161,6 +174,8 @@ Write = (
     | ReopenCall
     | Dispatch
     | Divert
+    | Queue
+    | Unqueue
     | SetUnitStatus
     | LocateUnit
     | CancelUnit
@@ -180,6 +195,8 @@ WRITES = (
     ReopenCall,
     Dispatch,
     Divert,
+    Queue,
+    Unqueue,
     SetUnitStatus,
     LocateUnit,
     CancelUnit,

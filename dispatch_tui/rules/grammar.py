@@ -47,6 +47,8 @@ STATUS_WORDS: dict[str, str] = {
 VERBS = (
     "dispatch",
     "divert",
+    "queue",
+    "unqueue",
     "call",
     "unit",
     "hospital",
@@ -335,6 +337,24 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     divert.add_argument("unit")
     divert.add_argument("call")
     divert.add_argument("--reason", default="", help="why (kept in the audit and the narrative)")
+
+    queue = verb(
+        sub,
+        "queue",
+        "line up a busy unit's next call: it goes there when it clears",
+        verb="queue",
+        build=lambda ns: commands.Queue(ns.unit, ns.call),
+    )
+    queue.add_argument("unit")
+    queue.add_argument("call")
+    unqueue = verb(
+        sub,
+        "unqueue",
+        "take back a unit's lined-up next call",
+        verb="unqueue",
+        build=lambda ns: commands.Unqueue(ns.unit),
+    )
+    unqueue.add_argument("unit")
 
     unit = sub.add_parser("unit", help="unit status, position and cancel").add_subparsers(
         dest="unit_verb", required=True, metavar="{status,locate,cancel}"

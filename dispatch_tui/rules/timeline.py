@@ -51,7 +51,13 @@ def describe(entry: AuditView) -> str:
             added = " (added)" if d.get("added") else ""
             if d.get("diverted_from"):
                 added = f" (diverted from {d['diverted_from']})"
+            if d.get("queued"):
+                added = " (its next call, as it cleared)"
             return " ".join(x for x in [f"{unit} dispatched{added}", *extra] if x)
+        case "unit_queued":
+            return f"{unit} lined up to come next"
+        case "queue_ended":
+            return f"{unit}'s next call ended" + (f": {why}" if why else "")
         case "unit_diverted":
             return f"{unit} {why}" if why else f"{unit} diverted"
         case "unit_status":

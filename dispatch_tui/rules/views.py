@@ -72,6 +72,7 @@ class CallView:
     dispatched_by: str | None
     assignments: tuple[AssignmentView, ...] = field(default=())
     reopened_at: datetime | None = None  # when it was last re-opened, if ever
+    queued_units: tuple[str, ...] = ()  # busy units lined up to come here next
 
     @property
     def active_units(self) -> tuple[str, ...]:
@@ -109,6 +110,7 @@ class UnitView:
     # Whether the crew has reported en route on its call (its assignment's en_route_at): a unit
     # EN_ROUTE without the report is shown as dispatched (`lifecycle.unit_state`).
     en_route_reported: bool = False
+    queued_call: str | None = None  # the call it is lined up for next, if any
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,6 +283,8 @@ class DeskScreen(LiveScreen):
                 self._confirm_cancel_unit(row)
             case "divert":
                 self.open_divert(row)
+            case "line_up":
+                self.line_up(row)
             case "hospital":
                 self.perform(commands.SetHospitalStatus(row.code, argument))
             case "beds":
@@ -566,6 +568,44 @@ class DeskScreen(LiveScreen):
                 options,
                 hint="Enter: divert to this call (its old call goes back to pending if no unit "
                 "is left on it) · Esc: back",
+            ),
+            chosen,
+        )
+
+    def line_up(self, unit: UnitView) -> None:
+        """A busy unit's next call: the pending calls, most urgent first; Enter lines one up.
+        A unit with one lined up already is asked whether to take it back."""
+        if unit.queued_call:
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.perform(commands.Unqueue(unit.code))
+
+            self.app.push_screen(
+                ConfirmScreen(f"{unit.code} has {unit.queued_call} lined up. Take it back?"),
+                answered,
+            )
+            return
+        calls = sorted(self.pending.rows_by_key.values(), key=lambda c: (c.priority, c.received_at))
+        options = []
+        for c in calls:
+            text = Text()
+            text.append(f"{c.number:<8}", style="bold")
+            text.append(f" P{c.priority} {c.nature[:40]} — {c.location_text[:40]}")
+            if c.queued_units:
+                text.append(f"  ({', '.join(c.queued_units)} lined up)", style="dim")
+            options.append((c.number, text))
+
+        def chosen(number: str | None) -> None:
+            if number:
+                self.perform(commands.Queue(unit.code, number))
+
+        self.app.push_screen(
+            PickScreen(
+                f"Line up {unit.code}'s next call (it is on {unit.call_number}); when it clears "
+                "it goes to:",
+                options,
+                hint="Enter: line this call up · Esc: back",
             ),
             chosen,
         )

@@ -89,7 +89,7 @@ def ids_of(changes: Iterable[Change]) -> tuple[set[int], set[int], set[int]]:
             hospitals.add(change.id)
         elif change.table == "narrative" and change.call_id is not None:
             calls.add(change.call_id)  # an open record follows its call's narrative
-        elif change.table == "assignments":
+        elif change.table in ("assignments", "queued"):
             if change.call_id is not None:
                 calls.add(change.call_id)
             if change.unit_id is not None:

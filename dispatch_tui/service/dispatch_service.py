@@ -29,6 +29,7 @@ from dispatch_tui.db.models import (
     CallAnswer,
     Hospital,
     NarrativeEntry,
+    Queued,
     Staff,
     Unit,
 )
@@ -211,7 +212,7 @@ class DispatchService(ReadService):
 
         def work(s: Session) -> UnitView:
             staff = steps.authorise(s, username, "unit_status", lookups.unit_id(s, code))
-            unit, call, assignment = steps.lock_unit_on_call(s, code)
+            unit, call, assignment, calls = steps.lock_unit_on_call(s, code)
             at = steps.clock(s)
             current = UnitStatus(unit.status)
             reported = bool(assignment and assignment.en_route_at)
@@ -263,6 +264,8 @@ class DispatchService(ReadService):
                         update(Call).where(Call.id == call.id).values(destination_hospital_id=dest)
                     )
                 self._follow(s, call, staff, at)
+            if step.ends_assignment:
+                _promote(s, staff, self.desk, unit, calls, at)  # its next call, if lined up
             return views.unit(s, unit.id)
 
         return write(self.sessions, work, once)
@@ -303,7 +306,7 @@ class DispatchService(ReadService):
 
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "cancel")
-            unit, call, assignment = steps.lock_unit_on_call(s, code)
+            unit, call, assignment, calls = steps.lock_unit_on_call(s, code)
             at = steps.clock(s)
             if call is None or assignment is None:
                 raise Conflict(f"{code} is not on a call")
@@ -314,6 +317,7 @@ class DispatchService(ReadService):
             steps.release(s, assignment, unit, "cancelled_at", at)
             self._audit(s, staff, "unit_cancelled", call_id=call.id, unit_id=unit.id, reason=why)
             self._follow(s, call, staff, at)
+            _promote(s, staff, self.desk, unit, calls, at)
             return views.call(s, call.id)
 
         return write(self.sessions, work, once)
@@ -326,7 +330,7 @@ class DispatchService(ReadService):
 
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "cancel")
-            call = steps.lock_call(s, number)
+            call, calls = _lock_call_and_next(s, number)
             at = steps.clock(s)
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
@@ -339,6 +343,7 @@ class DispatchService(ReadService):
                 steps.release(s, assignment, unit, column, at)
                 action = "unit_cancelled" if column == "cancelled_at" else "unit_released"
                 self._audit(s, staff, action, call_id=call.id, unit_id=unit.id, reason=why)
+                _promote(s, staff, self.desk, unit, calls, at)
             s.execute(
                 update(Call)
                 .where(Call.id == call.id)
@@ -363,7 +368,7 @@ class DispatchService(ReadService):
 
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "close_call")
-            call = steps.lock_call(s, number)
+            call, calls = _lock_call_and_next(s, number)
             at = steps.clock(s)
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{number} is already {lifecycle.label(call.status)}")
@@ -378,6 +383,7 @@ class DispatchService(ReadService):
                 column = "cancelled_at" if was == UnitStatus.EN_ROUTE else "cleared_at"
                 steps.release(s, assignment, unit, column, at)
                 self._audit(s, staff, "unit_released", call_id=call.id, unit_id=unit.id, old=was)
+                _promote(s, staff, self.desk, unit, calls, at)
             s.execute(
                 update(Call)
                 .where(Call.id == call.id)
@@ -502,14 +508,8 @@ class DispatchService(ReadService):
             # over): the unit is back in service for that call, which is its clear time.
             ended = "cancelled_at" if state == UnitStatus.EN_ROUTE else "cleared_at"
             s.execute(update(Assignment).where(Assignment.id == assignment.id).values({ended: at}))
-            s.execute(
-                insert(Assignment).values(
-                    call_id=target.id,
-                    unit_id=unit.id,
-                    paramedic_id=assignment.paramedic_id,
-                    dispatcher_id=staff.id,
-                    notified_at=at,
-                )
+            dispatching.start_assignment(
+                s, target.id, unit.id, staff.id, at, paramedic_id=assignment.paramedic_id
             )
             s.execute(
                 update(Unit)
@@ -554,6 +554,91 @@ class DispatchService(ReadService):
                 s, staff, self.desk, target.id, f"{code} diverted here from {source.number}"
             )
             return views.call(s, target.id)
+
+        return write(self.sessions, work, once)
+
+    def queue(
+        self, username: str, unit_code: str, call_number: str, once: Once | None = None
+    ) -> UnitView:
+        """Line up a busy unit's next call: a pending call it goes to when it clears (in the
+        clearing transaction, `steps.promote`). At most one per unit; the call stays pending,
+        its clocks running, until then."""
+        code = validation.unit_code(unit_code)
+        number = validation.call_number(call_number)
+
+        def work(s: Session) -> UnitView:
+            staff = steps.authorise(s, username, "dispatch")
+            unit_id = lookups.unit_id(s, code)
+            call_id = lookups.call_id(s, number)
+            seen = s.scalar(
+                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *steps.ACTIVE)
+            )
+            calls = steps.lock_calls(s, [call_id, *([seen] if seen is not None else [])])
+            (unit,) = steps.lock_units(s, [code])
+            target = calls[call_id]
+            state = UnitStatus(unit.status)
+            if state == UnitStatus.AVAILABLE:
+                raise Conflict(f"{code} is available: dispatch it now (d {number} {code})")
+            if state == UnitStatus.OUT_OF_SERVICE:
+                raise Conflict(f"{code} is out of service")
+            if seen == call_id:
+                raise Conflict(f"{code} is on {number} already")
+            if target.status != CallStatus.RECEIVED:
+                raise Conflict(
+                    f"{number} is {lifecycle.label(target.status)}: only a pending call is "
+                    "lined up for a busy unit"
+                )
+            lined = s.scalar(
+                select(Call.number)
+                .join(Queued, Queued.call_id == Call.id)
+                .where(Queued.unit_id == unit_id, Queued.ended_at.is_(None))
+            )
+            if lined is not None:
+                raise Conflict(f"{code} already has {lined} lined up; unqueue {code} first")
+            s.execute(
+                insert(Queued).values(unit_id=unit_id, call_id=call_id, queued_by_id=staff.id)
+            )
+            self._audit(s, staff, "unit_queued", call_id=call_id, unit_id=unit_id)
+            now_on = calls[seen].number if seen is not None else "its call"
+            steps.narrate(
+                s,
+                staff,
+                self.desk,
+                call_id,
+                f"{code} lined up to come here when it clears {now_on}, by {staff.username}",
+            )
+            return views.unit(s, unit_id)
+
+        return write(self.sessions, work, once)
+
+    def unqueue(self, username: str, unit_code: str, once: Once | None = None) -> UnitView:
+        """Take back a unit's lined-up next call."""
+        code = validation.unit_code(unit_code)
+
+        def work(s: Session) -> UnitView:
+            staff = steps.authorise(s, username, "dispatch")
+            unit_id = lookups.unit_id(s, code)
+            calls = steps.lock_calls(s, list(steps.queued_calls(s, [unit_id]).values()))
+            steps.lock_units(s, [code])
+            entry = s.scalar(
+                select(Queued)
+                .where(Queued.unit_id == unit_id, Queued.ended_at.is_(None))
+                .with_for_update(),
+                execution_options=steps.FRESH,
+            )
+            if entry is None:
+                raise Conflict(f"{code} has no call lined up")
+            if entry.call_id not in calls:
+                raise Conflict(
+                    f"{code}'s next call changed at another desk a moment ago; look again"
+                )
+            at = steps.clock(s)
+            why = f"taken back by {staff.username}"
+            s.execute(
+                update(Queued).where(Queued.id == entry.id).values(ended_at=at, end_reason=why)
+            )
+            self._audit(s, staff, "queue_ended", call_id=entry.call_id, unit_id=unit_id, reason=why)
+            return views.unit(s, unit_id)
 
         return write(self.sessions, work, once)
 
@@ -711,6 +796,17 @@ _FIELD_NAMES = {
 }
 
 
+def _lock_call_and_next(s: Session, number: str) -> tuple[Call, dict[int, Call]]:
+    """Lock a call that is about to release its units, with the calls those units are lined up
+    for (they go on to them), in id order, before any unit."""
+    call_id = lookups.call_id(s, number)
+    on_it = s.scalars(
+        select(Assignment.unit_id).where(Assignment.call_id == call_id, *steps.ACTIVE)
+    ).all()
+    calls = steps.lock_calls(s, [call_id, *steps.queued_calls(s, list(on_it)).values()])
+    return calls[call_id], calls
+
+
 def _change(column: str, old: object, new: object) -> str:
     def shown(value: object) -> str:
         if value is None or value == "":
@@ -738,3 +834,52 @@ def _check_answer(s: Session, answer_id: int, staff: Staff) -> None:
         raise InvalidInput(f"no call answer {answer_id} of {staff.username}")
     if row[1] is not None:
         raise Conflict(f"that call was taken already, as {row[1]}")
+
+
+def _promote(
+    s: Session, staff: Staff, desk: str, unit: Unit, calls: dict[int, Call], at: datetime
+) -> str | None:
+    """A unit just cleared: dispatch it to the call it was lined up for, if that call is still
+    pending, else end its queue entry with the reason; what happened, in words (None: nothing
+    was lined up). The queued call must be among the `calls` the caller locked."""
+    entry = s.scalar(
+        select(Queued)
+        .where(Queued.unit_id == unit.id, Queued.ended_at.is_(None))
+        .with_for_update(),
+        execution_options=steps.FRESH,
+    )
+    if entry is None:
+        return None
+    call = calls.get(entry.call_id)
+    if call is None:
+        raise Conflict(f"{unit.code}'s next call changed at another desk a moment ago; look again")
+    if call.status != CallStatus.RECEIVED:
+        why = (
+            f"{call.number} is {lifecycle.label(call.status)}"
+            if not CallStatus(call.status).is_open
+            else f"{call.number} had another unit"
+        )
+        s.execute(update(Queued).where(Queued.id == entry.id).values(ended_at=at, end_reason=why))
+        steps.audit(s, staff, desk, "queue_ended", call_id=call.id, unit_id=unit.id, reason=why)
+        return f"{unit.code} available: its next call ended ({why})"
+    assignment_id = dispatching.start_assignment(s, call.id, unit.id, entry.queued_by_id, at)
+    s.execute(
+        update(Unit).where(Unit.id == unit.id).values(status=UnitStatus.EN_ROUTE, status_since=at)
+    )
+    first = call.first_dispatched_at is None
+    s.execute(
+        update(Call)
+        .where(Call.id == call.id)
+        .values(
+            status=CallStatus.DISPATCHED,
+            first_dispatched_at=at if first else call.first_dispatched_at,
+            dispatched_by_id=entry.queued_by_id if first else call.dispatched_by_id,
+        )
+    )
+    s.execute(
+        update(Queued)
+        .where(Queued.id == entry.id)
+        .values(ended_at=at, end_reason="dispatched", assignment_id=assignment_id)
+    )
+    steps.audit(s, staff, desk, "dispatch", call_id=call.id, unit_id=unit.id, queued=True)
+    return f"{unit.code} on to its next call, {call.number}"

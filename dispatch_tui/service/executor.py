@@ -138,6 +138,10 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
             )
         case c.Divert(code, number, reason):
             return service.divert(operator, code, number, reason, once)
+        case c.Queue(code, number):
+            return service.queue(operator, code, number, once)
+        case c.Unqueue(code):
+            return service.unqueue(operator, code, once)
         case c.LocateUnit(code, lat, lon):
             return service.locate_unit(operator, code, lat, lon, once)
         case c.CancelUnit(code, reason):
@@ -162,6 +166,27 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             return Outcome(sent, None, "call")
         on_it = ", ".join(now.active_units) or "no units"
         return Outcome(f"{sent} ({on_it} on it)", now, "call")
+    if isinstance(result, UnitView) and isinstance(command, c.Queue | c.Unqueue):
+        if isinstance(command, c.Unqueue):
+            return Outcome(f"{result.code}: its next call was taken back", result, "unit")
+        on = f" (on {result.call_number} now)" if result.call_number else ""
+        return Outcome(
+            f"{result.code} lined up for {result.queued_call}{on}: it goes there when it clears",
+            result,
+            "unit",
+        )
+    if (
+        isinstance(result, UnitView)
+        and isinstance(command, c.SetUnitStatus)
+        and command.status.upper() == "AVAILABLE"
+        and result.status != "AVAILABLE"
+        and result.call_number
+    ):
+        return Outcome(
+            f"{result.code} cleared, and on to its next call, {result.call_number}",
+            result,
+            "unit",
+        )
     if isinstance(result, UnitView):
         asked = command.hospital if isinstance(command, c.SetUnitStatus) else None
         to = f" to {_code(asked)}" if asked else ""
@@ -320,6 +345,10 @@ def what(command: c.Command) -> str:
             return f"position of {_code(code)}"
         case c.Divert(code, number):
             return f"divert {_code(code)} → {_number(number)}"
+        case c.Queue(code, number):
+            return f"line up {_code(code)} for {_number(number)}"
+        case c.Unqueue(code):
+            return f"take back {_code(code)}'s next call"
         case c.SetHospitalStatus(code):
             return f"hospital {_code(code)}"
     return type(command).__name__

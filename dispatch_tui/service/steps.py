@@ -20,6 +20,7 @@ from dispatch_tui.db.models import (
     Hospital,
     NarrativeEntry,
     Place,
+    Queued,
     Staff,
     Unit,
 )
@@ -164,19 +165,22 @@ def code_of(s: Session, hospital_id: int | None) -> str | None:
     )
 
 
-def lock_unit_on_call(s: Session, code: str) -> tuple[Unit, Call | None, Assignment | None]:
-    """Lock a unit and the call it is on, in the shared order (call first, then unit).
+def lock_unit_on_call(
+    s: Session, code: str
+) -> tuple[Unit, Call | None, Assignment | None, dict[int, Call]]:
+    """Lock a unit and the call it is on, in the shared order (calls first, then the unit); also
+    the call it is lined up for, which is returned with the other in the last item (by id).
 
     The unit's call is looked up unlocked first; after both locks the assignment is read again,
     and if the unit moved to another call in between, the caller is told to look again.
     """
     unit_id = lookups.unit_id(s, code)
     seen = s.scalar(select(Assignment.call_id).where(Assignment.unit_id == unit_id, *ACTIVE))
-    call = None
-    if seen is not None:
-        call = s.scalar(
-            select(Call).where(Call.id == seen).with_for_update(), execution_options=FRESH
-        )
+    # The call the unit is lined up for is locked too, before the unit (the shared order): if
+    # this change clears the unit, it goes there (`promote`).
+    queued = queued_calls(s, [unit_id])
+    calls = lock_calls(s, [c for c in (seen, *queued.values()) if c is not None])
+    call = calls.get(seen) if seen is not None else None
     (unit,) = lock_units(s, [code])
     assignment = s.scalar(
         select(Assignment).where(Assignment.unit_id == unit_id, *ACTIVE), execution_options=FRESH
@@ -185,7 +189,7 @@ def lock_unit_on_call(s: Session, code: str) -> tuple[Unit, Call | None, Assignm
         raise Conflict(f"{code} changed at another desk a moment ago; look again")
     # A busy unit has its assignment and its call from here on (a direct SQL change can part them).
     lifecycle.check_consistent(code, unit.status, call.number if call else None)
-    return unit, call, assignment
+    return unit, call, assignment, calls
 
 
 def audit(
@@ -242,3 +246,24 @@ def narrate(
         .returning(NarrativeEntry.id)
     ).scalar_one()
     return entry_id
+
+
+def lock_calls(s: Session, ids: Sequence[int]) -> dict[int, Call]:
+    """Lock calls in id order (the order every action that takes several uses)."""
+    if not ids:
+        return {}
+    query = select(Call).where(Call.id.in_(sorted(set(ids)))).order_by(Call.id).with_for_update()
+    return {c.id: c for c in s.scalars(query, execution_options=FRESH)}
+
+
+def queued_calls(s: Session, unit_ids: Sequence[int]) -> dict[int, int]:
+    """The call each of these units is lined up for (unit id -> call id), read unlocked: the
+    caller locks those calls, in order, before the units."""
+    if not unit_ids:
+        return {}
+    rows = s.execute(
+        select(Queued.unit_id, Queued.call_id).where(
+            Queued.unit_id.in_(unit_ids), Queued.ended_at.is_(None)
+        )
+    ).all()
+    return {u: c for u, c in rows}

@@ -251,6 +251,8 @@ def db_errors(*, in_doubt: bool = False) -> Iterator[None]:
         constraint = constraint_of(err)
         if constraint == "uq_assignments_active_unit":
             raise Conflict("that unit was dispatched at another desk a moment ago") from err
+        if constraint == "uq_queued_open_unit":
+            raise Conflict("that unit was lined up for another call a moment ago") from err
         if constraint == "uq_calls_answer_id":
             raise Conflict("the call from that intake form was taken a moment ago") from err
         if constraint == request_ids.KEY:

@@ -63,6 +63,23 @@ def unit_status_text(unit: UnitView, styles: dict[str, str]) -> Text:
     return status_text(unit_state(unit.status, unit.en_route_reported), styles)
 
 
+def _nature_and_next(call: CallView) -> Text:
+    """A pending call's nature, and the busy units lined up to come to it (`M3 next`)."""
+    if not call.queued_units:
+        return Text(call.nature)
+    text = Text(f"{', '.join(call.queued_units)} next ", style="bold cyan")
+    text.append(call.nature)
+    return text
+
+
+def _call_and_next(unit: UnitView) -> Text:
+    """The unit's call, and the one it is lined up for (`C-1001 → C-1003`)."""
+    text = Text(unit.call_number or "")
+    if unit.queued_call:
+        text.append(f" → {unit.queued_call}", style="bold cyan")
+    return text
+
+
 def only(action: str, doing: str) -> str:
     """Why an operator whose role may not do `action` cannot: who may."""
     allowed = " or ".join(
@@ -329,7 +346,7 @@ class PendingCalls(CallPane):
             Text(row.number, style="bold"),
             _PRIORITY.get(row.priority) or Text(f"P{row.priority}"),
             *self.clock_cells(row),
-            Text(row.nature),
+            _nature_and_next(row),
             Text(row.location_text),
         )
 
@@ -498,6 +515,13 @@ class Units(Pane[UnitView]):
             id="divert",
             tooltip="to another call, most urgent first (en route or at the hospital)",
         ),
+        Binding(
+            "l",
+            "line_up",
+            "Next call",
+            id="line-up",
+            tooltip="line up a pending call for when it clears (again: take it back)",
+        ),
     ]
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
@@ -515,7 +539,7 @@ class Units(Pane[UnitView]):
             Text(row.capability),
             unit_status_text(row, self.styles_by_status),
             *self.clock_cells(row),
-            Text(row.call_number or ""),
+            _call_and_next(row),
             Text(row.station_code or ""),
         )
 
@@ -527,6 +551,9 @@ class Units(Pane[UnitView]):
 
     def action_divert(self) -> None:
         self.act("divert")
+
+    def action_line_up(self) -> None:
+        self.act("line_up")
 
     def refusal(self, action: str, parameters: tuple[object, ...]) -> str | None:
         row = self.selected
@@ -549,6 +576,11 @@ class Units(Pane[UnitView]):
             if row.status != UnitStatus.EN_ROUTE:
                 state = unit_label(row.status, row.en_route_reported)
                 return f"{row.code} is {state}; clear it (v) instead of cancelling"
+        if action == "line_up":
+            if not self.permit("dispatch", row):
+                return only("dispatch", "line up a unit's next call")
+            if row.call_number is None and row.queued_call is None:
+                return f"{row.code} is {unit_label(row.status, row.en_route_reported)}: dispatch it now"
         if action == "divert":
             if not self.permit("dispatch", row):
                 return only("dispatch", "divert a unit")
