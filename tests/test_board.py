@@ -228,6 +228,13 @@ async def test_board_shows_warnings_and_rings_once_per_overdue_timer(
         world.dispatch("alice", number, ["M6"])  # the last ALS unit: the loud warning appears
         await until(pilot, lambda: "NO ALS UNIT AVAILABLE" in _text(screen, "#situation"))
         assert not bells
+        # A second P1 with no ALS unit free: who clears first, and about when.
+        second = world.create_call(
+            "alice", CallIntake(nature="Stroke", place="Central Station", priority=1)
+        ).number
+        await until(
+            pilot, lambda: f"{second} P1 next to clear: M6 ~" in _text(screen, "#situation")
+        )
         clock["now"] += timedelta(seconds=61)  # M6 not en route after 61 s: overdue
         screen.render_all()
         assert "OVERDUE" in _text(screen, "#timers") and len(bells) == 1

@@ -250,3 +250,40 @@ async def test_l_on_a_busy_unit_lines_up_its_next_call(
         world.unit_status("alice", "M1", "AVAILABLE")  # the crew clears, elsewhere
         await until(pilot, lambda: pending_numbers(app) == [])
         assert unit_status(app, "M1") == "EN_ROUTE"
+
+
+def _all_busy(world: DispatchService) -> str:
+    """Every unit on one big call, on scene; a new pending call with none free."""
+    big = new_call(world, nature="Bus crash")
+    units = [u.code for u in world.units()]
+    world.dispatch("alice", big, units)
+    for code in units:
+        world.unit_status("alice", code, "ON_SCENE")
+    return new_call(world, priority=1, nature="Cardiac arrest")
+
+
+def test_recommend_with_no_unit_free_names_the_next_to_clear(
+    world: DispatchService, db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    waiting = _all_busy(world)
+    assert main(["recommend", waiting]) == 0
+    out = capsys.readouterr().out
+    assert "no unit is available; next to clear: M" in out and "queue M" in out
+    assert "free in ~" in out
+
+
+async def test_d_with_no_unit_free_offers_the_next_to_clear_to_line_up(
+    world: DispatchService, database_url: str
+) -> None:
+    waiting = _all_busy(world)
+    app = desk(world, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [waiting])
+        screen_of(app).pending.focus()
+        await pilot.press("d")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "PickScreen")
+        title = str(app.screen.query_one(".modal-title").render())
+        assert f"No unit is free for {waiting}" in title
+        await pilot.press("enter")
+        await until(pilot, lambda: "lined up for" in feedback(app))
+    assert world.call(waiting).queued_units != ()

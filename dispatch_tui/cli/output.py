@@ -101,6 +101,18 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
             eta = f"{round(r.eta_seconds / 60)} min" if r.eta_seconds is not None else "?"
             table.add_row(_t(r.rank), _t(r.unit.code), _t(r.unit.capability), _t(eta), _t(r.reason))
         console.print(table if data else _t(outcome.message))
+    elif outcome.kind == "clearing":
+        table = _table("Unit", "Cap", "Now", "Free in", "At the call in")
+        for clearing in data:
+            table.add_row(
+                _t(clearing.unit.code),
+                _t(clearing.unit.capability),
+                _t(f"{clearing.unit.status} on {clearing.unit.call_number}"),
+                _t(f"~{round(clearing.free_in / 60)} min"),
+                _t(f"~{round(clearing.eta / 60)} min" if clearing.eta is not None else "?"),
+            )
+        console.print(table)
+        console.print(_t(outcome.message))
     elif outcome.kind == "audit":
         table = _table("When", "Operator", "Desk", "Action", "Call", "Unit", "Details")
         for a in data:

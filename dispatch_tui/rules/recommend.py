@@ -14,8 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
+from dispatch_tui.rules.lifecycle import unit_label
 from dispatch_tui.rules.views import CallView, HospitalView, Recommendation, UnitView
 
 NO_UNIT_AVAILABLE = "no unit is available"
@@ -136,3 +138,63 @@ def destinations(call: CallView | None, hospitals: Iterable[HospitalView]) -> li
         )
     )
     return found
+
+
+# -- next to clear ----------------------------------------------------------------------------------
+
+# How long each step still ahead of a busy unit typically takes, in seconds: on the way, on
+# scene, transporting, at the hospital (offload). Estimates to rank by, not promises: a unit on
+# scene is assumed to transport (the longer way), and a step overrunning its typical time is
+# taken to end now.
+TYPICAL_STEP_SECONDS = {
+    UnitStatus.EN_ROUTE: 8 * 60,
+    UnitStatus.ON_SCENE: 20 * 60,
+    UnitStatus.TRANSPORTING: 15 * 60,
+    UnitStatus.AT_HOSPITAL: 20 * 60,
+}
+_STEPS = list(TYPICAL_STEP_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Clearing:
+    """A busy unit that will be free: in about `free_in` seconds, then `eta` to reach the call."""
+
+    unit: UnitView
+    free_in: int
+    eta: int | None
+    reason: str
+
+
+def free_in_seconds(unit: UnitView, now: datetime) -> int:
+    """About how long until a busy unit clears, from its state and time in it."""
+    state = UnitStatus(unit.status)
+    spent = max(0.0, (now - unit.status_since).total_seconds())
+    left = max(0.0, TYPICAL_STEP_SECONDS[state] - spent)
+    later = _STEPS[_STEPS.index(state) + 1 :]
+    return round(left + sum(TYPICAL_STEP_SECONDS[s] for s in later))
+
+
+def next_to_clear(
+    call: CallView, units: Iterable[UnitView], now: datetime, limit: int = 3
+) -> list[Clearing]:
+    """When nothing suitable is free: the busy units expected to reach `call` first (clear, then
+    travel from where they are), ALS first for P1/P2 unless a BLS unit is much sooner. Units
+    already lined up for a call are left out."""
+    scene = (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
+    wants_als = call.priority <= 2
+    found: list[tuple[float, Clearing]] = []
+    for u in units:
+        if u.status not in TYPICAL_STEP_SECONDS or u.queued_call or u.call_number == call.number:
+            continue
+        free = free_in_seconds(u, now)
+        where = (u.lat, u.lon) if u.lat is not None and u.lon is not None else u.station_position
+        eta = free + estimate_seconds(haversine_km(where, scene)) if where and scene else None
+        mismatch = wants_als and u.capability != "ALS"
+        state = unit_label(u.status, u.en_route_reported)
+        reason = f"{u.capability}, {state} on {u.call_number}: free in ~{_minutes(free)}"
+        if eta is not None:
+            reason += f", at the call in ~{_minutes(eta)}"
+        score = float(eta if eta is not None else free) + (BLS_PENALTY_SECONDS if mismatch else 0)
+        found.append((score, Clearing(u, free, eta, reason)))
+    found.sort(key=lambda pair: (pair[0], pair[1].unit.code))
+    return [c for _, c in found[:limit]]

@@ -26,7 +26,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Footer, Static
 
-from dispatch_tui.rules import norms
+from dispatch_tui.rules import norms, recommend
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.lifecycle import unit_state
 from dispatch_tui.rules.norms import clock
@@ -192,6 +192,7 @@ class BoardScreen(LiveScreen):
         parts.append(line)
         if available["ALS"] == 0:
             parts.append(Text(" ⚠ NO ALS UNIT AVAILABLE ", style="bold reverse red"))
+        parts.extend(self._next_to_clear(pending, now))
         by_status = Counter(unit_state(u.status, u.en_route_reported) for u in self.units.values())
         # Each state with its count is one piece that wraps whole (ON SCENE 1 never splits).
         statuses = [Text("Units", style="bold")]
@@ -210,6 +211,31 @@ class BoardScreen(LiveScreen):
             hospitals.append("  ")
         parts.append(hospitals)
         return Group(*parts)
+
+    def _next_to_clear(self, pending: list[CallView], now: datetime) -> list[Text]:
+        """For the most urgent pending P1/P2 calls no free unit suits: who clears first."""
+        units = list(self.units.values())
+        free_als = any(u.status == "AVAILABLE" and u.capability == "ALS" for u in units)
+        if free_als:
+            return []
+        lines = []
+        urgent = sorted(
+            (c for c in pending if c.priority <= 2), key=lambda c: (c.priority, c.received_at)
+        )
+        for call in urgent[:3]:
+            clearing = recommend.next_to_clear(call, units, now, limit=2)
+            if not clearing:
+                continue
+            line = Text(f"{call.number} P{call.priority} next to clear: ", style="bold")
+            line.append(
+                " · ".join(
+                    f"{c.unit.code} ~{round(c.free_in / 60)} min"
+                    + (f" (there ~{round(c.eta / 60)})" if c.eta is not None else "")
+                    for c in clearing
+                )
+            )
+            lines.append(line)
+        return lines
 
     def _timer_table(self, now: datetime) -> RenderableType:
         found = norms.timers(self.calls.values(), now)

@@ -488,7 +488,7 @@ class DeskScreen(LiveScreen):
         one. The service checks everything again when the dispatch is sent."""
         recs = recommend.for_call(call, self.units.rows_by_key.values(), limit=8)
         if not recs:
-            self.say(recommend.NO_UNIT_AVAILABLE, ok=False)
+            self._offer_next_to_clear(call, add=add)
             return
         options = []
         for r in recs:
@@ -524,6 +524,34 @@ class DeskScreen(LiveScreen):
         verb = "Add a unit to" if add else "Dispatch to"
         self.app.push_screen(
             PickScreen(f"{verb} {call.number}: recommended units", options), chosen
+        )
+
+    def _offer_next_to_clear(self, call: CallView, *, add: bool) -> None:
+        """No unit free: the units expected to reach the call first, each a key away from being
+        lined up for it (a pending call only)."""
+        clearing = recommend.next_to_clear(call, self.units.rows_by_key.values(), self.db_now())
+        if not clearing or add or call.status != "RECEIVED":
+            self.say(recommend.NO_UNIT_AVAILABLE, ok=False)
+            return
+        options = []
+        for c in clearing:
+            text = Text()
+            text.append(f"{c.unit.code:<5}", style="bold")
+            text.append(f" {c.reason}")
+            options.append((c.unit.code, text))
+
+        def chosen(unit: str | None) -> None:
+            if unit:
+                self.perform(commands.Queue(unit, call.number))
+
+        self.app.push_screen(
+            PickScreen(
+                f"No unit is free for {call.number} (P{call.priority} {call.nature}). "
+                "Next to clear:",
+                options,
+                hint="Enter: line this unit up; it comes here when it clears · Esc: back",
+            ),
+            chosen,
         )
 
     def open_divert(self, unit: UnitView) -> None:

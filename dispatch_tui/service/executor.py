@@ -248,8 +248,18 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
             return Outcome(message, found, "found")
         case c.Recommend(number, limit):
             recs = service.recommend(number, limit=max(1, min(limit, 50)))
-            top = f"top: {recs[0].unit.code} ({recs[0].reason})" if recs else NO_UNIT_AVAILABLE
-            return Outcome(top, recs, "recommendations")
+            if recs:
+                top = f"top: {recs[0].unit.code} ({recs[0].reason})"
+                return Outcome(top, recs, "recommendations")
+            clearing = service.next_to_clear(number)
+            if not clearing:
+                return Outcome(NO_UNIT_AVAILABLE, recs, "recommendations")
+            first = clearing[0]
+            message = (
+                f"{NO_UNIT_AVAILABLE}; next to clear: {first.unit.code} ({first.reason}); "
+                f"line it up with: queue {first.unit.code} {number}"
+            )
+            return Outcome(message, clearing, "clearing")
         case c.Show(what, everything, limit):
             data: list[Any]
             if what == "calls":

@@ -16,6 +16,7 @@ from dispatch_tui.db import views
 from dispatch_tui.rules import lifecycle, norms, recommend, validation
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import AlreadyDone, Conflict, InvalidInput
+from dispatch_tui.rules.recommend import Clearing
 from dispatch_tui.rules.views import (
     AuditView,
     CallRecord,
@@ -53,6 +54,14 @@ class ReadService:
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{call.number} is {lifecycle.label(call.status)}")
             return recommend.for_call(call, views.units(s), limit)
+
+    def next_to_clear(self, call_number: str, limit: int = 3) -> list[Clearing]:
+        """When no unit is free: the busy units expected to reach the call first."""
+        validation.call_number(call_number)
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            call = views.call(s, lookups.call_id(s, call_number))
+            return recommend.next_to_clear(call, views.units(s), views.db_now(s), limit)
 
     def call(self, call_number: str) -> CallView:
         validation.call_number(call_number)
