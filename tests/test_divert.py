@@ -262,3 +262,28 @@ async def test_r_on_a_unit_diverts_it_to_the_call_chosen(
         pane = screen_of(app).pending
         flag = pane.get_row_at(0)[3]
         assert flag.plain == "AGAIN"  # loud: it had a unit, and has none now
+
+
+async def test_d_on_a_p1_offers_a_unit_en_route_to_a_p4_and_diverts_after_asking(
+    world: DispatchService, database_url: str
+) -> None:
+    minor = new_call(world, priority=4, nature="Minor cut")
+    urgent = new_call(world, priority=1, nature="Cardiac arrest")
+    for unit in world.units():  # nothing else free
+        if unit.code != "M1":
+            world.unit_status("alice", unit.code, "OUT_OF_SERVICE")
+    world.dispatch("alice", minor, ["M1"])
+    app = desk(world, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [urgent])
+        screen_of(app).pending.focus()
+        await pilot.press("d")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "PickScreen")
+        options = app.screen.query_one("OptionList")
+        assert options.get_option_at_index(0).id == "divert:M1"
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "ConfirmScreen")
+        await pilot.press("y")
+        await until(pilot, lambda: f"M1 diverted to {urgent}" in feedback(app))
+    assert world.call(urgent).active_units == ("M1",)
+    assert world.call(minor).status == "RECEIVED"

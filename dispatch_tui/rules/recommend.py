@@ -198,3 +198,57 @@ def next_to_clear(
         found.append((score, Clearing(u, free, eta, reason)))
     found.sort(key=lambda pair: (pair[0], pair[1].unit.code))
     return [c for _, c in found[:limit]]
+
+
+# -- divert a unit from a less urgent call --------------------------------------------------------
+
+# A unit en route to a P3/P4 call is offered for a P1/P2 call when it gets there at least this
+# much sooner than the nearest free unit would (or when no unit is free).
+DIVERT_GAIN_SECONDS = 180
+
+
+@dataclass(frozen=True, slots=True)
+class DivertCandidate:
+    unit: UnitView
+    from_call: str
+    from_priority: int
+    eta: int
+    free_eta: int | None  # the nearest free unit's, for comparison
+    reason: str
+
+
+def divert_candidates(
+    call: CallView,
+    units: Iterable[UnitView],
+    priority_of: dict[str, int],
+    free_eta: int | None,
+    limit: int = 2,
+) -> list[DivertCandidate]:
+    """For a P1/P2 call: units en route to a P3/P4 call that would reach this one much sooner
+    (DIVERT_GAIN_SECONDS) than the nearest free unit, nearest first. `priority_of`: the open
+    calls' priorities by number; `free_eta`: the best free unit's ETA (None: none is free)."""
+    scene = (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
+    if call.priority > 2 or scene is None:
+        return []
+    found = []
+    for u in units:
+        on = u.call_number
+        if u.status != UnitStatus.EN_ROUTE or on is None or priority_of.get(on, 1) < 3:
+            continue
+        where = (u.lat, u.lon) if u.lat is not None and u.lon is not None else u.station_position
+        if where is None:
+            continue
+        eta = estimate_seconds(haversine_km(where, scene))
+        if free_eta is not None and eta + DIVERT_GAIN_SECONDS > free_eta:
+            continue
+        versus = (
+            f"the nearest free unit ~{_minutes(free_eta)}"
+            if free_eta is not None
+            else "no unit free"
+        )
+        reason = (
+            f"divert from {on} (P{priority_of[on]}): here in ~{_minutes(eta)}, against {versus}"
+        )
+        found.append(DivertCandidate(u, on, priority_of[on], eta, free_eta, reason))
+    found.sort(key=lambda d: (d.eta, d.unit.code))
+    return found[:limit]

@@ -486,11 +486,24 @@ class DeskScreen(LiveScreen):
         """Recommended units for the call, ranked from the live rows the desk already holds, so
         the list opens at once (an Enter typed right after `d` lands in it); Enter takes the top
         one. The service checks everything again when the dispatch is sent."""
-        recs = recommend.for_call(call, self.units.rows_by_key.values(), limit=8)
-        if not recs:
+        units = self.units.rows_by_key.values()
+        recs = recommend.for_call(call, units, limit=8)
+        priority_of = {
+            c.number: c.priority
+            for p in (self.pending, self.active)
+            for c in p.rows_by_key.values()
+        }
+        best = recs[0].eta_seconds if recs else None
+        diverts = recommend.divert_candidates(call, units, priority_of, best)
+        if not recs and not diverts:
             self._offer_next_to_clear(call, add=add)
             return
         options = []
+        for d in diverts:  # much sooner than any free unit: offered first, marked
+            text = Text()
+            text.append(f"↪  {d.unit.code:<5}", style="bold yellow")
+            text.append(f" {d.reason}")
+            options.append((f"divert:{d.unit.code}", text))
         for r in recs:
             text = Text()
             text.append(f"{r.rank}. {r.unit.code:<5}", style="bold")
@@ -502,6 +515,9 @@ class DeskScreen(LiveScreen):
 
         def chosen(unit: str | None) -> None:
             if not unit:
+                return
+            if unit.startswith("divert:"):
+                self._confirm_divert(unit.removeprefix("divert:"), call, diverts)
                 return
             waiting = self._last_als_wanted(call, unit)
             if waiting is None:
@@ -524,6 +540,24 @@ class DeskScreen(LiveScreen):
         verb = "Add a unit to" if add else "Dispatch to"
         self.app.push_screen(
             PickScreen(f"{verb} {call.number}: recommended units", options), chosen
+        )
+
+    def _confirm_divert(
+        self, unit: str, call: CallView, diverts: list[recommend.DivertCandidate]
+    ) -> None:
+        found = next(d for d in diverts if d.unit.code == unit)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.perform(commands.Divert(unit, call.number, f"for {call.number}"))
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Divert {unit} from {found.from_call} (P{found.from_priority}) to {call.number} "
+                f"(P{call.priority} {call.nature})? {found.from_call} goes back to pending if "
+                "no unit is left on it."
+            ),
+            confirmed,
         )
 
     def _offer_next_to_clear(self, call: CallView, *, add: bool) -> None:

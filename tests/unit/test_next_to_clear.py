@@ -8,6 +8,7 @@ from datetime import timedelta
 from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.recommend import (
     TYPICAL_STEP_SECONDS,
+    divert_candidates,
     free_in_seconds,
     next_to_clear,
 )
@@ -57,3 +58,26 @@ def test_als_first_for_a_p1_unless_a_bls_unit_is_much_sooner() -> None:
     als = busy("M1", "AT_HOSPITAL", 17)  # free in 3 min
     bls = busy("B1", "AT_HOSPITAL", 19, cap="BLS")  # free in 1 min: not 4 min sooner
     assert [c.unit.code for c in next_to_clear(call, [als, bls], T0)] == ["M1", "B1"]
+
+
+def test_a_unit_en_route_to_a_p4_is_offered_for_a_p1_when_much_sooner() -> None:
+    call = call_view("C-1", priority=1, lat=40.0, lon=-83.0)
+    near = replace(busy("M1", "EN_ROUTE", 1), call_number="C-4")
+    far = replace(unit_view("M2", "ALS", "EN_ROUTE", lat=40.3, lon=-83.3), call_number="C-5")
+    on_p2 = replace(busy("M3", "EN_ROUTE", 1), call_number="C-2")
+    priorities = {"C-4": 4, "C-5": 3, "C-2": 2}
+    # No unit free: the near one and the far one, nearest first; never one going to a P2.
+    found = divert_candidates(call, [near, far, on_p2], priorities, None)
+    assert [d.unit.code for d in found] == ["M1", "M2"]
+    assert found[0].reason.startswith("divert from C-4 (P4): here in ~1 min")
+    # A free unit 2 min away: diverting M1 (1 min) does not gain enough.
+    assert divert_candidates(call, [near], priorities, 120) == []
+    # One 10 min away: it does.
+    assert [d.unit.code for d in divert_candidates(call, [near], priorities, 600)] == ["M1"]
+    # Never for a P3 call.
+    assert (
+        divert_candidates(
+            call_view("C-1", priority=3, lat=40.0, lon=-83.0), [near], priorities, None
+        )
+        == []
+    )
