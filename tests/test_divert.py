@@ -287,3 +287,18 @@ async def test_d_on_a_p1_offers_a_unit_en_route_to_a_p4_and_diverts_after_asking
         await until(pilot, lambda: f"M1 diverted to {urgent}" in feedback(app))
     assert world.call(urgent).active_units == ("M1",)
     assert world.call(minor).status == "RECEIVED"
+
+
+def test_recommend_on_the_cli_names_a_unit_worth_diverting(
+    world: DispatchService, db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    minor = new_call(world, priority=4, nature="Minor cut")
+    urgent = new_call(world, priority=1, nature="Cardiac arrest")
+    for unit in world.units():
+        if unit.code != "M1":
+            world.unit_status("alice", unit.code, "OUT_OF_SERVICE")
+    world.dispatch("alice", minor, ["M1"])
+    assert main(["recommend", urgent]) == 0
+    out = capsys.readouterr().out
+    assert f"no unit is available; or M1: divert from {minor} (P4)" in out
+    assert f"(divert M1 {urgent})" in out

@@ -100,7 +100,9 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
             assert isinstance(r, Recommendation)
             eta = f"{round(r.eta_seconds / 60)} min" if r.eta_seconds is not None else "?"
             table.add_row(_t(r.rank), _t(r.unit.code), _t(r.unit.capability), _t(eta), _t(r.reason))
-        console.print(table if data else _t(outcome.message))
+        if data:
+            console.print(table)
+        console.print(_t(outcome.message))
     elif outcome.kind == "clearing":
         table = _table("Unit", "Cap", "Now", "Free in", "At the call in")
         for clearing in data:

@@ -248,9 +248,15 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
             return Outcome(message, found, "found")
         case c.Recommend(number, limit):
             recs = service.recommend(number, limit=max(1, min(limit, 50)))
+            diverts = service.divert_candidates(number)
+            also = "".join(
+                f"; or {d.unit.code}: {d.reason} (divert {d.unit.code} {number})" for d in diverts
+            )
             if recs:
-                top = f"top: {recs[0].unit.code} ({recs[0].reason})"
+                top = f"top: {recs[0].unit.code} ({recs[0].reason}){also}"
                 return Outcome(top, recs, "recommendations")
+            if diverts:
+                return Outcome(f"{NO_UNIT_AVAILABLE}{also}", recs, "recommendations")
             clearing = service.next_to_clear(number)
             if not clearing:
                 return Outcome(NO_UNIT_AVAILABLE, recs, "recommendations")
