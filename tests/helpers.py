@@ -10,9 +10,12 @@ This module imports nothing that needs a database, so the unit tier can use it t
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from dispatch_tui.rules.errors import Conflict
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.rules.views import AssignmentView, CallView, HospitalView, UnitView
 
@@ -149,3 +152,25 @@ def hospital_view(code: str, lat: float, lon: float, status: str = "OPEN") -> Ho
         lat=lat,
         lon=lon,
     )
+
+
+def race(*actions: Callable[[], object]) -> list[str]:
+    """Run `actions` at once (a barrier lets them go together); each one's outcome: "done", or
+    the message of the Conflict it met."""
+    start = threading.Barrier(len(actions))
+    results: list[str] = []
+
+    def run(action: Callable[[], object]) -> None:
+        start.wait()
+        try:
+            action()
+            results.append("done")
+        except Conflict as err:
+            results.append(err.message)
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in actions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -23,7 +23,7 @@ from dispatch_tui.rules.errors import Conflict, DispatchError
 from dispatch_tui.service import executor
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.desk_helpers import desk, feedback, pending_numbers, screen_of, unit_status, until
-from tests.helpers import new_call
+from tests.helpers import new_call, race
 from tests.invariants import violations
 
 Count = Callable[..., int]
@@ -167,26 +167,6 @@ def test_crossing_diverts_never_deadlock(
     assert violations(engine) == ""
 
 
-def _race(*actions: Callable[[], object]) -> list[str]:
-    start = threading.Barrier(len(actions))
-    results: list[str] = []
-
-    def run(action: Callable[[], object]) -> None:
-        start.wait()
-        try:
-            action()
-            results.append("done")
-        except Conflict as err:
-            results.append(err.message)
-
-    threads = [threading.Thread(target=run, args=(a,)) for a in actions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 def test_a_divert_racing_a_dispatch_of_the_unit_has_one_winner(
     world: DispatchService, engine: Engine
 ) -> None:
@@ -195,7 +175,7 @@ def test_a_divert_racing_a_dispatch_of_the_unit_has_one_winner(
         world.dispatch("alice", a, ["M1"])
         world.cancel_unit("alice", "M1", "reset")  # free again, a pending again
         world.dispatch("alice", a, ["M1"], add=True)
-        results = _race(
+        results = race(
             lambda b=b: world.divert("alice", "M1", b),
             lambda other=other: world.dispatch("bob", other, ["M1"]),
         )
@@ -213,7 +193,7 @@ def test_a_divert_racing_the_crews_report_leaves_everything_consistent(
     for _ in range(20):
         a, b = new_call(world), new_call(world)
         world.dispatch("alice", a, ["M1"])
-        results = _race(
+        results = race(
             lambda b=b: world.divert("alice", "M1", b),
             lambda: world.unit_status("carol", "M1", "ON_SCENE"),
         )

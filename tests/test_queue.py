@@ -8,7 +8,6 @@ have one winner and leave every invariant.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -19,7 +18,7 @@ from dispatch_tui.db.engine import make_engine, make_sessionmaker
 from dispatch_tui.rules.errors import Conflict
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.desk_helpers import desk, feedback, pending_numbers, screen_of, unit_status, until
-from tests.helpers import new_call
+from tests.helpers import new_call, race
 from tests.invariants import violations
 
 Count = Callable[..., int]
@@ -115,31 +114,11 @@ def test_what_cannot_be_lined_up_says_why(world: DispatchService, count: Count) 
     assert count("queued", "ended_at IS NULL") == 0
 
 
-def _race(*actions: Callable[[], object]) -> list[str]:
-    start = threading.Barrier(len(actions))
-    results: list[str] = []
-
-    def run(action: Callable[[], object]) -> None:
-        start.wait()
-        try:
-            action()
-            results.append("done")
-        except Conflict as err:
-            results.append(err.message)
-
-    threads = [threading.Thread(target=run, args=(a,)) for a in actions]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 def test_two_desks_queueing_one_unit_one_wins(world: DispatchService, engine: Engine) -> None:
     _busy(world, "M1")
     for _ in range(15):
         a, b = new_call(world), new_call(world)
-        results = _race(
+        results = race(
             lambda a=a: world.queue("alice", "M1", a),
             lambda b=b: world.queue("bob", "M1", b),
         )
@@ -155,7 +134,7 @@ def test_queue_racing_the_clear_and_cancel_racing_the_clear(
         _busy(world, "M1", "ON_SCENE")
         nxt = new_call(world)
         # Queue vs clear: lined up in time (dispatched there) or refused (M1 already free).
-        results = _race(
+        results = race(
             lambda nxt=nxt: world.queue("alice", "M1", nxt),
             lambda: world.unit_status("carol", "M1", "AVAILABLE"),
         )
@@ -168,7 +147,7 @@ def test_queue_racing_the_clear_and_cancel_racing_the_clear(
         world.queue("alice", "M1", nxt)
         # Cancel of the lined-up call vs the clear: either M1 goes there and is released by the
         # cancel, or the cancel comes first and M1 is simply available.
-        results = _race(
+        results = race(
             lambda nxt=nxt: world.cancel_call("bob", nxt, "caller cancelled"),
             lambda: world.unit_status("carol", "M1", "AVAILABLE"),
         )

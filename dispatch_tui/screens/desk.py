@@ -311,6 +311,23 @@ class DeskScreen(LiveScreen):
             answered,
         )
 
+    def _pick(
+        self,
+        title: str,
+        options: list[tuple[str, Text]],
+        command: Callable[[str], commands.Command],
+        *,
+        hint: str,
+    ) -> None:
+        """A list to choose from before an action; Enter runs `command(choice)`, Escape does
+        nothing. The title names what the action does."""
+
+        def chosen(choice: str | None) -> None:
+            if choice:
+                self.perform(command(choice))
+
+        self.app.push_screen(PickScreen(title, options, hint=hint), chosen)
+
     def _confirm_cancel(self, call: CallView) -> None:
         """Cancel a call: why, and a confirmation naming it and what it releases."""
         units = ", ".join(call.active_units)
@@ -346,17 +363,11 @@ class DeskScreen(LiveScreen):
         releases = f"; clears {units}" if units else ""
         options = [(d, Text(d)) for d in self.context.options.dispositions]
 
-        def chosen(disposition: str | None) -> None:
-            if disposition:
-                self.perform(commands.CloseCall(call.number, disposition))
-
-        self.app.push_screen(
-            PickScreen(
-                f"Close {call.number} (P{call.priority} {call.nature}){releases}: what happened?",
-                options,
-                hint="Enter: close with this disposition · Esc: back, nothing done",
-            ),
-            chosen,
+        self._pick(
+            f"Close {call.number} (P{call.priority} {call.nature}){releases}: what happened?",
+            options,
+            lambda disposition: commands.CloseCall(call.number, disposition),
+            hint="Enter: close with this disposition · Esc: back, nothing done",
         )
 
     def ask_note(self, call: CallView) -> None:
@@ -574,18 +585,11 @@ class DeskScreen(LiveScreen):
             text.append(f" {c.reason}")
             options.append((c.unit.code, text))
 
-        def chosen(unit: str | None) -> None:
-            if unit:
-                self.perform(commands.Queue(unit, call.number))
-
-        self.app.push_screen(
-            PickScreen(
-                f"No unit is free for {call.number} (P{call.priority} {call.nature}). "
-                "Next to clear:",
-                options,
-                hint="Enter: line this unit up; it comes here when it clears · Esc: back",
-            ),
-            chosen,
+        self._pick(
+            f"No unit is free for {call.number} (P{call.priority} {call.nature}). Next to clear:",
+            options,
+            lambda unit: commands.Queue(unit, call.number),
+            hint="Enter: line this unit up; it comes here when it clears · Esc: back",
         )
 
     def open_divert(self, unit: UnitView) -> None:
@@ -620,18 +624,12 @@ class DeskScreen(LiveScreen):
         )
         now_on = f" (P{current.priority} {current.nature[:30]})" if current else ""
 
-        def chosen(number: str | None) -> None:
-            if number:
-                self.perform(commands.Divert(unit.code, number))
-
-        self.app.push_screen(
-            PickScreen(
-                f"Divert {unit.code} from {unit.call_number}{now_on} to:",
-                options,
-                hint="Enter: divert to this call (its old call goes back to pending if no unit "
-                "is left on it) · Esc: back",
-            ),
-            chosen,
+        self._pick(
+            f"Divert {unit.code} from {unit.call_number}{now_on} to:",
+            options,
+            lambda number: commands.Divert(unit.code, number),
+            hint="Enter: divert to this call (its old call goes back to pending if no unit is "
+            "left on it) · Esc: back",
         )
 
     def line_up(self, unit: UnitView) -> None:
@@ -658,18 +656,12 @@ class DeskScreen(LiveScreen):
                 text.append(f"  ({', '.join(c.queued_units)} lined up)", style="dim")
             options.append((c.number, text))
 
-        def chosen(number: str | None) -> None:
-            if number:
-                self.perform(commands.Queue(unit.code, number))
-
-        self.app.push_screen(
-            PickScreen(
-                f"Line up {unit.code}'s next call (it is on {unit.call_number}); when it clears "
-                "it goes to:",
-                options,
-                hint="Enter: line this call up · Esc: back",
-            ),
-            chosen,
+        self._pick(
+            f"Line up {unit.code}'s next call (it is on {unit.call_number}); when it clears it "
+            "goes to:",
+            options,
+            lambda number: commands.Queue(unit.code, number),
+            hint="Enter: line this call up · Esc: back",
         )
 
     def _ask_destination(self, unit: UnitView) -> None:
