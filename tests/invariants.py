@@ -39,6 +39,11 @@ INVARIANTS: dict[str, str] = {
         JOIN assignments a ON a.unit_id = q.unit_id AND a.call_id = q.call_id AND {ACTIVE}
         WHERE q.ended_at IS NULL
     """,
+    "a unit is lined up for an ended call": """
+        SELECT u.code || ' is lined up for ' || c.number || ', which is ' || c.status
+        FROM queued q JOIN units u ON u.id = q.unit_id JOIN calls c ON c.id = q.call_id
+        WHERE q.ended_at IS NULL AND c.status IN ('CLOSED', 'CANCELLED')
+    """,
     "a next call marked dispatched without its assignment": """
         SELECT 'entry #' || q.id || ' of unit ' || q.unit_id || ' for call ' || q.call_id
         FROM queued q LEFT JOIN assignments a ON a.id = q.assignment_id
@@ -204,7 +209,8 @@ INVARIANTS: dict[str, str] = {
     """,
     "an ended call without its audit row": """
         SELECT c.number || ' is ' || c.status || ' with ' || count(l.id) || ' matching row(s)'
-        FROM calls c LEFT JOIN audit_log l ON l.call_id = c.id AND (
+        FROM calls c LEFT JOIN audit_log l ON l.call_id = c.id
+            AND l.at > coalesce(c.reopened_at, '-infinity') AND (
             (c.status = 'CANCELLED' AND l.action = 'call_cancelled')
             OR (c.status = 'CLOSED' AND (l.action = 'call_closed'
                 OR (l.action = 'call_status' AND l.details->>'new' = 'CLOSED'))))

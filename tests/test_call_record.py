@@ -21,6 +21,7 @@ from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput, NotFoun
 from dispatch_tui.rules.validation import CallChanges, CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_call
+from tests.invariants import violations
 
 Count = Callable[..., int]
 
@@ -150,8 +151,13 @@ def test_a_place_gives_location_and_coordinates(world: DispatchService) -> None:
     assert view.lat is not None and view.lon is not None
     record = world.record(number)
     assert record.place == "Central Station"
-    world.update_call("alice", number, CallChanges(location="Platform 4, by the lifts"))
+    view = world.update_call("alice", number, CallChanges(location="Platform 4, by the lifts"))
     assert world.record(number).place is None  # typed anew: no longer the named place
+    assert (view.lat, view.lon) == (None, None)  # nor where it was
+    moved = world.update_call(
+        "alice", number, CallChanges(location="Platform 5", lat="40.01", lon="-83.01")
+    )
+    assert (moved.lat, moved.lon) == (40.01, -83.01)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +221,9 @@ def test_out_of_service_keeps_its_reason(world: DispatchService) -> None:
 # -- re-open --------------------------------------------------------------------------------------
 
 
-def test_a_reopened_call_is_pending_with_its_history(world: DispatchService) -> None:
+def test_a_reopened_call_is_pending_with_its_history(
+    world: DispatchService, engine: Engine
+) -> None:
     number = _on_scene(world)
     world.close_call("alice", number, "patient refused care")
     view = world.reopen_call("bob", number, "caller rang back: now unconscious")
@@ -235,6 +243,8 @@ def test_a_reopened_call_is_pending_with_its_history(world: DispatchService) -> 
     world.unit_status("alice", "M3", "ON_SCENE")
     world.unit_status("alice", "M3", "AVAILABLE")
     assert world.call(number).status == "CLOSED"
+    # Ended twice, re-opened once: each end has its audit row since the last re-open.
+    assert violations(engine) == ""
 
 
 def test_reopen_needs_a_reason_an_ended_call_and_the_window(

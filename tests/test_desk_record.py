@@ -6,6 +6,7 @@ Headless desks (`App.run_test`) on the real database; every wait is on a conditi
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, text
 from textual import events
 
@@ -300,3 +301,33 @@ async def test_a_paramedic_desk_has_no_call_keys_it_may_not_use(
         await pilot.press("colon", *"en m1")  # an n typed in the bar is the bar's
         bar = screen_of(app).query_one("CommandBar")
         await until(pilot, lambda: bar.value == "en m1")
+
+
+async def test_an_action_that_fails_unexpectedly_still_answers_the_intake_form(
+    world: DispatchService, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in an action is logged and answered like a refusal: the form waiting for its call
+    says so and can be saved again, never stuck at "saving…"."""
+    from dispatch_tui.service import executor
+
+    real = executor.answer
+    calls: list[object] = []
+
+    def broken_once(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(executor, "answer", broken_once)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_of(app).units.row_count == 12)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, IntakeScreen))
+        form = app.screen
+        await pilot.press(*"Fall", "enter", "3", "enter", "enter", *"riverside", "ctrl+s")
+        await until(pilot, lambda: "unexpected error" in str(form.query_one("#error").render()))
+        assert app.screen is form
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(pending_numbers(app)) == 1)

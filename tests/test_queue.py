@@ -69,7 +69,8 @@ def test_a_lined_up_call_gone_meanwhile_leaves_the_unit_available(
     assert cleared.status == "AVAILABLE" and cleared.queued_call is None
     with engine.connect() as conn:
         reason = conn.execute(text("SELECT end_reason FROM queued")).scalar_one()
-    assert reason == (f"{nxt} is cancelled" if how == "cancelled" else f"{nxt} had another unit")
+    # Cancelled: the cancel itself ends the entry; given another unit: the clear says so.
+    assert reason == (f"{nxt} was cancelled" if how == "cancelled" else f"{nxt} had another unit")
     assert violations(engine) == ""
 
 
@@ -91,6 +92,35 @@ def test_every_way_a_unit_is_freed_takes_it_to_its_next_call(
         assert world.call(nxt).active_units == ("M1",), free
         world.cancel_call("alice", nxt, "next round")
     assert violations(engine) == ""
+
+
+def test_a_unit_diverted_to_the_call_it_was_lined_up_for_does_not_come_back(
+    world: DispatchService, engine: Engine
+) -> None:
+    first = _busy(world, "M1")
+    nxt = new_call(world)
+    world.queue("alice", "M1", nxt)
+    world.divert("alice", "M1", nxt)  # sent now rather than when it clears
+    assert violations(engine) == ""
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT end_reason FROM queued")).scalar_one() == "diverted here"
+    world.cancel_unit("alice", "M1", "not needed after all")
+    assert {u.code: u.status for u in world.units()}["M1"] == "AVAILABLE"
+    assert world.call(first).status == "RECEIVED"
+    assert violations(engine) == ""
+
+
+def test_a_retried_queue_says_what_it_lined_up(world: DispatchService) -> None:
+    from dispatch_tui.rules import commands as c
+    from dispatch_tui.service import executor
+
+    _busy(world, "M2", "ON_SCENE")
+    nxt = new_call(world)
+    executor.execute(world, "alice", c.Queue("M2", nxt), request_id="q-1")
+    world.unit_status("alice", "M2", "AVAILABLE")  # promoted: no longer lined up
+    again = executor.execute(world, "alice", c.Queue("M2", nxt), request_id="q-1")
+    assert again.done_before and f"M2 lined up for {nxt}" in again.message
+    assert "None" not in again.message
 
 
 def test_what_cannot_be_lined_up_says_why(world: DispatchService, count: Count) -> None:
@@ -176,6 +206,13 @@ def test_a_crew_with_its_own_login_goes_on_to_its_next_call(
         nxt = new_call(world)
         world.queue("alice", "M1", nxt)
         assert crew.unit_status(login, "M1", "AVAILABLE").call_number == nxt
+        # Its next call cancelled before it clears: the crew's clear still goes through.
+        world.unit_status("alice", "M1", "ON_SCENE")
+        gone = new_call(world)
+        world.queue("alice", "M1", gone)
+        world.cancel_call("bob", gone, "caller cancelled")
+        cleared = crew.unit_status(login, "M1", "AVAILABLE")
+        assert cleared.status == "AVAILABLE" and cleared.queued_call is None
         # An assignment it was not lined up for:
         with (
             pytest.raises(Exception, match=r"row-level security|permission denied"),

@@ -3,7 +3,7 @@
 Sixteen worker threads each run random operations through the service for a bounded time:
 taking calls, dispatching (a first unit, or more with --add), every unit status change, position
 fixes, cancelling a unit or a whole call, closing calls, hospital status and beds, diverting
-units between calls, lining up a busy unit's next call (and taking it back). Each operation
+units between calls, lining up a busy unit's next call (and taking it back), re-opening calls. Each operation
 is chosen from the current state as the service reports it (so most of them are plausible and
 many really change something), with a share of stale or wrong ones mixed in on purpose. Every
 worker has its own seeded random generator, so a failing run can be replayed with the same seed
@@ -108,6 +108,7 @@ KINDS = (
     "hospital_status",
     "divert",
     "queue",
+    "reopen",
 )
 
 EXPECTED = (Conflict, InvalidInput, NotFound, Forbidden)
@@ -263,6 +264,7 @@ class Desk:
         self.seed = seed
         self.sector = sector
         self.unexpected: list[str] = []
+        self.ended: list[str] = []  # calls this desk closed or cancelled, the newest last
 
     def run(self, tally: Tally) -> None:
         for n in itertools.count():
@@ -283,6 +285,8 @@ class Desk:
                 done = True
                 tally.add(op, "ok")
                 self.board.saw(result)
+                if isinstance(result, CallView) and result.status in ENDED:
+                    self.ended = [*self.ended[-19:], result.number]
             if self.rng.random() < RETRY_SHARE:
                 self.retry(tally, op, action, once, done)
 
@@ -328,6 +332,7 @@ class Desk:
             self.hospital: 3,
             self.divert: 4,
             self.queue: 4,
+            self.reopen: 2,
         }
         chooser = self.rng.choices(list(weights), weights=list(weights.values()))[0]
         return chooser(state)
@@ -442,6 +447,17 @@ class Desk:
         unit = self.pick(movable if movable and self.rng.random() < 0.9 else state.units)
         number, who, code = self.pick(state.calls).number, self.dispatcher(), unit.code
         return "divert", lambda once: self.svc.divert(who, code, number, "soak", once=once)
+
+    def reopen(self, state: State) -> tuple[str, Action]:
+        """Re-open a call this desk ended (or, rarely, one still open: refused)."""
+        if not self.ended or self.rng.random() < 0.05:
+            if not state.calls:
+                return self.create(state)
+            number = self.pick(state.calls).number
+        else:
+            number = self.rng.choice(self.ended)
+        who = self.dispatcher()
+        return "reopen", lambda once: self.svc.reopen_call(who, number, "soak", once=once)
 
     def queue(self, state: State) -> tuple[str, Action]:
         """Line up a busy unit's next call (a pending one, mostly), or take one back."""

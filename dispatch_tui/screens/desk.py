@@ -440,7 +440,7 @@ class DeskScreen(LiveScreen):
             self.app.call_from_thread(self.say, err.message, ok=False)
             return
         screen = self.record_screen
-        if screen is not None and screen.number == number:
+        if screen is not None and screen.number == number and screen.is_attached:
             self.app.call_from_thread(screen.show, record)
 
     def _record_act(self, action: str, call: CallView) -> None:
@@ -485,7 +485,7 @@ class DeskScreen(LiveScreen):
             self.app.call_from_thread(self.say, err.message, ok=False)
             return
         screen = self.find_screen
-        if screen is not None:
+        if screen is not None and screen.is_attached:
             self.app.call_from_thread(screen.show, text, found)
 
     def _select_unit(self, code: str) -> None:

@@ -117,7 +117,10 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         self.query_one("#nature", Input).focus()
 
     def answered_at(self, ticket: AnswerTicket | None) -> None:
-        """When the call was answered (the form opened), by the database; None if unknown."""
+        """When the call was answered (the form opened), by the database; None if unknown.
+        Too late to count (the form closed, or its call is being saved already): ignored."""
+        if not self.is_attached or self.sent is not None:
+            return
         self.answered = ticket
         text = (
             f"Answered {ticket.at.astimezone():%H:%M:%S}: the call is received then"

@@ -187,7 +187,13 @@ class LiveScreen(Screen[None]):
     def _action_worker(self, command: Command, request_id: str) -> None:
         service = self.context.service
         assert isinstance(service, DispatchService), "only a desk that writes performs commands"
-        answer = executor.answer(service, self.context.operator.username, command, request_id)
+        try:
+            answer = executor.answer(service, self.context.operator.username, command, request_id)
+        except Exception as error:
+            # A bug, not a refusal: logged, and answered like any failed action, so that what
+            # sent the command (an intake form waiting for its call) is told.
+            log.exception("action %r failed", command)
+            answer = Answer(False, failure_message(error))
         if answer.in_doubt:
             with self._doubt_lock:
                 self.in_doubt[request_id] = command

@@ -86,6 +86,8 @@ class DispatchService(ReadService):
         change = steps.follow_units(s, call, at)
         if change is not None:
             self._audit(s, staff, "call_status", call_id=call.id, old=change[0], new=change[1])
+            if change[1] == CallStatus.CLOSED:
+                _end_lined_up(s, staff, self.desk, call, at, "closed")
 
     def _audit(
         self,
@@ -353,6 +355,7 @@ class DispatchService(ReadService):
                     disposition=why or "cancelled",
                 )
             )
+            _end_lined_up(s, staff, self.desk, call, at, "cancelled")
             self._audit(s, staff, "call_cancelled", call_id=call.id, old=old, reason=why)
             return views.call(s, call.id)
 
@@ -389,6 +392,7 @@ class DispatchService(ReadService):
                 .where(Call.id == call.id)
                 .values(status=CallStatus.CLOSED, closed_at=at, disposition=said)
             )
+            _end_lined_up(s, staff, self.desk, call, at, "closed")
             self._audit(s, staff, "call_closed", call_id=call.id, old=old, disposition=said)
             return views.call(s, call.id)
 
@@ -515,6 +519,16 @@ class DispatchService(ReadService):
                 update(Unit)
                 .where(Unit.id == unit.id)
                 .values(status=UnitStatus.EN_ROUTE, status_since=at)
+            )
+            # Lined up to come here next: it comes now, and the entry ends.
+            s.execute(
+                update(Queued)
+                .where(
+                    Queued.unit_id == unit.id,
+                    Queued.call_id == target.id,
+                    Queued.ended_at.is_(None),
+                )
+                .values(ended_at=at, end_reason="diverted here")
             )
             first = target.first_dispatched_at is None
             s.execute(
@@ -716,7 +730,11 @@ class DispatchService(ReadService):
                 wanted.setdefault("lat", place.lat)
                 wanted.setdefault("lon", place.lon)
             elif "location_text" in wanted:
-                wanted["place_id"] = None  # a location typed anew is no longer the named place
+                # A location typed anew is no longer the named place, nor where it was: without
+                # coordinates of its own, the old ones would rank units for the wrong place.
+                wanted["place_id"] = None
+                wanted.setdefault("lat", None)
+                wanted.setdefault("lon", None)
             changed = {
                 column: (getattr(call, column), value)
                 for column, value in wanted.items()
@@ -794,6 +812,26 @@ _FIELD_NAMES = {
     "caller_name": "caller",
     "caller_phone": "phone",
 }
+
+
+def _end_lined_up(
+    s: Session, staff: Staff, desk: str, call: Call, at: datetime, ended: str
+) -> None:
+    """A call that ends ends the entries lining units up for it (under its lock, which every
+    clear of those units takes first), so that no unit waits for a call that will not come."""
+    why = f"{call.number} was {ended}"
+    rows = (
+        s.execute(
+            update(Queued)
+            .where(Queued.call_id == call.id, Queued.ended_at.is_(None))
+            .values(ended_at=at, end_reason=why)
+            .returning(Queued.unit_id)
+        )
+        .scalars()
+        .all()
+    )
+    for unit_id in rows:
+        steps.audit(s, staff, desk, "queue_ended", call_id=call.id, unit_id=unit_id, reason=why)
 
 
 def _lock_call_and_next(s: Session, number: str) -> tuple[Call, dict[int, Call]]:

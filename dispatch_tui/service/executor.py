@@ -171,7 +171,7 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             return Outcome(f"{result.code}: its next call was taken back", result, "unit")
         on = f" (on {result.call_number} now)" if result.call_number else ""
         return Outcome(
-            f"{result.code} lined up for {result.queued_call}{on}: it goes there when it clears",
+            f"{result.code} lined up for {_number(command.call)}{on}: it goes there when it clears",
             result,
             "unit",
         )
@@ -225,7 +225,7 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             )
         case c.CancelUnit(code):
             gone = _code(code)
-            return Outcome(f"{gone} cancelled from {result.number}; available", result, "call")
+            return Outcome(f"{gone} cancelled from {result.number}", result, "call")
     raise AssertionError(f"{type(command).__name__} made a {type(result).__name__}")
 
 
