@@ -397,6 +397,7 @@ def test_find_includes_ended_calls_of_the_last_days(world: DispatchService, engi
         )
     assert world.find("birch").calls == ()
     assert [c.number for c in world.find("birch", days=7).calls] == [number]
+    assert [c.number for c in world.find(number).calls] == [number]  # its number: at any age
 
 
 def test_find_says_when_it_cuts_the_list(world: DispatchService) -> None:

@@ -443,9 +443,9 @@ def _like(text: str) -> str:
 def find(
     session: Session, text: str, *, since: Any, limit: int
 ) -> tuple[list[CallView], int, list[UnitView]]:
-    """Calls whose number, location, caller or phone match `text` (open ones, and ended ones
-    received since `since`), open first then newest; at most `limit` of them, with how many
-    matched in all. And the units whose code starts with it."""
+    """Calls whose location, caller or phone match `text` (open ones, and ended ones received
+    since `since`) or whose number it is (at any age), open first then newest; at most `limit`
+    of them, with how many matched in all. And the units whose code starts with it."""
     wanted = text.strip()
     pattern = _like(wanted)
     matches: list[ColumnElement[bool]] = [
@@ -455,9 +455,9 @@ def find(
     digits = "".join(ch for ch in wanted if ch.isdigit())
     if len(digits) >= 3:
         matches.append(func.regexp_replace(Call.caller_phone, "[^0-9]", "", "g").contains(digits))
-    with contextlib.suppress(InvalidInput):  # C-1042, c1042 or 1042, as everywhere
-        matches.append(Call.number == validation.call_number(wanted))
     where = and_(or_(*matches), or_(_OPEN, Call.received_at >= since))
+    with contextlib.suppress(InvalidInput):  # C-1042, c1042 or 1042, as everywhere, at any age
+        where = or_(Call.number == validation.call_number(wanted), where)
     total = int(session.execute(select(func.count()).select_from(Call).where(where)).scalar_one())
     ids = (
         select(Call.id)
