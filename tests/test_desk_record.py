@@ -331,3 +331,40 @@ async def test_an_action_that_fails_unexpectedly_still_answers_the_intake_form(
         assert app.screen is form
         await pilot.press("ctrl+s")
         await until(pilot, lambda: len(pending_numbers(app)) == 1)
+
+
+async def test_an_intake_save_in_doubt_holds_the_form_until_the_desk_knows(
+    world: DispatchService, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The save's answer was lost: the form stays, saying so; the check says it did not go
+    through; the form takes the call again, under a new request id (the check gave the old one
+    up), and the call is taken once."""
+    from dispatch_tui.service import executor
+
+    real = executor.answer
+    ids: list[str | None] = []
+
+    def lost_once(
+        service: object, operator: str, command: object, request_id: object = None
+    ) -> object:
+        ids.append(request_id)  # type: ignore[arg-type]
+        if len(ids) == 1:
+            return executor.Answer(False, "new call 'Fall': outcome unknown …", in_doubt=True)
+        return real(service, operator, command, request_id)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(executor, "answer", lost_once)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: screen_of(app).units.row_count == 12)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, IntakeScreen))
+        form = app.screen
+        await pilot.press(*"Fall", "enter", "3", "enter", "enter", *"riverside", "ctrl+s")
+        # The desk checks by the request id at once (the form says "outcome unknown" till
+        # then): nothing was saved under it.
+        await until(pilot, lambda: "did not go through" in str(form.query_one("#error").render()))
+        assert app.screen is form and world.calls() == []
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: len(pending_numbers(app)) == 1)
+    assert len(ids) == 2 and ids[0] != ids[1]
+    assert len(world.calls()) == 1

@@ -233,11 +233,15 @@ class DeskScreen(LiveScreen):
         form = self.intake
         if form is not None and event.command is form.sent:
             # The intake form's call: saved, the form closes; not saved, it stays open with
-            # everything typed, and says why.
-            if event.ok or event.answer.in_doubt:
+            # everything typed, and says why; in doubt, it waits (saving is held) until the
+            # desk has found out, and then closes or takes the call again under a new id (the
+            # check gave the old one up).
+            if event.ok:
                 form.dismiss(None)
+            elif event.answer.in_doubt:
+                form.waiting(event.message)
             else:
-                form.refused(event.message)
+                form.refused(event.message, settled=event.answer.settled)
         self.say(event.message, ok=event.ok)
         outcome = event.answer.outcome
         if isinstance(event.command, commands.NewCall) and outcome is not None:

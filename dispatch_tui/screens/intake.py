@@ -129,9 +129,17 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         )
         self.query_one("#answered", Label).update(Text(text))
 
-    def refused(self, message: str) -> None:
-        """The desk could not save the call: say why, keep everything, let it be saved again."""
+    def refused(self, message: str, *, settled: bool = False) -> None:
+        """The desk could not save the call: say why, keep everything, let it be saved again.
+        `settled`: a save in doubt was found not to have gone through; its request id was given
+        up, so the next save takes a new one."""
         self.sent = None
+        if settled:
+            self.request_id = str(uuid.uuid4())
+        self._error(message)
+
+    def waiting(self, message: str) -> None:
+        """A save whose outcome is unknown: say so; the form holds until the desk knows."""
         self._error(message)
 
     def on_input_changed(self, event: Input.Changed) -> None:

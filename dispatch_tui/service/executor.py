@@ -54,6 +54,7 @@ class Answer:
     message: str
     outcome: Outcome | None = None
     in_doubt: bool = False  # a write whose outcome is unknown: to be checked by its request id
+    settled: bool = False  # the answer of such a check (went through, or did not and never will)
 
 
 def execute(
@@ -331,9 +332,11 @@ def resolved(
     once = c.Once.of(operator, command, request_id)
     done = service.resolve(once)
     if done is None:
-        return Answer(False, f"{what(command)}: did not go through; nothing was changed")
+        return Answer(
+            False, f"{what(command)}: did not go through; nothing was changed", settled=True
+        )
     made = service.made(done)
-    return Answer(True, f"{what(command)}: went through ({_made(made)})")
+    return Answer(True, f"{what(command)}: went through ({_made(made)})", settled=True)
 
 
 def what(command: c.Command) -> str:
