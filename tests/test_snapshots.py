@@ -20,8 +20,10 @@ from textual.pilot import Pilot
 
 from dispatch_tui.app import DispatchApp
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
-from dispatch_tui.rules.views import Snapshot
+from dispatch_tui.rules.validation import CallChanges
+from dispatch_tui.rules.views import CallRecord, Snapshot
 from dispatch_tui.screens.live import DeskContext, LiveScreen, SnapshotLoaded
+from dispatch_tui.screens.record import RecordScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.status_line import StatusLine
 from tests.helpers import new_call
@@ -141,3 +143,45 @@ def test_the_screen_looks_right(
     snapshot = pinned(busy_shift(world))
     app = app_for(world, database_url, mode, user)
     assert snap_compare(app, terminal_size=size, run_before=showing(snapshot))
+
+
+def pinned_record(world: DispatchService, snapshot: Snapshot) -> CallRecord:
+    """The record of the call with a unit on scene, a note, an edit and a correction added, its
+    times pinned like the snapshot's (each timeline entry 10 s after the one before)."""
+    (call,) = [c for c in snapshot.calls if c.assignments]
+    world.add_note("alice", call.number, "caller says the patient [b]is[/b] breathing now")
+    world.update_call("bob", call.number, CallChanges(caller_name="Dana", caller_phone="555-0199"))
+    first = next(e.ref for e in world.record(call.number).timeline if e.source == "note")
+    world.add_note("alice", call.number, "patient is 54, not 45", corrects=first)
+    record = world.record(call.number)
+    start = call.received_at
+    timeline = tuple(
+        dataclasses.replace(e, at=start + timedelta(seconds=10 * i))
+        for i, e in enumerate(record.timeline)
+    )
+    live = dataclasses.replace(call, caller_name="Dana", caller_phone="555-0199")
+    return dataclasses.replace(record, call=live, timeline=timeline)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_call_record_looks_right(
+    world: DispatchService,
+    database_url: str,
+    utc: None,
+    snap_compare: Any,
+    size: tuple[int, int],
+) -> None:
+    snapshot = pinned(busy_shift(world))
+    record = pinned_record(world, snapshot)
+    app = app_for(world, database_url, "desk", "alice")
+    load = showing(snapshot)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await load(pilot)
+        screen = RecordScreen(record.call.number, lambda action, call: None)
+        await pilot.app.push_screen(screen)
+        await pilot.pause()
+        screen.show(record)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

@@ -143,6 +143,7 @@ class RecordScreen(Screen[None]):
             log.write(line)
         if not record.timeline:
             log.write(Text("nothing yet", style="dim"))
+        self.refresh_bindings()  # the keys that apply follow the call's state
 
     def say(self, message: Text) -> None:
         self.query_one("#record-feedback", Label).update(message)
