@@ -575,7 +575,7 @@ class DispatchService(ReadService):
         self, username: str, unit_code: str, call_number: str, once: Once | None = None
     ) -> UnitView:
         """Line up a busy unit's next call: a pending call it goes to when it clears (in the
-        clearing transaction, `steps.promote`). At most one per unit; the call stays pending,
+        clearing transaction, `_promote`). At most one per unit; the call stays pending,
         its clocks running, until then."""
         code = validation.unit_code(unit_code)
         number = validation.call_number(call_number)
@@ -589,6 +589,11 @@ class DispatchService(ReadService):
             )
             calls = steps.lock_calls(s, [call_id, *([seen] if seen is not None else [])])
             (unit,) = steps.lock_units(s, [code])
+            now_on = s.scalar(
+                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *steps.ACTIVE)
+            )
+            if now_on != seen:  # moved between the first look and the locks
+                raise Conflict(f"{code} changed at another desk a moment ago; look again")
             target = calls[call_id]
             state = UnitStatus(unit.status)
             if state == UnitStatus.AVAILABLE:
@@ -613,13 +618,13 @@ class DispatchService(ReadService):
                 insert(Queued).values(unit_id=unit_id, call_id=call_id, queued_by_id=staff.id)
             )
             self._audit(s, staff, "unit_queued", call_id=call_id, unit_id=unit_id)
-            now_on = calls[seen].number if seen is not None else "its call"
+            clears = calls[seen].number if seen is not None else "its call"
             steps.narrate(
                 s,
                 staff,
                 self.desk,
                 call_id,
-                f"{code} lined up to come here when it clears {now_on}, by {staff.username}",
+                f"{code} lined up to come here when it clears {clears}, by {staff.username}",
             )
             return views.unit(s, unit_id)
 
