@@ -86,44 +86,13 @@ _ASSIGNMENTS = (
 
 
 def _assignment_view(row: Any) -> AssignmentView:
-    (
-        id_,
-        number,
-        unit_code,
-        unit_status,
-        capability,
-        paramedic,
-        dispatcher,
-        hospital,
-        notified_at,
-        en_route_at,
-        on_scene_at,
-        transporting_at,
-        at_destination_at,
-        cleared_at,
-        cancelled_at,
-        _,
-    ) = row
+    # _ASSIGNMENTS selects AssignmentView's fields in its own order, then the call's id.
+    fields = list(row[:-1])
+    cleared_at, cancelled_at = fields[-2], fields[-1]
     if cleared_at is not None or cancelled_at is not None:
         # A finished assignment shows how it ended, not what the unit does now.
-        unit_status = "CANCELLED" if cancelled_at is not None else "CLEARED"
-    return AssignmentView(
-        id_,
-        number,
-        unit_code,
-        unit_status,
-        capability,
-        paramedic,
-        dispatcher,
-        hospital,
-        notified_at,
-        en_route_at,
-        on_scene_at,
-        transporting_at,
-        at_destination_at,
-        cleared_at,
-        cancelled_at,
-    )
+        fields[3] = "CANCELLED" if cancelled_at is not None else "CLEARED"
+    return AssignmentView(*fields)
 
 
 _Destination = aliased(Hospital)

@@ -349,7 +349,10 @@ def downgrade() -> None:
         "REVOKE ALL ON ALL SEQUENCES IN SCHEMA public"
         " FROM dispatch_dispatcher, dispatch_paramedic, dispatch_supervisor, dispatch_admin"
     )
-    op.execute(f"REVOKE INSERT ({AUDIT_COLUMNS}) ON audit_log FROM dispatch_operator")
+    op.execute(
+        "REVOKE INSERT (at, operator_id, operator, desk, action, call_id, unit_id, hospital_id,"
+        " details) ON audit_log FROM dispatch_operator"
+    )
     op.execute("GRANT INSERT, UPDATE ON calls, units, hospitals, assignments TO dispatch_operator")
     op.execute("GRANT INSERT ON audit_log TO dispatch_operator")
     op.execute("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO dispatch_operator")

@@ -191,8 +191,9 @@ def upgrade() -> None:
         "CREATE TRIGGER narrative_who_and_when BEFORE INSERT ON narrative"
         " FOR EACH ROW EXECUTE FUNCTION audit_log_who_and_when()"
     )
-    for trigger in ("narrative_append_only", "narrative_no_truncate", "narrative_who_and_when"):
-        op.execute(f"ALTER TABLE narrative ENABLE ALWAYS TRIGGER {trigger}")
+    op.execute("ALTER TABLE narrative ENABLE ALWAYS TRIGGER narrative_append_only")
+    op.execute("ALTER TABLE narrative ENABLE ALWAYS TRIGGER narrative_no_truncate")
+    op.execute("ALTER TABLE narrative ENABLE ALWAYS TRIGGER narrative_who_and_when")
     op.execute(DISPATCH_NOTIFY)
     op.execute(
         "CREATE TRIGGER narrative_dispatch_notify AFTER INSERT ON narrative"
