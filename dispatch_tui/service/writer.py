@@ -1,0 +1,80 @@
+"""The base of the service's writers (`dispatch_service`, `call_record`, `moves`).
+
+A write is one transaction (`transactions.write`) whose rows are locked in the one order every
+action keeps: calls by id, then units by id. What they share lives here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatch_tui.db.engine import DriverConnections
+from dispatch_tui.db.models import Call, Staff
+from dispatch_tui.rules import validation
+from dispatch_tui.rules.commands import Once
+from dispatch_tui.rules.enums import CallStatus
+from dispatch_tui.rules.errors import AlreadyDone
+from dispatch_tui.service import next_calls, request_ids, steps
+from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.service.transactions import db_errors
+
+# How long after its end a closed or cancelled call may be re-opened (by default).
+REOPEN_HOURS = 24.0
+
+
+class Writer(ReadService):
+    """What every write shares: the database, the desk it is written from, the audit row, a
+    call following its units, and the answer to a write whose outcome was unknown."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        desk: str = "cli",
+        *,
+        dispositions: tuple[str, ...] = validation.DISPOSITIONS,
+        reopen_hours: float = REOPEN_HOURS,
+    ) -> None:
+        super().__init__(sessions, desk)
+        # What a close may say happened, and how long after its end a call may be re-opened.
+        self.dispositions = dispositions
+        self.reopen_window = timedelta(hours=reopen_hours)
+        # The connections the one-statement dispatch runs on (see db/engine.py).
+        self.statements = DriverConnections.of(sessions.kw["bind"])
+
+    def _follow(self, s: Session, call: Call, staff: Staff, at: datetime) -> None:
+        change = steps.follow_units(s, call, at)
+        if change is not None:
+            self._audit(s, staff, "call_status", call_id=call.id, old=change[0], new=change[1])
+            if change[1] == CallStatus.CLOSED:
+                next_calls.end_lined_up(s, staff, self.desk, call, at, "closed")
+
+    def _audit(
+        self,
+        s: Session,
+        staff: Staff,
+        action: str,
+        *,
+        call_id: int | None = None,
+        unit_id: int | None = None,
+        hospital_id: int | None = None,
+        **details: Any,
+    ) -> None:
+        steps.audit(
+            s,
+            staff,
+            self.desk,
+            action,
+            call_id=call_id,
+            unit_id=unit_id,
+            hospital_id=hospital_id,
+            **details,
+        )
+
+    def resolve(self, once: Once) -> AlreadyDone | None:
+        """Whether the write sent under `once` went through (what it made), or not (None, and
+        now it never will): see `request_ids.resolve`."""
+        with db_errors(), self.sessions.kw["bind"].connect() as conn:
+            return request_ids.resolve(conn, once)
