@@ -8,7 +8,7 @@ are never overwritten by it (each snapshot is one consistent read stamped with t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -20,14 +20,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
-from dispatch_tui.rules import commands, grammar, permissions, recommend, validation
-from dispatch_tui.rules.enums import Capability, UnitStatus
+from dispatch_tui.config import DeskOptions
+from dispatch_tui.rules import commands, grammar, permissions
+from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import DispatchError, InvalidInput
 from dispatch_tui.rules.lifecycle import UNIT_STEPS, label
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.rules.views import CallView, PlaceView, Snapshot, UnitView
-from dispatch_tui.screens.ask import AskScreen
-from dispatch_tui.screens.confirm import ConfirmScreen
+from dispatch_tui.screens.dialogs import DeskDialogs
 from dispatch_tui.screens.find import FindScreen
 from dispatch_tui.screens.help import HelpScreen
 from dispatch_tui.screens.intake import IntakeScreen
@@ -38,7 +38,6 @@ from dispatch_tui.screens.live import (
     LiveScreen,
     SnapshotLoaded,
 )
-from dispatch_tui.screens.pick import PickScreen
 from dispatch_tui.screens.record import RecordScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import ACCEPTED, REFUSED
@@ -86,6 +85,8 @@ class DeskScreen(LiveScreen):
         self.record_screen: RecordScreen | None = None
         self.intake: IntakeScreen | None = None
         self.find_screen: FindScreen | None = None
+        # The questions before an action (a disposition, a reason, a unit to send).
+        self.dialogs = DeskDialogs(self)
         styles = context.options.status_styles
         self.pending = PendingCalls(styles, context.options.aging_seconds, id="pending")
         self.active = ActiveCalls(styles, id="active")
@@ -115,6 +116,10 @@ class DeskScreen(LiveScreen):
         self.pending.focus()
         if self.context.options.clock:
             self.set_interval(1.0, self._tick)
+
+    @property
+    def options(self) -> DeskOptions:
+        return self.context.options
 
     # -- live data ----------------------------------------------------------------------------
 
@@ -195,25 +200,6 @@ class DeskScreen(LiveScreen):
                 f"new P{top.priority} {top.number}{more} above the selection: Home goes to the top"
             )
 
-    def _last_als_wanted(self, call: CallView, unit_code: str) -> CallView | None:
-        """The P1/P2 call still pending when `unit_code`, the last available ALS unit, is about
-        to be sent to a P3/P4 call (the dispatcher is asked first); else None."""
-        if call.priority <= 2:
-            return None
-        units = list(self.units.rows_by_key.values())
-        chosen = next((u for u in units if u.code == unit_code), None)
-        if chosen is None or chosen.capability != Capability.ALS:
-            return None
-        if any(
-            u.capability == Capability.ALS and u.status == UnitStatus.AVAILABLE and u is not chosen
-            for u in units
-        ):
-            return None
-        waiting = [
-            c for c in self.pending.rows_by_key.values() if c.priority <= 2 and c.id != call.id
-        ]
-        return min(waiting, key=lambda c: (c.priority, c.received_at)) if waiting else None
-
     def _find(self, text: str) -> None:
         self._search(text)
 
@@ -266,154 +252,33 @@ class DeskScreen(LiveScreen):
             case "record":
                 self.open_record(row.number)
             case "note":
-                self.ask_note(row)
+                self.dialogs.note(row)
             case "edit":
-                self.edit_call(row)
+                self.dialogs.edit(row)
             case "dispatch":
-                self.open_dispatch(row, add=False)
+                self.dialogs.dispatch(row, add=False)
             case "add_unit":
-                self.open_dispatch(row, add=True)
+                self.dialogs.dispatch(row, add=True)
             case "cancel_call":
-                self._confirm_cancel(row)
+                self.dialogs.cancel_call(row)
             case "close_call":
-                self.close_call(row)
+                self.dialogs.close_call(row)
             case "status" if argument == UnitStatus.TRANSPORTING:
-                self._ask_destination(row)
+                self.dialogs.transport(row)
             case "status" if argument == UnitStatus.OUT_OF_SERVICE:
-                self._ask_out_of_service(row)
+                self.dialogs.out_of_service(row)
             case "status":
                 self.perform(commands.SetUnitStatus(row.code, argument))
             case "cancel_unit":
-                self._confirm_cancel_unit(row)
+                self.dialogs.cancel_unit(row)
             case "divert":
-                self.open_divert(row)
+                self.dialogs.divert(row)
             case "line_up":
-                self.line_up(row)
+                self.dialogs.line_up(row)
             case "hospital":
                 self.perform(commands.SetHospitalStatus(row.code, argument))
             case "beds":
                 self.action_command_bar(f"hs {row.code} --beds ")
-
-    def _ask(
-        self,
-        question: str,
-        command: Callable[[str], commands.Command],
-        *,
-        placeholder: str,
-        enter: str,
-        max_length: int = validation.REASON_MAX,
-    ) -> None:
-        """One line asked before an action (why, or a note); Enter runs `command(line)`,
-        Escape does nothing. The question names what the action does."""
-
-        def answered(line: str | None) -> None:
-            if line:
-                self.perform(command(line))
-
-        self.app.push_screen(
-            AskScreen(question, placeholder=placeholder, enter=enter, max_length=max_length),
-            answered,
-        )
-
-    def _pick(
-        self,
-        title: str,
-        options: list[tuple[str, Text]],
-        command: Callable[[str], commands.Command],
-        *,
-        hint: str,
-    ) -> None:
-        """A list to choose from before an action; Enter runs `command(choice)`, Escape does
-        nothing. The title names what the action does."""
-
-        def chosen(choice: str | None) -> None:
-            if choice:
-                self.perform(command(choice))
-
-        self.app.push_screen(PickScreen(title, options, hint=hint), chosen)
-
-    def _confirm_cancel(self, call: CallView) -> None:
-        """Cancel a call: why, and a confirmation naming it and what it releases."""
-        units = ", ".join(call.active_units)
-        releases = f"; releases {units}" if units else "; no unit is on it"
-        self._ask(
-            f"Cancel {call.number} (P{call.priority} {call.nature}){releases}. Why?",
-            lambda reason: commands.CancelCall(call.number, reason),
-            placeholder="e.g. duplicate of C-1041, caller cancelled",
-            enter=f"cancel {call.number}",
-        )
-
-    def _confirm_cancel_unit(self, unit: UnitView) -> None:
-        self._ask(
-            f"Cancel {unit.code} from {unit.call_number}: {unit.code} becomes available. Why?",
-            lambda reason: commands.CancelUnit(unit.code, reason),
-            placeholder="e.g. nearer unit sent, not needed",
-            enter=f"cancel {unit.code}",
-        )
-
-    def _ask_out_of_service(self, unit: UnitView) -> None:
-        self._ask(
-            f"Take {unit.code} out of service: it is offered for no call until it is back. Why?",
-            lambda reason: commands.SetUnitStatus(
-                unit.code, UnitStatus.OUT_OF_SERVICE, reason=reason
-            ),
-            placeholder="e.g. mechanical, restocking, crew break",
-            enter=f"{unit.code} out of service",
-        )
-
-    def close_call(self, call: CallView) -> None:
-        """Close a call: the dispositions to choose from; choosing one closes it."""
-        units = ", ".join(call.active_units)
-        releases = f"; clears {units}" if units else ""
-        options = [(d, Text(d)) for d in self.context.options.dispositions]
-
-        self._pick(
-            f"Close {call.number} (P{call.priority} {call.nature}){releases}: what happened?",
-            options,
-            lambda disposition: commands.CloseCall(call.number, disposition),
-            hint="Enter: close with this disposition · Esc: back, nothing done",
-        )
-
-    def ask_note(self, call: CallView) -> None:
-        self._ask(
-            f"Note on {call.number} ({call.nature}):",
-            lambda note: commands.AddNote(call.number, note),
-            placeholder="what the caller or crew said; a correction names #N",
-            enter="add to the narrative",
-            max_length=validation.NARRATIVE_MAX,
-        )
-
-    def edit_call(self, call: CallView) -> None:
-        """The intake form, filled in with the call: only the fields changed are sent."""
-
-        def edited(raw: CallIntake | None) -> None:
-            if raw is None:
-                return
-            changes = _changes(call, raw, self.record_place(call))
-            if changes is None:
-                self.say(f"{call.number}: nothing changed", ok=False)
-                return
-            self.perform(commands.UpdateCall(call.number, changes))
-
-        self.app.push_screen(
-            IntakeScreen(self.places, editing=call, place=self.record_place(call)), edited
-        )
-
-    def record_place(self, call: CallView) -> str:
-        """The named place a call's location came from, if it reads as one."""
-        for place in self.places:
-            if call.location_text == f"{place.name}, {place.address}":
-                return place.name
-        return ""
-
-    def reopen_call(self, call: CallView) -> None:
-        self._ask(
-            f"Re-open {call.number} ({call.nature}, {label(call.status)}): it goes back to "
-            "pending. Why?",
-            lambda reason: commands.ReopenCall(call.number, reason),
-            placeholder="e.g. caller rang back, patient worse",
-            enter=f"re-open {call.number}",
-        )
 
     # -- the call record ------------------------------------------------------------------------
 
@@ -450,17 +315,17 @@ class DeskScreen(LiveScreen):
     def _record_act(self, action: str, call: CallView) -> None:
         match action:
             case "note":
-                self.ask_note(call)
+                self.dialogs.note(call)
             case "edit":
-                self.edit_call(call)
+                self.dialogs.edit(call)
             case "dispatch":
-                self.open_dispatch(call, add=bool(call.active_units))
+                self.dialogs.dispatch(call, add=bool(call.active_units))
             case "close":
-                self.close_call(call)
+                self.dialogs.close_call(call)
             case "cancel":
-                self._confirm_cancel(call)
+                self.dialogs.cancel_call(call)
             case "reopen":
-                self.reopen_call(call)
+                self.dialogs.reopen(call)
 
     # -- find -----------------------------------------------------------------------------------
 
@@ -496,226 +361,6 @@ class DeskScreen(LiveScreen):
         unit = next((u for u in self.units.rows_by_key.values() if u.code == code), None)
         if unit is not None and self.units.select_id(unit.id):
             self.units.focus()
-
-    def open_dispatch(self, call: CallView, *, add: bool) -> None:
-        """Recommended units for the call, ranked from the live rows the desk already holds, so
-        the list opens at once (an Enter typed right after `d` lands in it); Enter takes the top
-        one. The service checks everything again when the dispatch is sent."""
-        units = self.units.rows_by_key.values()
-        recs = recommend.for_call(call, units, limit=8)
-        priority_of = {
-            c.number: c.priority
-            for p in (self.pending, self.active)
-            for c in p.rows_by_key.values()
-        }
-        best = recs[0].eta_seconds if recs else None
-        diverts = recommend.divert_candidates(call, units, priority_of, best)
-        if not recs and not diverts:
-            self._offer_next_to_clear(call, add=add)
-            return
-        options = []
-        for d in diverts:  # much sooner than any free unit: offered first, marked
-            text = Text()
-            text.append(f"↪  {d.unit.code:<5}", style="bold yellow")
-            text.append(f" {d.reason}")
-            options.append((f"divert:{d.unit.code}", text))
-        for r in recs:
-            text = Text()
-            text.append(f"{r.rank}. {r.unit.code:<5}", style="bold")
-            text.append(f" {r.reason}")
-            options.append((r.unit.code, text))
-
-        def send(unit: str) -> None:
-            self.perform(commands.Dispatch(call.number, (unit,), add=add))
-
-        def chosen(unit: str | None) -> None:
-            if not unit:
-                return
-            if unit.startswith("divert:"):
-                self._confirm_divert(unit.removeprefix("divert:"), call, diverts)
-                return
-            waiting = self._last_als_wanted(call, unit)
-            if waiting is None:
-                send(unit)
-                return
-
-            def confirmed(yes: bool | None) -> None:
-                if yes:
-                    send(unit)
-
-            self.app.push_screen(
-                ConfirmScreen(
-                    f"{unit} is the last ALS unit available, and {waiting.number} "
-                    f"(P{waiting.priority} {waiting.nature}) is pending. "
-                    f"Send {unit} to {call.number} (P{call.priority}) anyway?"
-                ),
-                confirmed,
-            )
-
-        verb = "Add a unit to" if add else "Dispatch to"
-        self.app.push_screen(
-            PickScreen(f"{verb} {call.number}: recommended units", options), chosen
-        )
-
-    def _confirm_divert(
-        self, unit: str, call: CallView, diverts: list[recommend.DivertCandidate]
-    ) -> None:
-        found = next(d for d in diverts if d.unit.code == unit)
-
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.perform(commands.Divert(unit, call.number, f"for {call.number}"))
-
-        self.app.push_screen(
-            ConfirmScreen(
-                f"Divert {unit} from {found.from_call} (P{found.from_priority}) to {call.number} "
-                f"(P{call.priority} {call.nature})? {found.from_call} goes back to pending if "
-                "no unit is left on it."
-            ),
-            confirmed,
-        )
-
-    def _offer_next_to_clear(self, call: CallView, *, add: bool) -> None:
-        """No unit free: the units expected to reach the call first, each a key away from being
-        lined up for it (a pending call only)."""
-        clearing = recommend.next_to_clear(call, self.units.rows_by_key.values(), self.db_now())
-        if not clearing or add or call.status != "RECEIVED":
-            self.say(recommend.NO_UNIT_AVAILABLE, ok=False)
-            return
-        options = []
-        for c in clearing:
-            text = Text()
-            text.append(f"{c.unit.code:<5}", style="bold")
-            text.append(f" {c.reason}")
-            options.append((c.unit.code, text))
-
-        self._pick(
-            f"No unit is free for {call.number} (P{call.priority} {call.nature}). Next to clear:",
-            options,
-            lambda unit: commands.Queue(unit, call.number),
-            hint="Enter: line this unit up; it comes here when it clears · Esc: back",
-        )
-
-    def open_divert(self, unit: UnitView) -> None:
-        """The open calls a unit may be taken to, most urgent first; Enter diverts it."""
-        calls = sorted(
-            (
-                c
-                for pane in (self.pending, self.active)
-                for c in pane.rows_by_key.values()
-                if c.number != unit.call_number
-            ),
-            key=lambda c: (c.priority, c.status != "RECEIVED", c.received_at),
-        )
-        options = []
-        for c in calls:
-            text = Text()
-            text.append(f"{c.number:<8}", style="bold")
-            text.append(f" P{c.priority} ")
-            text.append("pending  " if c.status == "RECEIVED" else f"{label(c.status):<9}")
-            text.append(f"{c.nature[:40]} — {c.location_text[:40]}")
-            if c.active_units:
-                text.append(f"  ({', '.join(c.active_units)})", style="dim")
-            options.append((c.number, text))
-        current = next(
-            (
-                c
-                for p in (self.pending, self.active)
-                for c in p.rows_by_key.values()
-                if c.number == unit.call_number
-            ),
-            None,
-        )
-        now_on = f" (P{current.priority} {current.nature[:30]})" if current else ""
-
-        self._pick(
-            f"Divert {unit.code} from {unit.call_number}{now_on} to:",
-            options,
-            lambda number: commands.Divert(unit.code, number),
-            hint="Enter: divert to this call (its old call goes back to pending if no unit is "
-            "left on it) · Esc: back",
-        )
-
-    def line_up(self, unit: UnitView) -> None:
-        """A busy unit's next call: the pending calls, most urgent first; Enter lines one up.
-        A unit with one lined up already is asked whether to take it back."""
-        if unit.queued_call:
-
-            def answered(yes: bool | None) -> None:
-                if yes:
-                    self.perform(commands.Unqueue(unit.code))
-
-            self.app.push_screen(
-                ConfirmScreen(f"{unit.code} has {unit.queued_call} lined up. Take it back?"),
-                answered,
-            )
-            return
-        calls = sorted(self.pending.rows_by_key.values(), key=lambda c: (c.priority, c.received_at))
-        options = []
-        for c in calls:
-            text = Text()
-            text.append(f"{c.number:<8}", style="bold")
-            text.append(f" P{c.priority} {c.nature[:40]} — {c.location_text[:40]}")
-            if c.queued_units:
-                text.append(f"  ({', '.join(c.queued_units)} lined up)", style="dim")
-            options.append((c.number, text))
-
-        self._pick(
-            f"Line up {unit.code}'s next call (it is on {unit.call_number}); when it clears it "
-            "goes to:",
-            options,
-            lambda number: commands.Queue(unit.code, number),
-            hint="Enter: line this call up · Esc: back",
-        )
-
-    def _ask_destination(self, unit: UnitView) -> None:
-        call = next(
-            (c for c in self.active.rows_by_key.values() if c.number == unit.call_number), None
-        )
-        ranked = recommend.destinations(call, self.hospitals.rows_by_key.values())
-        options = []
-        for d in ranked:
-            h = d.hospital
-            text = Text()
-            text.append(f"{h.code:<6}", style="bold")
-            text.append(f" {h.name}")
-            if d.distance_km is not None:
-                text.append(f"  {d.distance_km:.1f} km")
-            if h.capabilities:
-                text.append(f"  [{', '.join(h.capabilities)}]")
-            if d.on_diversion:
-                text.append("  ON DIVERSION", style="bold yellow")
-            if h.beds_available is not None:
-                text.append(f"  {h.beds_available} beds")
-            if d.chosen:
-                text.append("  (call's destination)", style="italic")
-            options.append((h.code, text))
-        diversion = {d.hospital.code for d in ranked if d.on_diversion}
-        code = unit.code
-
-        def transport(hospital: str, override: bool) -> None:
-            self.perform(
-                commands.SetUnitStatus(
-                    code, UnitStatus.TRANSPORTING, hospital=hospital, divert_override=override
-                )
-            )
-
-        def chosen(hospital: str | None) -> None:
-            if not hospital:
-                return
-            if hospital not in diversion:
-                transport(hospital, False)
-                return
-
-            def confirmed(yes: bool | None) -> None:
-                if yes:
-                    transport(hospital, True)
-
-            self.app.push_screen(
-                ConfirmScreen(f"{hospital} is on diversion. Transport there anyway?"), confirmed
-            )
-
-        self.app.push_screen(PickScreen(f"{code} transporting to:", options), chosen)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("new_call", "command_bar") and isinstance(self.focused, Input):
@@ -877,7 +522,7 @@ class DeskScreen(LiveScreen):
             yield SystemCommand(
                 f"Dispatch {call.number}",
                 "Recommended units for the selected pending call",
-                lambda: self.open_dispatch(call, add=False),
+                lambda: self.dialogs.dispatch(call, add=False),
             )
         unit = self.units.selected
         if unit is not None:
@@ -905,28 +550,3 @@ _RECORD_ACTIONS = {
     "cancel": "cancel",
     "reopen": "reopen_call",
 }
-
-
-def _changes(call: CallView, raw: CallIntake, place: str) -> validation.CallChanges | None:
-    """What the edit form changed of `call`, as an edit (None when nothing)."""
-
-    def differs(typed: object, current: object) -> bool:
-        return str(typed or "").strip() != str(current or "").strip()
-
-    new_place = raw.place.strip()
-    fields: dict[str, object] = {}
-    if differs(raw.priority, call.priority):
-        fields["priority"] = raw.priority
-    if differs(raw.determinant, call.determinant):
-        fields["determinant"] = raw.determinant
-    if differs(raw.nature, call.nature):
-        fields["nature"] = raw.nature
-    if new_place and new_place.lower() != place.lower():
-        fields["place"] = new_place
-    elif differs(raw.location, call.location_text) and not new_place:
-        fields["location"] = raw.location
-    if differs(raw.caller_name, call.caller_name):
-        fields["caller_name"] = raw.caller_name
-    if differs(raw.caller_phone, call.caller_phone):
-        fields["caller_phone"] = raw.caller_phone
-    return validation.CallChanges(**fields) if fields else None  # type: ignore[arg-type]
