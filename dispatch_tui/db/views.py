@@ -450,3 +450,9 @@ def find(
         else []
     )
     return found, total, units(session, ids=unit_ids) if unit_ids else []
+
+
+def open_priorities(session: Session) -> dict[str, int]:
+    """Each open call's priority by number (two columns, through ix_calls_open)."""
+    rows = session.execute(select(Call.number, Call.priority).where(_OPEN))
+    return {number: priority for number, priority in rows}

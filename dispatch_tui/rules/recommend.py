@@ -252,3 +252,29 @@ def divert_candidates(
         found.append(DivertCandidate(u, on, priority_of[on], eta, free_eta, reason))
     found.sort(key=lambda d: (d.eta, d.unit.code))
     return found[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Choices:
+    """What a dispatcher is offered for a call (see `choices`)."""
+
+    recommended: list[Recommendation]
+    diverts: list[DivertCandidate]
+    clearing: list[Clearing]  # only when no unit is free and none is worth diverting
+
+
+def choices(
+    call: CallView,
+    units: Iterable[UnitView],
+    priority_of: dict[str, int],
+    now: datetime,
+    limit: int = 5,
+) -> Choices:
+    """The free units ranked, the units worth diverting, and, when there is neither, the units
+    expected to clear first."""
+    units = list(units)
+    recs = for_call(call, units, limit)
+    best = recs[0].eta_seconds if recs else None
+    diverts = divert_candidates(call, units, priority_of, best)
+    clearing = [] if recs or diverts else next_to_clear(call, units, now)
+    return Choices(recs, diverts, clearing)

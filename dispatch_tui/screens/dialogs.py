@@ -198,17 +198,17 @@ class DeskDialogs:
         """Recommended units for the call, ranked from the live rows the desk already holds, so
         the list opens at once (an Enter typed right after `d` lands in it); Enter takes the top
         one. The service checks everything again when the dispatch is sent."""
-        units = self.desk.units.rows_by_key.values()
-        recs = recommend.for_call(call, units, limit=8)
         priority_of = {
             c.number: c.priority
             for p in (self.desk.pending, self.desk.active)
             for c in p.rows_by_key.values()
         }
-        best = recs[0].eta_seconds if recs else None
-        diverts = recommend.divert_candidates(call, units, priority_of, best)
+        offered = recommend.choices(
+            call, self.desk.units.rows_by_key.values(), priority_of, self.desk.db_now(), limit=8
+        )
+        recs, diverts = offered.recommended, offered.diverts
         if not recs and not diverts:
-            self._offer_next_to_clear(call, add=add)
+            self._offer_next_to_clear(call, offered.clearing, add=add)
             return
         options = []
         for d in diverts:  # much sooner than any free unit: offered first, marked
@@ -272,12 +272,11 @@ class DeskDialogs:
             confirmed,
         )
 
-    def _offer_next_to_clear(self, call: CallView, *, add: bool) -> None:
+    def _offer_next_to_clear(
+        self, call: CallView, clearing: list[recommend.Clearing], *, add: bool
+    ) -> None:
         """No unit free: the units expected to reach the call first, each a key away from being
         lined up for it (a pending call only)."""
-        clearing = recommend.next_to_clear(
-            call, self.desk.units.rows_by_key.values(), self.desk.db_now()
-        )
         if not clearing or add or call.status != "RECEIVED":
             self.desk.say(recommend.NO_UNIT_AVAILABLE, ok=False)
             return

@@ -248,25 +248,22 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
             message = f"{calls}, {units} unit{'s' if units != 1 else ''}"
             return Outcome(message, found, "found")
         case c.Recommend(number, limit):
-            recs = service.recommend(number, limit=max(1, min(limit, 50)))
-            diverts = service.divert_candidates(number)
+            offered = service.choices(number, limit=max(1, min(limit, 50)))
+            recs, diverts = offered.recommended, offered.diverts
             also = "".join(
                 f"; or {d.unit.code}: {d.reason} (divert {d.unit.code} {number})" for d in diverts
             )
             if recs:
                 top = f"top: {recs[0].unit.code} ({recs[0].reason}){also}"
                 return Outcome(top, recs, "recommendations")
-            if diverts:
+            if not offered.clearing:
                 return Outcome(f"{NO_UNIT_AVAILABLE}{also}", recs, "recommendations")
-            clearing = service.next_to_clear(number)
-            if not clearing:
-                return Outcome(NO_UNIT_AVAILABLE, recs, "recommendations")
-            first = clearing[0]
+            first = offered.clearing[0]
             message = (
                 f"{NO_UNIT_AVAILABLE}; next to clear: {first.unit.code} ({first.reason}); "
                 f"line it up with: queue {first.unit.code} {number}"
             )
-            return Outcome(message, clearing, "clearing")
+            return Outcome(message, offered.clearing, "clearing")
         case c.Show(what, everything, limit):
             data: list[Any]
             if what == "calls":

@@ -16,7 +16,7 @@ from dispatch_tui.db import views
 from dispatch_tui.rules import lifecycle, norms, recommend, validation
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import AlreadyDone, Conflict, InvalidInput
-from dispatch_tui.rules.recommend import Clearing, DivertCandidate
+from dispatch_tui.rules.recommend import Choices
 from dispatch_tui.rules.views import (
     AuditView,
     CallRecord,
@@ -55,26 +55,19 @@ class ReadService:
                 raise Conflict(f"{call.number} is {lifecycle.label(call.status)}")
             return recommend.for_call(call, views.units(s), limit)
 
-    def divert_candidates(self, call_number: str) -> list[DivertCandidate]:
-        """For a P1/P2 call: units en route to a P3/P4 call that would get there much sooner
-        than any free unit (`rules.recommend.divert_candidates`)."""
+    def choices(self, call_number: str, limit: int = 5) -> Choices:
+        """All a dispatcher is offered for a call, from one read: the free units ranked, the
+        units worth diverting from a less urgent call, and (when none is free) the units
+        expected to clear first (`rules.recommend`)."""
         validation.call_number(call_number)
         with reading(self.sessions) as s, s.begin():
             _consistent(s)
             call = views.call(s, lookups.call_id(s, call_number))
-            units = views.units(s)
-            free = recommend.for_call(call, units, 1)
-            priority_of = {c.number: c.priority for c in views.calls(s)}
-            best = free[0].eta_seconds if free else None
-            return recommend.divert_candidates(call, units, priority_of, best)
-
-    def next_to_clear(self, call_number: str, limit: int = 3) -> list[Clearing]:
-        """When no unit is free: the busy units expected to reach the call first."""
-        validation.call_number(call_number)
-        with reading(self.sessions) as s, s.begin():
-            _consistent(s)
-            call = views.call(s, lookups.call_id(s, call_number))
-            return recommend.next_to_clear(call, views.units(s), views.db_now(s), limit)
+            if not CallStatus(call.status).is_open:
+                raise Conflict(f"{call.number} is {lifecycle.label(call.status)}")
+            return recommend.choices(
+                call, views.units(s), views.open_priorities(s), views.db_now(s), limit
+            )
 
     def call(self, call_number: str) -> CallView:
         validation.call_number(call_number)
