@@ -9,6 +9,7 @@ compares the two.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -27,6 +28,8 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
+    Uuid,
     func,
     text,
 )
@@ -286,6 +289,9 @@ class Assignment(Base):
             name="cancelled_order",
         ),
         CheckConstraint(
+            "acknowledged_at IS NULL OR acknowledged_at >= notified_at", name="acknowledged_order"
+        ),
+        CheckConstraint(
             "transporting_at IS NULL OR hospital_id IS NOT NULL", name="transport_destination"
         ),
         # The heart of "two desks can never book the same unit": at most one open assignment
@@ -321,6 +327,9 @@ class Assignment(Base):
     at_destination_at: Mapped[datetime | None] = mapped_column(TS)
     cleared_at: Mapped[datetime | None] = mapped_column(TS)
     cancelled_at: Mapped[datetime | None] = mapped_column(TS)
+    # The crew's acknowledgement of the dispatch (NEMSIS eTimes.04), by the database's clock
+    # (migration 0008's trigger stamps it, once).
+    acknowledged_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 class AuditEntry(Base):
@@ -425,3 +434,39 @@ class Queued(Base):
     ended_at: Mapped[datetime | None] = mapped_column(TS)
     end_reason: Mapped[str | None] = mapped_column(Text)
     assignment_id: Mapped[int | None] = mapped_column(ForeignKey("assignments.id"))
+
+
+class Alert(Base):
+    """The crew alert a dispatch or a stand-down owes (migration 0008): a transactional outbox.
+
+    Triggers on assignments write the row in the transaction that dispatched or cancelled the
+    unit, so it exists exactly when that change committed; `dispatch-tui alerter` delivers it
+    (at least once: a delivery killed midway leaves it pending) and records the outcome.
+    `uid` is the alert's stable id, for a gateway to drop duplicates."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        CheckConstraint("kind IN ('dispatch', 'stand_down')", name="kind"),
+        CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state"),
+        CheckConstraint("(state = 'sent') = (sent_at IS NOT NULL)", name="sent"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+        UniqueConstraint("uid", name="uq_alerts_uid"),
+        UniqueConstraint("assignment_id", "kind", name="uq_alerts_assignment_kind"),
+        Index("ix_alerts_due", "next_attempt_at", "id", postgresql_where=text("state = 'pending'")),
+        Index("ix_alerts_call_id", "call_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    uid: Mapped[uuid.UUID] = mapped_column(Uuid, server_default=func.gen_random_uuid())
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id"))
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id"))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=func.clock_timestamp())
+    state: Mapped[str] = mapped_column(String(16), server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(TS, server_default=func.clock_timestamp())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(TS)
+    sent_at: Mapped[datetime | None] = mapped_column(TS)
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func, or_, select
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import Integer
 
 from dispatch_tui.db.models import (
+    Alert,
     Assignment,
     AuditEntry,
     Call,
@@ -45,6 +46,7 @@ from dispatch_tui.rules.views import (
 
 _Paramedic = aliased(Staff)
 _Dispatcher = aliased(Staff)
+_Alert = aliased(Alert)  # an assignment's dispatch alert (one at most: uq_alerts_assignment_kind)
 
 
 def operator(row: Staff) -> Operator:
@@ -74,6 +76,11 @@ _ASSIGNMENTS = (
         Assignment.at_destination_at,
         Assignment.cleared_at,
         Assignment.cancelled_at,
+        Assignment.acknowledged_at,
+        _Alert.state,
+        func.coalesce(_Alert.sent_at, _Alert.last_attempt_at, _Alert.created_at),
+        _Alert.last_error,
+        _Alert.attempts,
         Assignment.call_id,
     )
     .join(Call, Call.id == Assignment.call_id)
@@ -81,14 +88,19 @@ _ASSIGNMENTS = (
     .outerjoin(_Paramedic, _Paramedic.id == Assignment.paramedic_id)
     .outerjoin(_Dispatcher, _Dispatcher.id == Assignment.dispatcher_id)
     .outerjoin(Hospital, Hospital.id == Assignment.hospital_id)
+    .outerjoin(_Alert, and_(_Alert.assignment_id == Assignment.id, _Alert.kind == "dispatch"))
     .order_by(Assignment.notified_at, Assignment.id)
 )
+
+
+# Where the assignment's end times sit among its fields (cleared, then cancelled).
+_CLEARED = [f.name for f in fields(AssignmentView)].index("cleared_at")
 
 
 def _assignment_view(row: Any) -> AssignmentView:
     # _ASSIGNMENTS selects AssignmentView's fields in its own order, then the call's id.
     fields = list(row[:-1])
-    cleared_at, cancelled_at = fields[-2], fields[-1]
+    cleared_at, cancelled_at = fields[_CLEARED], fields[_CLEARED + 1]
     if cleared_at is not None or cancelled_at is not None:
         # A finished assignment shows how it ended, not what the unit does now.
         fields[3] = "CANCELLED" if cancelled_at is not None else "CLEARED"

@@ -105,6 +105,13 @@ class Unqueue:
 
 
 @dataclass(frozen=True, slots=True)
+class Acknowledge:
+    """The crew has its dispatch (NEMSIS eTimes.04)."""
+
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
 class LocateUnit:
     unit: str
     lat: str
@@ -177,6 +184,7 @@ Write = (
     | Queue
     | Unqueue
     | SetUnitStatus
+    | Acknowledge
     | LocateUnit
     | CancelUnit
     | SetHospitalStatus
@@ -198,6 +206,7 @@ WRITES = (
     Queue,
     Unqueue,
     SetUnitStatus,
+    Acknowledge,
     LocateUnit,
     CancelUnit,
     SetHospitalStatus,

@@ -64,6 +64,7 @@ VERB_SHORTHANDS: dict[str, list[str]] = {
     "rec": ["recommend"],
     "cx": ["unit", "cancel"],
     "loc": ["unit", "locate"],
+    "ack": ["unit", "ack"],
     "hs": ["hospital", "status"],
     "new": ["call", "new"],
     "note": ["call", "note"],
@@ -357,7 +358,7 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     unqueue.add_argument("unit")
 
     unit = sub.add_parser("unit", help="unit status, position and cancel").add_subparsers(
-        dest="unit_verb", required=True, metavar="{status,locate,cancel}"
+        dest="unit_verb", required=True, metavar="{status,ack,locate,cancel}"
     )
     status = verb(
         unit,
@@ -386,6 +387,14 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         help="transport to a hospital on diversion",
     )
     status.add_argument("--reason", default="", help="why, e.g. out of service: flat tyre")
+    ack = verb(
+        unit,
+        "ack",
+        "the crew has its dispatch: record the acknowledgement (by the server's clock)",
+        verb="unit.ack",
+        build=lambda ns: commands.Acknowledge(ns.unit),
+    )
+    ack.add_argument("unit")
     locate = verb(
         unit,
         "locate",

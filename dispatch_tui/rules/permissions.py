@@ -1,6 +1,7 @@
 """Who may do what: one table, read by the service (which refuses) and the desk (which hides).
 
-A paramedic may change the status and position of the unit they crew, and nothing else.
+A paramedic may change the status and position of the unit they crew, and acknowledge its
+dispatch, and nothing else.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "dispatch": frozenset({Role.DISPATCHER}),
     "unit_status": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
     "locate_unit": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
+    # The crew's acknowledgement of a dispatch; a dispatcher records one heard by radio.
+    "acknowledge": frozenset({Role.DISPATCHER}),  # and the paramedic crewing that unit
     "cancel": frozenset({Role.DISPATCHER}),
     "close_call": frozenset({Role.DISPATCHER}),
     "update_call": frozenset({Role.DISPATCHER}),
@@ -24,7 +27,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 }
 
 # What a paramedic may do to the unit they crew.
-OWN_UNIT_ACTIONS = frozenset({"unit_status", "locate_unit"})
+OWN_UNIT_ACTIONS = frozenset({"unit_status", "locate_unit", "acknowledge"})
 
 
 def may(role: str, action: str, *, own_unit: bool = False) -> bool:

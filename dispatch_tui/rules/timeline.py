@@ -66,6 +66,8 @@ def describe(entry: AuditView) -> str:
             if old == new == "EN_ROUTE":
                 return f"{unit} en route (crew's report)"
             return f"{unit} {label(new)}{to}" + (f": {why}" if why else "")
+        case "acknowledged":
+            return f"{unit} acknowledged the dispatch"
         case "unit_en_route":
             return f"{unit} en route (crew's report)"
         case "unit_cancelled":

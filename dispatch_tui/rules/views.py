@@ -37,6 +37,14 @@ class AssignmentView:
     at_destination_at: datetime | None
     cleared_at: datetime | None
     cancelled_at: datetime | None
+    # The crew's acknowledgement (NEMSIS eTimes.04), and the dispatch alert's delivery: its
+    # state (`pending`, `sent`, `failed`; None when the assignment has no alert, as one made
+    # before alerts existed), when it was sent or last tried, and why its last try failed.
+    acknowledged_at: datetime | None = None
+    alert_state: str | None = None
+    alert_at: datetime | None = None
+    alert_error: str | None = None
+    alert_attempts: int = 0
 
     @property
     def active(self) -> bool:

@@ -30,6 +30,7 @@ from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, UnitVie
 from dispatch_tui.service import dispatch as dispatching
 from dispatch_tui.service import lookups, next_calls, steps
 from dispatch_tui.service.call_record import CallRecordWrites, check_answer
+from dispatch_tui.service.crew import CrewWrites
 from dispatch_tui.service.moves import UnitMoves
 from dispatch_tui.service.transactions import write
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class DispatchService(CallRecordWrites, UnitMoves):
+class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
     """Every write action: one transaction each, locks in a fixed order, audit rows included.
 
     Each takes an optional `once`, the write's request id: a write carried out before under the

@@ -143,6 +143,8 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
             return service.queue(operator, code, number, once)
         case c.Unqueue(code):
             return service.unqueue(operator, code, once)
+        case c.Acknowledge(code):
+            return service.acknowledge(operator, code, once)
         case c.LocateUnit(code, lat, lon):
             return service.locate_unit(operator, code, lat, lon, once)
         case c.CancelUnit(code, reason):
@@ -224,6 +226,14 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             return Outcome(
                 f"{_code(code)} diverted to {result.number} ({on_it} on it)", result, "call"
             )
+        case c.Acknowledge(code):
+            unit = _code(code)
+            acked = next(
+                (a.acknowledged_at for a in result.assignments if a.unit_code == unit and a.active),
+                None,
+            )
+            at = f" at {acked.astimezone().strftime('%H:%M:%S')}" if acked else ""
+            return Outcome(f"{unit} acknowledged {result.number}{at}", result, "call")
         case c.CancelUnit(code):
             gone = _code(code)
             return Outcome(f"{gone} cancelled from {result.number}", result, "call")
@@ -359,6 +369,8 @@ def what(command: c.Command) -> str:
             return f"re-open {_number(number)}"
         case c.LocateUnit(code):
             return f"position of {_code(code)}"
+        case c.Acknowledge(code):
+            return f"acknowledge {_code(code)}"
         case c.Divert(code, number):
             return f"divert {_code(code)} → {_number(number)}"
         case c.Queue(code, number):

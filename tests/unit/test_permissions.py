@@ -13,6 +13,7 @@ ACTIONS = [
     "dispatch",
     "unit_status",
     "locate_unit",
+    "acknowledge",
     "cancel",
     "close_call",
     "update_call",
@@ -28,6 +29,7 @@ ALLOWED = {
         "dispatch",
         "unit_status",
         "locate_unit",
+        "acknowledge",
         "cancel",
         "close_call",
         "update_call",
@@ -51,8 +53,9 @@ def test_each_role_may_do_its_own_work_only(role: str, action: str) -> None:
 
 
 @pytest.mark.parametrize("action", ACTIONS)
-def test_a_paramedic_may_move_and_locate_their_own_unit_only(action: str) -> None:
-    assert may("paramedic", action, own_unit=True) is (action in {"unit_status", "locate_unit"})
+def test_a_paramedic_may_move_locate_and_acknowledge_for_their_own_unit_only(action: str) -> None:
+    own = {"unit_status", "locate_unit", "acknowledge"}
+    assert may("paramedic", action, own_unit=True) is (action in own)
 
 
 @pytest.mark.parametrize("role", ["supervisor", "admin"])
