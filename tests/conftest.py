@@ -29,7 +29,7 @@ from dispatch_tui.service.dispatch_service import DispatchService
 
 TABLES = (
     "audit_log, narrative, assignments, calls, call_answers, staff, units, stations, hospitals,"
-    " places, requests, queued"
+    " places, requests, queued, alerts"
 )
 
 

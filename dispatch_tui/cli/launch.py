@@ -16,7 +16,7 @@ from rich.console import Console
 from dispatch_tui.config import DeskOptions, Settings
 from dispatch_tui.db.connect import Database, login_identity, open_database
 from dispatch_tui.db.engine import make_sessionmaker
-from dispatch_tui.rules.errors import Forbidden, InvalidInput
+from dispatch_tui.rules.errors import ExitCode, Forbidden, InvalidInput
 from dispatch_tui.rules.views import Operator
 from dispatch_tui.service import staffing
 from dispatch_tui.service.dispatch_service import DispatchService
@@ -99,6 +99,42 @@ def simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
         )
     finally:
         signal.signal(signal.SIGINT, previous)
+    return 0
+
+
+def alerter(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
+    """Deliver crew alerts: every one due now (`--once`), or until SIGTERM / Ctrl-C."""
+    from dispatch_tui.service.alerter import Alerter, SenderSettings
+
+    sender = SenderSettings.from_env(os.environ)  # refused in one line before connecting
+    db = open_database(
+        settings.database_url, settings.data_dir, application_name="dispatch-tui alerter"
+    )
+    delivering = Alerter(
+        db.engine,
+        sender,
+        listen_url=None if ns.poll else db.engine.url.render_as_string(hide_password=False),
+        report=lambda d: out.print(d.line(), markup=False, highlight=False),
+    )
+    if ns.once:
+        done = delivering.deliver_due()
+        return 0 if all(d.sent for d in done) else int(ExitCode.UNAVAILABLE)
+    out.print(
+        # The program only: its arguments may carry a gateway's token.
+        f"delivering crew alerts from {db.label} with {sender.command[0]}"
+        f" ({sender.workers} at once); Ctrl-C or SIGTERM stops",
+        markup=False,
+        highlight=False,
+    )
+    stop = threading.Event()
+    handlers = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        delivering.run(stop)
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
     return 0
 
 

@@ -128,6 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--seed", type=int, help="same seed, same drill")
     sim.set_defaults(verb="simulate")
+    alerter = sub.add_parser(
+        "alerter",
+        help="deliver crew alerts through DISPATCH_ALERT_COMMAND until stopped",
+        parents=[common],
+    )
+    alerter.add_argument("--once", action="store_true", help="deliver what is due now, then stop")
+    alerter.add_argument(
+        "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
+    )
+    alerter.set_defaults(verb="alerter")
     desk = sub.add_parser("desk", help="open the dispatcher's desk (the default)", parents=[common])
     desk.add_argument(
         "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
@@ -305,6 +315,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         )
     if verb == "simulate":
         return launch.simulate(ns, settings, out)
+    if verb == "alerter":
+        return launch.alerter(ns, settings, out)
     if verb == "admin.add_operator":
         from dispatch_tui.service.staffing import add_operator
 

@@ -1,0 +1,354 @@
+"""The alerter: delivers the crew alerts of the outbox (migration 0008), never losing one.
+
+Triggers write an alert in the transaction that dispatched or stood down a unit, so a committed
+change always has its alert and a rolled-back one never does. The alerter hands each to the
+centre's sender: a command (`DISPATCH_ALERT_COMMAND`, e.g. a pager or SMS gateway script) that
+gets the alert as one line of JSON on stdin and exits 0 once the gateway took it.
+
+- **Claiming.** A worker takes the oldest due alert with `FOR UPDATE SKIP LOCKED` and holds that
+  row lock while the sender runs, then records the outcome and commits. Several alerters (or
+  workers) never send the same alert at the same time: the lock is PostgreSQL's, and it ends
+  with the worker's connection. An alerter killed midway leaves the alert pending, unchanged, to
+  be claimed again: delivery is at least once, and each alert carries a stable id (`id`, a UUID)
+  for a gateway to drop a duplicate.
+- **Outcomes.** Exit 0: sent. Another exit, no answer within the timeout (the sender is killed),
+  or a command that cannot start: a failed attempt, with its reason; tried again after a backoff
+  (doubling) until the attempts run out, then failed for good: every desk shows a failed alert
+  loudly.
+- **Waking.** The alerter listens for the change notifications (an alert inserted wakes it at
+  once), looks again after every reconnect, and also polls, so an alert is never left waiting
+  for a notification that was lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from dispatch_tui.db.listener import Change, ConnectionState, Listener
+from dispatch_tui.rules.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+# The oldest due alert no other worker holds, locked until this worker commits its outcome.
+_CLAIM = text(
+    """
+SELECT id, uid, kind, payload, attempts, created_at
+FROM alerts
+WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
+ORDER BY next_attempt_at, id
+LIMIT 1
+FOR UPDATE SKIP LOCKED
+"""
+)
+_SENT = text(
+    """
+UPDATE alerts SET state = 'sent', attempts = attempts + 1, sent_at = clock_timestamp(),
+    last_attempt_at = clock_timestamp(), last_error = NULL
+WHERE id = :id
+"""
+)
+# A failed attempt: tried again after `delay` seconds, or failed for good after the last one.
+_FAILED = text(
+    """
+UPDATE alerts SET attempts = attempts + 1, last_attempt_at = clock_timestamp(),
+    last_error = :error,
+    state = CASE WHEN attempts + 1 >= :attempts THEN 'failed' ELSE 'pending' END,
+    next_attempt_at = clock_timestamp() + make_interval(secs => :delay)
+WHERE id = :id
+RETURNING state
+"""
+)
+# Seconds until the next pending alert is due (None: none is pending).
+_NEXT_DUE = text(
+    "SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp())"
+    " FROM alerts WHERE state = 'pending'"
+)
+
+# The longest a worker sleeps without looking (the poll behind the notifications).
+POLL_SECONDS = 5.0
+# A reason is kept this long at most (a sender's stderr can be anything).
+_REASON_MAX = 300
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSettings:
+    """How alerts leave: the command, and how long and how often it is given."""
+
+    command: tuple[str, ...]
+    timeout: float = 10.0  # seconds one delivery may take before the sender is killed
+    attempts: int = 5  # tries in all before an alert is failed for good
+    backoff: float = 2.0  # seconds before the second try; doubling, at most `backoff_cap`
+    backoff_cap: float = 60.0
+    workers: int = 2  # alerts delivered at once by one alerter
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SenderSettings:
+        """From DISPATCH_ALERT_COMMAND (required), DISPATCH_ALERT_TIMEOUT, _ATTEMPTS,
+        _BACKOFF and _WORKERS; a bad value is refused in one line."""
+        raw = environ.get("DISPATCH_ALERT_COMMAND", "").strip()
+        if not raw:
+            raise InvalidInput(
+                "set DISPATCH_ALERT_COMMAND to the command that sends an alert "
+                "(it gets the alert as JSON on stdin; see the README)"
+            )
+        try:
+            command = tuple(shlex.split(raw))
+        except ValueError as err:
+            raise InvalidInput(f"DISPATCH_ALERT_COMMAND cannot be read: {err}") from None
+        return cls(
+            command=command,
+            timeout=_number(environ, "DISPATCH_ALERT_TIMEOUT", 10.0, 0.1, 600),
+            attempts=int(_number(environ, "DISPATCH_ALERT_ATTEMPTS", 5, 1, 100)),
+            backoff=_number(environ, "DISPATCH_ALERT_BACKOFF", 2.0, 0, 3600),
+            workers=int(_number(environ, "DISPATCH_ALERT_WORKERS", 2, 1, 32)),
+        )
+
+    def delay(self, attempts_made: int) -> float:
+        """Seconds before the next try, after `attempts_made` tries."""
+        return float(min(self.backoff * 2 ** max(attempts_made - 1, 0), self.backoff_cap))
+
+
+def _number(
+    environ: Mapping[str, str], name: str, default: float, low: float, high: float
+) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, not '{raw[:24]}'") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be {low:g}–{high:g}, not {value:g}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One attempt at one alert, as it ended."""
+
+    alert_id: str  # the stable id (uid)
+    kind: str
+    unit: str
+    call: str
+    attempt: int
+    sent: bool
+    state: str  # the alert's state after this attempt: sent, pending (tried again) or failed
+    error: str | None
+    seconds: float  # from the alert's creation to the end of this attempt
+
+    def line(self) -> str:
+        what = f"{self.kind.replace('_', ' ')} {self.unit} → {self.call} (alert {self.alert_id})"
+        if self.sent:
+            return f"sent {what}, attempt {self.attempt}, {self.seconds:.2f} s after the change"
+        then = "failed for good" if self.state == "failed" else "will try again"
+        return f"attempt {self.attempt} of {what} failed: {self.error}; {then}"
+
+
+def message(row: Any) -> str:
+    """The alert as the sender gets it: one line of JSON, its stable id first."""
+    document = {
+        "id": str(row.uid),
+        "kind": row.kind,
+        "attempt": row.attempts + 1,
+        "created_at": row.created_at.isoformat(),
+        **row.payload,
+    }
+    return json.dumps(document, separators=(",", ":"), default=str)
+
+
+def send(settings: SenderSettings, line: str) -> str | None:
+    """Run the sender with the alert on stdin: None when it took it, else why not. A sender
+    that does not answer within the timeout is killed (its whole process group)."""
+    try:
+        process = subprocess.Popen(  # the centre's own configured command
+            settings.command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own group, so a timeout kills its children too
+        )
+    except OSError as err:
+        return f"cannot run {settings.command[0]}: {err.strerror or err}"
+    try:
+        _, err_bytes = process.communicate(line.encode() + b"\n", timeout=settings.timeout)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        return f"no answer in {settings.timeout:g} s (the sender was stopped)"
+    if process.returncode == 0:
+        return None
+    said = err_bytes.decode(errors="replace").strip().splitlines()
+    why = f": {said[-1]}" if said else ""
+    code = process.returncode
+    ended = f"killed by signal {-code}" if code < 0 else f"exit {code}"
+    return f"{ended}{why}"[:_REASON_MAX]
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.kill()
+    process.communicate()
+
+
+class Alerter:
+    """Delivers due alerts with `settings.workers` workers until stopped."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: SenderSettings,
+        *,
+        listen_url: str | None = None,
+        report: Callable[[Delivery], None] = lambda _: None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.listen_url = listen_url
+        self.report = report
+        self._wake = threading.Condition()
+        self._woken = 0  # bumped by every wake-up, so a worker sees one that came while it worked
+
+    def deliver_one(self) -> Delivery | None:
+        """Claim the oldest due alert, send it, record the outcome; None when none is due."""
+        with self.engine.connect() as conn, conn.begin():
+            row = conn.execute(_CLAIM).one_or_none()
+            if row is None:
+                return None
+            error = send(self.settings, message(row))
+            try:
+                if error is None:
+                    conn.execute(_SENT, {"id": row.id})
+                    state = "sent"
+                else:
+                    delay = self.settings.delay(row.attempts + 1)
+                    state = conn.execute(
+                        _FAILED,
+                        {
+                            "id": row.id,
+                            "error": error,
+                            "attempts": self.settings.attempts,
+                            "delay": delay,
+                        },
+                    ).scalar_one()
+            except DBAPIError:
+                # Its lock ends with the connection: the alert is pending again, and is sent
+                # again (at least once; the gateway drops the duplicate by its id).
+                log.warning(
+                    "alert %s: attempt %d %s, but the outcome could not be recorded; it will be "
+                    "delivered again",
+                    row.uid,
+                    row.attempts + 1,
+                    "was sent" if error is None else "failed",
+                )
+                raise
+        payload: dict[str, Any] = row.payload
+        created: datetime = row.created_at
+        return Delivery(
+            alert_id=str(row.uid),
+            kind=row.kind,
+            unit=str(payload.get("unit", "?")),
+            call=str(payload.get("call", "?")),
+            attempt=row.attempts + 1,
+            sent=error is None,
+            state=state,
+            error=error,
+            seconds=max(time.time() - created.timestamp(), 0.0),
+        )
+
+    def deliver_due(self) -> list[Delivery]:
+        """Deliver every alert due now (one worker, in turn): for `alerter --once` and tests."""
+        done: list[Delivery] = []
+        while (delivery := self.deliver_one()) is not None:
+            done.append(delivery)
+            self.report(delivery)
+        return done
+
+    def wake(self) -> None:
+        with self._wake:
+            self._woken += 1
+            self._wake.notify_all()
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        if any(c.table == "alerts" and c.op == "INSERT" for c in changes):
+            self.wake()
+
+    def _on_state(self, state: ConnectionState) -> None:
+        log.info("alerter's notifications: %s", state.value)
+
+    def _next_due(self) -> float:
+        """Seconds to sleep before looking again: until the next retry is due, at most the
+        poll interval."""
+        try:
+            with self.engine.connect() as conn:
+                due = conn.execute(_NEXT_DUE).scalar_one_or_none()
+        except DBAPIError:
+            return 1.0
+        if due is None:
+            return POLL_SECONDS
+        return min(max(float(due), 0.0), POLL_SECONDS)
+
+    def _work(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            with self._wake:
+                seen = self._woken
+            try:
+                delivery = self.deliver_one()
+            except DBAPIError as err:
+                # The server went away (or refused): the claimed alert, if any, is pending
+                # again when the connection ends. Wait a little and look again.
+                log.warning("alerter lost the database: %s", str(err).splitlines()[0])
+                stop.wait(1.0)
+                continue
+            if delivery is not None:
+                self.report(delivery)
+                continue
+            wait = self._next_due()
+            with self._wake:
+                if self._woken == seen and not stop.is_set():
+                    self._wake.wait(wait)
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until `stop` is set; returns once the workers finish their deliveries."""
+        threads = [
+            threading.Thread(target=self._work, args=(stop,), name=f"alerter-{i}", daemon=True)
+            for i in range(self.settings.workers)
+        ]
+        listener: threading.Thread | None = None
+        if self.listen_url is not None:
+            feed = Listener(
+                self.listen_url,
+                on_changes=self._on_changes,
+                on_state=self._on_state,
+                on_resync=self.wake,  # after a (re)connect: anything may have been missed
+                poll_seconds=POLL_SECONDS,
+            )
+            listener = threading.Thread(
+                target=feed.run, args=(stop,), name="alerter-listener", daemon=True
+            )
+            listener.start()
+        for thread in threads:
+            thread.start()
+        try:
+            stop.wait()
+        finally:
+            self.wake()
+            for thread in threads:
+                thread.join()
+            if listener is not None:
+                listener.join()

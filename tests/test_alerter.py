@@ -1,0 +1,370 @@
+"""Crew alerts: the outbox the triggers fill, the acknowledgement, and the alerter that delivers.
+
+The outbox holds an alert exactly when its change committed (a rolled-back dispatch leaves
+none); the alerter delivers each at least once, never two at a time, retries a sender that fails
+or hangs and finally marks the alert failed, and loses nothing when it is killed with SIGKILL at
+random moments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, text
+
+from dispatch_tui.cli import main
+from dispatch_tui.db.engine import make_engine, make_sessionmaker
+from dispatch_tui.rules.errors import Conflict, Forbidden
+from dispatch_tui.service.alerter import Alerter, SenderSettings
+from dispatch_tui.service.dispatch_service import DispatchService
+from tests.helpers import new_call, new_calls
+from tests.test_roles import Login, libpq, logins, refused
+
+__all__ = ["logins"]  # a fixture, used by name
+
+# A sender that takes every alert: appends its line to the file named by $ALERT_LOG.
+TAKES = ("sh", "-c", 'cat >> "$ALERT_LOG"')
+
+
+def _alerts(engine: Engine, where: str = "true") -> list[tuple[str, str, str, str]]:
+    """(kind, unit, call, state) of every alert, oldest first."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT kind, payload->>'unit', payload->>'call', state FROM alerts"
+                f" WHERE {where} ORDER BY id"
+            )
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def _lines(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def alert_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "alerts.jsonl"
+    monkeypatch.setenv("ALERT_LOG", str(path))
+    return path
+
+
+# -- the outbox ------------------------------------------------------------------------------------
+
+
+def test_each_dispatch_divert_promotion_and_cancel_writes_its_alert(
+    world: DispatchService, engine: Engine
+) -> None:
+    first, second, third = new_calls(world, 3)
+    world.dispatch("alice", first, ["M1"])
+    assert _alerts(engine) == [("dispatch", "M1", first, "pending")]
+    world.divert("alice", "M1", second)  # stands down from the first, goes to the second
+    assert _alerts(engine)[1:] == [
+        ("stand_down", "M1", first, "pending"),
+        ("dispatch", "M1", second, "pending"),
+    ]
+    world.unit_status("alice", "M1", "ON_SCENE")
+    world.queue("alice", "M1", third)
+    world.unit_status("alice", "M1", "AVAILABLE")  # promoted to its lined-up call
+    assert _alerts(engine)[3:] == [("dispatch", "M1", third, "pending")]
+    world.cancel_call("alice", third, "caller called back: not needed")
+    assert _alerts(engine)[4:] == [("stand_down", "M1", third, "pending")]
+
+
+def test_the_alert_carries_what_the_crew_needs(world: DispatchService, engine: Engine) -> None:
+    number = new_call(world, caller_phone="555-0100", determinant="10-D-1")
+    world.dispatch("alice", number, ["M1"], hospital="MERCY")
+    with engine.connect() as conn:
+        uid, payload = conn.execute(text("SELECT uid, payload FROM alerts")).one()
+    assert payload["call"] == number and payload["unit"] == "M1"
+    assert payload["priority"] == 1 and payload["determinant"] == "10-D-1"
+    assert payload["nature"] == "Chest pain" and payload["callback"] == "555-0100"
+    assert payload["destination"] == "MERCY" and payload["location"]
+    assert uid is not None
+
+
+def test_a_rolled_back_dispatch_leaves_no_alert(world: DispatchService, engine: Engine) -> None:
+    number = new_call(world)
+    with engine.connect() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO assignments (call_id, unit_id, notified_at)"
+                " SELECT c.id, u.id, now() FROM calls c, units u"
+                " WHERE c.number = :n AND u.code = 'M1'"
+            ),
+            {"n": number},
+        )
+        assert conn.execute(text("SELECT count(*) FROM alerts")).scalar_one() == 1
+        conn.rollback()
+    assert _alerts(engine) == []
+    # A refused dispatch (the unit is busy) writes nothing either.
+    world.dispatch("alice", number, ["M1"])
+    other = new_call(world)
+    with pytest.raises(Conflict):
+        world.dispatch("alice", other, ["M1"])
+    assert _alerts(engine) == [("dispatch", "M1", number, "pending")]
+
+
+def test_nobody_writes_alerts_by_hand_yet_every_dispatch_writes_one(
+    logins: Callable[..., Login], world: DispatchService, engine: Engine
+) -> None:
+    name, url = logins("dispatcher")
+    own = make_engine(url, pool_size=1)
+    try:
+        number = new_call(world)
+        DispatchService(make_sessionmaker(own)).dispatch(name, number, ["M1"])
+    finally:
+        own.dispose()
+    assert _alerts(engine) == [("dispatch", "M1", number, "pending")]
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        assert refused(conn, "UPDATE alerts SET state = 'sent'")
+        assert refused(
+            conn,
+            "INSERT INTO alerts (assignment_id, call_id, unit_id, kind, payload)"
+            " SELECT id, call_id, unit_id, 'dispatch', '{}' FROM assignments",
+        )
+        assert refused(conn, "DELETE FROM alerts")
+
+
+# -- acknowledgement ---------------------------------------------------------------------------
+
+
+def test_the_crew_acknowledges_by_the_servers_clock_once(
+    world: DispatchService, engine: Engine
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    call = world.acknowledge("carol", "M1")  # carol crews M1
+    (assignment,) = call.assignments
+    assert assignment.acknowledged_at is not None
+    assert assignment.acknowledged_at >= assignment.notified_at
+    with pytest.raises(Conflict, match=r"acknowledged .* already"):
+        world.acknowledge("alice", "M1")
+    # Even a direct write cannot move it: the trigger keeps the first.
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE assignments SET acknowledged_at = '2000-01-01'"))
+    assert world.call(number).assignments[0].acknowledged_at == assignment.acknowledged_at
+    texts = [e.text for e in world.record(number).timeline]
+    assert "M1 acknowledged the dispatch" in texts
+
+
+def test_only_the_units_crew_or_a_dispatcher_acknowledges(
+    world: DispatchService, count: object
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    with pytest.raises(Forbidden):
+        world.acknowledge("dave", "M1")  # dave crews M3
+    with pytest.raises(Forbidden):
+        world.acknowledge("grace", "M1")  # a supervisor
+    with pytest.raises(Conflict, match="on no call"):
+        world.acknowledge("dave", "M3")
+    assert world.call(number).assignments[0].acknowledged_at is None
+
+
+def test_unit_ack_on_the_cli(
+    world: DispatchService, db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    assert main(["unit", "ack", "M1", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    (unit,) = document["call"]["assignments"]
+    assert unit["acknowledged_at"] and unit["alert_state"] == "pending"
+    assert main(["call", "show", number, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["call"]["assignments"][0]["acknowledged_at"] == unit["acknowledged_at"]
+
+
+# -- delivery --------------------------------------------------------------------------------
+
+
+def test_the_alerter_delivers_each_alert_with_its_stable_id(
+    world: DispatchService, engine: Engine, alert_log: Path
+) -> None:
+    calls = new_calls(world, 2)
+    world.dispatch("alice", calls[0], ["M1"])
+    world.dispatch("alice", calls[1], ["M3"])
+    done = Alerter(engine, SenderSettings(TAKES)).deliver_due()
+    assert [d.sent for d in done] == [True, True]
+    sent = _lines(alert_log)
+    assert [(m["unit"], m["call"], m["kind"], m["attempt"]) for m in sent] == [
+        ("M1", calls[0], "dispatch", 1),
+        ("M3", calls[1], "dispatch", 1),
+    ]
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT uid::text, state, attempts FROM alerts ORDER BY id")).all()
+    assert [(r[1], r[2]) for r in rows] == [("sent", 1), ("sent", 1)]
+    assert [m["id"] for m in sent] == [r[0] for r in rows]
+    assert world.call(calls[0]).assignments[0].alert_state == "sent"
+    assert Alerter(engine, SenderSettings(TAKES)).deliver_due() == []  # nothing sent twice
+
+
+def test_a_failing_sender_is_retried_then_the_alert_fails_loudly(
+    world: DispatchService, engine: Engine
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    failing = SenderSettings(
+        ("sh", "-c", "echo 'gateway said no' >&2; exit 3"), attempts=3, backoff=0.05
+    )
+    alerter = Alerter(engine, failing)
+    tried: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(tried) < 3 and time.monotonic() < deadline:
+        tried += [d.state for d in alerter.deliver_due()]
+        time.sleep(0.05)
+    assert tried == ["pending", "pending", "failed"]
+    (a,) = world.call(number).assignments
+    assert a.alert_state == "failed" and a.alert_attempts == 3
+    assert a.alert_error == "exit 3: gateway said no"
+    time.sleep(0.2)
+    assert alerter.deliver_due() == []  # failed for good: not tried again
+
+
+def test_a_hanging_sender_is_stopped_and_tried_again(
+    world: DispatchService, engine: Engine, alert_log: Path, tmp_path: Path
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    # Hangs on the first try (its child too: the whole group is killed), takes the second.
+    marker = tmp_path / "tried"
+    script = f'if [ -e "{marker}" ]; then cat >> "$ALERT_LOG"; else touch "{marker}"; sleep 60; fi'
+    alerter = Alerter(engine, SenderSettings(("sh", "-c", script), timeout=0.5, backoff=0.05))
+    started = time.monotonic()
+    (first,) = alerter.deliver_due()
+    assert time.monotonic() - started < 30
+    assert not first.sent and first.state == "pending"
+    assert first.error == "no answer in 0.5 s (the sender was stopped)"
+    time.sleep(0.1)
+    (second,) = alerter.deliver_due()
+    assert second.sent and second.attempt == 2
+    assert [m["call"] for m in _lines(alert_log)] == [number]
+
+
+def test_a_sender_that_cannot_start_is_a_failed_attempt(
+    world: DispatchService, engine: Engine
+) -> None:
+    world.dispatch("alice", new_call(world), ["M1"])
+    alerter = Alerter(engine, SenderSettings(("/nonexistent/pager",), attempts=1))
+    (d,) = alerter.deliver_due()
+    assert (
+        d.state == "failed" and d.error is not None and "cannot run /nonexistent/pager" in d.error
+    )
+
+
+def test_two_alerters_never_send_the_same_alert_at_once(
+    world: DispatchService, engine: Engine, tmp_path: Path, alert_log: Path
+) -> None:
+    units = ["M1", "M2", "M3", "M4", "M5", "M6"]
+    numbers = new_calls(world, len(units))
+    for number, unit in zip(numbers, units, strict=True):
+        world.dispatch("alice", number, [unit])
+    # The sender holds a directory named by the alert's id while it "sends": a second sender of
+    # the same alert at the same time finds it there, and says so in the log.
+    script = (
+        'read -r line; id=$(printf "%s" "$line" | sed \'s/.*"id":"\\([^"]*\\)".*/\\1/\'); '
+        f'if mkdir "{tmp_path}/$id" 2>/dev/null; then sleep 0.1; rmdir "{tmp_path}/$id"; '
+        'printf "%s\\n" "$line" >> "$ALERT_LOG"; else echo "OVERLAP $id" >> "$ALERT_LOG"; fi'
+    )
+    settings = SenderSettings(("sh", "-c", script), workers=3)
+    stop = threading.Event()
+    alerters = [Alerter(engine, settings) for _ in range(2)]
+    threads = [threading.Thread(target=a.run, args=(stop,)) for a in alerters]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while len(_alerts(engine, "state = 'sent'")) < len(units) and time.monotonic() < deadline:
+        alerters[0].wake()
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    text_log = alert_log.read_text()
+    assert "OVERLAP" not in text_log
+    sent = _lines(alert_log)
+    assert sorted(str(m["unit"]) for m in sent) == units  # each exactly once
+    assert len(_alerts(engine, "state = 'sent'")) == len(units)
+
+
+def test_the_alerter_wakes_on_the_notification(
+    world: DispatchService, engine: Engine, database_url: str, alert_log: Path
+) -> None:
+    alerter = Alerter(engine, SenderSettings(TAKES), listen_url=database_url)
+    stop = threading.Event()
+    thread = threading.Thread(target=alerter.run, args=(stop,))
+    thread.start()
+    try:
+        time.sleep(0.5)  # listening, and idle until the next poll (5 s)
+        number = new_call(world)
+        world.dispatch("alice", number, ["M1"])
+        deadline = time.monotonic() + 4  # well before the poll would find it
+        while not _lines(alert_log) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [m["call"] for m in _lines(alert_log)] == [number]
+    finally:
+        stop.set()
+        thread.join()
+
+
+ALERTER_KILLS = int(os.environ.get("DISPATCH_ALERTER_KILLS", "12"))
+
+
+def test_an_alerter_killed_at_random_loses_no_alert(
+    world: DispatchService, engine: Engine, db_env: dict[str, str], alert_log: Path
+) -> None:
+    """SIGKILL at random moments, over and over, while alerts are delivered: every alert is
+    delivered at least once, and each ends sent."""
+    units = ["M1", "M2", "M3", "M4", "M5", "M6"]
+    for number, unit in zip(new_calls(world, len(units)), units, strict=True):
+        world.dispatch("alice", number, [unit])
+    for unit in units:  # each diverted once: a stand-down and a new dispatch more
+        world.divert("alice", unit, new_call(world))
+    expected = len(_alerts(engine))
+    env = {
+        **db_env,
+        "ALERT_LOG": str(alert_log),
+        # Each delivery takes a while, so kills land mid-delivery as well as between.
+        "DISPATCH_ALERT_COMMAND": "sh -c 'sleep 0.05; cat >> \"$ALERT_LOG\"'",
+        "DISPATCH_ALERT_WORKERS": "2",
+    }
+    rng = random.Random(7)
+    command = [sys.executable, "-m", "dispatch_tui", "alerter"]
+    for _ in range(ALERTER_KILLS):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 1.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    # The killed ones did deliver (this is no test of an alerter that never started).
+    assert _alerts(engine, "state = 'sent'")
+    # Then one that is left to finish.
+    done = subprocess.run(
+        [*command, "--once"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(_alerts(engine, "state = 'sent'")) == expected
+    delivered = {str(m["id"]) for m in _lines(alert_log)}
+    with engine.connect() as conn:
+        ids = {r[0] for r in conn.execute(text("SELECT uid::text FROM alerts")).all()}
+    assert delivered == ids  # every one at least once
+
+
+def test_the_alerter_refuses_to_start_without_a_sender(
+    db_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DISPATCH_ALERT_COMMAND", raising=False)
+    assert main(["alerter", "--once"]) == 2
+    assert "set DISPATCH_ALERT_COMMAND" in capsys.readouterr().err
