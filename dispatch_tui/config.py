@@ -28,6 +28,7 @@ from rich.errors import StyleSyntaxError
 from rich.style import Style
 
 from dispatch_tui.db.embedded import default_data_dir
+from dispatch_tui.rules import norms
 from dispatch_tui.rules.validation import DISPOSITIONS
 
 
@@ -112,6 +113,8 @@ class DeskOptions:
     listen: bool = True
     clock: bool = True
     dispositions: tuple[str, ...] = DISPOSITIONS  # what the close key offers
+    # Seconds a crew has to acknowledge a dispatch before it is a timer (DISPATCH_ACK_SECONDS).
+    ack_seconds: int = norms.ACK_SECONDS
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> DeskOptions:
@@ -137,12 +140,15 @@ class DeskOptions:
             poll = max(0.2, float(environ.get("DISPATCH_POLL_SECONDS", "2")))
         except ValueError:
             poll = 2.0
+        ack = environ.get("DISPATCH_ACK_SECONDS", "").strip()
+        ack_seconds = int(ack) if ack.isdigit() and 0 < int(ack) <= 3600 else norms.ACK_SECONDS
         return cls(
             aging_seconds=aging,
             status_styles=styles,
             poll_seconds=poll,
             listen=environ.get("DISPATCH_LISTEN", "1") != "0",
             dispositions=dispositions(environ),
+            ack_seconds=ack_seconds,
         )
 
 

@@ -59,7 +59,12 @@ def assignment_view(
     at_destination_at: datetime | None = None,
     cleared_at: datetime | None = None,
     cancelled_at: datetime | None = None,
+    acknowledged: bool = True,
+    alert_state: str | None = "sent",
+    alert_at: datetime | None = None,
 ) -> AssignmentView:
+    """An assignment as a view; its crew acknowledged it as it was notified, and its alert was
+    sent, unless told otherwise."""
     return AssignmentView(
         id=1,
         call_number=call_number,
@@ -76,6 +81,10 @@ def assignment_view(
         at_destination_at=at_destination_at,
         cleared_at=cleared_at,
         cancelled_at=cancelled_at,
+        acknowledged_at=notified_at if acknowledged else None,
+        alert_state=alert_state,
+        alert_at=alert_at or notified_at,
+        alert_error="exit 1: gateway down" if alert_state == "failed" else None,
     )
 
 

@@ -368,3 +368,35 @@ def test_the_alerter_refuses_to_start_without_a_sender(
     monkeypatch.delenv("DISPATCH_ALERT_COMMAND", raising=False)
     assert main(["alerter", "--once"]) == 2
     assert "set DISPATCH_ALERT_COMMAND" in capsys.readouterr().err
+
+
+# -- on the desk -----------------------------------------------------------------------------
+
+
+async def test_the_desk_shows_a_failed_alert_loudly_until_the_crew_acknowledges(
+    world: DispatchService, engine: Engine, database_url: str
+) -> None:
+    from tests.desk_helpers import desk, screen_of, until
+
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    app = desk(world, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+
+        def units_cell() -> str:
+            active = screen_of(app).active
+            row = next((c for c in active.rows_by_key.values() if c.number == number), None)
+            if row is None:
+                return ""
+            return active.get_row(str(row.id))[3].plain
+
+        await until(pilot, lambda: units_cell().startswith("M1"))
+        assert "ALERT FAILED" not in units_cell()
+        failing = SenderSettings(("sh", "-c", "exit 1"), attempts=1)
+        (d,) = Alerter(engine, failing).deliver_due()  # another process, as a real alerter
+        assert d.state == "failed"
+        await until(pilot, lambda: "ALERT FAILED" in units_cell())
+        world.acknowledge("carol", "M1")  # the crew was reached another way
+        await until(pilot, lambda: "ALERT FAILED" not in units_cell())
+        (a,) = world.call(number).assignments
+        assert a.acknowledged_at is not None

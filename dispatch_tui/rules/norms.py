@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dispatch_tui.rules.lifecycle import DISPATCHED, label, unit_state
-from dispatch_tui.rules.views import CallView
+from dispatch_tui.rules.views import AssignmentView, CallView
 
 # NFPA 1225: answer -> first unit dispatched, 90% within 60 s (the desk's call-processing clock).
 PROCESSING_GOAL_SECONDS = 60
@@ -71,13 +71,48 @@ class TimerRule:
     seconds: int
 
 
+# A dispatch the crew has not acknowledged (nor reported en route) this long is watched.
+ACK_SECONDS = 30
+
 DEFAULT_TIMERS = (
     TimerRule("p1_pending", "P1 pending", 60),
+    # A dispatch whose crew has neither acknowledged it nor reported en route.
+    TimerRule("not_acknowledged", "not acknowledged", ACK_SECONDS),
     # A unit dispatched whose crew has not reported en route: named as the desk names it.
     TimerRule("not_en_route", label(DISPATCHED), 60),
     TimerRule("on_scene", "on scene", 1800),
     TimerRule("at_hospital", "at hospital", 1800),
+    # The crew's alert could not be delivered: overdue at once, until someone reaches the crew.
+    TimerRule("alert_failed", "ALERT FAILED", 0),
 )
+
+
+def timer_rules(ack_seconds: int = ACK_SECONDS) -> tuple[TimerRule, ...]:
+    """The watched clocks, with the centre's time for an acknowledgement."""
+    return tuple(
+        TimerRule(r.key, r.label, ack_seconds) if r.key == "not_acknowledged" else r
+        for r in DEFAULT_TIMERS
+    )
+
+
+def unacknowledged(a: AssignmentView) -> bool:
+    """An active dispatch the crew has not acknowledged, nor answered by reporting en route."""
+    return (
+        a.active
+        and a.acknowledged_at is None
+        and unit_state(a.unit_status, a.en_route_at is not None) == DISPATCHED
+    )
+
+
+def alert_words(a: AssignmentView, now: datetime | None, ack_seconds: int = ACK_SECONDS) -> str:
+    """What a unit's line on a call adds about its crew alert, in capitals when something is
+    wrong: `ALERT FAILED`, or `NO ACK` once the acknowledgement is overdue; else nothing."""
+    if not a.active:
+        return ""
+    if a.alert_state == "failed" and a.acknowledged_at is None:
+        return "ALERT FAILED"
+    late = now is not None and (now - a.notified_at).total_seconds() > ack_seconds
+    return "NO ACK" if late and unacknowledged(a) else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +150,18 @@ def timers(
         for a in call.assignments:
             if not a.active:
                 continue
+            if a.alert_state == "failed" and a.acknowledged_at is None:
+                add("alert_failed", call, a.unit_code, a.alert_at or a.notified_at)
+            if unacknowledged(a):
+                add("not_acknowledged", call, a.unit_code, a.notified_at)
             if unit_state(a.unit_status, a.en_route_at is not None) == DISPATCHED:
                 add("not_en_route", call, a.unit_code, a.notified_at)
             elif a.unit_status == "ON_SCENE" and a.on_scene_at is not None:
                 add("on_scene", call, a.unit_code, a.on_scene_at)
             elif a.unit_status == "AT_HOSPITAL" and a.at_destination_at is not None:
                 add("at_hospital", call, a.unit_code, a.at_destination_at)
-    return sorted(found, key=lambda t: t.elapsed / t.rule.seconds, reverse=True)
+    # (A clock overdue at once, such as a failed alert, counts each second as a whole period.)
+    return sorted(found, key=lambda t: t.elapsed / max(t.rule.seconds, 1), reverse=True)
 
 
 def shift_start(now: datetime, starts: Sequence[int] = (7, 19)) -> datetime:

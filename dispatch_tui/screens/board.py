@@ -36,6 +36,8 @@ from dispatch_tui.widgets.panes import status_text, unit_times
 from dispatch_tui.widgets.status_line import StatusLine
 
 WINDOWS = ("last hour", "shift", "24 h")
+# The timers the board lists by name; the rest are counted in one row.
+TIMER_ROWS = 12
 
 
 class KpisLoaded(Message):
@@ -238,7 +240,8 @@ class BoardScreen(LiveScreen):
         return lines
 
     def _timer_table(self, now: datetime) -> RenderableType:
-        found = norms.timers(self.calls.values(), now)
+        rules = norms.timer_rules(self.context.options.ack_seconds)
+        found = norms.timers(self.calls.values(), now, rules)
         newly = {t.key for t in found if t.overdue} - self.overdue_seen
         if newly:
             self.app.bell()  # once per timer, when it first goes overdue
@@ -253,7 +256,7 @@ class BoardScreen(LiveScreen):
         table.add_column("Unit", no_wrap=True)
         table.add_column("Time", justify="right", no_wrap=True)
         table.add_column("", no_wrap=True, min_width=8)
-        for t in found[:12]:
+        for t in found[:TIMER_ROWS]:
             flag = (
                 Text("OVERDUE", style="bold reverse red")
                 if t.overdue
@@ -266,6 +269,10 @@ class BoardScreen(LiveScreen):
                 Text(clock(t.elapsed)),
                 flag,
             )
+        if len(found) > TIMER_ROWS:  # said, never cut silently
+            more = len(found) - TIMER_ROWS
+            overdue = sum(t.overdue for t in found[TIMER_ROWS:])
+            table.add_row(Text(f"+ {more} more ({overdue} overdue)", style="bold"), "", "", "", "")
         if not found:
             table.add_row(Text("no running timers", style="dim"), "", "", "", "")
         return table
@@ -289,7 +296,7 @@ class BoardScreen(LiveScreen):
                 Text(c.number),
                 Text(f"P{c.priority}"),
                 status_text(c.status, self.context.options.status_styles),
-                Text(unit_times(c, now)),
+                Text(unit_times(c, now, ack_seconds=self.context.options.ack_seconds)),
                 Text(c.nature),
             )
         return table

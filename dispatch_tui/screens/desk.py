@@ -89,7 +89,7 @@ class DeskScreen(LiveScreen):
         self.dialogs = DeskDialogs(self)
         styles = context.options.status_styles
         self.pending = PendingCalls(styles, context.options.aging_seconds, id="pending")
-        self.active = ActiveCalls(styles, id="active")
+        self.active = ActiveCalls(styles, context.options.ack_seconds, id="active")
         self.units = Units(styles, id="units")
         self.hospitals = Hospitals(styles, id="hospitals")
 

@@ -22,11 +22,25 @@ from textual.widgets import DataTable, Footer, Label, RichLog, Static
 
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.lifecycle import label, unit_label
-from dispatch_tui.rules.views import CallRecord, CallView
+from dispatch_tui.rules.views import AssignmentView, CallRecord, CallView
 
 
 def _time(value: datetime | None) -> str:
     return value.astimezone().strftime("%H:%M:%S") if value is not None else "—"
+
+
+def _alert(a: AssignmentView) -> Text:
+    """The crew alert of an assignment: sent (when), pending, or FAILED (with why, loudly)."""
+    match a.alert_state:
+        case "sent":
+            return Text(f"sent {_time(a.alert_at)}")
+        case "failed":
+            return Text(f"FAILED {_time(a.alert_at)}: {a.alert_error or ''}", style="bold red")
+        case "pending" if a.alert_attempts:
+            return Text(f"retrying ({a.alert_attempts} tried)", style="bold yellow")
+        case "pending":
+            return Text("pending", style="dim")
+    return Text("—")
 
 
 def _stamp(value: datetime) -> str:
@@ -73,7 +87,16 @@ class RecordScreen(Screen[None]):
     def on_mount(self) -> None:
         units = self.query_one("#record-units", DataTable)
         units.add_columns(
-            "Unit", "Status", "Notified", "En route", "On scene", "Transport", "At dest", "Ended"
+            "Unit",
+            "Status",
+            "Notified",
+            "Alert",
+            "Ack",
+            "En route",
+            "On scene",
+            "Transport",
+            "At dest",
+            "Ended",
         )
 
     @property
@@ -124,6 +147,8 @@ class RecordScreen(Screen[None]):
                 Text(a.unit_code, style="bold"),
                 Text(unit_label(a.unit_status, a.en_route_at is not None)),
                 _time(a.notified_at),
+                _alert(a),
+                _time(a.acknowledged_at),
                 _time(a.en_route_at),
                 _time(a.on_scene_at),
                 _time(a.transporting_at),

@@ -173,7 +173,11 @@ class Simulator:
             )
             if assignment is None:
                 continue
-            stage = unit.status + ("+rolling" if assignment.en_route_at else "")
+            stage = unit.status + (
+                "+rolling"
+                if assignment.en_route_at
+                else ("" if assignment.acknowledged_at else "+alerted")
+            )
             scheduled = self.due.get(unit.code)
             if scheduled is None or scheduled[1] != stage:
                 self.due[unit.code] = (
@@ -187,6 +191,8 @@ class Simulator:
     def _duration(
         self, stage: str, unit: UnitView, call: CallView, hospitals: list[HospitalView]
     ) -> float:
+        if stage == "EN_ROUTE+alerted":
+            return self._between(5, 20)  # the crew acknowledges its alert
         if stage == "EN_ROUTE":
             return self._between(30, 90)  # turnout
         if stage == "EN_ROUTE+rolling":
@@ -205,7 +211,9 @@ class Simulator:
     ) -> None:
         code = unit.code
         try:
-            if stage == "EN_ROUTE":
+            if stage == "EN_ROUTE+alerted":
+                self.service.acknowledge(self.operator, code)
+            elif stage == "EN_ROUTE":
                 self.service.unit_status(self.operator, code, "EN_ROUTE")
             elif stage == "EN_ROUTE+rolling":
                 self.service.unit_status(self.operator, code, "ON_SCENE")

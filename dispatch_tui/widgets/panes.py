@@ -21,7 +21,7 @@ from textual.actions import parse as parse_action
 from textual.binding import Binding, BindingType
 from textual.message import Message
 
-from dispatch_tui.rules import permissions
+from dispatch_tui.rules import norms, permissions
 from dispatch_tui.rules.enums import CallStatus, UnitStatus
 from dispatch_tui.rules.errors import Conflict
 from dispatch_tui.rules.lifecycle import unit_label, unit_short, unit_state, unit_step
@@ -370,10 +370,14 @@ class PendingCalls(CallPane):
         return None
 
 
-def unit_times(call: CallView, now: datetime | None, form: str = "long") -> str:
+def unit_times(
+    call: CallView, now: datetime | None, form: str = "long", ack_seconds: int = norms.ACK_SECONDS
+) -> str:
     """Each active unit of a call with its state and time in it (desk and board alike), in
     words (`M1 dispatched 0:40`), in the bar's short words (`short`: `M1 disp 0:40`), or in
-    short words without the time (`narrow`: `M1 disp`; the Units pane beside shows it)."""
+    short words without the time (`narrow`: `M1 disp`; the Units pane beside shows it). A crew
+    alert that failed, or a dispatch not acknowledged in time, is said after the unit in
+    capitals (`M1 disp 0:40 NO ACK`), whatever the form."""
     parts = []
     for a in call.assignments:
         if not a.active:
@@ -387,7 +391,8 @@ def unit_times(call: CallView, now: datetime | None, form: str = "long") -> str:
         time = (
             "" if form == "narrow" or now is None else clock((now - a.status_since).total_seconds())
         )
-        parts.append(f"{a.unit_code} {state} {time}".rstrip())
+        alert = norms.alert_words(a, now, ack_seconds)
+        parts.append(" ".join(x for x in (a.unit_code, state, time, alert) if x))
     return " · ".join(parts)
 
 
@@ -414,9 +419,12 @@ class ActiveCalls(CallPane):
         Binding("x", "cancel_call", "Cancel", id="cancel-call", tooltip="asks; releases its units"),
     ]
 
-    def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self, styles: dict[str, str], ack_seconds: int = norms.ACK_SECONDS, **kwargs: Any
+    ) -> None:
         super().__init__("Active calls", styles, **kwargs)
         self.form = "short"
+        self.ack_seconds = ack_seconds
 
     def on_resize(self) -> None:
         room = self._room()
@@ -433,7 +441,7 @@ class ActiveCalls(CallPane):
         return (row.priority, row.received_at, row.id)
 
     def time_cells(self, row: CallView) -> tuple[Text, ...]:
-        return (Text(unit_times(row, self.now, self.form)),)
+        return (Text(unit_times(row, self.now, self.form, self.ack_seconds)),)
 
     def cells(self, row: CallView) -> tuple[Text, ...]:
         return (

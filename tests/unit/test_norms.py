@@ -15,9 +15,11 @@ from dispatch_tui.rules.norms import (
     TIME_COLUMNS,
     Kpi,
     TimerRule,
+    alert_words,
     clock,
     shift_start,
     time_problems,
+    timer_rules,
     timers,
 )
 from dispatch_tui.rules.views import CallView
@@ -214,10 +216,56 @@ def test_a_centre_sets_its_own_timers() -> None:
     assert (timer.call_number, timer.overdue) == ("C-2", True)
     assert [r.key for r in DEFAULT_TIMERS] == [
         "p1_pending",
+        "not_acknowledged",
         "not_en_route",
         "on_scene",
         "at_hospital",
+        "alert_failed",
     ]
+
+
+def test_a_dispatch_not_acknowledged_in_time_is_a_timer_and_said_on_the_unit() -> None:
+    waiting = assignment_view("M4", call_number="C-8", acknowledged=False)
+    call = call_view("C-8", status="DISPATCHED", assignments=(waiting,))
+    (timer, en_route) = timers([call], after(31))
+    assert (timer.rule.key, timer.unit_code, timer.overdue) == ("not_acknowledged", "M4", True)
+    assert (en_route.rule.key, en_route.overdue) == ("not_en_route", False)
+    assert alert_words(waiting, after(30)) == ""
+    assert alert_words(waiting, after(31)) == "NO ACK"
+    # A centre's own time for it.
+    (timer, _) = timers([call], after(31), rules=timer_rules(ack_seconds=45))
+    assert not timer.overdue
+    assert alert_words(waiting, after(31), ack_seconds=45) == ""
+    # Acknowledged, or the crew reported en route (an answer too): no longer watched.
+    for answered in (
+        assignment_view("M4", call_number="C-8"),
+        assignment_view("M4", call_number="C-8", acknowledged=False, en_route_at=after(5)),
+    ):
+        call = call_view("C-8", status="DISPATCHED", assignments=(answered,))
+        assert [t.rule.key for t in timers([call], after(300))] in (["not_en_route"], [])
+        assert alert_words(answered, after(300)) == ""
+
+
+def test_a_failed_alert_is_overdue_at_once_and_first() -> None:
+    failed = assignment_view(
+        "M2", call_number="C-9", alert_state="failed", alert_at=after(5), acknowledged=False
+    )
+    call = call_view("C-9", status="DISPATCHED", assignments=(failed,))
+    on_scene = call_view(
+        "C-2",
+        status="ON_SCENE",
+        assignments=(assignment_view(unit_status="ON_SCENE", call_number="C-2", on_scene_at=T0),),
+    )
+    found = timers([on_scene, call], after(6))
+    assert (found[0].rule.key, found[0].call_number, found[0].overdue) == (
+        "alert_failed",
+        "C-9",
+        True,
+    )
+    assert alert_words(failed, after(6)) == "ALERT FAILED"
+    # Once the crew has acknowledged (reached another way), the failure no longer matters.
+    reached = assignment_view("M2", call_number="C-9", alert_state="failed")
+    assert alert_words(reached, after(6)) == ""
 
 
 # -- time problems of one assignment ---------------------------------------------------------------
