@@ -30,10 +30,8 @@ import shlex
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -60,6 +58,7 @@ _SENT = text(
 UPDATE alerts SET state = 'sent', attempts = attempts + 1, sent_at = clock_timestamp(),
     last_attempt_at = clock_timestamp(), last_error = NULL
 WHERE id = :id
+RETURNING state, extract(epoch FROM clock_timestamp() - created_at)
 """
 )
 # A failed attempt: tried again after `delay` seconds, or failed for good after the last one.
@@ -70,7 +69,7 @@ UPDATE alerts SET attempts = attempts + 1, last_attempt_at = clock_timestamp(),
     state = CASE WHEN attempts + 1 >= :attempts THEN 'failed' ELSE 'pending' END,
     next_attempt_at = clock_timestamp() + make_interval(secs => :delay)
 WHERE id = :id
-RETURNING state
+RETURNING state, extract(epoch FROM clock_timestamp() - created_at)
 """
 )
 # Seconds until the next pending alert is due (None: none is pending).
@@ -150,7 +149,7 @@ class Delivery:
     sent: bool
     state: str  # the alert's state after this attempt: sent, pending (tried again) or failed
     error: str | None
-    seconds: float  # from the alert's creation to the end of this attempt
+    seconds: float  # from the alert's creation to the end of this attempt (server's clock)
 
     def line(self) -> str:
         what = f"{self.kind.replace('_', ' ')} {self.unit} → {self.call} (alert {self.alert_id})"
@@ -233,11 +232,10 @@ class Alerter:
             error = send(self.settings, message(row))
             try:
                 if error is None:
-                    conn.execute(_SENT, {"id": row.id})
-                    state = "sent"
+                    state, age = conn.execute(_SENT, {"id": row.id}).one()
                 else:
                     delay = self.settings.delay(row.attempts + 1)
-                    state = conn.execute(
+                    state, age = conn.execute(
                         _FAILED,
                         {
                             "id": row.id,
@@ -245,7 +243,7 @@ class Alerter:
                             "attempts": self.settings.attempts,
                             "delay": delay,
                         },
-                    ).scalar_one()
+                    ).one()
             except DBAPIError:
                 # Its lock ends with the connection: the alert is pending again, and is sent
                 # again (at least once; the gateway drops the duplicate by its id).
@@ -258,7 +256,6 @@ class Alerter:
                 )
                 raise
         payload: dict[str, Any] = row.payload
-        created: datetime = row.created_at
         return Delivery(
             alert_id=str(row.uid),
             kind=row.kind,
@@ -268,7 +265,7 @@ class Alerter:
             sent=error is None,
             state=state,
             error=error,
-            seconds=max(time.time() - created.timestamp(), 0.0),
+            seconds=float(age),  # by the server's clock, as the alert's creation was
         )
 
     def deliver_due(self) -> list[Delivery]:

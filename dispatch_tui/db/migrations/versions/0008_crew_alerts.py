@@ -121,6 +121,7 @@ GRANTS = (
     "GRANT UPDATE (acknowledged_at) ON assignments TO dispatch_dispatcher, dispatch_paramedic",
     "GRANT SELECT ON alerts TO dispatch_operator, dispatch_board, dispatch_alerter",
     f"GRANT UPDATE ({DELIVERY_COLUMNS}) ON alerts TO dispatch_alerter",
+    "GRANT SELECT ON alembic_version TO dispatch_alerter",  # the schema check at its start
 )
 UNDO_GRANTS = (
     "REVOKE UPDATE (acknowledged_at) ON assignments FROM dispatch_dispatcher, dispatch_paramedic",
