@@ -338,18 +338,27 @@ def test_an_alerter_killed_at_random_loses_no_alert(
         **db_env,
         "ALERT_LOG": str(alert_log),
         # Each delivery takes a while, so kills land mid-delivery as well as between.
-        "DISPATCH_ALERT_COMMAND": "sh -c 'sleep 0.05; cat >> \"$ALERT_LOG\"'",
+        "DISPATCH_ALERT_COMMAND": "sh -c 'sleep 0.2; cat >> \"$ALERT_LOG\"'",
         "DISPATCH_ALERT_WORKERS": "2",
     }
     rng = random.Random(7)
     command = [sys.executable, "-m", "dispatch_tui", "alerter"]
+    kills = 0
     for _ in range(ALERTER_KILLS):
+        before = len(_lines(alert_log))
+        if before >= expected:
+            break
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, 1.0))
+        # Killed once it is delivering (its first delivery of this run is in), at a random
+        # moment after: often mid-way through the next one.
+        deadline = time.monotonic() + 30
+        while len(_lines(alert_log)) == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.3))
         process.send_signal(signal.SIGKILL)
         process.wait()
-    # The killed ones did deliver (this is no test of an alerter that never started).
-    assert _alerts(engine, "state = 'sent'")
+        kills += 1
+    assert kills >= 3  # (it was killed, more than once, while delivering)
     # Then one that is left to finish.
     done = subprocess.run(
         [*command, "--once"], env=env, capture_output=True, text=True, timeout=120
