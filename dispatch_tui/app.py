@@ -1,4 +1,5 @@
-"""The Textual app: it picks the screen (the dispatcher's desk or the supervisor's board).
+"""The Textual app: it picks the screen (the dispatcher's desk, the supervisor's board, or a
+unit's crew terminal).
 
 Nothing else lives here but one setting of the process it runs in (the garbage collector's,
 below). Each screen owns its live feed, its workers and its messages (`screens/live.py`), and no
@@ -39,6 +40,7 @@ class DispatchApp(App[None]):
         *,
         mode: str = "desk",
         clock: Callable[[], datetime] | None = None,
+        unit: str | None = None,
     ) -> None:
         super().__init__()
         # Set while the app runs and put back when it ends: a process that opens several apps
@@ -49,6 +51,7 @@ class DispatchApp(App[None]):
         self.context = context
         self.mode = mode
         self.clock = clock  # tests drive the board's timers with their own clock
+        self.unit = unit  # the unit whose crew terminal this is (mode "crew")
         self.desk: LiveScreen | None = None
 
     def on_mount(self) -> None:
@@ -57,6 +60,12 @@ class DispatchApp(App[None]):
 
             self.desk = BoardScreen(self.context, now=self.clock)
             self.title = "dispatch-tui board"
+        elif self.mode == "crew":
+            from dispatch_tui.screens.crew import CrewScreen
+
+            assert self.unit is not None, "a crew terminal is a unit's"
+            self.desk = CrewScreen(self.context, self.unit)
+            self.title = f"dispatch-tui crew {self.unit}"
         else:
             from dispatch_tui.screens.desk import DeskScreen
 

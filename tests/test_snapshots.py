@@ -1,4 +1,5 @@
-"""Snapshot tests of the desk and the board at 160×48 and 100×30 (pytest-textual-snapshot).
+"""Snapshot tests of the desk and the board at 160×48 and 100×30, and of a crew terminal at
+80×24 and 160×48 (pytest-textual-snapshot).
 
 A truncated column or a lost pane fails here, not on a dispatcher's screen. The rows come from
 the real database (the demo area, calls taken and dispatched through the service); only the
@@ -21,7 +22,8 @@ from textual.pilot import Pilot
 from dispatch_tui.app import DispatchApp
 from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
 from dispatch_tui.rules.validation import CallChanges
-from dispatch_tui.rules.views import CallRecord, Snapshot
+from dispatch_tui.rules.views import CallRecord, CrewView, Snapshot
+from dispatch_tui.screens.crew import CrewLoaded, CrewScreen
 from dispatch_tui.screens.live import DeskContext, LiveScreen, SnapshotLoaded
 from dispatch_tui.screens.record import RecordScreen
 from dispatch_tui.service.dispatch_service import DispatchService
@@ -93,7 +95,9 @@ def pinned(snapshot: Snapshot) -> Snapshot:
     )
 
 
-def app_for(world: DispatchService, url: str, mode: str, user: str) -> DispatchApp:
+def app_for(
+    world: DispatchService, url: str, mode: str, user: str, unit: str | None = None
+) -> DispatchApp:
     # No LISTEN and no clock: the pinned snapshot is the last word.
     options = DeskOptions(
         dict(DEFAULT_AGING),
@@ -103,7 +107,7 @@ def app_for(world: DispatchService, url: str, mode: str, user: str) -> DispatchA
         clock=False,
     )
     context = DeskContext(world, world.operator(user), "dispatch (test)", url, options)
-    return DispatchApp(context, mode=mode, clock=lambda: NOW)
+    return DispatchApp(context, mode=mode, clock=lambda: NOW, unit=unit)
 
 
 def showing(snapshot: Snapshot) -> Any:
@@ -182,6 +186,98 @@ def test_the_call_record_looks_right(
         await pilot.app.push_screen(screen)
         await pilot.pause()
         screen.show(record)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+# -- the crew terminal ----------------------------------------------------------------------------
+
+CREW_SIZES = [(80, 24), (160, 48)]
+
+
+def crew_shift(world: DispatchService, *, acknowledged: bool) -> CrewView:
+    """M1's crew (carol) on a P1 call with a note in markup, a hospital on diversion as the
+    destination, and the next call lined up; on scene with its own note once acknowledged."""
+    number = new_call(
+        world,
+        nature="Cardiac arrest, CPR in progress",
+        determinant="09-E-1",
+        caller_name="Security desk",
+        caller_phone="555-0142",
+    )
+    later = new_call(world, nature="Fall, hip pain", priority=3, place="Riverside Park")
+    world.add_note("alice", number, "caller says the patient [b]is[/b] breathing now")
+    world.dispatch("alice", number, ["M1"], hospital="MERCY")
+    world.hospital_status("grace", "MERCY", "DIVERSION", beds=2)
+    world.queue("alice", "M1", later)
+    if acknowledged:
+        world.acknowledge("carol", "M1")
+        world.unit_status("carol", "M1", "EN_ROUTE")
+        world.unit_status("carol", "M1", "ON_SCENE")
+        world.add_note("carol", number, "patient 54, conscious; [red]no[/red] markup here")
+    return world.crew("carol", "M1")
+
+
+def pinned_crew(view: CrewView) -> CrewView:
+    """The same view with its times pinned: notified 4 min before NOW, each later step 30 s
+    after the one before, the unit in its status for 3 min, each narrative entry 10 s apart."""
+    assert view.record is not None
+    start = NOW - timedelta(minutes=4)
+    steps = ("acknowledged_at", "en_route_at", "on_scene_at")
+    assignments = tuple(
+        dataclasses.replace(
+            a,
+            notified_at=start,
+            **{
+                s: getattr(a, s) and start + timedelta(seconds=30 * (i + 1))
+                for i, s in enumerate(steps)
+            },
+        )
+        for a in view.record.call.assignments
+    )
+    call = dataclasses.replace(
+        view.record.call,
+        received_at=start - timedelta(seconds=45),
+        first_dispatched_at=start,
+        assignments=assignments,
+    )
+    timeline = tuple(
+        dataclasses.replace(e, at=start + timedelta(seconds=10 * i))
+        for i, e in enumerate(view.record.timeline)
+    )
+    return dataclasses.replace(
+        view,
+        db_now=NOW,
+        unit=dataclasses.replace(view.unit, status_since=NOW - timedelta(minutes=3)),
+        record=dataclasses.replace(view.record, call=call, timeline=timeline),
+    )
+
+
+@pytest.mark.parametrize("size", CREW_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("acknowledged", [False, True], ids=["alert", "on-scene"])
+def test_the_crew_terminal_looks_right(
+    world: DispatchService,
+    database_url: str,
+    utc: None,
+    snap_compare: Any,
+    acknowledged: bool,
+    size: tuple[int, int],
+) -> None:
+    view = pinned_crew(crew_shift(world, acknowledged=acknowledged))
+    app = app_for(world, database_url, "crew", "carol", unit="M1")
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        deadline = time.monotonic() + 20
+        while not isinstance(pilot.app.screen, CrewScreen) or pilot.app.screen.view is None:
+            assert time.monotonic() < deadline, "the crew terminal did not load"
+            await pilot.pause(0.02)
+        screen = pilot.app.screen
+        line = screen.query_one(StatusLine)
+        screen.post_message(CrewLoaded(view))
+        while line.last_update != NOW or line.state != "polling":
+            assert time.monotonic() < deadline, "the pinned view was not shown"
+            await pilot.pause(0.02)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)

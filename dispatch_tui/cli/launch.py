@@ -1,4 +1,5 @@
-"""Opening sessions from the command line: who the operator is, the desk and board, the drill.
+"""Opening sessions from the command line: who the operator is, the desk, board and crew
+terminal, the drill.
 
 Kept apart from `cli/main.py` (argument parsing, exit codes, output) so each stays one room.
 """
@@ -16,6 +17,7 @@ from rich.console import Console
 from dispatch_tui.config import DeskOptions, Settings
 from dispatch_tui.db.connect import Database, login_identity, open_database
 from dispatch_tui.db.engine import make_sessionmaker
+from dispatch_tui.rules import validation
 from dispatch_tui.rules.errors import ExitCode, Forbidden, InvalidInput
 from dispatch_tui.rules.views import Operator
 from dispatch_tui.service import staffing
@@ -169,4 +171,31 @@ def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
         options=options,
     )
     DispatchApp(context, mode=mode).run()
+    return 0
+
+
+def crew(ns: argparse.Namespace, settings: Settings) -> int:
+    """A unit's crew terminal. Anyone but the paramedic crewing that unit is refused in one
+    line before it opens (exit 5), as the service refuses them the unit's status keys."""
+    from dispatch_tui.app import DispatchApp
+    from dispatch_tui.screens.live import DeskContext
+
+    code = validation.unit_code(ns.unit)
+    db = open_database(
+        settings.database_url, settings.data_dir, application_name=f"dispatch-tui crew {code}"
+    )
+    writer = service(db, settings, kind=f"crew-{code}")
+    who = writer.operator(operator(db, settings, ns))
+    writer.crew(who.username, code)
+    options = DeskOptions.load()
+    if ns.poll:
+        options = replace(options, listen=False)
+    context = DeskContext(
+        service=writer,
+        operator=who,
+        database_label=db.label,
+        database_url=db.engine.url.render_as_string(hide_password=False),
+        options=options,
+    )
+    DispatchApp(context, mode="crew", unit=code).run()
     return 0

@@ -148,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     board.add_argument("--poll", action="store_true", help="poll instead of LISTEN/NOTIFY")
     board.set_defaults(verb="board")
+    crew = sub.add_parser(
+        "crew", help="open a unit's crew terminal (its paramedic's login)", parents=[common]
+    )
+    crew.add_argument("unit", help="the unit the login crews, e.g. M12")
+    crew.add_argument("--poll", action="store_true", help="poll instead of LISTEN/NOTIFY")
+    crew.set_defaults(verb="crew")
     grammar.add_verbs(sub, [common])
 
     server = sub.add_parser("server", help="the embedded PostgreSQL server").add_subparsers(
@@ -342,6 +348,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         return 0
     if verb in ("desk", "board"):
         return launch.desk(ns, settings, mode=verb)
+    if verb == "crew":
+        return launch.crew(ns, settings)
     command = grammar.command_of(ns)
     assert command is not None, f"verb {verb} builds no command"
     db = open_database(settings.database_url, settings.data_dir)

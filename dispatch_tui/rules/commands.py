@@ -164,6 +164,7 @@ Command = (
     | Queue
     | Unqueue
     | SetUnitStatus
+    | Acknowledge
     | LocateUnit
     | CancelUnit
     | SetHospitalStatus

@@ -1,7 +1,7 @@
 """Who may do what: one table, read by the service (which refuses) and the desk (which hides).
 
-A paramedic may change the status and position of the unit they crew, and acknowledge its
-dispatch, and nothing else.
+A paramedic may change the status and position of the unit they crew, acknowledge its dispatch,
+add notes to the narrative of the call it is on, and open its crew terminal; nothing else.
 """
 
 from __future__ import annotations
@@ -20,14 +20,17 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "close_call": frozenset({Role.DISPATCHER}),
     "update_call": frozenset({Role.DISPATCHER}),
     "reopen_call": frozenset({Role.DISPATCHER}),
-    # A note on a call's narrative: whoever works or oversees the floor.
+    # A note on a call's narrative: whoever works or oversees the floor, and the crew of a unit
+    # on that call (migration 0009 holds a paramedic's login to the same).
     "note": frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN}),
     "hospital_status": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "add_operator": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    # The crew terminal (`dispatch-tui crew M12`): the paramedic crewing that unit, nobody else.
+    "crew_terminal": frozenset(),
 }
 
-# What a paramedic may do to the unit they crew.
-OWN_UNIT_ACTIONS = frozenset({"unit_status", "locate_unit", "acknowledge"})
+# What a paramedic may do to the unit they crew (a note: to the call that unit is on).
+OWN_UNIT_ACTIONS = frozenset({"unit_status", "locate_unit", "acknowledge", "note", "crew_terminal"})
 
 
 def may(role: str, action: str, *, own_unit: bool = False) -> bool:
@@ -47,6 +50,16 @@ def refusal(username: str, role: str, action: str) -> Forbidden:
     """What an operator who may not do `action` is told: who may."""
     allowed = " or ".join(article(r.value) for r in sorted(PERMISSIONS[action]))
     return Forbidden(f"{username} is {article(role)}; only {allowed} may do that")
+
+
+def crew_refusal(username: str, role: str, unit: str, crews: str | None) -> Forbidden:
+    """Why `username` may not open `unit`'s crew terminal: it is its own crew's."""
+    if role == Role.PARAMEDIC and crews:
+        return Forbidden(
+            f"{username} crews {crews}, not {unit}; open the crew terminal of {crews} instead"
+        )
+    who = f"{username} is {article(role)}" + (", on no unit" if role == Role.PARAMEDIC else "")
+    return Forbidden(f"{who}; only the paramedic crewing {unit} may open its crew terminal")
 
 
 def article(word: str) -> str:

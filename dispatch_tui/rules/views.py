@@ -254,6 +254,29 @@ class Snapshot:
     places: tuple[PlaceView, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class CrewView:
+    """What a unit's crew terminal shows, read in one transaction: the unit, the record of the
+    call it is on (None when it is on none), the call it is lined up for next, and the hospitals
+    it may transport to."""
+
+    db_now: datetime
+    unit: UnitView
+    record: CallRecord | None
+    next_call: CallView | None
+    hospitals: tuple[HospitalView, ...]
+
+    @property
+    def assignment(self) -> AssignmentView | None:
+        """The unit's open assignment on its call."""
+        if self.record is None:
+            return None
+        return next(
+            (a for a in self.record.call.assignments if a.unit_code == self.unit.code and a.active),
+            None,
+        )
+
+
 def to_jsonable(value: Any) -> Any:
     """Turn DTOs (and lists of them) into JSON-ready data: datetimes as ISO 8601 strings."""
     if hasattr(value, "__dataclass_fields__"):

@@ -8,7 +8,7 @@ through it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,7 +20,7 @@ from dispatch_tui.rules import commands, recommend, validation
 from dispatch_tui.rules.enums import Capability, UnitStatus
 from dispatch_tui.rules.lifecycle import label
 from dispatch_tui.rules.validation import CallIntake
-from dispatch_tui.rules.views import CallView, PlaceView, UnitView
+from dispatch_tui.rules.views import CallView, HospitalView, PlaceView, UnitView
 from dispatch_tui.screens.ask import AskScreen
 from dispatch_tui.screens.confirm import ConfirmScreen
 from dispatch_tui.screens.intake import IntakeScreen
@@ -372,50 +372,68 @@ class DeskDialogs:
         call = next(
             (c for c in self.desk.active.rows_by_key.values() if c.number == unit.call_number), None
         )
-        ranked = recommend.destinations(call, self.desk.hospitals.rows_by_key.values())
-        options = []
-        for d in ranked:
-            h = d.hospital
-            text = Text()
-            text.append(f"{h.code:<6}", style="bold")
-            text.append(f" {h.name}")
-            if d.distance_km is not None:
-                text.append(f"  {d.distance_km:.1f} km")
-            if h.capabilities:
-                text.append(f"  [{', '.join(h.capabilities)}]")
-            if d.on_diversion:
-                text.append("  ON DIVERSION", style="bold yellow")
-            if h.beds_available is not None:
-                text.append(f"  {h.beds_available} beds")
-            if d.chosen:
-                text.append("  (call's destination)", style="italic")
-            options.append((h.code, text))
-        diversion = {d.hospital.code for d in ranked if d.on_diversion}
-        code = unit.code
+        ask_destination(
+            self.desk.app,
+            self.desk.perform,
+            unit.code,
+            call,
+            self.desk.hospitals.rows_by_key.values(),
+        )
 
-        def transport(hospital: str, override: bool) -> None:
-            self.desk.perform(
-                commands.SetUnitStatus(
-                    code, UnitStatus.TRANSPORTING, hospital=hospital, divert_override=override
-                )
+
+def ask_destination(
+    app: App[Any],
+    perform: Callable[[commands.Command], None],
+    code: str,
+    call: CallView | None,
+    hospitals: Iterable[HospitalView],
+) -> None:
+    """Where unit `code` transports its patient (the desk's `t`, and the crew's): the call's
+    chosen destination first, then open hospitals nearest the scene, those on diversion marked
+    (and asked about again before going there); Enter sets the unit transporting."""
+    ranked = recommend.destinations(call, hospitals)
+    options = []
+    for d in ranked:
+        h = d.hospital
+        text = Text()
+        text.append(f"{h.code:<6}", style="bold")
+        text.append(f" {h.name}")
+        if d.distance_km is not None:
+            text.append(f"  {d.distance_km:.1f} km")
+        if h.capabilities:
+            text.append(f"  [{', '.join(h.capabilities)}]")
+        if d.on_diversion:
+            text.append("  ON DIVERSION", style="bold yellow")
+        if h.beds_available is not None:
+            text.append(f"  {h.beds_available} beds")
+        if d.chosen:
+            text.append("  (call's destination)", style="italic")
+        options.append((h.code, text))
+    diversion = {d.hospital.code for d in ranked if d.on_diversion}
+
+    def transport(hospital: str, override: bool) -> None:
+        perform(
+            commands.SetUnitStatus(
+                code, UnitStatus.TRANSPORTING, hospital=hospital, divert_override=override
             )
+        )
 
-        def chosen(hospital: str | None) -> None:
-            if not hospital:
-                return
-            if hospital not in diversion:
-                transport(hospital, False)
-                return
+    def chosen(hospital: str | None) -> None:
+        if not hospital:
+            return
+        if hospital not in diversion:
+            transport(hospital, False)
+            return
 
-            def confirmed(yes: bool | None) -> None:
-                if yes:
-                    transport(hospital, True)
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                transport(hospital, True)
 
-            self.desk.app.push_screen(
-                ConfirmScreen(f"{hospital} is on diversion. Transport there anyway?"), confirmed
-            )
+        app.push_screen(
+            ConfirmScreen(f"{hospital} is on diversion. Transport there anyway?"), confirmed
+        )
 
-        self.desk.app.push_screen(PickScreen(f"{code} transporting to:", options), chosen)
+    app.push_screen(PickScreen(f"{code} transporting to:", options), chosen)
 
 
 def _changes(call: CallView, raw: CallIntake, place: str) -> validation.CallChanges | None:

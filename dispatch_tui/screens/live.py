@@ -89,7 +89,7 @@ def ids_of(changes: Iterable[Change]) -> tuple[set[int], set[int], set[int]]:
             hospitals.add(change.id)
         elif change.table == "narrative" and change.call_id is not None:
             calls.add(change.call_id)  # an open record follows its call's narrative
-        elif change.table in ("assignments", "queued"):
+        elif change.table in ("assignments", "queued", "alerts"):
             if change.call_id is not None:
                 calls.add(change.call_id)
             if change.unit_id is not None:
@@ -135,21 +135,32 @@ class LiveScreen(Screen[None]):
 
     # -- workers: all database IO lives here ------------------------------------------------
 
+    def read_everything(self) -> Message:
+        """What the screen reads on every (re)connect, on the listener's thread: by default all
+        a desk shows. A screen that shows less (a crew's terminal) reads less."""
+        return SnapshotLoaded(self.context.service.snapshot())
+
+    def read_changes(self, calls: set[int], units: set[int], hospitals: set[int]) -> Message | None:
+        """What the screen reads when these rows changed (None: nothing it shows)."""
+        if not (calls or units or hospitals):
+            return None
+        service = self.context.service
+        return SnapshotLoaded(
+            service.changed(call_ids=calls, unit_ids=units, hospital_ids=hospitals)
+        )
+
     @work(thread=True, exit_on_error=False, group="listen", name="listener")
     def listen(self) -> None:
-        service = self.context.service
-
         def changed(batch: list[Change]) -> None:
-            calls, units, hospitals = ids_of(batch)
-            if calls or units or hospitals:
-                snapshot = service.changed(call_ids=calls, unit_ids=units, hospital_ids=hospitals)
-                self.post_message(SnapshotLoaded(snapshot))
+            message = self.read_changes(*ids_of(batch))
+            if message is not None:
+                self.post_message(message)
 
         loaded = threading.Event()
 
         def resync() -> None:
             try:
-                snapshot = service.snapshot()
+                message = self.read_everything()
             except Exception as error:
                 # The listener logs it and goes on. A desk that could not load at all says so
                 # on its feedback line, as for any failed worker.
@@ -157,7 +168,7 @@ class LiveScreen(Screen[None]):
                     self.post_message(ActionDone(Answer(False, failure_message(error))))
                 raise
             loaded.set()
-            self.post_message(SnapshotLoaded(snapshot))
+            self.post_message(message)
 
         def state(value: ConnectionState) -> None:
             self.post_message(ConnectionChanged(value.value))
@@ -200,7 +211,7 @@ class LiveScreen(Screen[None]):
         self.post_message(ActionDone(answer, command))
         if not self.context.options.listen:
             # Polling desks would otherwise wait a whole poll for their own change.
-            self.post_message(SnapshotLoaded(service.snapshot()))
+            self.post_message(self.read_everything())
 
     # -- writes whose outcome is unknown: checked by their request ids -----------------------
 

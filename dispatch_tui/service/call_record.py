@@ -16,7 +16,7 @@ from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
 from dispatch_tui.rules.views import AnswerTicket, CallView
-from dispatch_tui.service import lookups, steps
+from dispatch_tui.service import steps
 from dispatch_tui.service.transactions import write
 from dispatch_tui.service.writer import Writer
 
@@ -55,8 +55,8 @@ class CallRecordWrites(Writer):
         fixes = _entry_id(corrects) if corrects is not None else None
 
         def work(s: Session) -> CallView:
-            staff = steps.authorise(s, username, "note")
-            call_id = lookups.call_id(s, number)
+            # The floor notes any call; a crew, the call its unit is on.
+            staff, call_id = steps.authorise_on_call(s, username, "note", number)
             if fixes is not None:
                 of = s.scalar(select(NarrativeEntry.call_id).where(NarrativeEntry.id == fixes))
                 if of != call_id:

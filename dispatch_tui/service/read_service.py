@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db import views
-from dispatch_tui.rules import lifecycle, norms, recommend, validation
+from dispatch_tui.rules import lifecycle, norms, permissions, recommend, validation
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import AlreadyDone, Conflict, InvalidInput
 from dispatch_tui.rules.recommend import Choices
@@ -21,6 +21,7 @@ from dispatch_tui.rules.views import (
     AuditView,
     CallRecord,
     CallView,
+    CrewView,
     Found,
     HospitalView,
     Listing,
@@ -90,6 +91,29 @@ class ReadService:
         with reading(self.sessions) as s, s.begin():
             _consistent(s)
             return views.record(s, lookups.call_id(s, call_number))
+
+    def crew(self, username: str, unit_code: str) -> CrewView:
+        """What the crew terminal of `unit_code` shows (one snapshot): the unit, the record of
+        the call it is on, the call lined up next, the hospitals. Only for the paramedic who
+        crews that unit: anyone else is refused, saying whose terminal it is."""
+        code = validation.unit_code(unit_code)
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            staff = lookups.staff_row(s, username)
+            unit_id = lookups.unit_id(s, code)
+            if not permissions.may(staff.role, "crew_terminal", own_unit=staff.unit_id == unit_id):
+                crews = views.unit(s, staff.unit_id).code if staff.unit_id is not None else None
+                raise permissions.crew_refusal(staff.username, staff.role, code, crews)
+            unit = views.unit(s, unit_id)
+            on = lookups.call_id(s, unit.call_number) if unit.call_number else None
+            lined_up = lookups.call_id(s, unit.queued_call) if unit.queued_call else None
+            return CrewView(
+                db_now=views.db_now(s),
+                unit=unit,
+                record=views.record(s, on) if on is not None else None,
+                next_call=views.call(s, lined_up) if lined_up is not None else None,
+                hospitals=tuple(views.hospitals(s)),
+            )
 
     def find(self, text: str, *, days: float = FIND_DAYS, limit: int = FIND_LIMIT) -> Found:
         """Calls by number, location, caller or phone (open ones, and ended ones received in

@@ -52,6 +52,24 @@ def authorise(s: Session, username: str, action: str, unit_id: int | None = None
     return staff
 
 
+def authorise_on_call(s: Session, username: str, action: str, number: str) -> tuple[Staff, int]:
+    """As `authorise`, for an action on a call (its id is returned with the staff row): a
+    paramedic's own unit is the one they crew, if it is on this call now (an open assignment;
+    migration 0009's row security agrees)."""
+    staff = lookups.staff_row(s, username)
+    call_id = lookups.call_id(s, number)
+    own_unit = staff.unit_id is not None and (
+        s.scalar(
+            select(Assignment.id).where(
+                Assignment.call_id == call_id, Assignment.unit_id == staff.unit_id, *ACTIVE
+            )
+        )
+        is not None
+    )
+    permissions.check(staff.username, staff.role, action, own_unit=own_unit)
+    return staff, call_id
+
+
 def clock(s: Session) -> datetime:
     """The database clock, read after the locks are held.
 

@@ -31,8 +31,11 @@ class StatusLine(Static):
     # A word for the dispatcher (a new call above the selection), shown for NOTICE_SECONDS.
     notice: reactive[str] = reactive("", repaint=False)
 
-    def __init__(self, operator: str, role: str, database: str, **kwargs: object) -> None:
+    def __init__(
+        self, operator: str, role: str, database: str, title: str = "DISPATCH", **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.title = title  # what the line starts with: DISPATCH on a desk, the unit on a crew's
         self.operator = operator
         self.role = role
         self.database = database
@@ -71,7 +74,7 @@ class StatusLine(Static):
 
     def text(self) -> Text:
         text = Text()
-        text.append(" DISPATCH ", style="bold reverse")
+        text.append(f" {self.title} ", style="bold reverse")
         text.append("  ")
         text.append(self.operator, style="bold")
         text.append(f" ({self.role})  db: ")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dispatch_tui.rules.errors import ExitCode, Forbidden
-from dispatch_tui.rules.permissions import PERMISSIONS, article, check, may
+from dispatch_tui.rules.permissions import PERMISSIONS, article, check, crew_refusal, may
 
 ACTIONS = [
     "create_call",
@@ -21,6 +21,7 @@ ACTIONS = [
     "note",
     "hospital_status",
     "add_operator",
+    "crew_terminal",
 ]
 # What each role may do, written out by hand (a paramedic here is not on the unit in question).
 ALLOWED = {
@@ -53,15 +54,44 @@ def test_each_role_may_do_its_own_work_only(role: str, action: str) -> None:
 
 
 @pytest.mark.parametrize("action", ACTIONS)
-def test_a_paramedic_may_move_locate_and_acknowledge_for_their_own_unit_only(action: str) -> None:
-    own = {"unit_status", "locate_unit", "acknowledge"}
+def test_a_paramedic_may_work_their_own_unit_and_its_call_only(action: str) -> None:
+    # A note: on the call their unit is on; the crew terminal: their unit's.
+    own = {"unit_status", "locate_unit", "acknowledge", "note", "crew_terminal"}
     assert may("paramedic", action, own_unit=True) is (action in own)
 
 
-@pytest.mark.parametrize("role", ["supervisor", "admin"])
-def test_crewing_a_unit_gives_no_one_else_its_status_key(role: str) -> None:
-    assert not may(role, "unit_status", own_unit=True)
-    assert not may(role, "locate_unit", own_unit=True)
+@pytest.mark.parametrize("role", ["dispatcher", "supervisor", "admin"])
+def test_crewing_a_unit_gives_no_one_else_its_status_key_or_terminal(role: str) -> None:
+    assert not may(role, "crew_terminal", own_unit=True)
+    if role != "dispatcher":
+        assert not may(role, "unit_status", own_unit=True)
+        assert not may(role, "locate_unit", own_unit=True)
+
+
+@pytest.mark.parametrize(
+    ("who", "role", "crews", "message"),
+    [
+        ("dave", "paramedic", "M3", "dave crews M3, not M1; open the crew terminal of M3 instead"),
+        (
+            "ivan",
+            "paramedic",
+            None,
+            "ivan is a paramedic, on no unit; only the paramedic crewing M1 may open its crew "
+            "terminal",
+        ),
+        (
+            "alice",
+            "dispatcher",
+            None,
+            "alice is a dispatcher; only the paramedic crewing M1 may open its crew terminal",
+        ),
+    ],
+)
+def test_the_crew_terminal_refusal_says_whose_it_is(
+    who: str, role: str, crews: str | None, message: str
+) -> None:
+    refused = crew_refusal(who, role, "M1", crews)
+    assert (refused.message, refused.exit_code) == (message, ExitCode.FORBIDDEN)
 
 
 def test_an_unknown_role_is_never_allowed() -> None:
