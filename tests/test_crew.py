@@ -172,6 +172,7 @@ async def test_status_keys_take_the_unit_through_its_call(
         await until(pilot, lambda: unit_status(app) == "AVAILABLE")
         await until(pilot, lambda: "No call" in shown(app, "#crew-details"))
         assert feedback(app).startswith("✓ M1 available")
+        assert f"{nearest} diversion" in shown(app, "#crew-details")  # where not to go next
     assert world.call(number).status == "CLOSED"
 
 

@@ -29,7 +29,7 @@ from textual.message import Message
 from textual.widgets import Footer, Label, RichLog, Static
 
 from dispatch_tui.rules import commands, validation
-from dispatch_tui.rules.enums import UnitStatus
+from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
 from dispatch_tui.rules.lifecycle import UNIT_STEPS, label, unit_state
 from dispatch_tui.rules.norms import clock
 from dispatch_tui.rules.views import AssignmentView, CrewView, TimelineEntry
@@ -297,7 +297,7 @@ class CrewScreen(LiveScreen):
             shown = destination
             if hospital is not None:
                 shown += f"  {hospital.name}"
-                if hospital.status != "OPEN":
+                if hospital.status != HospitalStatus.OPEN:
                     shown += f"  ({label(hospital.status).upper()})"
             fields.append(("Destination", shown))
         if call.notes:
@@ -308,6 +308,17 @@ class CrewScreen(LiveScreen):
         if view.record is None:
             text = Text("No call. ", style="bold")
             text.append("A dispatch rings here and fills the screen.")
+            if view.unit.station_code:
+                text.append(f"\n{'Station':<12}", style="dim")
+                text.append(view.unit.station_code)
+            # What the crew would otherwise hear only on the radio: where not to go.
+            shut = [
+                f"{h.code} {label(h.status)}"
+                for h in view.hospitals
+                if h.status != HospitalStatus.OPEN
+            ]
+            text.append(f"\n{'Hospitals':<12}", style="dim")
+            text.append(" · ".join(shut) if shut else "all open")
             return text
         call = view.record.call
         text = Text()
@@ -376,7 +387,8 @@ class CrewScreen(LiveScreen):
             None: ("!", "bold yellow"),
         }[ok]
         line = Text(f"{mark} ", style=style)
-        line.append(message)
+        # News from dispatch (a stand-down) is the whole line, loud: the crew may be driving.
+        line.append(message, style="bold black on yellow" if ok is None else "")
         self.query_one("#feedback", Label).update(line)
         if ok is False:
             self.app.bell()
@@ -439,7 +451,12 @@ class CrewScreen(LiveScreen):
         )
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen([("Crew terminal", self.help_bindings())]))
+        self.app.push_screen(
+            HelpScreen(
+                [("Crew terminal", self.help_bindings())],
+                title=f"Keys of {self.unit_code}'s crew terminal",
+            )
+        )
 
     def help_bindings(self) -> list[Binding]:
         """Every key of the crew terminal, read from the bindings themselves."""

@@ -23,12 +23,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "dismiss_help", "Close")
     ]
 
-    def __init__(self, sections: Sequence[tuple[str, Sequence[Binding]]]) -> None:
+    def __init__(
+        self, sections: Sequence[tuple[str, Sequence[Binding]]], title: str = "Keys of the desk"
+    ) -> None:
         super().__init__()
         self.sections = sections
+        self.title_text = title
 
     def compose(self) -> ComposeResult:
-        table = Table(title="Keys of the desk", expand=True)
+        table = Table(title=self.title_text, expand=True)
         table.add_column("Where")
         table.add_column("Key", style="bold")
         table.add_column("What it does")
