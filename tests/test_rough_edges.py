@@ -130,6 +130,7 @@ async def test_the_board_names_the_dispatched_unit_as_the_desk_does(
     number = new_call(world)
     world.dispatch("alice", number, ["M1", "M2"])
     world.unit_status("alice", "M2", "EN_ROUTE")
+    world.acknowledge("alice", "M1")  # (its other clock, the acknowledgement, stops)
     app = board(world, database_url)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.desk

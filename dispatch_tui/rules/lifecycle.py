@@ -40,15 +40,18 @@ UNIT_STEPS: dict[tuple[UnitStatus, UnitStatus], UnitStep] = {
 }
 
 BUSY = (U.EN_ROUTE, U.ON_SCENE, U.TRANSPORTING, U.AT_HOSPITAL)
+# A unit is diverted on its way, or at the hospital once the patient is handed over; never with
+# its patient (on scene, transporting).
+DIVERTIBLE = (U.EN_ROUTE, U.AT_HOSPITAL)
 
 # The call follows its most advanced active unit.
-_CALL_FOR_UNIT = {
+CALL_FOR_UNIT = {
     U.EN_ROUTE: CallStatus.DISPATCHED,
     U.ON_SCENE: CallStatus.ON_SCENE,
     U.TRANSPORTING: CallStatus.TRANSPORTING,
     U.AT_HOSPITAL: CallStatus.AT_HOSPITAL,
 }
-_CALL_ORDER = [
+CALL_ORDER = [
     CallStatus.DISPATCHED,
     CallStatus.ON_SCENE,
     CallStatus.TRANSPORTING,
@@ -145,7 +148,7 @@ def check_consistent(unit: str, status: str, call: str | None) -> None:
 
 def call_status_for(active_unit_statuses: list[UnitStatus]) -> CallStatus | None:
     """Status of a call from its active units; None when it has no active unit."""
-    stages = [_CALL_FOR_UNIT[s] for s in active_unit_statuses if s in _CALL_FOR_UNIT]
+    stages = [CALL_FOR_UNIT[s] for s in active_unit_statuses if s in CALL_FOR_UNIT]
     if not stages:
         return None
-    return max(stages, key=_CALL_ORDER.index)
+    return max(stages, key=CALL_ORDER.index)

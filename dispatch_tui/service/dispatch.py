@@ -693,15 +693,6 @@ def run(connections: DriverConnections, desk: str, request: Request) -> Dispatch
     raise Conflict(f"{request.number} or its units changed at another desk meanwhile; try again")
 
 
-# The server process that ran an in-doubt statement: ended (terminated if need be), or not yet.
-_BACKEND_GONE = text(
-    """
-SELECT CASE WHEN EXISTS (
-    SELECT 1 FROM pg_stat_activity
-    WHERE pid = :pid AND pg_terminate_backend(:pid) IS NOT NULL
-) THEN 'in progress' ELSE 'gone' END
-"""
-)
 # Whether the named units are on the call, sent by this operator: what the statement writes.
 _DISPATCHED = text(
     """
@@ -728,19 +719,10 @@ def _raise_if_done(engine: Engine, once: Once) -> None:
 def _settled(engine: Engine, request: Request, doubt: transactions.InDoubt) -> Dispatched:
     """The statement was in flight when its connection died: find out whether it committed.
 
-    Once the server process that ran it has ended (it is terminated if it lingers, as one does
-    behind a proxy that lost only the reply), the statement either committed or never will, so
-    its request row is the answer (or, without a request id, what the tables hold: the units
-    on the call, or not).
-    When the server cannot be asked, the outcome stays unknown."""
-    if (
-        doubt.backend_pid is None
-        or transactions.settle(
-            engine,
-            lambda conn: conn.execute(_BACKEND_GONE, {"pid": doubt.backend_pid}).scalar_one(),
-        )
-        != "gone"
-    ):
+    Once the server process that ran it has ended (`transactions.statement_over`), its request
+    row is the answer (or, without a request id, what the tables hold: the units on the call,
+    or not). When the server cannot be asked, the outcome stays unknown."""
+    if not transactions.statement_over(engine, doubt):
         raise doubt
     once = request.once
     if once is not None:  # its request row is the answer

@@ -6,20 +6,100 @@ dispatched as its unit clears (`next_calls.promote`).
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch_tui.db import views
-from dispatch_tui.db.models import Assignment, Call, Queued, Unit
-from dispatch_tui.rules import lifecycle, validation
+from dispatch_tui.db.models import Assignment, Call, Queued
+from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
-from dispatch_tui.rules.enums import CallStatus, UnitStatus
-from dispatch_tui.rules.errors import Conflict
+from dispatch_tui.rules.enums import OPEN_CALL_STATUSES, CallStatus, UnitStatus
+from dispatch_tui.rules.errors import (
+    NOTHING_CHANGED,
+    Conflict,
+    DispatchError,
+    NotFound,
+    Unavailable,
+)
 from dispatch_tui.rules.views import CallView, UnitView
-from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import lookups, steps
+from dispatch_tui.service import lookups, request_ids, steps, transactions
 from dispatch_tui.service.transactions import write
 from dispatch_tui.service.writer import Writer
+
+log = logging.getLogger(__name__)
+
+# The rules the SQL functions of migration 0010 apply, as data: from rules/, written there once.
+RULES = json.dumps(
+    {
+        "may_dispatch": sorted(r.value for r in permissions.PERMISSIONS["dispatch"]),
+        "divert_from": [s.value for s in lifecycle.DIVERTIBLE],
+        "open": [s.value for s in OPEN_CALL_STATUSES],
+        "call_for_unit": {u.value: c.value for u, c in lifecycle.CALL_FOR_UNIT.items()},
+        "call_order": [c.value for c in lifecycle.CALL_ORDER],
+    },
+    sort_keys=True,
+)
+# The statement runs this many times at most while the unit moves under it.
+ATTEMPTS = 3
+_DIVERT = (
+    b"SELECT * FROM dispatch_divert(%(operator)s, %(unit)s, %(call)s, %(reason)s, %(desk)s,"
+    b" %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
+)
+# Whether the unit is on the call now (an in-doubt divert without a request id went through).
+_ON_CALL = text(
+    "SELECT EXISTS (SELECT 1 FROM assignments a JOIN units u ON u.id = a.unit_id"
+    " JOIN calls c ON c.id = a.call_id WHERE u.code = :unit AND c.number = :call"
+    " AND a.cleared_at IS NULL AND a.cancelled_at IS NULL)"
+)
+
+
+def _raise_if_done(sessions: sessionmaker[Session], once: Once) -> None:
+    """Raise AlreadyDone when the write kept under `once` was carried out before."""
+    with transactions.db_errors(), sessions.kw["bind"].connect() as conn:
+        done = request_ids.recall(conn, once)
+    if done is not None:
+        raise done
+
+
+def _refusal(
+    username: str, code: str, number: str, outcome: str, facts: dict[str, Any]
+) -> DispatchError:
+    """What `dispatch_divert` refused, in the words every path uses."""
+    status = str(facts.get("status", ""))
+    match outcome:
+        case "no_operator":
+            return lookups.not_an_operator(validation.username(username))
+        case "forbidden":
+            return permissions.refusal(str(facts["operator"]), str(facts["role"]), "dispatch")
+        case "no_unit":
+            return NotFound(f"no unit {code}")
+        case "no_call":
+            return NotFound(f"no call {number}")
+        case "on_no_call":
+            return Conflict(
+                f"{code} is {lifecycle.label(status)}, on no call: dispatch it instead "
+                f"(d {number} {code})"
+            )
+        case "already_there":
+            return Conflict(f"{code} is on {number} already")
+        case "target_ended":
+            return Conflict(f"{number} is {lifecycle.label(status)}")
+        case "not_divertible" if status in (UnitStatus.ON_SCENE, UnitStatus.TRANSPORTING):
+            return Conflict(
+                f"{code} is {lifecycle.label(status)} on {facts['source']}: a unit with its "
+                "patient is not diverted (en route or at the hospital only)"
+            )
+        case "not_divertible":
+            try:  # a status changed outside the desk: say so, and how to mend it
+                lifecycle.check_consistent(code, status, str(facts["source"]))
+            except Conflict as err:
+                return err
+            return Conflict(f"{code} is {lifecycle.label(status)}: it cannot be diverted")
+    raise AssertionError(f"dispatch_divert answered {outcome!r}")
 
 
 class UnitMoves(Writer):
@@ -38,117 +118,66 @@ class UnitMoves(Writer):
         with its own notified time; the old call goes back to pending if no unit is left on it.
 
         From en route (dispatched or reported) or at the hospital only: a unit with a patient is
-        not diverted. Both calls are locked in id order, then the unit, so two diverts that cross
-        (M1 to the other's call, M2 to the first's) queue instead of deadlocking."""
+        not diverted. One statement, `dispatch_divert` (migration 0010), locks both calls in id
+        order, then the unit, so two diverts that cross (M1 to the other's call, M2 to the
+        first's) queue instead of deadlocking; it answers a refusal as a code, said here."""
         code = validation.unit_code(unit_code)
         number = validation.call_number(call_number)
         why = validation.reason("reason", reason)
+        params = {
+            "operator": username,
+            "unit": code,
+            "call": number,
+            "reason": why,
+            "desk": self.desk,
+            "request": once.id if once else None,
+            "fingerprint": once.fingerprint if once else None,
+            "rules": RULES,
+        }
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                row = transactions.one_statement(self.statements, _DIVERT, params, writes=True)
+            except transactions.InDoubt as doubt:
+                return self._divert_settled(code, number, once, doubt)
+            except transactions.Retry:
+                transactions.retried(attempt)
+                continue
+            except transactions.RequestKept:
+                row = None  # its id kept by a write that committed first: say what it did
+            if row is not None and row[0] == "done":
+                return self.call(number)
+            if once is not None:
+                # A retry of a divert that went through finds the unit there already: say what
+                # the first one did.
+                _raise_if_done(self.sessions, once)
+            if row is None:
+                raise Conflict("that request id was just used by another write")
+            if row[0] != "moved":
+                raise _refusal(username, code, number, row[0], row[3] or {})
+        raise Conflict(f"{code} changed at another desk a moment ago; look again")
 
-        def work(s: Session) -> CallView:
-            staff = steps.authorise(s, username, "dispatch")
-            unit_id = lookups.unit_id(s, code)
-            to_id = lookups.call_id(s, number)
-            seen = s.scalar(
-                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *steps.ACTIVE)
+    def _divert_settled(
+        self, code: str, number: str, once: Once | None, doubt: transactions.InDoubt
+    ) -> CallView:
+        """The divert was in flight when its connection died: once its server process has
+        ended, its request row (or, without one, whether the unit is on the call) is the
+        answer."""
+        engine = self.sessions.kw["bind"]
+        if not transactions.statement_over(engine, doubt):
+            raise doubt
+        if once is not None:
+            kept = transactions.settle(engine, lambda c: request_ids.recall(c, once) or "none")
+        else:
+            kept = transactions.settle(
+                engine, lambda c: c.execute(_ON_CALL, {"unit": code, "call": number}).scalar()
             )
-            if seen is None:
-                status = s.scalar(select(Unit.status).where(Unit.id == unit_id)) or ""
-                raise Conflict(
-                    f"{code} is {lifecycle.label(status)}, on no call: dispatch it instead "
-                    f"(d {number} {code})"
-                )
-            if seen == to_id:
-                raise Conflict(f"{code} is on {number} already")
-            calls = {
-                c.id: c
-                for c in s.scalars(
-                    select(Call)
-                    .where(Call.id.in_([seen, to_id]))
-                    .order_by(Call.id)
-                    .with_for_update(),
-                    execution_options=steps.FRESH,
-                )
-            }
-            (unit,) = steps.lock_units(s, [code])
-            assignment = s.scalar(
-                select(Assignment).where(Assignment.unit_id == unit_id, *steps.ACTIVE),
-                execution_options=steps.FRESH,
-            )
-            if assignment is None or assignment.call_id != seen:
-                raise Conflict(f"{code} changed at another desk a moment ago; look again")
-            source, target = calls[seen], calls[to_id]
-            lifecycle.check_consistent(code, unit.status, source.number)
-            if not CallStatus(target.status).is_open:
-                raise Conflict(f"{number} is {lifecycle.label(target.status)}")
-            state = UnitStatus(unit.status)
-            if state in (UnitStatus.ON_SCENE, UnitStatus.TRANSPORTING):
-                raise Conflict(
-                    f"{code} is {lifecycle.label(state)} on {source.number}: a unit with its "
-                    "patient is not diverted (en route or at the hospital only)"
-                )
-            at = steps.clock(s)
-            # On its way: the assignment is cancelled. At the hospital (the patient handed
-            # over): the unit is back in service for that call, which is its clear time.
-            ended = "cancelled_at" if state == UnitStatus.EN_ROUTE else "cleared_at"
-            s.execute(update(Assignment).where(Assignment.id == assignment.id).values({ended: at}))
-            dispatching.start_assignment(
-                s, target.id, unit.id, staff.id, at, paramedic_id=assignment.paramedic_id
-            )
-            s.execute(
-                update(Unit)
-                .where(Unit.id == unit.id)
-                .values(status=UnitStatus.EN_ROUTE, status_since=at)
-            )
-            # Lined up to come here next: it comes now, and the entry ends.
-            s.execute(
-                update(Queued)
-                .where(
-                    Queued.unit_id == unit.id,
-                    Queued.call_id == target.id,
-                    Queued.ended_at.is_(None),
-                )
-                .values(ended_at=at, end_reason="diverted here")
-            )
-            first = target.first_dispatched_at is None
-            s.execute(
-                update(Call)
-                .where(Call.id == target.id)
-                .values(
-                    status=CallStatus.DISPATCHED
-                    if target.status == CallStatus.RECEIVED
-                    else target.status,
-                    first_dispatched_at=at if first else target.first_dispatched_at,
-                    dispatched_by_id=staff.id if first else target.dispatched_by_id,
-                )
-            )
-            words = f"diverted to {number}" + (f": {why}" if why else "")
-            self._audit(
-                s,
-                staff,
-                "unit_diverted",
-                call_id=source.id,
-                unit_id=unit.id,
-                reason=words,
-                old=state.value,
-                to=number,
-            )
-            self._audit(
-                s,
-                staff,
-                "dispatch",
-                call_id=target.id,
-                unit_id=unit.id,
-                diverted_from=source.number,
-                added=not first,
-            )
-            self._follow(s, source, staff, at)
-            steps.narrate(s, staff, self.desk, source.id, f"{code} {words} by {staff.username}")
-            steps.narrate(
-                s, staff, self.desk, target.id, f"{code} diverted here from {source.number}"
-            )
-            return views.call(s, target.id)
-
-        return write(self.sessions, work, once)
+        if kept is None:
+            raise doubt
+        if kept in ("none", False):
+            log.warning("divert of %s to %s was in doubt: it did not commit", code, number)
+            raise Unavailable(NOTHING_CHANGED)
+        log.warning("divert of %s to %s was in doubt: it committed", code, number)
+        return self.call(number)
 
     def queue(
         self, username: str, unit_code: str, call_number: str, once: Once | None = None

@@ -22,19 +22,7 @@ from dispatch_tui.service import lookups, steps
 def end_lined_up(s: Session, staff: Staff, desk: str, call: Call, at: datetime, ended: str) -> None:
     """A call that ends ends the entries lining units up for it (under its lock, which every
     clear of those units takes first), so that no unit waits for a call that will not come."""
-    why = f"{call.number} was {ended}"
-    rows = (
-        s.execute(
-            update(Queued)
-            .where(Queued.call_id == call.id, Queued.ended_at.is_(None))
-            .values(ended_at=at, end_reason=why)
-            .returning(Queued.unit_id)
-        )
-        .scalars()
-        .all()
-    )
-    for unit_id in rows:
-        steps.audit(s, staff, desk, "queue_ended", call_id=call.id, unit_id=unit_id, reason=why)
+    steps.end_lined_up(s, call.id, staff, desk, at, f"{call.number} was {ended}")
 
 
 def lock_call_and_next(s: Session, number: str) -> tuple[Call, dict[int, Call]]:

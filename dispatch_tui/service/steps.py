@@ -6,11 +6,12 @@ first, then units by id, so concurrent actions queue instead of deadlocking.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db.models import (
@@ -25,7 +26,7 @@ from dispatch_tui.db.models import (
     Unit,
 )
 from dispatch_tui.rules import lifecycle, permissions, validation
-from dispatch_tui.rules.enums import CallStatus, UnitStatus
+from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
 from dispatch_tui.service import lookups
 
@@ -100,6 +101,35 @@ def lock_units(s: Session, codes: Sequence[str]) -> list[Unit]:
     return found
 
 
+# What `dispatch_follow` needs of the lifecycle: the call status each unit status gives, in order.
+CALL_RULES = json.dumps(
+    {
+        "call_for_unit": {u.value: c.value for u, c in lifecycle.CALL_FOR_UNIT.items()},
+        "call_order": [c.value for c in lifecycle.CALL_ORDER],
+    },
+    sort_keys=True,
+)
+_FOLLOW = text(
+    "SELECT dispatch_follow(:call, :at, :staff, :operator, :desk, CAST(:rules AS jsonb))"
+)
+_END_LINED_UP = text("SELECT dispatch_end_lined_up(:call, :at, :staff, :operator, :desk, :why)")
+
+
+def end_lined_up(s: Session, call_id: int, staff: Staff, desk: str, at: datetime, why: str) -> None:
+    """End the queue entries lining units up for a call that ended (`dispatch_end_lined_up`)."""
+    s.execute(
+        _END_LINED_UP,
+        {
+            "call": call_id,
+            "at": at,
+            "staff": staff.id,
+            "operator": staff.username,
+            "desk": desk,
+            "why": why,
+        },
+    )
+
+
 def busy_text(
     code: str, status: str, number: str | None, who: str | None, seconds: float | None
 ) -> str:
@@ -122,37 +152,22 @@ def active(s: Session, call_id: int) -> list[tuple[Assignment, Unit]]:
     return [(a, u) for a, u in rows]
 
 
-def follow_units(s: Session, call: Call, at: datetime) -> tuple[str, str] | None:
-    """Set the call's status from its active units (closing it when the last one cleared).
-
-    Returns (old, new) when the status changed, for the caller's audit row."""
-    statuses = [UnitStatus(u.status) for _, u in active(s, call.id)]
-    new = lifecycle.call_status_for(statuses)
-    if new is None:
-        # A unit cleared since the call was last re-opened (before that, the call had ended).
-        cleared = select(func.count()).where(
-            Assignment.call_id == call.id, Assignment.cleared_at.is_not(None)
-        )
-        if call.reopened_at is not None:
-            cleared = cleared.where(Assignment.cleared_at > call.reopened_at)
-        finished = s.scalar(cleared)
-        if finished:
-            new = CallStatus.CLOSED
-            values: dict[str, Any] = {
-                "status": new,
-                "closed_at": at,
-                "disposition": "all units cleared",
-            }
-        else:
-            new = CallStatus.RECEIVED  # every unit was cancelled: the call is pending again
-            values = {"status": new}
-    else:
-        values = {"status": new}
-    old = call.status
-    if new != old:
-        s.execute(update(Call).where(Call.id == call.id).values(**values))
-        return old, new.value
-    return None
+def follow_units(s: Session, call_id: int, staff: Staff, desk: str, at: datetime) -> str | None:
+    """Set the call's status from its active units (closing it when the last one cleared), with
+    its audit row: `dispatch_follow` of migration 0010, with the rules of `lifecycle` as data.
+    The call's new status, or None when it did not change. The caller holds the call's lock."""
+    changed: str | None = s.execute(
+        _FOLLOW,
+        {
+            "call": call_id,
+            "at": at,
+            "staff": staff.id,
+            "operator": staff.username,
+            "desk": desk,
+            "rules": CALL_RULES,
+        },
+    ).scalar()
+    return changed
 
 
 def find_place(s: Session, name: str) -> Place:

@@ -215,6 +215,28 @@ def settle(engine: Engine, ask: Callable[[Connection], Any]) -> Any:
         time.sleep(0.1)
 
 
+# The server process that ran an in-doubt statement: ended (terminated if need be), or not yet.
+_BACKEND_GONE = text(
+    """
+SELECT CASE WHEN EXISTS (
+    SELECT 1 FROM pg_stat_activity
+    WHERE pid = :pid AND pg_terminate_backend(:pid) IS NOT NULL
+) THEN 'in progress' ELSE 'gone' END
+"""
+)
+
+
+def statement_over(engine: Engine, doubt: InDoubt) -> bool:
+    """Whether the server process that ran an in-doubt one-statement write has ended (it is
+    terminated if it lingers, as one does behind a proxy that lost only the reply): then the
+    statement either committed or never will, and what it wrote is the answer. False when the
+    server cannot be asked within SETTLE_SECONDS."""
+    if doubt.backend_pid is None:
+        return False
+    ask = lambda conn: conn.execute(_BACKEND_GONE, {"pid": doubt.backend_pid}).scalar_one()  # noqa: E731
+    return bool(settle(engine, ask) == "gone")
+
+
 def retried(attempt: int) -> None:
     """Say that a deadlock or serialization failure made an action run again (tests count
     these: a retry means two actions took their locks in different orders)."""

@@ -15,9 +15,8 @@ from dispatch_tui.db.engine import DriverConnections
 from dispatch_tui.db.models import Call, Staff
 from dispatch_tui.rules import validation
 from dispatch_tui.rules.commands import Once
-from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import AlreadyDone
-from dispatch_tui.service import next_calls, request_ids, steps
+from dispatch_tui.service import request_ids, steps
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.service.transactions import db_errors
 
@@ -45,11 +44,10 @@ class Writer(ReadService):
         self.statements = DriverConnections.of(sessions.kw["bind"])
 
     def _follow(self, s: Session, call: Call, staff: Staff, at: datetime) -> None:
-        change = steps.follow_units(s, call, at)
-        if change is not None:
-            self._audit(s, staff, "call_status", call_id=call.id, old=change[0], new=change[1])
-            if change[1] == CallStatus.CLOSED:
-                next_calls.end_lined_up(s, staff, self.desk, call, at, "closed")
+        """The call follows its units (`dispatch_follow`, migration 0010, the one writer of
+        that rule): its status from its most advanced active unit, closed when the last one
+        cleared, pending again when every one was cancelled; audited."""
+        steps.follow_units(s, call.id, staff, self.desk, at)
 
     def _audit(
         self,
