@@ -116,10 +116,10 @@ class _Desk:
             if self.kind == "divert":
                 once = Once.of(OPERATOR, Divert(unit, number, "bench"))
                 t0, c0 = time.perf_counter(), time.process_time()
-                view = self.service.divert(OPERATOR, unit, number, "bench", once=once)
+                moved = self.service.divert(OPERATOR, unit, number, "bench", once=once)
                 timed, cpu, txs = time.perf_counter() - t0, time.process_time() - c0, 1
-                if view.number != number:
-                    raise RuntimeError(f"divert of {unit} to {number} answered {view.number}")
+                if moved.call_number != number:
+                    raise RuntimeError(f"divert of {unit} to {number} answered {moved}")
             else:
                 _status(self.service, unit, "ON_SCENE")
                 queued = Queue(unit, number)

@@ -51,7 +51,9 @@ def test_a_unit_en_route_is_diverted_and_its_call_is_pending_again(
     world.dispatch("alice", minor, ["M1"])
     world.unit_status("alice", "M1", "EN_ROUTE")  # the crew reported en route
     before = assignment(engine, "M1", minor)
-    view = world.divert("bob", "M1", urgent, "cardiac arrest nearer")
+    moved = world.divert("bob", "M1", urgent, "cardiac arrest nearer")
+    assert (moved.call_number, moved.units) == (urgent, ("M1",))
+    view = world.call(urgent)
     assert view.number == urgent and view.status == "DISPATCHED"
     assert view.active_units == ("M1",) and view.dispatched_by == "bob"
     old, new = assignment(engine, "M1", minor), assignment(engine, "M1", urgent)

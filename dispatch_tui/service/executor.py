@@ -84,6 +84,8 @@ def execute(
         if isinstance(command, c.Dispatch) and isinstance(made, CallView):
             units = tuple(_code(u) for u in command.units)
             made = Dispatched(made.id, made.number, units, done.at)
+        elif isinstance(command, c.Divert) and isinstance(made, CallView):
+            made = Dispatched(made.id, made.number, (_code(command.unit),), done.at)
         outcome = _said(service, command, made, read_back)
         when = done.at.astimezone().strftime("%H:%M:%S")
         return replace(
@@ -158,7 +160,8 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
 def _said(service: DispatchService, command: c.Write, result: Written, read_back: bool) -> Outcome:
     """A write's one-line answer, from what it made."""
     if isinstance(result, Dispatched):
-        sent = f"{', '.join(result.units)} dispatched to {result.call_number}"
+        done = "diverted" if isinstance(command, c.Divert) else "dispatched"
+        sent = f"{', '.join(result.units)} {done} to {result.call_number}"
         if not read_back:
             return Outcome(sent, None, "call")
         try:
@@ -221,11 +224,6 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             )
         case c.ReopenCall():
             return Outcome(f"{result.number} re-opened: pending again", result, "call")
-        case c.Divert(code):
-            on_it = ", ".join(result.active_units)
-            return Outcome(
-                f"{_code(code)} diverted to {result.number} ({on_it} on it)", result, "call"
-            )
         case c.Acknowledge(code):
             unit = _code(code)
             acked = next(

@@ -20,12 +20,13 @@ from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import OPEN_CALL_STATUSES, CallStatus, UnitStatus
 from dispatch_tui.rules.errors import (
     NOTHING_CHANGED,
+    AlreadyDone,
     Conflict,
     DispatchError,
     NotFound,
     Unavailable,
 )
-from dispatch_tui.rules.views import CallView, UnitView
+from dispatch_tui.rules.views import Dispatched, UnitView
 from dispatch_tui.service import lookups, request_ids, steps, transactions
 from dispatch_tui.service.transactions import write
 from dispatch_tui.service.writer import Writer
@@ -49,11 +50,12 @@ _DIVERT = (
     b"SELECT * FROM dispatch_divert(%(operator)s, %(unit)s, %(call)s, %(reason)s, %(desk)s,"
     b" %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
 )
-# Whether the unit is on the call now (an in-doubt divert without a request id went through).
+# The unit's assignment to the call, if it is on it now (an in-doubt divert without a request
+# id went through): the call's id and the notified time.
 _ON_CALL = text(
-    "SELECT EXISTS (SELECT 1 FROM assignments a JOIN units u ON u.id = a.unit_id"
+    "SELECT c.id, a.notified_at FROM assignments a JOIN units u ON u.id = a.unit_id"
     " JOIN calls c ON c.id = a.call_id WHERE u.code = :unit AND c.number = :call"
-    " AND a.cleared_at IS NULL AND a.cancelled_at IS NULL)"
+    " AND a.cleared_at IS NULL AND a.cancelled_at IS NULL"
 )
 
 
@@ -112,7 +114,7 @@ class UnitMoves(Writer):
         call_number: str,
         reason: str = "",
         once: Once | None = None,
-    ) -> CallView:
+    ) -> Dispatched:
         """Take a unit from its call to another, in one transaction: its assignment there ends
         (cancelled on the way; cleared once at the hospital), its times kept; a new one starts
         with its own notified time; the old call goes back to pending if no unit is left on it.
@@ -120,7 +122,11 @@ class UnitMoves(Writer):
         From en route (dispatched or reported) or at the hospital only: a unit with a patient is
         not diverted. One statement, `dispatch_divert` (migration 0010), locks both calls in id
         order, then the unit, so two diverts that cross (M1 to the other's call, M2 to the
-        first's) queue instead of deadlocking; it answers a refusal as a code, said here."""
+        first's) queue instead of deadlocking; it answers a refusal as a code, said here.
+
+        What it did comes back as a dispatch of the unit to the call, as its statement knows
+        it; like a dispatch, it does not read the call back (the desks see it through their
+        notifications, the executor reads it when it prints it)."""
         code = validation.unit_code(unit_code)
         number = validation.call_number(call_number)
         why = validation.reason("reason", reason)
@@ -145,7 +151,7 @@ class UnitMoves(Writer):
             except transactions.RequestKept:
                 row = None  # its id kept by a write that committed first: say what it did
             if row is not None and row[0] == "done":
-                return self.call(number)
+                return Dispatched(row[1], number, (code,), row[2])
             if once is not None:
                 # A retry of a divert that went through finds the unit there already: say what
                 # the first one did.
@@ -158,26 +164,31 @@ class UnitMoves(Writer):
 
     def _divert_settled(
         self, code: str, number: str, once: Once | None, doubt: transactions.InDoubt
-    ) -> CallView:
+    ) -> Dispatched:
         """The divert was in flight when its connection died: once its server process has
         ended, its request row (or, without one, whether the unit is on the call) is the
         answer."""
         engine = self.sessions.kw["bind"]
         if not transactions.statement_over(engine, doubt):
             raise doubt
+        kept: Any
         if once is not None:
             kept = transactions.settle(engine, lambda c: request_ids.recall(c, once) or "none")
         else:
             kept = transactions.settle(
-                engine, lambda c: c.execute(_ON_CALL, {"unit": code, "call": number}).scalar()
+                engine,
+                lambda c: c.execute(_ON_CALL, {"unit": code, "call": number}).first() or "none",
             )
         if kept is None:
             raise doubt
-        if kept in ("none", False):
+        if kept == "none":
             log.warning("divert of %s to %s was in doubt: it did not commit", code, number)
             raise Unavailable(NOTHING_CHANGED)
         log.warning("divert of %s to %s was in doubt: it committed", code, number)
-        return self.call(number)
+        if isinstance(kept, AlreadyDone):
+            assert kept.call_id is not None  # a divert keeps the call it went to
+            return Dispatched(kept.call_id, number, (code,), kept.at)
+        return Dispatched(int(kept[0]), number, (code,), kept[1])
 
     def queue(
         self, username: str, unit_code: str, call_number: str, once: Once | None = None
