@@ -408,8 +408,9 @@ def test_the_statement_alone_is_the_gate(
 
 def test_only_the_dispatch_module_writes_an_assignment() -> None:
     """Every way to dispatch (desk, command bar, CLI, simulator) goes through DispatchService
-    .dispatch, and so through the one statement; a divert and a lined-up call start theirs with
-    `start_assignment`, beside it: no other module inserts an assignment."""
+    .dispatch, and so through the one statement; a divert and a lined-up call start theirs in
+    their SQL functions (`dispatch_divert`, `dispatch_promote`, migration 0010): no other module
+    inserts an assignment."""
     package = Path(dispatch_tui.__file__).parent
     writers = sorted(
         str(path.relative_to(package))

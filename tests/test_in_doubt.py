@@ -83,10 +83,42 @@ def test_a_status_change_saved_while_the_reply_was_lost_is_reported_done(
 ) -> None:
     number = new_call(world)
     world.dispatch("alice", number, ["M1"])
-    proxy.arm(b"COMMIT")
-    unit = behind.unit_status("alice", "M1", "ON_SCENE")
+    # One statement (migration 0010), run prepared: its parameters travel with its message.
+    proxy.arm(b"ON_SCENE")
+    once = commands.Once.of("alice", commands.SetUnitStatus("M1", "ON_SCENE"))
+    unit = behind.unit_status("alice", "M1", "ON_SCENE", once=once)
     assert proxy.dropped.is_set()
     assert unit.status == "ON_SCENE" and world.call(number).status == "ON_SCENE"
+
+
+def test_a_divert_saved_while_the_reply_was_lost_is_reported_done(
+    world: DispatchService, behind: DispatchService, proxy: ReplyDropper
+) -> None:
+    first, second = new_call(world), new_call(world)
+    world.dispatch("alice", first, ["M1"])
+    proxy.arm(second.encode())
+    once = commands.Once.of("alice", commands.Divert("M1", second))
+    moved = behind.divert("alice", "M1", second, once=once)
+    assert proxy.dropped.is_set()
+    assert moved.call_number == second and world.call(second).active_units == ("M1",)
+
+
+def test_a_status_change_in_doubt_without_a_request_id_is_not_called_unchanged(
+    world: DispatchService,
+    behind: DispatchService,
+    proxy: ReplyDropper,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a request id nothing says how it ended: its outcome is unknown, never "nothing
+    was changed" (the desk and the CLI always send one)."""
+    monkeypatch.setattr(transactions, "SETTLE_SECONDS", 0.3)
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    proxy.arm(b"ON_SCENE")
+    with pytest.raises(OutcomeUnknown):
+        behind.unit_status("alice", "M1", "ON_SCENE")
+    assert proxy.dropped.wait(5)  # (set by the proxy just after it cut the reply off)
+    assert world.call(number).status == "ON_SCENE"  # it went through: "unchanged" would lie
 
 
 def test_when_the_server_cannot_be_asked_the_outcome_is_unknown(

@@ -273,6 +273,45 @@ _UNITS = (
 _UNITS_BY_ID = _UNITS.where(Unit.id.in_(bindparam("ids", expanding=True)))
 
 
+# One unit by id, for a write that answers with it (compiled for the driver by the service).
+UNIT_BY_ID = _UNITS.where(Unit.id == bindparam("unit_id"))
+
+
+def unit_view(row: Sequence[Any]) -> UnitView:
+    """A row of `_UNITS` (or `UNIT_BY_ID`) as its view."""
+    (
+        id_,
+        code,
+        capability,
+        status,
+        status_since,
+        station,
+        lat,
+        lon,
+        position_at,
+        number,
+        station_lat,
+        station_lon,
+        en_route_reported,
+        next_call,
+    ) = row
+    return UnitView(
+        id_,
+        code,
+        capability,
+        status,
+        status_since,
+        station,
+        lat,
+        lon,
+        position_at,
+        number,
+        (station_lat, station_lon) if station_lat is not None and station_lon is not None else None,
+        en_route_reported,
+        next_call,
+    )
+
+
 def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitView]:
     connection = session.connection()  # Core rows, as for the calls
     rows = (
@@ -280,41 +319,7 @@ def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitVie
         if ids is None
         else connection.execute(_UNITS_BY_ID, {"ids": list(ids)})
     )
-    return [
-        UnitView(
-            id_,
-            code,
-            capability,
-            status,
-            status_since,
-            station,
-            lat,
-            lon,
-            position_at,
-            number,
-            (station_lat, station_lon)
-            if station_lat is not None and station_lon is not None
-            else None,
-            en_route_reported,
-            next_call,
-        )
-        for (
-            id_,
-            code,
-            capability,
-            status,
-            status_since,
-            station,
-            lat,
-            lon,
-            position_at,
-            number,
-            station_lat,
-            station_lon,
-            en_route_reported,
-            next_call,
-        ) in rows
-    ]
+    return [unit_view(row) for row in rows]
 
 
 def unit(session: Session, unit_id: int) -> UnitView:

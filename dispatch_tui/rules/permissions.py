@@ -33,11 +33,16 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 OWN_UNIT_ACTIONS = frozenset({"unit_status", "locate_unit", "acknowledge", "note", "crew_terminal"})
 
 
+def own_unit_roles(action: str) -> tuple[Role, ...]:
+    """The roles that may do `action` to the unit they crew (beyond those of the table)."""
+    return (Role.PARAMEDIC,) if action in OWN_UNIT_ACTIONS else ()
+
+
 def may(role: str, action: str, *, own_unit: bool = False) -> bool:
     """Whether an operator of this role may do `action` (the desk hides keys it may not use)."""
     if Role(role) in PERMISSIONS[action]:
         return True
-    return own_unit and role == Role.PARAMEDIC and action in OWN_UNIT_ACTIONS
+    return own_unit and role in own_unit_roles(action)
 
 
 def check(username: str, role: str, action: str, *, own_unit: bool = False) -> None:

@@ -781,29 +781,3 @@ def _read(
     facts = transactions.one_statement(connections, read.sql, _with(read, params))
     assert facts is not None, "a SELECT of scalar subqueries returns one row"
     return facts
-
-
-def start_assignment(
-    s: Session,
-    call_id: int,
-    unit_id: int,
-    dispatcher_id: int | None,
-    at: datetime,
-    *,
-    paramedic_id: int | None = None,
-) -> int:
-    """A unit's new assignment to a call, inside a transaction that already holds the call's and
-    the unit's locks and has checked what it must: a divert (the unit moved from its call), or a
-    lined-up call (the unit cleared). Its id. Every other assignment is the statement's."""
-    values: dict[str, Any] = {
-        "call_id": call_id,
-        "unit_id": unit_id,
-        "dispatcher_id": dispatcher_id,
-        "notified_at": at,
-    }
-    if paramedic_id is not None:  # (a crew's own login may not name one)
-        values["paramedic_id"] = paramedic_id
-    assignment_id: int = s.execute(
-        insert(Assignment).values(values).returning(Assignment.id)
-    ).scalar_one()
-    return assignment_id

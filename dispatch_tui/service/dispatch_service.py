@@ -13,28 +13,43 @@ A dispatch is one statement that takes the same locks in the same order, its rul
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
-from dispatch_tui.db.models import Assignment, Call, Hospital, Unit
-from dispatch_tui.rules import lifecycle, validation
+from dispatch_tui.db.models import Call, Hospital, Unit
+from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
-from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
+from dispatch_tui.rules.errors import Conflict, DispatchError, InvalidInput, NotFound
 from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, UnitView
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import lookups, next_calls, steps
+from dispatch_tui.service import lookups, next_calls, sql_functions, steps, transactions
 from dispatch_tui.service.call_record import CallRecordWrites, check_answer
 from dispatch_tui.service.crew import CrewWrites
 from dispatch_tui.service.moves import UnitMoves
-from dispatch_tui.service.transactions import write
+from dispatch_tui.service.transactions import reading, write
 
 log = logging.getLogger(__name__)
+
+_UNIT_STATUS = (
+    b"SELECT * FROM dispatch_unit_status(%(operator)s, %(unit)s, %(status)s, %(hospital)s,"
+    b" %(override)s, %(reason)s, %(desk)s, %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
+)
+
+
+@functools.cache
+def _unit_by_id(dialect: Dialect) -> bytes:
+    """`views.UNIT_BY_ID` as the driver runs it, compiled once."""
+    return str(views.UNIT_BY_ID.compile(dialect=dialect)).encode()
+
+
 T = TypeVar("T")
 
 
@@ -140,68 +155,86 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
         except ValueError:
             raise InvalidInput(f"'{status[:24]}' is not a unit status") from None
         hcode = validation.hospital_code(hospital) if hospital else None
+        params = {
+            "operator": username,
+            "unit": code,
+            "status": target.value,
+            "hospital": hcode,
+            "override": override_diversion,
+            "reason": why,
+            "desk": self.desk,
+        }
 
-        def work(s: Session) -> UnitView:
-            staff = steps.authorise(s, username, "unit_status", lookups.unit_id(s, code))
-            unit, call, assignment, calls = steps.lock_unit_on_call(s, code)
-            at = steps.clock(s)
-            current = UnitStatus(unit.status)
-            reported = bool(assignment and assignment.en_route_at)
-            step = lifecycle.unit_step(code, current, target, reported)
-            values: dict[str, Any] = {}
-            dest: int | None = None
-            # Every step with a time column or a destination starts from a busy status, and
-            # lock_unit_on_call has refused a busy unit on no call: these hold.
-            if step.needs_destination:
-                assert assignment is not None and call is not None
-                chosen = hcode or steps.code_of(
-                    s, assignment.hospital_id or call.destination_hospital_id
-                )
-                if not chosen:
-                    raise InvalidInput(f"{code} needs a destination hospital to transport")
-                # A destination chosen at dispatch that has since gone on diversion is refused
-                # like a new choice would be: someone must see the diversion and decide.
-                dest = dispatching.GATE.destination(
-                    s, chosen, override_diversion=override_diversion
-                )
-                values["hospital_id"] = dest
-            if step.time_column:
-                assert assignment is not None
-                values[step.time_column] = at
-                s.execute(update(Assignment).where(Assignment.id == assignment.id).values(**values))
-            if target != current:
-                s.execute(
-                    update(Unit).where(Unit.id == unit.id).values(status=target, status_since=at)
-                )
-            self._audit(
-                s,
-                staff,
-                "unit_status",
-                call_id=call.id if call else None,
-                unit_id=unit.id,
-                hospital_id=dest,
-                old=current.value,
-                new=target.value,
-                # The statuses as stored, and the change in the words every screen uses: the
-                # crew's en-route report leaves the status EN_ROUTE and reads "dispatched → en
-                # route" (a status change to EN_ROUTE is always that report).
-                change=f"{lifecycle.unit_label(current, reported)} → "
-                f"{lifecycle.unit_label(target, en_route_reported=True)}",
-                **({"reason": why} if why else {}),
+        def refusal(outcome: str, facts: dict[str, Any]) -> DispatchError | None:
+            return self._status_refusal(
+                username, code, target, outcome, facts, override_diversion=override_diversion
             )
-            if call is not None:
-                if dest is not None and call.destination_hospital_id is None:
-                    s.execute(
-                        update(Call).where(Call.id == call.id).values(destination_hospital_id=dest)
-                    )
-                self._follow(s, call, staff, at)
-            if step.ends_assignment:
-                next_calls.promote(
-                    s, staff, self.desk, unit, calls, at
-                )  # its next call, if lined up
-            return views.unit(s, unit.id)
 
-        return write(self.sessions, work, once)
+        unit_id, _ = sql_functions.run(
+            self.statements,
+            _UNIT_STATUS,
+            params,
+            once,
+            refusal,
+            f"{code} changed at another desk a moment ago; look again",
+        )
+        return self._unit(unit_id)
+
+    def _status_refusal(
+        self,
+        username: str,
+        code: str,
+        target: UnitStatus,
+        outcome: str,
+        facts: dict[str, Any],
+        *,
+        override_diversion: bool,
+    ) -> DispatchError | None:
+        """What `dispatch_unit_status` refused, in the words every path uses (None: nothing
+        refuses it now)."""
+        status = str(facts.get("status", ""))
+        match outcome:
+            case "no_operator":
+                return lookups.not_an_operator(validation.username(username))
+            case "no_unit":
+                return NotFound(f"no unit {code}")
+            case "forbidden":
+                return permissions.refusal(
+                    str(facts["operator"]), str(facts["role"]), "unit_status"
+                )
+            case "inconsistent":
+                try:
+                    lifecycle.check_consistent(code, status, facts.get("call"))
+                except Conflict as err:
+                    return err
+                return None
+            case "step_refused":
+                try:
+                    lifecycle.unit_step(code, UnitStatus(status), target, bool(facts["reported"]))
+                except Conflict as err:
+                    return err
+                return None
+            case "needs_destination":
+                return InvalidInput(f"{code} needs a destination hospital to transport")
+            case "destination_refused":
+                # The dispatch gate's rules about a hospital say why (a destination chosen at
+                # dispatch that has since gone on diversion is refused like a new choice).
+                try:
+                    with reading(self.sessions) as s:
+                        dispatching.GATE.destination(
+                            s, str(facts["code"]), override_diversion=override_diversion
+                        )
+                except DispatchError as err:
+                    return err
+                return None
+        raise AssertionError(f"dispatch_unit_status answered {outcome!r}")
+
+    def _unit(self, unit_id: int) -> UnitView:
+        """A unit as it is now, read straight on the driver (a write that answers with it)."""
+        compiled = _unit_by_id(self.statements.engine.dialect)
+        row = transactions.one_statement(self.statements, compiled, {"unit_id": unit_id})
+        assert row is not None, "a unit a write just changed is there"
+        return views.unit_view(row)
 
     def locate_unit(
         self,

@@ -6,65 +6,29 @@ dispatched as its unit clears (`next_calls.promote`).
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
 from dispatch_tui.db.models import Assignment, Call, Queued
 from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
-from dispatch_tui.rules.enums import OPEN_CALL_STATUSES, CallStatus, UnitStatus
-from dispatch_tui.rules.errors import (
-    NOTHING_CHANGED,
-    AlreadyDone,
-    Conflict,
-    DispatchError,
-    NotFound,
-    Unavailable,
-)
+from dispatch_tui.rules.enums import CallStatus, UnitStatus
+from dispatch_tui.rules.errors import Conflict, DispatchError, NotFound
 from dispatch_tui.rules.views import Dispatched, UnitView
-from dispatch_tui.service import lookups, request_ids, steps, transactions
+from dispatch_tui.service import lookups, sql_functions, steps
 from dispatch_tui.service.transactions import write
 from dispatch_tui.service.writer import Writer
 
 log = logging.getLogger(__name__)
 
-# The rules the SQL functions of migration 0010 apply, as data: from rules/, written there once.
-RULES = json.dumps(
-    {
-        "may_dispatch": sorted(r.value for r in permissions.PERMISSIONS["dispatch"]),
-        "divert_from": [s.value for s in lifecycle.DIVERTIBLE],
-        "open": [s.value for s in OPEN_CALL_STATUSES],
-        "call_for_unit": {u.value: c.value for u, c in lifecycle.CALL_FOR_UNIT.items()},
-        "call_order": [c.value for c in lifecycle.CALL_ORDER],
-    },
-    sort_keys=True,
-)
-# The statement runs this many times at most while the unit moves under it.
-ATTEMPTS = 3
 _DIVERT = (
     b"SELECT * FROM dispatch_divert(%(operator)s, %(unit)s, %(call)s, %(reason)s, %(desk)s,"
     b" %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
 )
-# The unit's assignment to the call, if it is on it now (an in-doubt divert without a request
-# id went through): the call's id and the notified time.
-_ON_CALL = text(
-    "SELECT c.id, a.notified_at FROM assignments a JOIN units u ON u.id = a.unit_id"
-    " JOIN calls c ON c.id = a.call_id WHERE u.code = :unit AND c.number = :call"
-    " AND a.cleared_at IS NULL AND a.cancelled_at IS NULL"
-)
-
-
-def _raise_if_done(sessions: sessionmaker[Session], once: Once) -> None:
-    """Raise AlreadyDone when the write kept under `once` was carried out before."""
-    with transactions.db_errors(), sessions.kw["bind"].connect() as conn:
-        done = request_ids.recall(conn, once)
-    if done is not None:
-        raise done
 
 
 def _refusal(
@@ -136,59 +100,16 @@ class UnitMoves(Writer):
             "call": number,
             "reason": why,
             "desk": self.desk,
-            "request": once.id if once else None,
-            "fingerprint": once.fingerprint if once else None,
-            "rules": RULES,
         }
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                row = transactions.one_statement(self.statements, _DIVERT, params, writes=True)
-            except transactions.InDoubt as doubt:
-                return self._divert_settled(code, number, once, doubt)
-            except transactions.Retry:
-                transactions.retried(attempt)
-                continue
-            except transactions.RequestKept:
-                row = None  # its id kept by a write that committed first: say what it did
-            if row is not None and row[0] == "done":
-                return Dispatched(row[1], number, (code,), row[2])
-            if once is not None:
-                # A retry of a divert that went through finds the unit there already: say what
-                # the first one did.
-                _raise_if_done(self.sessions, once)
-            if row is None:
-                raise Conflict("that request id was just used by another write")
-            if row[0] != "moved":
-                raise _refusal(username, code, number, row[0], row[3] or {})
-        raise Conflict(f"{code} changed at another desk a moment ago; look again")
-
-    def _divert_settled(
-        self, code: str, number: str, once: Once | None, doubt: transactions.InDoubt
-    ) -> Dispatched:
-        """The divert was in flight when its connection died: once its server process has
-        ended, its request row (or, without one, whether the unit is on the call) is the
-        answer."""
-        engine = self.sessions.kw["bind"]
-        if not transactions.statement_over(engine, doubt):
-            raise doubt
-        kept: Any
-        if once is not None:
-            kept = transactions.settle(engine, lambda c: request_ids.recall(c, once) or "none")
-        else:
-            kept = transactions.settle(
-                engine,
-                lambda c: c.execute(_ON_CALL, {"unit": code, "call": number}).first() or "none",
-            )
-        if kept is None:
-            raise doubt
-        if kept == "none":
-            log.warning("divert of %s to %s was in doubt: it did not commit", code, number)
-            raise Unavailable(NOTHING_CHANGED)
-        log.warning("divert of %s to %s was in doubt: it committed", code, number)
-        if isinstance(kept, AlreadyDone):
-            assert kept.call_id is not None  # a divert keeps the call it went to
-            return Dispatched(kept.call_id, number, (code,), kept.at)
-        return Dispatched(int(kept[0]), number, (code,), kept[1])
+        call_id, at = sql_functions.run(
+            self.statements,
+            _DIVERT,
+            params,
+            once,
+            lambda outcome, facts: _refusal(username, code, number, outcome, facts),
+            f"{code} changed at another desk a moment ago; look again",
+        )
+        return Dispatched(call_id, number, (code,), at)
 
     def queue(
         self, username: str, unit_code: str, call_number: str, once: Once | None = None

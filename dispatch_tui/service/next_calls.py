@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from dispatch_tui.db.models import Assignment, Call, Queued, Staff, Unit
-from dispatch_tui.rules import lifecycle
-from dispatch_tui.rules.enums import CallStatus, UnitStatus
+from dispatch_tui.db.models import Assignment, Call, Staff, Unit
 from dispatch_tui.rules.errors import Conflict
-from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import lookups, steps
+from dispatch_tui.service import lookups, sql_functions, steps
+
+_PROMOTE = text(
+    "SELECT dispatch_promote(:unit, :locked, :at, :staff, :operator, :desk, CAST(:rules AS jsonb))"
+).bindparams(bindparam("locked", type_=ARRAY(Integer)))
 
 
 def end_lined_up(s: Session, staff: Staff, desk: str, call: Call, at: datetime, ended: str) -> None:
@@ -38,48 +40,21 @@ def lock_call_and_next(s: Session, number: str) -> tuple[Call, dict[int, Call]]:
 
 def promote(
     s: Session, staff: Staff, desk: str, unit: Unit, calls: dict[int, Call], at: datetime
-) -> str | None:
+) -> None:
     """A unit just cleared: dispatch it to the call it was lined up for, if that call is still
-    pending, else end its queue entry with the reason; what happened, in words (None: nothing
-    was lined up). The queued call must be among the `calls` the caller locked."""
-    entry = s.scalar(
-        select(Queued)
-        .where(Queued.unit_id == unit.id, Queued.ended_at.is_(None))
-        .with_for_update(),
-        execution_options=steps.FRESH,
-    )
-    if entry is None:
-        return None
-    call = calls.get(entry.call_id)
-    if call is None:
+    pending, else end its queue entry with the reason (`dispatch_promote`, migration 0010, the
+    one writer of it). The queued call must be among the `calls` the caller locked."""
+    done = s.execute(
+        _PROMOTE,
+        {
+            "unit": unit.id,
+            "locked": list(calls),
+            "at": at,
+            "staff": staff.id,
+            "operator": staff.username,
+            "desk": desk,
+            "rules": sql_functions.RULES,
+        },
+    ).scalar()
+    if done == "moved":
         raise Conflict(f"{unit.code}'s next call changed at another desk a moment ago; look again")
-    if call.status != CallStatus.RECEIVED:
-        why = (
-            f"{call.number} is {lifecycle.label(call.status)}"
-            if not CallStatus(call.status).is_open
-            else f"{call.number} had another unit"
-        )
-        s.execute(update(Queued).where(Queued.id == entry.id).values(ended_at=at, end_reason=why))
-        steps.audit(s, staff, desk, "queue_ended", call_id=call.id, unit_id=unit.id, reason=why)
-        return f"{unit.code} available: its next call ended ({why})"
-    assignment_id = dispatching.start_assignment(s, call.id, unit.id, entry.queued_by_id, at)
-    s.execute(
-        update(Unit).where(Unit.id == unit.id).values(status=UnitStatus.EN_ROUTE, status_since=at)
-    )
-    first = call.first_dispatched_at is None
-    s.execute(
-        update(Call)
-        .where(Call.id == call.id)
-        .values(
-            status=CallStatus.DISPATCHED,
-            first_dispatched_at=at if first else call.first_dispatched_at,
-            dispatched_by_id=entry.queued_by_id if first else call.dispatched_by_id,
-        )
-    )
-    s.execute(
-        update(Queued)
-        .where(Queued.id == entry.id)
-        .values(ended_at=at, end_reason="dispatched", assignment_id=assignment_id)
-    )
-    steps.audit(s, staff, desk, "dispatch", call_id=call.id, unit_id=unit.id, queued=True)
-    return f"{unit.code} on to its next call, {call.number}"

@@ -241,10 +241,218 @@ END
 $$
 """
 
+PROMOTE = """
+CREATE FUNCTION dispatch_promote(
+    p_unit integer, p_locked integer[], p_at timestamptz, p_staff integer, p_operator text,
+    p_desk text, p_rules jsonb
+) RETURNS text LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_entry bigint;
+    v_next integer;
+    v_queued_by integer;
+    v_number text;
+    v_status text;
+    v_why text;
+    v_assignment integer;
+BEGIN
+    SELECT id, call_id, queued_by_id INTO v_entry, v_next, v_queued_by
+    FROM queued WHERE unit_id = p_unit AND ended_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF NOT v_next = ANY (p_locked) THEN
+        RETURN 'moved';  -- lined up for another call meanwhile: the caller did not lock it
+    END IF;
+    SELECT number, status INTO v_number, v_status FROM calls WHERE id = v_next;
+    IF v_status <> 'RECEIVED' THEN
+        v_why := v_number || CASE WHEN (p_rules -> 'open') ? v_status THEN ' had another unit'
+                                  ELSE ' is ' || (p_rules -> 'labels' ->> v_status) END;
+        UPDATE queued SET ended_at = p_at, end_reason = v_why WHERE id = v_entry;
+        INSERT INTO audit_log (at, operator_id, operator, desk, action, call_id, unit_id, details)
+        VALUES (clock_timestamp(), p_staff, p_operator, p_desk, 'queue_ended', v_next, p_unit,
+                jsonb_build_object('reason', v_why));
+        RETURN 'ended';
+    END IF;
+    INSERT INTO assignments (call_id, unit_id, dispatcher_id, notified_at)
+    VALUES (v_next, p_unit, v_queued_by, p_at)
+    RETURNING id INTO v_assignment;
+    UPDATE units SET status = 'EN_ROUTE', status_since = p_at WHERE id = p_unit;
+    UPDATE calls SET
+        status = 'DISPATCHED',
+        first_dispatched_at = coalesce(first_dispatched_at, p_at),
+        dispatched_by_id = CASE WHEN first_dispatched_at IS NULL THEN v_queued_by
+                                ELSE dispatched_by_id END
+    WHERE id = v_next;
+    UPDATE queued SET ended_at = p_at, end_reason = 'dispatched', assignment_id = v_assignment
+    WHERE id = v_entry;
+    INSERT INTO audit_log (at, operator_id, operator, desk, action, call_id, unit_id, details)
+    VALUES (clock_timestamp(), p_staff, p_operator, p_desk, 'dispatch', v_next, p_unit,
+            jsonb_build_object('queued', true));
+    RETURN 'dispatched';
+END
+$$
+"""
+
+UNIT_STATUS = """
+CREATE FUNCTION dispatch_unit_status(
+    p_operator text, p_unit text, p_status text, p_hospital text, p_override boolean,
+    p_reason text, p_desk text, p_request text, p_fingerprint text, p_rules jsonb
+) RETURNS TABLE (r_outcome text, r_unit integer, r_at timestamptz, r_detail jsonb)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    v_staff integer;
+    v_username text;
+    v_role text;
+    v_crews integer;
+    v_unit integer;
+    v_seen integer;
+    v_next_seen integer;
+    v_next integer;
+    v_current text;
+    v_assignment integer;
+    v_on integer;
+    v_reported boolean;
+    v_a_hospital integer;
+    v_number text;
+    v_c_hospital integer;
+    v_step jsonb;
+    v_column text;
+    v_dest integer;
+    v_dest_code text;
+    v_dest_status text;
+    v_at timestamptz;
+    v_labels jsonb := p_rules -> 'labels';
+BEGIN
+    SELECT id, username, role, unit_id INTO v_staff, v_username, v_role, v_crews
+    FROM staff WHERE lower(username) = lower(p_operator) AND active;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'no_operator', NULL::integer, NULL::timestamptz, NULL::jsonb;
+        RETURN;
+    END IF;
+    SELECT id INTO v_unit FROM units WHERE code = p_unit;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'no_unit', NULL::integer, NULL::timestamptz, NULL::jsonb;
+        RETURN;
+    END IF;
+    IF NOT ((p_rules -> 'may') ? v_role
+            OR ((p_rules -> 'own_unit') ? v_role AND v_crews = v_unit)) THEN
+        RETURN QUERY SELECT 'forbidden', NULL::integer, NULL::timestamptz,
+            jsonb_build_object('operator', v_username, 'role', v_role, 'own', v_crews = v_unit);
+        RETURN;
+    END IF;
+    SELECT call_id INTO v_seen FROM assignments
+    WHERE unit_id = v_unit AND cleared_at IS NULL AND cancelled_at IS NULL;
+    SELECT call_id INTO v_next_seen FROM queued WHERE unit_id = v_unit AND ended_at IS NULL;
+    -- The shared order: calls by id (its call, and the one it is lined up for: if this clears
+    -- the unit, it goes there), then the unit.
+    PERFORM 1 FROM calls WHERE id IN (v_seen, v_next_seen) ORDER BY id FOR UPDATE;
+    SELECT status INTO v_current FROM units WHERE id = v_unit FOR UPDATE;
+    SELECT id, call_id, en_route_at IS NOT NULL, hospital_id
+    INTO v_assignment, v_on, v_reported, v_a_hospital
+    FROM assignments WHERE unit_id = v_unit AND cleared_at IS NULL AND cancelled_at IS NULL;
+    SELECT call_id INTO v_next FROM queued WHERE unit_id = v_unit AND ended_at IS NULL;
+    IF v_on IS DISTINCT FROM v_seen OR v_next IS DISTINCT FROM v_next_seen THEN
+        RETURN QUERY SELECT 'moved', NULL::integer, NULL::timestamptz, NULL::jsonb;  -- moved meanwhile
+        RETURN;
+    END IF;
+    v_reported := coalesce(v_reported, false);
+    IF v_on IS NOT NULL THEN
+        SELECT number, destination_hospital_id INTO v_number, v_c_hospital
+        FROM calls WHERE id = v_on;
+    END IF;
+    -- A busy unit is on a call and any other on none (a direct SQL change can part them).
+    IF ((p_rules -> 'busy') ? v_current) <> (v_on IS NOT NULL) THEN
+        RETURN QUERY SELECT 'inconsistent', NULL::integer, NULL::timestamptz,
+            jsonb_build_object('status', v_current, 'call', v_number);
+        RETURN;
+    END IF;
+    v_step := p_rules -> 'steps' -> (v_current || '>' || p_status);
+    IF v_step IS NULL OR (v_current = 'EN_ROUTE' AND p_status = 'EN_ROUTE' AND v_reported) THEN
+        RETURN QUERY SELECT 'step_refused', NULL::integer, NULL::timestamptz,
+            jsonb_build_object('status', v_current, 'reported', v_reported);
+        RETURN;
+    END IF;
+    IF (v_step ->> 'destination')::boolean THEN
+        IF p_hospital IS NOT NULL THEN
+            v_dest := (SELECT id FROM hospitals WHERE code = p_hospital);
+            v_dest_code := p_hospital;
+        ELSE
+            v_dest := coalesce(v_a_hospital, v_c_hospital);
+        END IF;
+        IF v_dest IS NULL AND v_dest_code IS NULL THEN
+            RETURN QUERY SELECT 'needs_destination', NULL::integer, NULL::timestamptz, NULL::jsonb;
+            RETURN;
+        END IF;
+        -- Read after the unit's lock, so current as of then (not locked: a crew's login may
+        -- not lock a hospital, and a transport is not held up by one changing its status).
+        SELECT code, status INTO v_dest_code, v_dest_status FROM hospitals WHERE id = v_dest;
+        IF v_dest IS NULL OR (p_rules -> 'hospital_closed') ? v_dest_status
+           OR ((p_rules -> 'hospital_override') ? v_dest_status AND NOT p_override) THEN
+            RETURN QUERY SELECT 'destination_refused', NULL::integer, NULL::timestamptz,
+                jsonb_build_object('code', coalesce(v_dest_code, p_hospital));
+            RETURN;
+        END IF;
+    END IF;
+    v_at := clock_timestamp();
+    v_column := v_step ->> 'time_column';
+    IF v_column IS NOT NULL THEN
+        UPDATE assignments SET
+            en_route_at = CASE WHEN v_column = 'en_route_at' THEN v_at ELSE en_route_at END,
+            on_scene_at = CASE WHEN v_column = 'on_scene_at' THEN v_at ELSE on_scene_at END,
+            transporting_at = CASE WHEN v_column = 'transporting_at' THEN v_at
+                                   ELSE transporting_at END,
+            at_destination_at = CASE WHEN v_column = 'at_destination_at' THEN v_at
+                                     ELSE at_destination_at END,
+            cleared_at = CASE WHEN v_column = 'cleared_at' THEN v_at ELSE cleared_at END,
+            hospital_id = coalesce(v_dest, hospital_id)
+        WHERE id = v_assignment;
+    END IF;
+    IF p_status <> v_current THEN
+        UPDATE units SET status = p_status, status_since = v_at WHERE id = v_unit;
+    END IF;
+    INSERT INTO audit_log (at, operator_id, operator, desk, action, call_id, unit_id,
+                           hospital_id, details)
+    VALUES (clock_timestamp(), v_staff, v_username, p_desk, 'unit_status', v_on, v_unit, v_dest,
+            jsonb_build_object(
+                'old', v_current,
+                'new', p_status,
+                -- The crew's en-route report leaves the status EN_ROUTE and reads
+                -- "dispatched → en route".
+                'change', (v_labels ->> CASE WHEN v_current = 'EN_ROUTE' AND NOT v_reported
+                                             THEN 'DISPATCHED' ELSE v_current END)
+                          || ' → ' || (v_labels ->> p_status))
+            || CASE WHEN p_reason <> '' THEN jsonb_build_object('reason', p_reason)
+                    ELSE '{}'::jsonb END);
+    IF v_on IS NOT NULL THEN
+        IF v_dest IS NOT NULL AND v_c_hospital IS NULL THEN
+            UPDATE calls SET destination_hospital_id = v_dest WHERE id = v_on;
+        END IF;
+        PERFORM dispatch_follow(v_on, v_at, v_staff, v_username, p_desk, p_rules);
+    END IF;
+    IF (v_step ->> 'ends')::boolean THEN  -- its next call, if one is lined up
+        PERFORM dispatch_promote(v_unit, ARRAY[v_next_seen], v_at, v_staff, v_username, p_desk,
+                                 p_rules);
+    END IF;
+    IF p_request IS NOT NULL THEN
+        INSERT INTO requests (id, fingerprint, unit_id)
+        VALUES (p_request, p_fingerprint, v_unit);
+    END IF;
+    RETURN QUERY SELECT 'done', v_unit, v_at, NULL::jsonb;
+END
+$$
+"""
+
 FUNCTIONS = (
     ("dispatch_end_lined_up(integer, timestamptz, integer, text, text, text)", END_LINED_UP),
     ("dispatch_follow(integer, timestamptz, integer, text, text, jsonb)", FOLLOW),
     ("dispatch_divert(text, text, text, text, text, text, text, jsonb)", DIVERT),
+    ("dispatch_promote(integer, integer[], timestamptz, integer, text, text, jsonb)", PROMOTE),
+    (
+        "dispatch_unit_status(text, text, text, text, boolean, text, text, text, text, jsonb)",
+        UNIT_STATUS,
+    ),
 )
 
 
