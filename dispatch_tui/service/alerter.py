@@ -15,9 +15,9 @@ gets the alert as one line of JSON on stdin and exits 0 once the gateway took it
   or a command that cannot start: a failed attempt, with its reason; tried again after a backoff
   (doubling) until the attempts run out, then failed for good: every desk shows a failed alert
   loudly.
-- **Waking.** The alerter listens for the change notifications (an alert inserted wakes it at
-  once), looks again after every reconnect, and also polls, so an alert is never left waiting
-  for a notification that was lost.
+- **Waking.** The alerter listens for the change notifications (the change to an assignment
+  that wrote an alert wakes it at once), looks again after every reconnect, and also polls, so
+  an alert is never left waiting for a notification that was lost.
 """
 
 from __future__ import annotations
@@ -282,7 +282,9 @@ class Alerter:
             self._wake.notify_all()
 
     def _on_changes(self, changes: list[Change]) -> None:
-        if any(c.table == "alerts" and c.op == "INSERT" for c in changes):
+        # An alert is written by a change to an assignment (a dispatch, a stand-down), whose
+        # notification wakes the alerter; a spare look finds nothing due and costs one query.
+        if any(c.table == "assignments" for c in changes):
             self.wake()
 
     def _on_state(self, state: ConnectionState) -> None:

@@ -64,7 +64,7 @@ RULES = json.dumps(
         "divert_from": [s.value for s in lifecycle.DIVERTIBLE],
         "open": [s.value for s in OPEN_CALL_STATUSES],
         "call_for_unit": {u.value: c.value for u, c in lifecycle.CALL_FOR_UNIT.items()},
-        "call_order": [c.value for c in lifecycle.CALL_ORDER],
+        "call_rank": {c.value: rank for rank, c in enumerate(lifecycle.CALL_ORDER, start=1)},
         # The words of a status, as every screen writes them (a unit dispatched but not yet
         # reported en route included).
         "labels": {

@@ -105,7 +105,7 @@ def lock_units(s: Session, codes: Sequence[str]) -> list[Unit]:
 CALL_RULES = json.dumps(
     {
         "call_for_unit": {u.value: c.value for u, c in lifecycle.CALL_FOR_UNIT.items()},
-        "call_order": [c.value for c in lifecycle.CALL_ORDER],
+        "call_rank": {c.value: rank for rank, c in enumerate(lifecycle.CALL_ORDER, start=1)},
     },
     sort_keys=True,
 )

@@ -11,7 +11,7 @@ security and the audit trigger apply as before), in READ COMMITTED: every statem
 what committed before it started, so what they read after taking their locks is current.
 
 The rules stay in Python and come in as data (`p_rules`, built from `rules.lifecycle`,
-`rules.permissions` and `rules.enums` by `service.moves.RULES`): who may dispatch, the statuses
+`rules.permissions` and `rules.enums` by `service.sql_functions.RULES`): who may dispatch, the statuses
 a unit may be diverted from, the open call statuses, and the call status each unit status
 gives, in order. A refusal is returned as a code with its facts, and the service says it in the
 words the other paths use; nothing is written then.
@@ -74,17 +74,24 @@ DECLARE
     v_new text;
     v_number text;
     v_reopened timestamptz;
+    v_unit_status text;
+    v_stage text;
+    v_rank integer := 0;
 BEGIN
     SELECT status, number, reopened_at INTO v_old, v_number, v_reopened
     FROM calls WHERE id = p_call;
-    SELECT o.status INTO v_new
-    FROM assignments a
-    JOIN units u ON u.id = a.unit_id
-    JOIN jsonb_array_elements_text(p_rules -> 'call_order') WITH ORDINALITY AS o (status, n)
-        ON o.status = p_rules -> 'call_for_unit' ->> u.status
-    WHERE a.call_id = p_call AND a.cleared_at IS NULL AND a.cancelled_at IS NULL
-    ORDER BY o.n DESC
-    LIMIT 1;
+    -- The most advanced of its active units (rules: the call status each unit status gives,
+    -- and each call status's rank).
+    FOR v_unit_status IN
+        SELECT u.status FROM assignments a JOIN units u ON u.id = a.unit_id
+        WHERE a.call_id = p_call AND a.cleared_at IS NULL AND a.cancelled_at IS NULL
+    LOOP
+        v_stage := p_rules -> 'call_for_unit' ->> v_unit_status;
+        IF v_stage IS NOT NULL AND (p_rules -> 'call_rank' ->> v_stage)::integer > v_rank THEN
+            v_rank := (p_rules -> 'call_rank' ->> v_stage)::integer;
+            v_new := v_stage;
+        END IF;
+    END LOOP;
     IF v_new IS NULL THEN
         -- No unit left: closed when one cleared since the call was last re-opened (before
         -- that, the call had ended), else pending again (every unit was cancelled).
@@ -142,10 +149,18 @@ DECLARE
     v_first timestamptz;
     v_at timestamptz;
     v_words text;
+    v_call record;
 BEGIN
-    SELECT id, username, role INTO v_staff, v_username, v_role
-    FROM staff WHERE lower(username) = lower(p_operator) AND active;
-    IF NOT FOUND THEN
+    -- Who, which unit, which call, and the call the unit is on: one look, unlocked.
+    SELECT s.id, s.username, s.role, u.id, c.id, a.call_id
+    INTO v_staff, v_username, v_role, v_unit, v_target, v_seen
+    FROM (SELECT 1) AS one
+    LEFT JOIN staff s ON lower(s.username) = lower(p_operator) AND s.active
+    LEFT JOIN units u ON u.code = p_unit
+    LEFT JOIN calls c ON c.number = p_call
+    LEFT JOIN assignments a
+        ON a.unit_id = u.id AND a.cleared_at IS NULL AND a.cancelled_at IS NULL;
+    IF v_staff IS NULL THEN
         RETURN QUERY SELECT 'no_operator', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
@@ -154,18 +169,14 @@ BEGIN
             jsonb_build_object('operator', v_username, 'role', v_role);
         RETURN;
     END IF;
-    SELECT id INTO v_unit FROM units WHERE code = p_unit;
-    IF NOT FOUND THEN
+    IF v_unit IS NULL THEN
         RETURN QUERY SELECT 'no_unit', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
-    SELECT id INTO v_target FROM calls WHERE number = p_call;
-    IF NOT FOUND THEN
+    IF v_target IS NULL THEN
         RETURN QUERY SELECT 'no_call', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
-    SELECT call_id INTO v_seen FROM assignments
-    WHERE unit_id = v_unit AND cleared_at IS NULL AND cancelled_at IS NULL;
     IF v_seen IS NULL THEN
         RETURN QUERY SELECT 'on_no_call', NULL::integer, NULL::timestamptz,
             jsonb_build_object('status', (SELECT status FROM units WHERE id = v_unit));
@@ -175,23 +186,31 @@ BEGIN
         RETURN QUERY SELECT 'already_there', v_target, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
-    -- The shared order: calls by id, then the unit.
-    PERFORM 1 FROM calls WHERE id IN (v_seen, v_target) ORDER BY id FOR UPDATE;
+    -- The shared order: calls by id, then the unit. A locked row is read as it now is.
+    FOR v_call IN
+        SELECT id, number, status, first_dispatched_at FROM calls
+        WHERE id IN (v_seen, v_target) ORDER BY id FOR UPDATE
+    LOOP
+        IF v_call.id = v_seen THEN
+            v_source := v_call.number;
+        ELSE
+            v_target_status := v_call.status;
+            v_first := v_call.first_dispatched_at;
+        END IF;
+    END LOOP;
     SELECT status INTO v_status FROM units WHERE id = v_unit FOR UPDATE;
+    -- Read again, by a statement that starts once the locks are held.
     SELECT id, call_id, paramedic_id INTO v_assignment, v_on, v_paramedic
     FROM assignments WHERE unit_id = v_unit AND cleared_at IS NULL AND cancelled_at IS NULL;
     IF v_on IS DISTINCT FROM v_seen THEN  -- moved between the first look and the locks
         RETURN QUERY SELECT 'moved', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
-    SELECT number INTO v_source FROM calls WHERE id = v_seen;
     IF NOT (p_rules -> 'divert_from') ? v_status THEN
         RETURN QUERY SELECT 'not_divertible', NULL::integer, NULL::timestamptz,
             jsonb_build_object('status', v_status, 'source', v_source);
         RETURN;
     END IF;
-    SELECT status, first_dispatched_at INTO v_target_status, v_first
-    FROM calls WHERE id = v_target;
     IF NOT (p_rules -> 'open') ? v_target_status THEN
         RETURN QUERY SELECT 'target_ended', NULL::integer, NULL::timestamptz,
             jsonb_build_object('status', v_target_status);
