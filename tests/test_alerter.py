@@ -42,8 +42,9 @@ def _alerts(engine: Engine, where: str = "true") -> list[tuple[str, str, str, st
     with engine.connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT kind, payload->>'unit', payload->>'call', state FROM alerts"
-                f" WHERE {where} ORDER BY id"
+                "SELECT a.kind, u.code, c.number, a.state FROM alerts a"
+                " JOIN units u ON u.id = a.unit_id JOIN calls c ON c.id = a.call_id"
+                f" WHERE {where} ORDER BY a.id"
             )
         ).all()
     return [tuple(r) for r in rows]  # type: ignore[misc]
@@ -84,11 +85,16 @@ def test_each_dispatch_divert_promotion_and_cancel_writes_its_alert(
     assert _alerts(engine)[4:] == [("stand_down", "M1", third, "pending")]
 
 
-def test_the_alert_carries_what_the_crew_needs(world: DispatchService, engine: Engine) -> None:
+def test_the_alert_carries_what_the_crew_needs(
+    world: DispatchService, engine: Engine, alert_log: Path
+) -> None:
     number = new_call(world, caller_phone="555-0100", determinant="10-D-1")
     world.dispatch("alice", number, ["M1"], hospital="MERCY")
+    Alerter(engine, SenderSettings(TAKES)).deliver_due()
+    (payload,) = _lines(alert_log)
     with engine.connect() as conn:
-        uid, payload = conn.execute(text("SELECT uid, payload FROM alerts")).one()
+        uid = conn.execute(text("SELECT uid::text FROM alerts")).scalar_one()
+    assert payload["id"] == uid and payload["kind"] == "dispatch"
     assert payload["call"] == number and payload["unit"] == "M1"
     assert payload["priority"] == 1 and payload["determinant"] == "10-D-1"
     assert payload["nature"] == "Chest pain" and payload["callback"] == "555-0100"
@@ -133,8 +139,8 @@ def test_nobody_writes_alerts_by_hand_yet_every_dispatch_writes_one(
         assert refused(conn, "UPDATE alerts SET state = 'sent'")
         assert refused(
             conn,
-            "INSERT INTO alerts (assignment_id, call_id, unit_id, kind, payload)"
-            " SELECT id, call_id, unit_id, 'dispatch', '{}' FROM assignments",
+            "INSERT INTO alerts (assignment_id, call_id, unit_id, kind)"
+            " SELECT id, call_id, unit_id, 'dispatch' FROM assignments",
         )
         assert refused(conn, "DELETE FROM alerts")
 

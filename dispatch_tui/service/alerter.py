@@ -42,15 +42,34 @@ from dispatch_tui.rules.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-# The oldest due alert no other worker holds, locked until this worker commits its outcome.
+# The oldest due alert no other worker holds, locked until this worker commits its outcome,
+# with what it tells the crew as it is now (its destination: the assignment's, else the call's).
 _CLAIM = text(
     """
-SELECT id, uid, kind, payload, attempts, created_at
-FROM alerts
-WHERE state = 'pending' AND next_attempt_at <= clock_timestamp()
-ORDER BY next_attempt_at, id
+SELECT a.id, a.uid, a.kind, a.attempts, a.created_at,
+       jsonb_build_object(
+           'unit', u.code,
+           'call', c.number,
+           'priority', c.priority,
+           'determinant', c.determinant,
+           'nature', c.nature,
+           'location', c.location_text,
+           'lat', c.lat,
+           'lon', c.lon,
+           'callback', c.caller_phone,
+           'destination', h.code,
+           'notified_at', s.notified_at,
+           'cancelled_at', s.cancelled_at
+       ) AS payload
+FROM alerts a
+JOIN assignments s ON s.id = a.assignment_id
+JOIN calls c ON c.id = a.call_id
+JOIN units u ON u.id = a.unit_id
+LEFT JOIN hospitals h ON h.id = coalesce(s.hospital_id, c.destination_hospital_id)
+WHERE a.state = 'pending' AND a.next_attempt_at <= clock_timestamp()
+ORDER BY a.next_attempt_at, a.id
 LIMIT 1
-FOR UPDATE SKIP LOCKED
+FOR UPDATE OF a SKIP LOCKED
 """
 )
 _SENT = text(

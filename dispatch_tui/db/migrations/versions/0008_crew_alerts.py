@@ -14,7 +14,8 @@ Create Date: 2026-12-01
   promoted as the unit clears), `stand_down` when one is cancelled (a unit cancelled, diverted
   on its way, its call cancelled). So an alert exists exactly when its change committed,
   whoever the writer was (a desk, the CLI, psql). The trigger function is SECURITY DEFINER:
-  nobody inserts alerts by hand. The payload is what the crew is told, as it was at that moment.
+  nobody inserts alerts by hand. What the crew is told (the call, its place, its callback, the
+  destination) is read when the alert is sent, so a retry tells what is true then.
   `dispatch-tui alerter` claims pending rows (FOR UPDATE SKIP LOCKED, held while it delivers),
   and records the outcome: sent, or a failed attempt with its reason and the next try, or failed
   for good. A delivery's outcome notifies the desks (with the call and unit), which show each
@@ -23,8 +24,9 @@ Create Date: 2026-12-01
   The row is written on every dispatch, so it is kept lean: `call_id` and `unit_id` are copies
   of its assignment's (written by the trigger alone, no foreign keys of their own), and `uid`
   is a random UUID (no index: nothing looks an alert up by it).
-- Role **`dispatch_alerter`** (no login of its own): reads alerts and records deliveries. A
-  centre grants it to the login its alerter runs under.
+- Role **`dispatch_alerter`** (no login of its own): reads alerts and what they tell (the
+  assignment, its call, unit and destination), and records deliveries. A centre grants it to
+  the login its alerter runs under.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ import importlib
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 revision = "0008"
 down_revision = "0007"
@@ -65,33 +66,14 @@ END
 $$
 """
 
-# What the crew is told. The destination is the assignment's, else the call's. Its tables are
-# named with their schema, and the functions it calls are pg_catalog's (always searched first):
-# a caller's search_path cannot put others in their place, and no SET clause slows each call.
+# The alert a change to an assignment owes. Its one table is named with its schema: a caller's
+# search_path cannot put another in its place, and no SET clause slows each call.
 DISPATCH_ALERT = """
 CREATE FUNCTION dispatch_alert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
-    INSERT INTO public.alerts (assignment_id, call_id, unit_id, kind, payload)
-    SELECT NEW.id, NEW.call_id, NEW.unit_id,
-           CASE TG_OP WHEN 'INSERT' THEN 'dispatch' ELSE 'stand_down' END,
-           jsonb_build_object(
-               'unit', u.code,
-               'call', c.number,
-               'priority', c.priority,
-               'determinant', c.determinant,
-               'nature', c.nature,
-               'location', c.location_text,
-               'lat', c.lat,
-               'lon', c.lon,
-               'callback', c.caller_phone,
-               'destination', h.code,
-               'notified_at', NEW.notified_at,
-               'cancelled_at', NEW.cancelled_at
-           )
-    FROM public.calls c
-    JOIN public.units u ON u.id = NEW.unit_id
-    LEFT JOIN public.hospitals h ON h.id = coalesce(NEW.hospital_id, c.destination_hospital_id)
-    WHERE c.id = NEW.call_id;
+    INSERT INTO public.alerts (assignment_id, call_id, unit_id, kind)
+    VALUES (NEW.id, NEW.call_id, NEW.unit_id,
+            CASE TG_OP WHEN 'INSERT' THEN 'dispatch' ELSE 'stand_down' END);
     RETURN NULL;
 END
 $$
@@ -126,6 +108,7 @@ GRANTS = (
     "GRANT UPDATE (acknowledged_at) ON assignments TO dispatch_dispatcher, dispatch_paramedic",
     "GRANT SELECT ON alerts TO dispatch_operator, dispatch_board, dispatch_alerter",
     f"GRANT UPDATE ({DELIVERY_COLUMNS}) ON alerts TO dispatch_alerter",
+    "GRANT SELECT ON assignments, calls, units, hospitals TO dispatch_alerter",
     "GRANT SELECT ON alembic_version TO dispatch_alerter",  # the schema check at its start
 )
 UNDO_GRANTS = (
@@ -158,7 +141,6 @@ def upgrade() -> None:
         sa.Column("call_id", sa.Integer(), nullable=False),
         sa.Column("unit_id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column(
             "created_at",
             sa.TIMESTAMP(timezone=True),
