@@ -391,6 +391,8 @@ def test_the_alerter_refuses_to_start_without_a_sender(
 async def test_the_desk_shows_a_failed_alert_loudly_until_the_crew_acknowledges(
     world: DispatchService, engine: Engine, database_url: str
 ) -> None:
+    from textual.widgets._data_table import ColumnKey
+
     from tests.desk_helpers import desk, screen_of, until
 
     number = new_call(world)
@@ -411,6 +413,9 @@ async def test_the_desk_shows_a_failed_alert_loudly_until_the_crew_acknowledges(
         (d,) = Alerter(engine, failing).deliver_due()  # another process, as a real alerter
         assert d.state == "failed"
         await until(pilot, lambda: "ALERT FAILED" in units_cell())
+        # The column widened to it: what was added is not cut off.
+        width = screen_of(app).active.columns[ColumnKey("units")].width
+        assert width >= len(units_cell()), (width, units_cell())
         world.acknowledge("carol", "M1")  # the crew was reached another way
         await until(pilot, lambda: "ALERT FAILED" not in units_cell())
         (a,) = world.call(number).assignments

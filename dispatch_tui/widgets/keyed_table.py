@@ -436,8 +436,9 @@ class KeyedTable(DataTable[Text], Generic[Row]):
 
     def rewrite(self, rows: dict[str, tuple[Text, ...]], *, repaint: bool = True) -> None:
         """Put new cells into existing rows (keyed as added), repainting only the rows that
-        changed (`repaint` False: they are being drawn already). Rows keep their height (1) and
-        columns their width, as `update_cell` keeps them.
+        changed (`repaint` False: they are being drawn already). Rows keep their height (1). A
+        column sized by its content widens when a new cell outgrows it (a unit's `NO ACK` that
+        came with time, an `ALERT FAILED`): what was added is never cut off; it does not narrow.
         """
         data = self._data
         written: set[tuple[RowKey, ColumnKey]] = set()
@@ -452,6 +453,10 @@ class KeyedTable(DataTable[Text], Generic[Row]):
             self._cells[key] = cells
         if written:
             self._forget(written, repaint=repaint)
+            natural = dict(self._natural)
+            self._measure([rows[key.value or ""] for key in {row for row, _ in written}])
+            if self._natural != natural:
+                self._fit()
 
     def _forget(self, cells: set[tuple[RowKey, ColumnKey]], *, repaint: bool = True) -> None:
         """Drop the cached renders of `cells` and of their rows; repaint those rows (if in view)."""
