@@ -420,3 +420,19 @@ async def test_the_desk_shows_a_failed_alert_loudly_until_the_crew_acknowledges(
         await until(pilot, lambda: "ALERT FAILED" not in units_cell())
         (a,) = world.call(number).assignments
         assert a.acknowledged_at is not None
+
+
+def test_the_record_tells_how_each_alert_went(world: DispatchService, engine: Engine) -> None:
+    first, second = new_calls(world, 2)
+    world.dispatch("alice", first, ["M1"])
+    world.divert("alice", "M1", second)  # a stand-down from the first
+    failing = SenderSettings(("sh", "-c", "echo 'gateway down' >&2; exit 1"), attempts=1)
+    Alerter(engine, failing).deliver_due()
+    texts = [e.text for e in world.record(first).timeline if e.source == "alert"]
+    assert texts == [
+        "alert to M1 FAILED after 1 try: exit 1: gateway down",
+        "stand-down alert to M1 FAILED after 1 try: exit 1: gateway down",
+    ]
+    assert [e.text for e in world.record(second).timeline if e.source == "alert"] == [
+        "alert to M1 FAILED after 1 try: exit 1: gateway down"
+    ]

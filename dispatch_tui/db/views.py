@@ -33,6 +33,7 @@ from dispatch_tui.rules import timeline, validation
 from dispatch_tui.rules.enums import OPEN_CALL_STATUSES
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.views import (
+    AlertView,
     AssignmentView,
     AuditView,
     CallRecord,
@@ -403,6 +404,29 @@ def narrative(session: Session, call_id: int) -> list[NarrativeView]:
     ]
 
 
+def alerts(session: Session, call_id: int) -> list[AlertView]:
+    """A call's crew alerts, oldest first."""
+    rows = session.execute(
+        select(
+            Alert.id,
+            Unit.code,
+            Alert.kind,
+            Alert.state,
+            Alert.attempts,
+            Alert.sent_at,
+            Alert.last_attempt_at,
+            Alert.last_error,
+        )
+        .join(Unit, Unit.id == Alert.unit_id)
+        # Through the call's assignments (their index, then the alerts' by assignment): alerts
+        # have no index of their own on the call.
+        .join(Assignment, Assignment.id == Alert.assignment_id)
+        .where(Assignment.call_id == call_id)
+        .order_by(Alert.id)
+    )
+    return [AlertView(*row) for row in rows]
+
+
 def record(session: Session, call_id: int) -> CallRecord:
     """A call's whole record: its fields and units, and its narrative and audit merged into one
     timeline (`rules.timeline`). Read in the caller's transaction (one snapshot)."""
@@ -415,7 +439,9 @@ def record(session: Session, call_id: int) -> CallRecord:
         .where(Call.id == call_id)
     ).one()
     entries = timeline.merge(
-        narrative(session, call_id), audit(session, call_id=call_id, limit=None)
+        narrative(session, call_id),
+        audit(session, call_id=call_id, limit=None),
+        alerts(session, call_id),
     )
     return CallRecord(view, entries, created_by=who, place=place)
 

@@ -1,4 +1,5 @@
-"""A call's timeline: its narrative and its audited changes, merged, in words, in time order.
+"""A call's timeline: its narrative, its audited changes and its crew alerts' deliveries, merged,
+in words, in time order.
 
 Pure: the database reads the narrative and the audit rows (`db/views.record`); this says what
 each audit row means to a dispatcher ("M1 on scene", "closed: treated and transported") and puts
@@ -12,21 +13,44 @@ from collections.abc import Iterable
 from typing import Any
 
 from dispatch_tui.rules.lifecycle import label
-from dispatch_tui.rules.views import AuditView, NarrativeView, TimelineEntry
+from dispatch_tui.rules.views import AlertView, AuditView, NarrativeView, TimelineEntry
 
 # Audit actions whose narrative line says it already.
 TOLD_IN_NARRATIVE = frozenset({"call_updated", "call_reopened"})
 
 
-def merge(notes: Iterable[NarrativeView], audit: Iterable[AuditView]) -> tuple[TimelineEntry, ...]:
-    """Narrative entries and audit rows as one timeline, oldest first (ties: as written)."""
+def merge(
+    notes: Iterable[NarrativeView],
+    audit: Iterable[AuditView],
+    alerts: Iterable[AlertView] = (),
+) -> tuple[TimelineEntry, ...]:
+    """Narrative entries, audit rows and alert deliveries as one timeline, oldest first (ties:
+    as written). An alert appears once it was tried: sent, or its last try and what came of it."""
     entries = [TimelineEntry(n.at, n.kind, n.operator, _note(n), n.id) for n in notes] + [
         TimelineEntry(a.at, "audit", a.operator, describe(a), a.id)
         for a in audit
         if a.action not in TOLD_IN_NARRATIVE
     ]
+    entries += [
+        TimelineEntry(at, "alert", "alerter", delivery(alert), alert.id)
+        for alert in alerts
+        if (at := alert.sent_at or alert.last_attempt_at) is not None
+    ]
     # Audit rows before narrative lines written at the same instant (a change, then its words).
     return tuple(sorted(entries, key=lambda e: (e.at, e.source != "audit", e.ref)))
+
+
+def delivery(alert: AlertView) -> str:
+    """How a crew alert's delivery went, in words: `alert to M1 sent`, `stand-down alert to M1
+    FAILED after 5 tries: exit 1: gateway down`."""
+    what = f"{'stand-down alert' if alert.kind == 'stand_down' else 'alert'} to {alert.unit_code}"
+    tries = f"{alert.attempts} tries" if alert.attempts != 1 else "1 try"
+    why = f": {alert.last_error}" if alert.last_error else ""
+    if alert.state == "sent":
+        return f"{what} sent" + (f" (after {tries})" if alert.attempts > 1 else "")
+    if alert.state == "failed":
+        return f"{what} FAILED after {tries}{why}"
+    return f"{what}: try {alert.attempts} failed{why}; trying again"
 
 
 def _note(entry: NarrativeView) -> str:

@@ -195,6 +195,21 @@ class NarrativeView:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertView:
+    """A crew alert of a call (the outbox, migration 0008): for whom, why, and how its delivery
+    went so far."""
+
+    id: int
+    unit_code: str
+    kind: str  # dispatch or stand_down
+    state: str  # pending, sent or failed
+    attempts: int
+    sent_at: datetime | None
+    last_attempt_at: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class TimelineEntry:
     """One line of a call's timeline: a narrative entry, or an audited change, in words."""
 
