@@ -278,39 +278,23 @@ _UNITS_BY_ID = _UNITS.where(Unit.id.in_(bindparam("ids", expanding=True)))
 UNIT_BY_ID = _UNITS.where(Unit.id == bindparam("unit_id"))
 
 
+# What `_UNITS` selects, in order: UnitView's fields to the call it is on, the station's position
+# in two columns, then the rest.
+_UNIT_NAMES = (
+    *[f.name for f in fields(UnitView)][:10],
+    "station_lat",
+    "station_lon",
+    "en_route_reported",
+    "queued_call",
+)
+
+
 def unit_view(row: Sequence[Any]) -> UnitView:
     """A row of `_UNITS` (or `UNIT_BY_ID`) as its view."""
-    (
-        id_,
-        code,
-        capability,
-        status,
-        status_since,
-        station,
-        lat,
-        lon,
-        position_at,
-        number,
-        station_lat,
-        station_lon,
-        en_route_reported,
-        next_call,
-    ) = row
-    return UnitView(
-        id_,
-        code,
-        capability,
-        status,
-        status_since,
-        station,
-        lat,
-        lon,
-        position_at,
-        number,
-        (station_lat, station_lon) if station_lat is not None and station_lon is not None else None,
-        en_route_reported,
-        next_call,
-    )
+    values = dict(zip(_UNIT_NAMES, row, strict=True))
+    lat, lon = values.pop("station_lat"), values.pop("station_lon")
+    home = (lat, lon) if lat is not None and lon is not None else None
+    return UnitView(**values, station_position=home)
 
 
 def units(session: Session, *, ids: Sequence[int] | None = None) -> list[UnitView]:
