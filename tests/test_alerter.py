@@ -16,11 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql as psql
 from sqlalchemy import Engine, text
 
 from dispatch_tui.cli import main
@@ -29,7 +31,7 @@ from dispatch_tui.rules.errors import Conflict, Forbidden
 from dispatch_tui.service.alerter import Alerter, SenderSettings
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_call, new_calls
-from tests.test_roles import Login, libpq, logins, refused
+from tests.test_roles import Login, as_login, libpq, logins, refused
 
 __all__ = ["logins"]  # a fixture, used by name
 
@@ -436,3 +438,56 @@ def test_the_record_tells_how_each_alert_went(world: DispatchService, engine: En
     assert [e.text for e in world.record(second).timeline if e.source == "alert"] == [
         "alert to M1 FAILED after 1 try: exit 1: gateway down"
     ]
+
+
+def test_a_units_alerts_leave_in_order(
+    world: DispatchService, engine: Engine, alert_log: Path, tmp_path: Path
+) -> None:
+    """A stand-down never reaches the crew before the dispatch it stands down, even when the
+    dispatch's first try failed and waits to be tried again."""
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    world.cancel_unit("alice", "M1", "not needed")
+    marker = tmp_path / "failed-once"
+    script = (
+        'read -r line; case "$line" in *\'"kind":"dispatch"\'*) '
+        f'if [ ! -e "{marker}" ]; then touch "{marker}"; exit 1; fi;; esac; '
+        'printf "%s\\n" "$line" >> "$ALERT_LOG"'
+    )
+    alerter = Alerter(engine, SenderSettings(("sh", "-c", script), backoff=0.3))
+    (first,) = alerter.deliver_due()  # the dispatch fails; the stand-down waits behind it
+    assert (first.kind, first.state) == ("dispatch", "pending")
+    assert _lines(alert_log) == []
+    deadline = time.monotonic() + 20
+    while len(_lines(alert_log)) < 2 and time.monotonic() < deadline:
+        alerter.deliver_due()
+        time.sleep(0.1)
+    assert [m["kind"] for m in _lines(alert_log)] == ["dispatch", "stand_down"]
+
+
+def test_the_alerter_runs_under_its_own_login(
+    world: DispatchService, database_url: str, alert_log: Path
+) -> None:
+    """A login with the `dispatch_alerter` role alone, as the README sets one up, reads what an
+    alert tells (row security included) and records the delivery."""
+    name = f"t{uuid.uuid4().hex[:8]}_alerter"
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        conn.execute(
+            psql.SQL("CREATE ROLE {} LOGIN IN ROLE dispatch_alerter").format(psql.Identifier(name))
+        )
+    own = make_engine(as_login(database_url, name), pool_size=1)
+    try:
+        number = new_call(world)
+        world.dispatch("alice", number, ["M1"])
+        (sent,) = Alerter(own, SenderSettings(TAKES)).deliver_due()
+        assert sent.sent and sent.call == number
+        assert [m["call"] for m in _lines(alert_log)] == [number]
+        assert world.call(number).assignments[0].alert_state == "sent"
+    finally:
+        own.dispose()
+        with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                (name,),
+            )
+            conn.execute(psql.SQL("DROP ROLE {}").format(psql.Identifier(name)))

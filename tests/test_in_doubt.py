@@ -19,13 +19,13 @@ from sqlalchemy import Engine, text
 from dispatch_tui.cli import main
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
 from dispatch_tui.rules import commands
-from dispatch_tui.rules.errors import ExitCode, OutcomeUnknown
+from dispatch_tui.rules.errors import NOTHING_CHANGED, ExitCode, OutcomeUnknown, Unavailable
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service import executor, transactions
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.desk_helpers import desk, feedback, pending_numbers, until
 from tests.fault_proxy import ReplyDropper, reply_dropper
-from tests.helpers import new_call
+from tests.helpers import new_call, new_calls
 
 
 @pytest.fixture
@@ -240,3 +240,23 @@ async def test_a_desk_says_which_write_went_through_once_it_can_ask(
         assert feedback(app).startswith(f"✓ M2 → {number}: went through"), feedback(app)
         assert not app.desk.in_doubt
     assert world.call(number).active_units == ("M2",)
+
+
+def test_a_status_change_whose_answer_cannot_be_read_back_still_says_it_was_done(
+    world: DispatchService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Committed, then the server gone before the unit could be read again: the answer is what
+    the write itself said of the unit, never "nothing was changed"."""
+    first, nxt = new_calls(world, 2)
+    world.dispatch("alice", first, ["M1"])
+    world.unit_status("alice", "M1", "ON_SCENE")
+    world.queue("alice", "M1", nxt)
+
+    def gone(unit_id: int) -> object:
+        raise Unavailable(NOTHING_CHANGED)
+
+    monkeypatch.setattr(world, "_unit", gone)
+    cleared = world.unit_status("alice", "M1", "AVAILABLE")  # and on to its next call
+    assert (cleared.code, cleared.status, cleared.call_number) == ("M1", "EN_ROUTE", nxt)
+    assert not cleared.en_route_reported and cleared.queued_call is None
+    assert world.call(nxt).active_units == ("M1",)

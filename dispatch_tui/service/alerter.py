@@ -6,7 +6,10 @@ centre's sender: a command (`DISPATCH_ALERT_COMMAND`, e.g. a pager or SMS gatewa
 gets the alert as one line of JSON on stdin and exits 0 once the gateway took it.
 
 - **Claiming.** A worker takes the oldest due alert with `FOR UPDATE SKIP LOCKED` and holds that
-  row lock while the sender runs, then records the outcome and commits. Several alerters (or
+  row lock while the sender runs, then records the outcome and commits. A unit's alerts leave in
+  the order they were written: one waits while an earlier one for the same unit is pending
+  (being sent, or waiting to be tried again), so a crew never gets a stand-down before the
+  dispatch it stands down. Several alerters (or
   workers) never send the same alert at the same time: the lock is PostgreSQL's, and it ends
   with the worker's connection. An alerter killed midway leaves the alert pending, unchanged, to
   be claimed again: delivery is at least once, and each alert carries a stable id (`id`, a UUID)
@@ -67,6 +70,10 @@ JOIN calls c ON c.id = a.call_id
 JOIN units u ON u.id = a.unit_id
 LEFT JOIN hospitals h ON h.id = coalesce(s.hospital_id, c.destination_hospital_id)
 WHERE a.state = 'pending' AND a.next_attempt_at <= clock_timestamp()
+  -- A unit's alerts leave in order: a stand-down never before the dispatch it stands down.
+  AND NOT EXISTS (
+      SELECT 1 FROM alerts e WHERE e.state = 'pending' AND e.unit_id = a.unit_id AND e.id < a.id
+  )
 ORDER BY a.next_attempt_at, a.id
 LIMIT 1
 FOR UPDATE OF a SKIP LOCKED
@@ -97,8 +104,10 @@ _NEXT_DUE = text(
     " FROM alerts WHERE state = 'pending'"
 )
 
-# The longest a worker sleeps without looking (the poll behind the notifications).
+# The longest a worker sleeps without looking (the poll behind the notifications), and the
+# least, when it found nothing to claim yet an alert is due (another worker holds it).
 POLL_SECONDS = 5.0
+_LEAST_WAIT = 0.25
 # A reason is kept this long at most (a sender's stderr can be anything).
 _REASON_MAX = 300
 
@@ -221,7 +230,16 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.kill()
-    process.communicate()
+    try:
+        process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        # A descendant that left the group still holds its pipes: let go of them rather
+        # than wait for it (the alert's outcome is recorded either way).
+        for pipe in (process.stdin, process.stdout, process.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        process.wait(timeout=5)
 
 
 class Alerter:
@@ -319,7 +337,9 @@ class Alerter:
             return 1.0
         if due is None:
             return POLL_SECONDS
-        return min(max(float(due), 0.0), POLL_SECONDS)
+        # Due now, yet not claimed: another worker holds it, or an earlier alert of its unit
+        # is pending. Look again shortly (a wake-up comes sooner), never in a busy loop.
+        return min(max(float(due), _LEAST_WAIT), POLL_SECONDS)
 
     def _work(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -331,6 +351,12 @@ class Alerter:
                 # The server went away (or refused): the claimed alert, if any, is pending
                 # again when the connection ends. Wait a little and look again.
                 log.warning("alerter lost the database: %s", str(err).splitlines()[0])
+                stop.wait(1.0)
+                continue
+            except Exception:
+                # Anything else is a bug; the worker carries on (its alert, if it held one, is
+                # pending again) rather than end without a word.
+                log.exception("alerter worker failed; going on")
                 stop.wait(1.0)
                 continue
             if delivery is not None:

@@ -27,7 +27,15 @@ from dispatch_tui.db.models import Call, Hospital, Unit
 from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
-from dispatch_tui.rules.errors import Conflict, DispatchError, InvalidInput, NotFound
+from dispatch_tui.rules.errors import (
+    IN_DOUBT,
+    Conflict,
+    DispatchError,
+    InvalidInput,
+    NotFound,
+    OutcomeUnknown,
+    Unavailable,
+)
 from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, UnitView
 from dispatch_tui.service import dispatch as dispatching
 from dispatch_tui.service import lookups, next_calls, sql_functions, steps, transactions
@@ -156,7 +164,7 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
             raise InvalidInput(f"'{status[:24]}' is not a unit status") from None
         hcode = validation.hospital_code(hospital) if hospital else None
         params = {
-            "operator": username,
+            "operator": validation.username(username),
             "unit": code,
             "status": target.value,
             "hospital": hcode,
@@ -170,7 +178,7 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
                 username, code, target, outcome, facts, override_diversion=override_diversion
             )
 
-        unit_id, _ = sql_functions.run(
+        unit_id, at, said = sql_functions.run(
             self.statements,
             _UNIT_STATUS,
             params,
@@ -178,7 +186,28 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
             refusal,
             f"{code} changed at another desk a moment ago; look again",
         )
-        return self._unit(unit_id)
+        try:
+            return self._unit(unit_id)
+        except Unavailable:
+            # Committed, and the server gone before it could be read again: answer with what
+            # the statement said of the unit, never "nothing was changed".
+            if not said:
+                raise OutcomeUnknown(IN_DOUBT) from None
+            log.warning("%s changed, and could not be read again; answering from the write", code)
+            return UnitView(
+                unit_id,
+                str(said["code"]),
+                str(said["capability"]),
+                str(said["status"]),
+                at,
+                None,
+                None,
+                None,
+                None,
+                said.get("call"),
+                en_route_reported=bool(said.get("reported")),
+                queued_call=said.get("next"),
+            )
 
     def _status_refusal(
         self,

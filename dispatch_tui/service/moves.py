@@ -95,13 +95,13 @@ class UnitMoves(Writer):
         number = validation.call_number(call_number)
         why = validation.reason("reason", reason)
         params = {
-            "operator": username,
+            "operator": validation.username(username),
             "unit": code,
             "call": number,
             "reason": why,
             "desk": self.desk,
         }
-        call_id, at = sql_functions.run(
+        call_id, at, _ = sql_functions.run(
             self.statements,
             _DIVERT,
             params,

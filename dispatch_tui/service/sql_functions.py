@@ -91,8 +91,9 @@ def run(
     once: Once | None,
     refusal: Callable[[str, dict[str, Any]], DispatchError | None],
     moved: str,
-) -> tuple[int, datetime]:
-    """Run a function's statement: the id it names and the time it acted, or the refusal
+) -> tuple[int, datetime, dict[str, Any]]:
+    """Run a function's statement: the id it names, the time it acted and what it says of the
+    result (empty after an in-doubt write settled), or the refusal
     (`refusal` words a code; None: nothing refuses it now, so it runs again), or AlreadyDone
     for a retry of a write that went through. `moved`: what to say when what it acts on keeps
     moving under it."""
@@ -114,7 +115,7 @@ def run(
         except transactions.RequestKept:
             row = None  # its id kept by a write that committed first: say what that did
         if row is not None and row[0] == "done":
-            return int(row[1]), row[2]
+            return int(row[1]), row[2], row[3] or {}
         if once is not None:
             # A retry of a write that went through finds the state it made (the unit there
             # already): say what the first one did.
@@ -140,7 +141,7 @@ def _raise_if_done(engine: Engine, once: Once) -> None:
 
 def _settled(
     engine: Engine, once: Once | None, doubt: transactions.InDoubt
-) -> tuple[int, datetime]:
+) -> tuple[int, datetime, dict[str, Any]]:
     """The statement was in flight when its connection died: once its server process has
     ended, its request row is the answer. When the server cannot be asked, the outcome stays
     unknown."""
@@ -157,4 +158,4 @@ def _settled(
     log.warning("write under request %s was in doubt: it committed", once.id)
     named = kept.call_id if kept.call_id is not None else kept.unit_id
     assert named is not None, "a move's request row names its call or its unit"
-    return named, kept.at
+    return named, kept.at, {}

@@ -66,14 +66,15 @@ END
 $$
 """
 
-# The alert a change to an assignment owes. Its one table is named with its schema: a caller's
-# search_path cannot put another in its place, and no SET clause slows each call.
+# The alert a change to an assignment owes, its kind the trigger's argument. SECURITY DEFINER:
+# its search_path is fixed (pg_catalog first, the caller's temporary schema last), so a caller's
+# own objects cannot stand in for anything it uses.
 DISPATCH_ALERT = """
-CREATE FUNCTION dispatch_alert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+CREATE FUNCTION dispatch_alert() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     INSERT INTO public.alerts (assignment_id, call_id, unit_id, kind)
-    VALUES (NEW.id, NEW.call_id, NEW.unit_id,
-            CASE TG_OP WHEN 'INSERT' THEN 'dispatch' ELSE 'stand_down' END);
+    VALUES (NEW.id, NEW.call_id, NEW.unit_id, TG_ARGV[0]);
     RETURN NULL;
 END
 $$
@@ -110,9 +111,17 @@ GRANTS = (
     f"GRANT UPDATE ({DELIVERY_COLUMNS}) ON alerts TO dispatch_alerter",
     "GRANT SELECT ON assignments, calls, units, hospitals TO dispatch_alerter",
     "GRANT SELECT ON alembic_version TO dispatch_alerter",  # the schema check at its start
+    # Row security (0004) shows rows only to the roles its policies name: the alerter reads all.
+    "CREATE POLICY assignments_alerter ON assignments FOR SELECT TO dispatch_alerter USING (true)",
+    "CREATE POLICY calls_alerter ON calls FOR SELECT TO dispatch_alerter USING (true)",
+    "CREATE POLICY units_alerter ON units FOR SELECT TO dispatch_alerter USING (true)",
 )
 UNDO_GRANTS = (
+    "DROP POLICY IF EXISTS units_alerter ON units",
+    "DROP POLICY IF EXISTS calls_alerter ON calls",
+    "DROP POLICY IF EXISTS assignments_alerter ON assignments",
     "REVOKE UPDATE (acknowledged_at) ON assignments FROM dispatch_dispatcher, dispatch_paramedic",
+    "REVOKE SELECT ON assignments, calls, units, hospitals, alembic_version FROM dispatch_alerter",
 )
 
 
@@ -185,12 +194,12 @@ def upgrade() -> None:
     op.execute(DISPATCH_ALERT)
     op.execute(
         "CREATE TRIGGER assignments_alert_dispatch AFTER INSERT ON assignments"
-        " FOR EACH ROW EXECUTE FUNCTION dispatch_alert()"
+        " FOR EACH ROW EXECUTE FUNCTION dispatch_alert('dispatch')"
     )
     op.execute(
         "CREATE TRIGGER assignments_alert_stand_down AFTER UPDATE OF cancelled_at ON assignments"
         " FOR EACH ROW WHEN (OLD.cancelled_at IS NULL AND NEW.cancelled_at IS NOT NULL)"
-        " EXECUTE FUNCTION dispatch_alert()"
+        " EXECUTE FUNCTION dispatch_alert('stand_down')"
     )
     op.execute(DISPATCH_NOTIFY)
     op.execute(

@@ -458,7 +458,19 @@ BEGIN
         INSERT INTO requests (id, fingerprint, unit_id)
         VALUES (p_request, p_fingerprint, v_unit);
     END IF;
-    RETURN QUERY SELECT 'done', v_unit, v_at, NULL::jsonb;
+    -- The unit as it is now, for an answer that does not need another read.
+    RETURN QUERY
+        SELECT 'done', v_unit, v_at,
+               jsonb_build_object(
+                   'code', u.code, 'capability', u.capability, 'status', u.status,
+                   'call', c.number, 'reported', a.en_route_at IS NOT NULL,
+                   'next', (SELECT n.number FROM queued q JOIN calls n ON n.id = q.call_id
+                            WHERE q.unit_id = v_unit AND q.ended_at IS NULL))
+        FROM units u
+        LEFT JOIN assignments a
+            ON a.unit_id = u.id AND a.cleared_at IS NULL AND a.cancelled_at IS NULL
+        LEFT JOIN calls c ON c.id = a.call_id
+        WHERE u.id = v_unit;
 END
 $$
 """
