@@ -221,8 +221,7 @@ def downgrade() -> None:
         op.execute(statement)
     op.execute("DROP TRIGGER IF EXISTS assignments_acknowledged ON assignments")
     op.execute("DROP FUNCTION IF EXISTS assignment_acknowledged()")
-    op.drop_constraint("ck_assignments_acknowledged_order", "assignments", type_="check")
-    op.drop_column("assignments", "acknowledged_at")
+    op.drop_column("assignments", "acknowledged_at")  # (its CHECK goes with it)
     # 0007's notification function, as it was.
     previous = importlib.import_module("dispatch_tui.db.migrations.versions.0007_queued_calls")
     op.execute(previous.DISPATCH_NOTIFY)
