@@ -27,7 +27,8 @@ words the other paths use; nothing is written then.
   both calls in id order, then the unit; ends the unit's assignment (cancelled on its way,
   cleared at the hospital), starts one on the other call with its own notified time, moves the
   unit EN_ROUTE, ends a queue entry lining it up for that call, dispatches that call, audits
-  both calls, lets the old call follow its units, narrates both, and keeps the request id.
+  both calls (each call's timeline says it from those rows), lets the old call follow its
+  units, and keeps the request id.
 """
 
 from __future__ import annotations
@@ -244,13 +245,8 @@ BEGIN
          jsonb_build_object('reason', v_words, 'old', v_status, 'to', p_call)),
         (clock_timestamp(), v_staff, v_username, p_desk, 'dispatch', v_target, v_unit,
          jsonb_build_object('diverted_from', v_source, 'added', v_first IS NOT NULL));
+    -- (Both audit rows are in each call's timeline, in words: no narrative line repeats them.)
     PERFORM dispatch_follow(v_seen, v_at, v_staff, v_username, p_desk, p_rules);
-    INSERT INTO narrative (call_id, operator_id, operator, desk, kind, text)
-    VALUES
-        (v_seen, v_staff, v_username, p_desk, 'event',
-         p_unit || ' ' || v_words || ' by ' || v_username),
-        (v_target, v_staff, v_username, p_desk, 'event',
-         p_unit || ' diverted here from ' || v_source);
     IF p_request IS NOT NULL THEN
         INSERT INTO requests (id, fingerprint, call_id)
         VALUES (p_request, p_fingerprint, v_target);
