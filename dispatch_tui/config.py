@@ -21,7 +21,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.errors import StyleSyntaxError
@@ -29,6 +29,7 @@ from rich.style import Style
 
 from dispatch_tui.db.embedded import default_data_dir
 from dispatch_tui.rules import norms
+from dispatch_tui.rules.duplicates import METRES, MINUTES, DuplicateRule
 from dispatch_tui.rules.validation import DISPOSITIONS
 
 
@@ -41,6 +42,8 @@ class Settings:
     log_file: Path
     dispositions: tuple[str, ...] = DISPOSITIONS
     reopen_hours: float = 24.0
+    # Open calls this near and this recent are a new call's possible duplicates.
+    duplicates: DuplicateRule = field(default_factory=DuplicateRule)
 
     @classmethod
     def load(
@@ -65,6 +68,10 @@ class Settings:
             log_file=Path(environ.get("DISPATCH_LOG_FILE") or data_dir / "dispatch-tui.log"),
             dispositions=dispositions(environ),
             reopen_hours=_hours(environ.get("DISPATCH_REOPEN_HOURS", ""), 24.0),
+            duplicates=DuplicateRule(
+                metres=_whole(environ.get("DISPATCH_DUPLICATE_METRES", ""), METRES, 10_000),
+                minutes=_whole(environ.get("DISPATCH_DUPLICATE_MINUTES", ""), MINUTES, 24 * 60),
+            ),
         )
 
 
@@ -73,6 +80,12 @@ def dispositions(environ: dict[str, str] | os._Environ[str]) -> tuple[str, ...]:
     own = tuple(" ".join(d.split()) for d in environ.get("DISPATCH_DISPOSITIONS", "").split(";"))
     own = tuple(d for d in own if d and d.isprintable())
     return own or DISPOSITIONS
+
+
+def _whole(text: str, default: int, most: int) -> int:
+    """A whole number 0–`most` (0: that check is off), else the default."""
+    value = text.strip()
+    return int(value) if value.isdigit() and int(value) <= most else default
 
 
 def _hours(text: str, default: float) -> float:

@@ -59,6 +59,7 @@ def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchServ
         desk=f"{kind}@{settings.desk}",
         dispositions=settings.dispositions,
         reopen_hours=settings.reopen_hours,
+        duplicates=settings.duplicates,
     )
 
 

@@ -31,7 +31,13 @@ from dispatch_tui.db.connect import close_databases, open_database
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_sessionmaker, normalise_url, schema_state, upgrade
 from dispatch_tui.rules import grammar
-from dispatch_tui.rules.errors import DispatchError, ExitCode, OutcomeUnknown, Unavailable
+from dispatch_tui.rules.errors import (
+    DispatchError,
+    DuplicateSuspected,
+    ExitCode,
+    OutcomeUnknown,
+    Unavailable,
+)
 from dispatch_tui.service import demo, executor, staffing
 from dispatch_tui.service.read_service import ReadService
 
@@ -203,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rid = err.request_id
         again = f"; to finish it, run the same command with --request-id {rid}" if rid else ""
         return _fail(err.exit_code, err.kind, err.message + again, as_json, request_id=rid)
+    except DuplicateSuspected as err:
+        return _fail(err.exit_code, err.kind, err.message, as_json, candidates=err.candidates)
     except DispatchError as err:
         return _fail(err.exit_code, err.kind, err.message, as_json)
     except KeyboardInterrupt:
@@ -241,13 +249,21 @@ def _redacted(settings: Settings) -> str:
 
 
 def _fail(
-    code: int, kind: str, message: str, as_json: bool, *, request_id: str | None = None
+    code: int,
+    kind: str,
+    message: str,
+    as_json: bool,
+    *,
+    request_id: str | None = None,
+    candidates: list[dict[str, object]] | None = None,
 ) -> int:
     print(f"error: {message}", file=sys.stderr)
     if as_json:
         error: dict[str, object] = {"kind": kind, "message": message, "exit_code": int(code)}
         if request_id is not None:
             error["request_id"] = request_id
+        if candidates is not None:  # a new call that may be an open one: which ones
+            error["candidates"] = candidates
         print(json.dumps({"ok": False, "error": error}))
     return int(code)
 

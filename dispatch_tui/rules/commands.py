@@ -22,6 +22,16 @@ from dispatch_tui.rules.validation import CallChanges, CallIntake
 @dataclass(frozen=True, slots=True)
 class NewCall:
     intake: CallIntake
+    # Taken although open calls near it may be the same incident (the dispatcher decided).
+    new_anyway: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AttachCaller:
+    """Another caller for an open call: into its narrative, no new call."""
+
+    call: str
+    intake: CallIntake
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +162,7 @@ class Audit:
 
 Command = (
     NewCall
+    | AttachCaller
     | ShowCall
     | CancelCall
     | CloseCall
@@ -175,6 +186,7 @@ Command = (
 
 Write = (
     NewCall
+    | AttachCaller
     | CancelCall
     | CloseCall
     | AddNote
@@ -197,6 +209,7 @@ LISTINGS = (Show, Audit)
 # Commands that change something: each runs under a request id (`Once`).
 WRITES = (
     NewCall,
+    AttachCaller,
     CancelCall,
     CloseCall,
     AddNote,

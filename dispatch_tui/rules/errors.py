@@ -56,6 +56,17 @@ class Conflict(DispatchError):
     kind = "conflict"
 
 
+class DuplicateSuspected(Conflict):
+    """A new call looks like an open one (near it, or at its address, received lately): nothing
+    was saved; attach the caller to one of them, or take it as a new call anyway."""
+
+    kind = "duplicate"
+
+    def __init__(self, message: str, candidates: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
 class Forbidden(DispatchError):
     """The operator's role does not allow the action."""
 

@@ -170,6 +170,24 @@ def _expand_verb(tokens: Sequence[str]) -> list[str]:
     return [head, *rest]
 
 
+def _new_call(ns: argparse.Namespace) -> commands.NewCall | commands.AttachCaller:
+    intake = CallIntake(
+        nature=ns.nature,
+        location=ns.location,
+        place=ns.place,
+        priority=ns.priority,
+        determinant=ns.determinant,
+        caller_name=ns.caller,
+        caller_phone=ns.phone,
+        notes=ns.notes,
+        lat=ns.lat,
+        lon=ns.lon,
+    )
+    if ns.attach:
+        return commands.AttachCaller(ns.attach, intake)
+    return commands.NewCall(intake, new_anyway=ns.new_anyway)
+
+
 def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     """Add the dispatch verbs to a sub-parser collection (the CLI's, or the command bar's)."""
     parents = list(common)
@@ -193,20 +211,7 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
         "new",
         "take a new call",
         verb="call.new",
-        build=lambda ns: commands.NewCall(
-            CallIntake(
-                nature=ns.nature,
-                location=ns.location,
-                place=ns.place,
-                priority=ns.priority,
-                determinant=ns.determinant,
-                caller_name=ns.caller,
-                caller_phone=ns.phone,
-                notes=ns.notes,
-                lat=ns.lat,
-                lon=ns.lon,
-            )
-        ),
+        build=_new_call,
     )
     new.add_argument("nature", help="what happened, e.g. 'chest pain'")
     new.add_argument(
@@ -220,6 +225,17 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     new.add_argument("--caller", default="", help="caller's name")
     new.add_argument("--phone", default="", help="caller's phone number")
     new.add_argument("--notes", default="", help="free-text notes")
+    same = new.add_mutually_exclusive_group()
+    same.add_argument(
+        "--new-anyway",
+        action="store_true",
+        help="take it although open calls near it may be the same incident (audited)",
+    )
+    same.add_argument(
+        "--attach",
+        metavar="CALL",
+        help="not a new call: add this caller to that open call's narrative",
+    )
     show = verb(
         call,
         "show",

@@ -16,7 +16,7 @@ from dispatch_tui.rules.lifecycle import label
 from dispatch_tui.rules.views import AlertView, AuditView, NarrativeView, TimelineEntry
 
 # Audit actions whose narrative line says it already.
-TOLD_IN_NARRATIVE = frozenset({"call_updated", "call_reopened"})
+TOLD_IN_NARRATIVE = frozenset({"call_updated", "call_reopened", "caller_attached"})
 
 
 def merge(
@@ -100,6 +100,9 @@ def describe(entry: AuditView) -> str:
             return f"{unit} released" + (f": {why}" if why else "")
         case "call_status":
             return f"call {label(str(d.get('old', '')))} → {label(str(d.get('new', '')))}"
+        case "duplicate_overridden":
+            others = ", ".join(str(n) for n in d.get("candidates", []))
+            return f"taken as a new call though {others} may be the same incident"
         case "call_cancelled":
             return "call cancelled" + (f": {why}" if why else "")
         case "call_closed":

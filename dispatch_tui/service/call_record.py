@@ -66,6 +66,46 @@ class CallRecordWrites(Writer):
 
         return write(self.sessions, work, once)
 
+    def attach_caller(
+        self,
+        username: str,
+        call_number: str,
+        raw: validation.CallIntake,
+        once: Once | None = None,
+    ) -> CallView:
+        """Another caller for an open call (a duplicate found at intake): no new call; who
+        called, their number and what they said go into its narrative as "additional caller",
+        audited."""
+        number = validation.call_number(call_number)
+        data = validation.intake(raw)
+
+        def work(s: Session) -> CallView:
+            staff = steps.authorise(s, username, "create_call")
+            call = steps.lock_call(s, number)
+            if not CallStatus(call.status).is_open:
+                raise Conflict(
+                    f"{number} is {lifecycle.label(call.status)}: take a new call instead"
+                )
+            who = data.caller_name or "unnamed"
+            said = "; ".join(x for x in (data.nature, data.location or data.place, data.notes) if x)
+            body = f"additional caller {who}" + (
+                f", {data.caller_phone}" if data.caller_phone else ""
+            )
+            steps.narrate(
+                s, staff, self.desk, call.id, f"{body}: {said}"[: validation.NARRATIVE_MAX]
+            )
+            self._audit(
+                s,
+                staff,
+                "caller_attached",
+                call_id=call.id,
+                caller=data.caller_name,
+                phone=data.caller_phone,
+            )
+            return views.call(s, call.id)
+
+        return write(self.sessions, work, once)
+
     def update_call(
         self,
         username: str,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, insert, select, update
@@ -24,13 +25,14 @@ from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
 from dispatch_tui.db.models import Call, Hospital, Unit
-from dispatch_tui.rules import lifecycle, permissions, validation
+from dispatch_tui.rules import duplicates, lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
-from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
+from dispatch_tui.rules.enums import OPEN_CALL_STATUSES, CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.rules.errors import (
     IN_DOUBT,
     Conflict,
     DispatchError,
+    DuplicateSuspected,
     InvalidInput,
     NotFound,
     OutcomeUnknown,
@@ -45,6 +47,29 @@ from dispatch_tui.service.moves import UnitMoves
 from dispatch_tui.service.transactions import reading, write
 
 log = logging.getLogger(__name__)
+
+
+def _suspected(alike: list[duplicates.Candidate], now: datetime) -> DuplicateSuspected:
+    """The refusal of a new call that may be an open one: the candidates, nearest first."""
+    first = alike[0]
+    more = f" and {len(alike) - 1} more" if len(alike) > 1 else ""
+    return DuplicateSuspected(
+        f"this may be {first.line(now)}{more}: add the caller to it (--attach "
+        f"{first.call.number}) or take a new call anyway (--new-anyway)",
+        [
+            {
+                "call": c.call.number,
+                "priority": c.call.priority,
+                "nature": c.call.nature,
+                "location": c.call.location_text,
+                "metres": None if c.metres is None else round(c.metres),
+                "same_address": c.same_address,
+                "received_at": c.call.received_at.isoformat(),
+            }
+            for c in alike
+        ],
+    )
+
 
 _UNIT_STATUS = (
     b"SELECT * FROM dispatch_unit_status(%(operator)s, %(unit)s, %(status)s, %(hospital)s,"
@@ -72,8 +97,18 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
     # -- writes -----------------------------------------------------------------------------------
 
     def create_call(
-        self, username: str, raw: validation.CallIntake, once: Once | None = None
+        self,
+        username: str,
+        raw: validation.CallIntake,
+        once: Once | None = None,
+        *,
+        check_duplicates: bool = False,
+        new_anyway: bool = False,
     ) -> CallView:
+        """Take a new call. `check_duplicates` (the desk and the CLI): when open calls received
+        lately are near it or at its address (`rules.duplicates`, `self.duplicates`), refuse
+        with them as `DuplicateSuspected` unless `new_anyway`, which takes it and audits the
+        override."""
         data = validation.intake(raw)
 
         def work(s: Session) -> CallView:
@@ -85,6 +120,9 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
                 place = steps.find_place(s, data.place)
             position = data.position or ((place.lat, place.lon) if place else None)
             location = data.location or (f"{place.name}, {place.address}" if place else "")
+            alike = self._alike(s, position, location) if check_duplicates else []
+            if alike and not new_anyway:
+                raise _suspected(alike, steps.clock(s))
             call_id = s.execute(
                 insert(Call)
                 .values(
@@ -112,9 +150,32 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
                 priority=data.priority,
                 nature=data.nature,
             )
+            if alike:
+                self._audit(
+                    s,
+                    staff,
+                    "duplicate_overridden",
+                    call_id=call_id,
+                    candidates=[c.call.number for c in alike],
+                )
             return views.call(s, call_id)
 
         return write(self.sessions, work, once)
+
+    def _alike(
+        self, s: Session, position: tuple[float, float] | None, location: str
+    ) -> list[duplicates.Candidate]:
+        """The open calls a new one may duplicate (see `rules.duplicates`)."""
+        now = steps.clock(s)
+        since = now - timedelta(minutes=self.duplicates.minutes)
+        ids = s.scalars(
+            select(Call.id).where(
+                Call.received_at >= since,
+                Call.status.in_([st.value for st in OPEN_CALL_STATUSES]),
+            )
+        ).all()
+        recent = views.calls(s, ids=list(ids)) if ids else []
+        return duplicates.candidates(position, location, recent, now, self.duplicates)
 
     def dispatch(
         self,

@@ -106,8 +106,12 @@ Written = CallView | UnitView | HospitalView | Dispatched
 def _write(service: DispatchService, operator: str, command: c.Write, once: c.Once) -> Written:
     """Carry out a write: what the service returns."""
     match command:
-        case c.NewCall(intake):
-            return service.create_call(operator, intake, once)
+        case c.NewCall(intake, new_anyway):
+            return service.create_call(
+                operator, intake, once, check_duplicates=True, new_anyway=new_anyway
+            )
+        case c.AttachCaller(number, intake):
+            return service.attach_caller(operator, number, intake, once)
         case c.CancelCall(number, reason):
             return service.cancel_call(operator, number, reason, once)
         case c.CloseCall(number, disposition):
@@ -209,6 +213,8 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             return Outcome(
                 f"{result.number} taken: P{result.priority} {result.nature}", result, "call"
             )
+        case c.AttachCaller():
+            return Outcome(f"caller added to {result.number} (no new call)", result, "call")
         case c.CancelCall():
             return Outcome(f"{result.number} cancelled; units released", result, "call")
         case c.CloseCall():
@@ -352,6 +358,8 @@ def what(command: c.Command) -> str:
             return f"{', '.join(_code(u) for u in units)} → {_number(number)}"
         case c.NewCall(intake):
             return f"new call '{intake.nature[:40]}'"
+        case c.AttachCaller(number):
+            return f"caller added to {_number(number)}"
         case c.SetUnitStatus(code, status):
             return f"{_code(code)} {label(status)}"
         case c.CancelUnit(code):

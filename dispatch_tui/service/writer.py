@@ -15,11 +15,14 @@ from dispatch_tui.db.engine import DriverConnections
 from dispatch_tui.db.models import Call, Staff
 from dispatch_tui.rules import validation
 from dispatch_tui.rules.commands import Once
+from dispatch_tui.rules.duplicates import DuplicateRule
 from dispatch_tui.rules.errors import AlreadyDone
 from dispatch_tui.service import request_ids, steps
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.service.transactions import db_errors
 
+# How near and how recent an open call is to be a new one's possible duplicate (by default).
+DUPLICATES = DuplicateRule()
 # How long after its end a closed or cancelled call may be re-opened (by default).
 REOPEN_HOURS = 24.0
 
@@ -35,11 +38,14 @@ class Writer(ReadService):
         *,
         dispositions: tuple[str, ...] = validation.DISPOSITIONS,
         reopen_hours: float = REOPEN_HOURS,
+        duplicates: DuplicateRule = DUPLICATES,
     ) -> None:
         super().__init__(sessions, desk)
         # What a close may say happened, and how long after its end a call may be re-opened.
         self.dispositions = dispositions
         self.reopen_window = timedelta(hours=reopen_hours)
+        # How near and how recent an open call is to be a new one's possible duplicate.
+        self.duplicates = duplicates
         # The connections the one-statement dispatch runs on (see db/engine.py).
         self.statements = DriverConnections.of(sessions.kw["bind"])
 
