@@ -98,6 +98,7 @@ def call_view(
     lon: float | None = None,
     destination_code: str | None = None,
     assignments: tuple[AssignmentView, ...] = (),
+    location_text: str = "1 Main Street",
 ) -> CallView:
     return CallView(
         id=1,
@@ -106,7 +107,7 @@ def call_view(
         priority=priority,
         determinant=None,
         nature="Chest pain",
-        location_text="1 Main Street",
+        location_text=location_text,
         lat=lat,
         lon=lon,
         caller_name="",

@@ -229,6 +229,34 @@ def intake(raw: CallIntake) -> CleanIntake:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CallerReport:
+    """What another caller about an open call said: who, their number, what and where."""
+
+    caller_name: str
+    caller_phone: str
+    said: str  # nature, location and notes as given, joined
+
+
+def caller_report(raw: CallIntake) -> CallerReport:
+    """An intake form's fields as another caller's report on an open call: no priority or
+    location needed (the call has them), each field checked as a new call's is."""
+    phone = text_field("caller phone", raw.caller_phone, PHONE_MAX)
+    if phone and not PHONE.match(phone):
+        raise InvalidInput(f"caller phone '{_short(phone)}' is not a phone number")
+    parts = (
+        text_field("nature", raw.nature, NATURE_MAX),
+        text_field("location", raw.location, LOCATION_MAX)
+        or text_field("place", raw.place, NAME_MAX),
+        text_field("notes", raw.notes, NOTES_MAX),
+    )
+    return CallerReport(
+        text_field("caller name", raw.caller_name, NAME_MAX),
+        phone,
+        "; ".join(p for p in parts if p),
+    )
+
+
 def note(value: str) -> str:
     """A narrative entry: one line or many, printable, at most NARRATIVE_MAX characters."""
     return text_field("note", value, NARRATIVE_MAX, required=True)

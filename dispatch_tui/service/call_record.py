@@ -77,7 +77,7 @@ class CallRecordWrites(Writer):
         called, their number and what they said go into its narrative as "additional caller",
         audited."""
         number = validation.call_number(call_number)
-        data = validation.intake(raw)
+        report = validation.caller_report(raw)
 
         def work(s: Session) -> CallView:
             staff = steps.authorise(s, username, "create_call")
@@ -86,21 +86,20 @@ class CallRecordWrites(Writer):
                 raise Conflict(
                     f"{number} is {lifecycle.label(call.status)}: take a new call instead"
                 )
-            who = data.caller_name or "unnamed"
-            said = "; ".join(x for x in (data.nature, data.location or data.place, data.notes) if x)
+            who = report.caller_name or "unnamed"
             body = f"additional caller {who}" + (
-                f", {data.caller_phone}" if data.caller_phone else ""
+                f", {report.caller_phone}" if report.caller_phone else ""
             )
-            steps.narrate(
-                s, staff, self.desk, call.id, f"{body}: {said}"[: validation.NARRATIVE_MAX]
-            )
+            if report.said:
+                body += f": {report.said}"
+            steps.narrate(s, staff, self.desk, call.id, body[: validation.NARRATIVE_MAX])
             self._audit(
                 s,
                 staff,
                 "caller_attached",
                 call_id=call.id,
-                caller=data.caller_name,
-                phone=data.caller_phone,
+                caller=report.caller_name,
+                phone=report.caller_phone,
             )
             return views.call(s, call.id)
 
