@@ -107,3 +107,34 @@ def test_the_cli_needs_a_decision_and_says_the_candidates_in_json(
     assert main([*argv, "--new-anyway"]) == 0
     assert count("calls") == 2
     assert main([*argv, "--new-anyway", "--attach", first]) == 2  # one or the other
+
+
+# -- on the desk -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("choice", ["attach", "new anyway"])
+async def test_the_intake_form_offers_the_open_call_before_a_duplicate(
+    world: DispatchService, database_url: str, choice: str
+) -> None:
+    from tests.desk_helpers import desk, pending_numbers, until
+
+    first = new_call(world, place="Riverside Park", priority=2, nature="Seizure")
+    app = desk(world, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [first])
+        await pilot.press("n")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "IntakeScreen")
+        await pilot.press(*"Fitting", "enter", "2", "enter", "enter", *"riverside", "ctrl+s")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "PickScreen")
+        shown = str(app.screen.query_one(".modal-title").render())
+        assert shown == "This may be a call already open"
+        if choice == "new anyway":
+            await pilot.press("down")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "DeskScreen")
+        if choice == "attach":
+            texts = [e.text for e in world.record(first).timeline]
+            assert "additional caller unnamed: Fitting; Riverside Park" in texts
+            assert len(world.calls()) == 1
+        else:
+            await until(pilot, lambda: len(pending_numbers(app)) == 2)

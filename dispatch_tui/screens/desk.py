@@ -226,6 +226,14 @@ class DeskScreen(LiveScreen):
                 form.dismiss(None)
             elif event.answer.in_doubt:
                 form.waiting(event.message)
+            elif event.answer.duplicates and isinstance(event.command, commands.NewCall):
+                form.refused(event.message)
+                raw = event.command.intake
+                self.dialogs.duplicate(
+                    raw,
+                    event.answer.duplicates,
+                    lambda then: self._save_intake(form, raw, then),
+                )
             else:
                 form.refused(event.message, settled=event.answer.settled)
         self.say(event.message, ok=event.ok)
@@ -395,8 +403,10 @@ class DeskScreen(LiveScreen):
         self.app.push_screen(form, closed)
         self._answer(form)
 
-    def _save_intake(self, form: IntakeScreen, raw: CallIntake) -> None:
-        command = commands.NewCall(raw)
+    def _save_intake(
+        self, form: IntakeScreen, raw: CallIntake, then: commands.Command | None = None
+    ) -> None:
+        command = then or commands.NewCall(raw)
         form.sent = command
         # One request id for the form: saved again after a lost answer, the call is taken once.
         self.perform(command, form.request_id)

@@ -111,6 +111,34 @@ class DeskDialogs:
 
         self.desk.app.push_screen(PickScreen(title, options, hint=hint), chosen)
 
+    def duplicate(
+        self,
+        raw: CallIntake,
+        candidates: tuple[tuple[str, str], ...],
+        send: Callable[[commands.Command], None],
+    ) -> None:
+        """A new call that may be one already open (the service refused it with `candidates`):
+        add the caller to one of them (its narrative; no new call), or take it as a new call
+        anyway. Escape goes back to the form, everything typed kept."""
+        new = "\n"  # (no call number can be a line break)
+        options = [(number, Text(f"Add the caller to {line}")) for number, line in candidates]
+        options.append((new, Text("Take it as a new call anyway (audited)")))
+
+        def chosen(choice: str | None) -> None:
+            if choice == new:
+                send(commands.NewCall(raw, new_anyway=True))
+            elif choice:
+                send(commands.AttachCaller(choice, raw))
+
+        self.desk.app.push_screen(
+            PickScreen(
+                "This may be a call already open",
+                options,
+                hint="Enter: choose · Esc: back to the form",
+            ),
+            chosen,
+        )
+
     def cancel_call(self, call: CallView) -> None:
         """Cancel a call: why, and a confirmation naming it and what it releases."""
         units = ", ".join(call.active_units)

@@ -65,6 +65,7 @@ def _suspected(alike: list[duplicates.Candidate], now: datetime) -> DuplicateSus
                 "metres": None if c.metres is None else round(c.metres),
                 "same_address": c.same_address,
                 "received_at": c.call.received_at.isoformat(),
+                "line": c.line(now),
             }
             for c in alike
         ],

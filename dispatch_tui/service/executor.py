@@ -14,7 +14,13 @@ from typing import Any, assert_never
 
 from dispatch_tui.rules import commands as c
 from dispatch_tui.rules import validation
-from dispatch_tui.rules.errors import AlreadyDone, DispatchError, InvalidInput, OutcomeUnknown
+from dispatch_tui.rules.errors import (
+    AlreadyDone,
+    DispatchError,
+    DuplicateSuspected,
+    InvalidInput,
+    OutcomeUnknown,
+)
 from dispatch_tui.rules.lifecycle import label, unit_label
 from dispatch_tui.rules.recommend import NO_UNIT_AVAILABLE
 from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, Listing, UnitView
@@ -55,6 +61,9 @@ class Answer:
     outcome: Outcome | None = None
     in_doubt: bool = False  # a write whose outcome is unknown: to be checked by its request id
     settled: bool = False  # the answer of such a check (went through, or did not and never will)
+    # A new call refused as a possible duplicate: the open calls it may be, each in one line
+    # (`rules.duplicates.Candidate.line`), by call number.
+    duplicates: tuple[tuple[str, str], ...] = ()
 
 
 def execute(
@@ -328,6 +337,9 @@ def answer(
             "checking once the database answers again",
             in_doubt=True,
         )
+    except DuplicateSuspected as err:
+        said = tuple((str(c["call"]), str(c["line"])) for c in err.candidates)
+        return Answer(False, err.message, duplicates=said)
     except DispatchError as err:
         return Answer(False, err.message)
     return Answer(True, outcome.message, outcome)
