@@ -88,7 +88,10 @@ def candidates(
     rule: DuplicateRule,
 ) -> list[Candidate]:
     """The open calls received in the last `rule.minutes` within `rule.metres` of the new call,
-    or at the same address; nearest first (a named place gives both calls its position)."""
+    or at the same address; nearest first (a named place gives both calls its position). A rule
+    of 0 minutes finds none; of 0 metres, only the same address."""
+    if rule.minutes <= 0:
+        return []
     since = now - timedelta(minutes=rule.minutes)
     address = normalise_address(location)
     found: list[Candidate] = []
@@ -99,6 +102,6 @@ def candidates(
         if position is not None and call.lat is not None and call.lon is not None:
             metres = haversine_km(position, (call.lat, call.lon)) * 1000
         same = bool(address) and normalise_address(call.location_text) == address
-        if same or (metres is not None and metres <= rule.metres):
+        if same or (metres is not None and rule.metres > 0 and metres <= rule.metres):
             found.append(Candidate(call, metres, same))
     return sorted(found, key=lambda c: (c.metres if c.metres is not None else 0.0, c.call.id))

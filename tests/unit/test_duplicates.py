@@ -55,3 +55,11 @@ def test_nearest_first_and_the_line_says_why() -> None:
     found = candidates(HERE, "", [open_call("C-2", NEAR), open_call("C-1", HERE)], T0, RULE)
     assert [c.call.number for c in found] == ["C-1", "C-2"]
     assert found[1].line(T0).endswith("· 111 m · 5 min ago")
+
+
+def test_a_centre_may_switch_either_check_off() -> None:
+    here = open_call("C-1", HERE)
+    assert candidates(HERE, "", [here], T0, DuplicateRule(minutes=0)) == []
+    assert candidates(HERE, "", [here], T0, DuplicateRule(metres=0)) == []  # no address given
+    (found,) = candidates(HERE, "1 Main St", [here], T0, DuplicateRule(metres=0))
+    assert found.same_address  # the helper's call is at 1 Main Street
