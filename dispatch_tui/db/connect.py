@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
@@ -22,6 +23,15 @@ class Database:
     engine: Engine
     label: str  # what the status line shows: "embedded" or the host
     embedded: bool
+
+
+def _hosts(url: URL) -> str:
+    """The server(s) a URL names, for the status line: `db1:5432,db2:5432` for a cluster."""
+    listed = url.query.get("host")
+    if listed:
+        hosts = [listed] if isinstance(listed, str) else list(listed)
+        return ",".join("local socket" if h.startswith("/") else h for h in hosts)
+    return url.host or "local socket"
 
 
 def open_database(
@@ -40,7 +50,7 @@ def open_database(
                 f"DISPATCH_DATABASE_URL / --db is not a PostgreSQL URL ({err})"
             ) from None
         engine = make_engine(parsed, application_name=application_name, read_only=read_only)
-        label = f"{parsed.host or 'local socket'}/{parsed.database}"
+        label = f"{_hosts(parsed)}/{parsed.database}"
         embedded = False
     else:
         try:

@@ -17,8 +17,10 @@ import time
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Engine, create_engine, event, exc, make_url, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -36,11 +38,39 @@ PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def normalise_url(url: str) -> URL:
-    """Accept `postgresql://` and `postgres://` too, and always drive them with psycopg 3."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    """Accept `postgresql://` and `postgres://` too, and always drive them with psycopg 3.
+
+    A cluster's URL may name several servers, in libpq's form (`postgresql://u@h1:5432,h2:5432/
+    dispatch?target_session_attrs=read-write`) or in SQLAlchemy's (`?host=h1:5432&host=h2:5432`);
+    both come out in SQLAlchemy's, which the driver is handed as libpq's lists."""
+    parsed = make_url(_multi_host(url.replace("postgres://", "postgresql://", 1)))
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"not a PostgreSQL URL: {parsed.render_as_string(hide_password=True)}")
     return parsed.set(drivername="postgresql+psycopg")
+
+
+def _multi_host(url: str) -> str:
+    """libpq's multi-host URL (`scheme://user@h1:5432,h2:5432/db?...`) in SQLAlchemy's form
+    (`scheme://user@/db?host=h1:5432&host=h2:5432&...`); any other URL as it is."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    query = "&".join(f"host={quote(h, safe=':[]')}" for h in hosts.split(",") if h)
+    if parts.query:
+        query += f"&{parts.query}"
+    # Written out: urlunsplit drops the `//` of an empty netloc, which SQLAlchemy then refuses.
+    user = f"{userinfo}@" if at else ""
+    fragment = f"#{parts.fragment}" if parts.fragment else ""
+    return f"{parts.scheme}://{user}{parts.path}?{query}{fragment}"
+
+
+def libpq_params(url: URL) -> dict[str, Any]:
+    """The libpq parameters the driver connects with for `url` (several hosts as libpq's lists,
+    `host=h1,h2 port=5432,5432`), as the engine's own dialect makes them."""
+    _, params = PGDialect_psycopg().create_connect_args(url)  # type: ignore[no-untyped-call]
+    params.pop("context", None)
+    return dict(params)
 
 
 def make_engine(

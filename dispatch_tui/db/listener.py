@@ -29,7 +29,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from dispatch_tui.db.engine import normalise_url
+from dispatch_tui.db.engine import libpq_params, normalise_url
 
 __all__ = ["CHANNEL", "Change", "ConnectionState", "Listener", "conninfo_from_url"]
 
@@ -81,26 +81,11 @@ class ConnectionState(StrEnum):
 
 
 def conninfo_from_url(url: str) -> str:
-    """A libpq connection string for a SQLAlchemy URL (`postgresql+psycopg://...`).
-
-    Built from the parsed parts rather than by re-rendering the URL: SQLAlchemy renders a space
-    in a query value as `+`, which libpq does not decode, and a socket directory given as
-    `?host=/path` may well contain one.
-    """
-    parsed = normalise_url(url)
-    params: dict[str, str | int] = {}
-    for key, value in parsed.query.items():
-        # A repeated key (multi-host URLs) becomes libpq's comma-separated list.
-        params[key] = value if isinstance(value, str) else ",".join(value)
-    for key, part in (
-        ("host", parsed.host),
-        ("port", parsed.port),
-        ("user", parsed.username),
-        ("password", parsed.password),
-        ("dbname", parsed.database),
-    ):
-        if part is not None and part != "":
-            params[key] = part
+    """A libpq connection string for a SQLAlchemy URL (`postgresql+psycopg://...`), with the
+    parameters the engine itself connects with (`db.engine.libpq_params`): several hosts become
+    libpq's lists (`host=h1,h2 port=5432,5432`), and a space in a value (a socket directory given
+    as `?host=/path`) is kept as it is."""
+    params = {k: v for k, v in libpq_params(normalise_url(url)).items() if v not in (None, "")}
     return make_conninfo("", **params)
 
 
@@ -169,6 +154,7 @@ class Listener:
         self._conninfo = make_conninfo("", **params)
         self._on_changes = on_changes
         self._on_state = on_state
+        self.server: str | None = None  # the server of the current connection (`_connect`)
         self._on_resync = on_resync
         self._coalesce = max(coalesce_seconds, 0.0)
         self._heartbeat = max(heartbeat_seconds, 0.01)
@@ -231,6 +217,9 @@ class Listener:
             application_name=APPLICATION_NAME,
         )
         log.debug("listener connected (backend pid %s)", conn.info.backend_pid)
+        # Which server answered: with several in the URL, the one in use now.
+        host = conn.info.host
+        self.server = "local socket" if host.startswith("/") else f"{host}:{conn.info.port}"
         return conn
 
     def _start_listening(self, conn: psycopg.Connection[tuple[object, ...]]) -> bool:

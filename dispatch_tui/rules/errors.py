@@ -94,6 +94,11 @@ class OutcomeUnknown(DispatchError):
 
 # What a lost connection means depends on when it was lost.
 NOTHING_CHANGED = "the dispatch database is unreachable; nothing was changed"
+# A write sent to a server that takes none (a hot standby, or a login or session set read-only).
+READ_ONLY = (
+    "this server is read-only (a standby, or a read-only login): it takes no writes; "
+    "nothing was changed"
+)
 IN_DOUBT = (
     "the connection to the dispatch database was lost while the change was being saved: "
     "it may or may not have been saved; look before doing it again"

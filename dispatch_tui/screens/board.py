@@ -108,7 +108,9 @@ class BoardScreen(LiveScreen):
 
     @on(ConnectionChanged)
     def connection(self, event: ConnectionChanged) -> None:
-        self.query_one(StatusLine).state = event.state
+        line = self.query_one(StatusLine)
+        line.state = event.state
+        line.server = event.server
 
     @on(KpisLoaded)
     def kpis_loaded(self, event: KpisLoaded) -> None:

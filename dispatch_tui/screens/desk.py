@@ -212,7 +212,9 @@ class DeskScreen(LiveScreen):
 
     @on(ConnectionChanged)
     def connection(self, event: ConnectionChanged) -> None:
-        self.query_one(StatusLine).state = event.state
+        line = self.query_one(StatusLine)
+        line.state = event.state
+        line.server = event.server
 
     @on(ActionDone)
     def feedback(self, event: ActionDone) -> None:

@@ -53,9 +53,10 @@ class SnapshotLoaded(Message):
 
 
 class ConnectionChanged(Message):
-    def __init__(self, state: str) -> None:
+    def __init__(self, state: str, server: str | None = None) -> None:
         super().__init__()
         self.state = state
+        self.server = server  # the server the listener is connected to, when it knows
 
 
 class ActionDone(Message):
@@ -171,9 +172,9 @@ class LiveScreen(Screen[None]):
             self.post_message(message)
 
         def state(value: ConnectionState) -> None:
-            self.post_message(ConnectionChanged(value.value))
+            self.post_message(ConnectionChanged(value.value, feed.server))
 
-        Listener(
+        feed = Listener(
             self.context.database_url,
             on_changes=changed,
             on_state=state,
@@ -185,7 +186,8 @@ class LiveScreen(Screen[None]):
             max_backoff_seconds=1.0,
             # One transaction's notifications arrive together: take what is there, never wait.
             coalesce_seconds=0.0,
-        ).run(self._stop_listening)
+        )
+        feed.run(self._stop_listening)
 
     def perform(self, command: Command, request_id: str | None = None) -> None:
         """Run one command off the UI thread; its answer comes back as ActionDone.

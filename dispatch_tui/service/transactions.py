@@ -28,6 +28,7 @@ from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.errors import (
     IN_DOUBT,
     NOTHING_CHANGED,
+    READ_ONLY,
     AlreadyDone,
     Conflict,
     DispatchError,
@@ -297,6 +298,9 @@ def db_errors(*, in_doubt: bool = False) -> Iterator[None]:
     except DBAPIError as err:
         if err.connection_invalidated:
             raise lost from err
-        if getattr(err.orig, "sqlstate", "") in ("40P01", "40001"):
+        state = getattr(err.orig, "sqlstate", "")
+        if state in ("40P01", "40001"):
             raise Retry from err
+        if state == "25006":  # read_only_sql_transaction: refused before it changed anything
+            raise Unavailable(READ_ONLY) from err
         raise

@@ -30,6 +30,8 @@ class StatusLine(Static):
     now: reactive[datetime | None] = reactive(None, repaint=False)
     # A word for the dispatcher (a new call above the selection), shown for NOTICE_SECONDS.
     notice: reactive[str] = reactive("", repaint=False)
+    # The server in use, when the database names several (a cluster): said after it.
+    server: reactive[str | None] = reactive(None, repaint=False)
 
     def __init__(
         self, operator: str, role: str, database: str, title: str = "DISPATCH", **kwargs: object
@@ -51,6 +53,9 @@ class StatusLine(Static):
         self._update()
 
     def _watch_notice(self) -> None:
+        self._update()
+
+    def _watch_server(self) -> None:
         self._update()
 
     def notify_above(self, message: str) -> None:
@@ -79,6 +84,8 @@ class StatusLine(Static):
         text.append(self.operator, style="bold")
         text.append(f" ({self.role})  db: ")
         text.append(self.database)
+        if self.server and "," in self.database:
+            text.append(f" via {self.server}")
         text.append("  ")
         text.append(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, ""))
         if self.last_update is not None and self.now is not None:
