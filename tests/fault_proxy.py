@@ -126,3 +126,57 @@ def reply_dropper(database_url: str) -> Iterator[ReplyDropper]:
         yield proxy
     finally:
         proxy.close()
+
+
+class NotificationDropper(ReplyDropper):
+    """A proxy that passes everything but the server's notifications, as a transaction pooler
+    in front of the server does to a LISTEN (it ran on a server connection that is no longer
+    this client's): the client's LISTEN succeeds, and it hears nothing."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(database_url)
+        # No SSL or GSS negotiation: every message from the server is then framed alike.
+        self.url = (
+            make_url(self.url)
+            .set(query={"sslmode": "disable", "gssencmode": "disable"})
+            .render_as_string(hide_password=False)
+        )
+        self.notifications_dropped = 0
+
+    def _pump(self, client: socket.socket) -> None:
+        with contextlib.closing(client), contextlib.closing(self._connect_upstream()) as server:
+            pending = b""  # the server's bytes not yet a whole message
+            while True:
+                ready, _, _ = select.select([client, server], [], [], 5.0)
+                if client in ready:
+                    data = client.recv(CHUNK)
+                    if not data:
+                        return
+                    server.sendall(data)
+                if server in ready:
+                    data = server.recv(CHUNK)
+                    if not data:
+                        return
+                    pending += data
+                    out = bytearray()
+                    # A message: its type (1 byte), then its length (4, itself included).
+                    while len(pending) >= 5:
+                        size = 1 + int.from_bytes(pending[1:5], "big")
+                        if len(pending) < size:
+                            break
+                        message, pending = pending[:size], pending[size:]
+                        if message[:1] == b"A":  # NotificationResponse: lost
+                            self.notifications_dropped += 1
+                        else:
+                            out += message
+                    if out:
+                        client.sendall(bytes(out))
+
+
+@contextlib.contextmanager
+def notification_dropper(database_url: str) -> Iterator[NotificationDropper]:
+    proxy = NotificationDropper(database_url)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine, text
 
+from dispatch_tui.db import listener as listening
 from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.listener import (
     APPLICATION_NAME,
@@ -194,8 +195,11 @@ def test_starts_live_then_resyncs_once(database_url: str, world: DispatchService
     rec = Recorder()
     with running(database_url, rec, heartbeat_seconds=0.1):
         wait_for(rec.live, "LIVE and a resync")
-        # The heartbeat's probe runs between waits without disturbing delivery.
-        wait_for(lambda: listener_query(database_url) == "SELECT 1", "a heartbeat")
+        # The heartbeat (its proof of hearing) runs between waits without disturbing delivery.
+        wait_for(
+            lambda: (listener_query(database_url) or "").startswith("SELECT pg_notify("),
+            "a heartbeat",
+        )
         execute(database_url, "UPDATE units SET status = 'OUT_OF_SERVICE' WHERE code = 'M2'")
         wait_for(lambda: any(c.table == "units" for c in rec.changes), "the unit change")
     assert rec.snapshot()[:3] == [("state", CONNECTING), ("state", LIVE), ("resync", None)]
@@ -436,3 +440,22 @@ def test_survives_a_server_restart(throwaway_server: EmbeddedServer) -> None:
         execute(url, notify)
         wait_for(lambda: rec.changes == [change, change], "a notification after the restart")
     assert rec.states == [CONNECTING, LIVE, RECONNECTING, LIVE]
+
+
+def test_a_listener_that_hears_nothing_says_so_and_polls(
+    database_url: str, world: DispatchService
+) -> None:
+    """Behind something that swallows notifications (a transaction pooler), LISTEN succeeds
+    and nothing arrives: the listener's own notification does not come back, so it says
+    POLLING and polls, and changes still reach the desk."""
+    from tests.fault_proxy import notification_dropper
+
+    with notification_dropper(database_url) as proxy:
+        rec = Recorder()
+        with running(proxy.url, rec, heartbeat_seconds=0.1, poll_seconds=0.2):
+            wait_for(lambda: POLLING in rec.states, "POLLING", timeout=listening.PROOF_SECONDS + 5)
+            assert rec.states[:2] == [CONNECTING, LIVE]  # it accepted LISTEN, then proved deaf
+            assert proxy.notifications_dropped >= 1
+            before = rec.resyncs
+            execute(database_url, "UPDATE units SET status = 'OUT_OF_SERVICE' WHERE code = 'M2'")
+            wait_for(lambda: rec.resyncs > before, "a poll's resync")

@@ -20,6 +20,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,6 +47,10 @@ _TICK_SECONDS = 0.25
 _RESYNC_RETRY_SECONDS = 1.0
 _FIRST_BACKOFF_SECONDS = 0.1
 _CONNECT_TIMEOUT_SECONDS = 3  # libpq and psycopg round anything below 2 up to 2
+# A listener's own notification not back within this long: the connection is deaf (`_serve`),
+# and polls; it tries listening again after DEAF_RETRY_SECONDS.
+PROOF_SECONDS = 5.0
+DEAF_RETRY_SECONDS = 60.0
 
 # A half-open TCP connection (peer vanished without a FIN) would leave the heartbeat's SELECT 1
 # waiting for the kernel's retransmission timeout, many minutes. These make the kernel give up
@@ -195,10 +200,14 @@ class Listener:
                     # their notifications to nobody: the desk must reload everything.
                     self._resync()
                 try:
-                    if listening:
-                        self._serve(conn, stop)
-                    else:
+                    if not listening:
                         self._poll_loop(conn, stop)
+                    elif not self._serve(conn, stop):
+                        # Deaf: poll, and try listening again now and then (a pooler's
+                        # server connection may come back to this one).
+                        self._set_state(ConnectionState.POLLING)
+                        self._resync()
+                        self._poll_loop(conn, stop, for_seconds=DEAF_RETRY_SECONDS)
                 except psycopg.Error as exc:
                     # Any error on this connection (AdminShutdown, "consuming input failed",
                     # "the connection is closed") means it is gone: start over on a new one.
@@ -236,21 +245,32 @@ class Listener:
             return False
         return True
 
-    def _serve(self, conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event) -> None:
-        """Deliver notifications until `stop`; raises psycopg.Error when the connection dies.
+    def _serve(self, conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event) -> bool:
+        """Deliver notifications until `stop` (True), or until the connection is found deaf
+        (False: the caller polls instead); raises psycopg.Error when the connection dies.
 
-        `notifies()` holds the connection's lock while it runs, so the heartbeat query runs only
-        between two calls. Notifications that arrive during the query are not lost: psycopg
-        keeps them and the next `notifies()` yields them first.
+        A connection that accepted LISTEN may still hear nothing: behind a transaction pooler
+        the LISTEN ran on a server connection that is no longer this one, and a silent drop
+        looks the same. So the listener proves its path: when quiet, it notifies a channel of
+        its own on this connection (`proof`), which doubles as the heartbeat that finds a
+        vanished server; if that does not come back within PROOF_SECONDS, it is deaf.
+
+        `notifies()` holds the connection's lock while it runs, so the proof is sent only
+        between two calls. Notifications that arrive during it are not lost: psycopg keeps them
+        and the next `notifies()` yields them first.
         """
         tick = min(_TICK_SECONDS, self._heartbeat)
-        quiet_since = time.monotonic()
+        proof = f"dispatch_proof_{uuid.uuid4().hex[:16]}"
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(proof)))
+        sent_at: float | None = None  # an unanswered proof, sent then
+        quiet_since = -self._heartbeat  # so the first proof goes at once
         while not stop.is_set():
             if self._resync_due is not None and time.monotonic() >= self._resync_due:
                 self._resync()
             # stop_after=1 returns after the first network packet of notifications, never in the
             # middle of one: breaking out of the generator would drop the rest of that packet.
             received = list(conn.notifies(timeout=tick, stop_after=1))
+            now = time.monotonic()
             if received:
                 # A single write sends one notification per row it touches (a dispatch: call,
                 # unit, assignment...), all sent together at its commit, and more may have come
@@ -258,27 +278,51 @@ class Listener:
                 # batch. With coalesce_seconds 0 that is a poll that never waits; more only
                 # delays every change by that much.
                 received.extend(conn.notifies(timeout=self._coalesce))
-                quiet_since = time.monotonic()
+                quiet_since = now
+                if any(n.channel == proof for n in received):
+                    sent_at = None
                 batch = self._batch(n.payload for n in received if n.channel == CHANNEL)
                 if batch:
                     self._call(self._on_changes, batch)
-            elif time.monotonic() - quiet_since >= self._heartbeat:
-                # A server that vanished without closing the socket makes no noise: ask.
-                conn.execute("SELECT 1")
-                quiet_since = time.monotonic()
+            if sent_at is not None and now - sent_at > PROOF_SECONDS:
+                late = list(conn.notifies(timeout=0.2))
+                batch = self._batch(n.payload for n in late if n.channel == CHANNEL)
+                if batch:
+                    self._call(self._on_changes, batch)
+                if any(n.channel == proof for n in late):
+                    sent_at = None  # late, but heard
+                    continue
+                log.warning(
+                    "listener heard nothing of its own notification in %.0f s: the connection "
+                    "is deaf (a transaction pooler in front of the server?); polling instead",
+                    PROOF_SECONDS,
+                )
+                return False
+            if sent_at is None and now - quiet_since >= self._heartbeat:
+                # Also how a server that vanished without closing the socket is found: ask.
+                conn.execute("SELECT pg_notify(%s, '')", (proof,))
+                sent_at = quiet_since = time.monotonic()
+        return True
 
     def _poll_loop(
-        self, conn: psycopg.Connection[tuple[object, ...]], stop: threading.Event
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        stop: threading.Event,
+        for_seconds: float | None = None,
     ) -> None:
-        """Resync every poll_seconds until `stop`; raises psycopg.Error when the connection dies.
+        """Resync every poll_seconds until `stop` (or for `for_seconds`); raises psycopg.Error
+        when the connection dies.
 
         The probe tells "database unreachable" (RECONNECTING) apart from a resync that failed for
         another reason, which the desk reports itself.
         """
+        until = None if for_seconds is None else time.monotonic() + for_seconds
         while not stop.wait(self._poll):
             conn.execute("SELECT 1")
             self._set_state(ConnectionState.POLLING)
             self._resync()
+            if until is not None and time.monotonic() >= until:
+                return
 
     # -- helpers -----------------------------------------------------------------------------
 
