@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,8 +19,10 @@ from psycopg import sql
 from sqlalchemy import Engine, text
 
 from dispatch_tui.cli.main import main
-from dispatch_tui.db.engine import libpq_params, normalise_url
+from dispatch_tui.db.connect import Database, open_database, require_read_only
+from dispatch_tui.db.engine import libpq_params, make_engine, normalise_url
 from dispatch_tui.db.listener import ConnectionState, Listener, conninfo_from_url
+from dispatch_tui.rules.errors import Forbidden
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_call
 from tests.test_roles import as_login, libpq
@@ -154,3 +157,22 @@ async def test_the_desk_names_the_server_it_is_on(
         live = _live_host(database_url)
         expected = "local socket" if live.startswith("/") else live
         await until(pilot, lambda: f"via {expected}" in line.text().plain)
+
+
+def test_a_board_runs_only_on_a_session_that_cannot_write(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Read-only per transaction too (`BEGIN READ ONLY`, which no pooler drops), and checked
+    before the board shows anything: a session that could write is refused."""
+    board = open_database(database_url, tmp_path, read_only=True)
+    with board.engine.connect() as conn:  # even with the startup options gone
+        conn.execute(text("RESET default_transaction_read_only"))
+        conn.commit()
+        with pytest.raises(Exception, match="read-only transaction"):
+            conn.execute(text("CREATE TEMP TABLE written (a int)"))
+    writable = Database(make_engine(database_url, pool_size=1), "test", embedded=False)
+    try:
+        with pytest.raises(Forbidden, match="the board does not run on it"):
+            require_read_only(writable)
+    finally:
+        writable.engine.dispose()

@@ -126,11 +126,18 @@ def test_the_board_reads_but_cannot_write_even_with_read_only_turned_off(
     engine = make_engine(url, read_only=True)
     board = ReadService(make_sessionmaker(engine))
     assert len(board.units()) == 12
+    # Each of its transactions is read-only: turned off for the session, still refused.
     with board.sessions() as session:
         session.execute(text("SET default_transaction_read_only = off"))
         session.commit()
-        with pytest.raises(DBAPIError, match="permission denied"):
+        with pytest.raises(DBAPIError, match="read-only transaction"):
             session.execute(text("UPDATE units SET status = 'OUT_OF_SERVICE' WHERE code = 'M1'"))
+    # And with both read-only layers gone, the role it runs as has no right to write.
+    with engine.connect().execution_options(postgresql_readonly=False) as conn:
+        conn.execute(text("SET default_transaction_read_only = off"))
+        conn.commit()
+        with pytest.raises(DBAPIError, match="permission denied"):
+            conn.execute(text("UPDATE units SET status = 'OUT_OF_SERVICE' WHERE code = 'M1'"))
     engine.dispose()
     assert {u.code: u.status for u in world.units()}["M1"] == "AVAILABLE"
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
 from dispatch_tui.db.engine import make_engine, normalise_url, schema_state
-from dispatch_tui.rules.errors import InvalidInput, Unavailable
+from dispatch_tui.rules.errors import Forbidden, InvalidInput, Unavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +67,24 @@ def open_database(
     _opened.append(engine)
     if check_schema:
         require_current_schema(db)
+    if read_only:
+        require_read_only(db)
     return db
+
+
+def require_read_only(db: Database) -> None:
+    """Refuse to go on unless a transaction of this engine really is read-only (a board): it
+    must never be able to write, whatever sits between it and the server."""
+    try:
+        with db.engine.connect() as conn:
+            setting = conn.execute(text("SHOW transaction_read_only")).scalar_one()
+    except OperationalError:
+        raise Unavailable(f"cannot reach the dispatch database at {db.label}") from None
+    if setting != "on":
+        raise Forbidden(
+            "this session could write (transaction_read_only is off; a pooler may have "
+            "dropped its settings): the board does not run on it"
+        )
 
 
 def require_current_schema(db: Database) -> None:

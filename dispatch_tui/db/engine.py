@@ -99,6 +99,9 @@ def make_engine(
             "connect_timeout": 5,
             "options": options,
         },
+        # Read-only also per transaction (`BEGIN READ ONLY`): a pooler that drops the startup
+        # options (PgBouncer's ignore_startup_parameters) cannot drop that.
+        execution_options={"postgresql_readonly": True} if read_only else {},
     )
     _ping_idle_connections(engine)
     return engine
