@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import fields, replace
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import Integer
@@ -376,6 +376,27 @@ def count_audit(session: Session, *, call_id: int | None = None) -> int:
 
 def db_now(session: Session) -> Any:
     return session.execute(select(func.now())).scalar_one()
+
+
+# On a standby: how old its data is, in seconds (None on a primary). Caught up with all it has
+# received, and receiving, it is as of its last word from the primary; otherwise as of the last
+# change it replayed (which, on a quiet primary, is older than the data really is: said high,
+# never low).
+_STANDBY_AGE = text(
+    """
+SELECT CASE WHEN pg_is_in_recovery() THEN extract(epoch FROM now() - coalesce(
+    (SELECT r.last_msg_receipt_time FROM pg_stat_wal_receiver r
+     WHERE r.status = 'streaming' AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()),
+    pg_last_xact_replay_timestamp(),
+    pg_postmaster_start_time())) END
+"""
+)
+
+
+def standby_age(session: Session) -> float | None:
+    """How many seconds old a standby's data is; None on a primary."""
+    age = session.execute(_STANDBY_AGE).scalar_one()
+    return None if age is None else max(float(age), 0.0)
 
 
 def narrative(session: Session, call_id: int) -> list[NarrativeView]:

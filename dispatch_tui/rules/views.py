@@ -267,6 +267,8 @@ class Snapshot:
     units: tuple[UnitView, ...]
     hospitals: tuple[HospitalView, ...]
     places: tuple[PlaceView, ...] = ()
+    # Read on a standby: how old its data is, in seconds (a full snapshot says; None: primary).
+    standby_age: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,8 @@ class BoardScreen(LiveScreen):
         self.hospitals.update({h.id: h for h in snapshot.hospitals})
         status = self.query_one(StatusLine)
         status.last_update = status.now = snapshot.db_now
+        if snapshot.full:
+            status.standby_age = snapshot.standby_age
         if any(not CallStatus(c.status).is_open for c in snapshot.calls):
             self.load_kpis()  # a call just finished: the numbers moved
         self.render_all()

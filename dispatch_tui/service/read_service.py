@@ -179,6 +179,7 @@ class ReadService:
                 units=tuple(views.units(s)),
                 hospitals=tuple(views.hospitals(s)),
                 places=tuple(views.places(s)),
+                standby_age=views.standby_age(s),
             )
 
     def changed(

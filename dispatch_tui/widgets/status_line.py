@@ -22,6 +22,10 @@ STATE_STYLES = {
 }
 
 
+# A standby's data older than this is said loudly.
+STANDBY_LATE_SECONDS = 30
+
+
 class StatusLine(Static):
     # Set on every snapshot and every clock tick, but the line reads the same for a whole
     # second: it repaints only when its text changes.
@@ -32,6 +36,8 @@ class StatusLine(Static):
     notice: reactive[str] = reactive("", repaint=False)
     # The server in use, when the database names several (a cluster): said after it.
     server: reactive[str | None] = reactive(None, repaint=False)
+    # On a standby (a board can run on one): how old its data is, in seconds.
+    standby_age: reactive[float | None] = reactive(None, repaint=False)
 
     def __init__(
         self, operator: str, role: str, database: str, title: str = "DISPATCH", **kwargs: object
@@ -56,6 +62,9 @@ class StatusLine(Static):
         self._update()
 
     def _watch_server(self) -> None:
+        self._update()
+
+    def _watch_standby_age(self) -> None:
         self._update()
 
     def notify_above(self, message: str) -> None:
@@ -88,6 +97,14 @@ class StatusLine(Static):
             text.append(f" via {self.server}")
         text.append("  ")
         text.append(f" {self.state.upper()} ", style=STATE_STYLES.get(self.state, ""))
+        if self.standby_age is not None:
+            age = int(self.standby_age)
+            late = age > STANDBY_LATE_SECONDS
+            text.append("  ")
+            text.append(
+                f" STANDBY · data as of {age} s ago{' — LATE' if late else ''} ",
+                style="bold reverse red" if late else "bold",
+            )
         if self.last_update is not None and self.now is not None:
             seconds = max(0, int((self.now - self.last_update).total_seconds()))
             text.append(f"  updated {seconds}s ago")

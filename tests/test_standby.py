@@ -1,0 +1,147 @@
+"""A board on a hot standby: it reads, it cannot listen there, it says how old its data is.
+
+A throwaway primary (the embedded server's binaries) and a standby made from it with
+`pg_basebackup -R`, both on sockets of their own: never the shared service. The board on the
+standby polls (a standby takes no LISTEN), shows the primary's changes as they are replayed, and
+its status line says `STANDBY · data as of N s ago`; a write sent to the standby is refused in
+one line, exit 6.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dispatch_tui.cli.main import main
+from dispatch_tui.db.embedded import PORT, SUPERUSER, EmbeddedServer, _server_user, postgres_bin_dir
+from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
+from dispatch_tui.service import demo
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.widgets.status_line import StatusLine
+from tests.helpers import new_call
+
+
+def _standby_of(primary: EmbeddedServer, data_dir: Path) -> EmbeddedServer:
+    """A hot standby of `primary`, streaming from it over its socket, started."""
+    standby = EmbeddedServer(data_dir)
+    user = _server_user()
+    data_dir.mkdir(parents=True)
+    standby._prepare_dirs(user)
+    command = [
+        str(postgres_bin_dir() / "pg_basebackup"),
+        *("-h", str(primary.socket_dir), "-p", str(PORT), "-U", SUPERUSER),
+        *("-D", str(standby.pgdata), "-R", "-X", "stream", "-c", "fast"),
+    ]
+    code, output = standby._run(command, user, timeout=120)
+    assert code == 0, output
+    standby.start()
+    return standby
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
+    root = Path(tempfile.mkdtemp(prefix="dtui-standby-", dir="/tmp"))
+    root.chmod(0o711)  # the server's own user (as root) passes through to its data directory
+    primary = EmbeddedServer(root / "primary")
+    standby: EmbeddedServer | None = None
+    try:
+        primary.start()
+        engine = make_engine(primary.url(), pool_size=1)
+        upgrade(engine)
+        with make_sessionmaker(engine).begin() as s:
+            demo._reference(s, None)
+        engine.dispose()
+        standby = _standby_of(primary, root / "standby")
+        yield primary, standby
+    finally:
+        for server in (standby, primary):
+            if server is not None:
+                server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_board_on_the_standby_says_how_old_its_data_is(
+    cluster: tuple[EmbeddedServer, EmbeddedServer],
+) -> None:
+    primary, standby = cluster
+    writer_engine = make_engine(primary.url(), pool_size=1)
+    board_engine = make_engine(standby.url(), pool_size=1, read_only=True)
+    try:
+        world = DispatchService(make_sessionmaker(writer_engine), desk="test")
+        board = ReadService(make_sessionmaker(board_engine), desk="board")
+        assert world.snapshot().standby_age is None  # the primary
+        number = new_call(world)
+        deadline = time.monotonic() + 30
+        seen = board.snapshot()
+        while number not in {c.number for c in seen.calls} and time.monotonic() < deadline:
+            time.sleep(0.1)
+            seen = board.snapshot()
+        assert number in {c.number for c in seen.calls}  # replayed, and read there
+        assert seen.standby_age is not None and 0 <= seen.standby_age < 30
+        line = StatusLine("wall-1", "board", "standby/dispatch")
+        line.standby_age = seen.standby_age
+        assert f"STANDBY · data as of {int(seen.standby_age)} s ago" in line.text().plain
+        line.standby_age = 95
+        assert "STANDBY · data as of 95 s ago — LATE" in line.text().plain
+    finally:
+        writer_engine.dispose()
+        board_engine.dispose()
+
+
+def test_a_write_sent_to_the_standby_is_refused_in_one_line(
+    cluster: tuple[EmbeddedServer, EmbeddedServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    primary, standby = cluster
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", standby.url())
+    monkeypatch.setenv("DISPATCH_LOG_FILE", str(tmp_path / "dispatch-tui.log"))
+    capsys.readouterr()
+    assert main(["--as", "alice", "unit", "status", "M3", "oos", "--reason", "test"]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith("error: this server is read-only") and err.count("\n") == 1, err
+    engine = make_engine(primary.url(), pool_size=1)
+    try:
+        with engine.connect() as conn:
+            status = conn.execute(text("SELECT status FROM units WHERE code = 'M3'")).scalar_one()
+        assert status == "AVAILABLE"
+    finally:
+        engine.dispose()
+
+
+def test_a_listener_on_the_standby_polls(cluster: tuple[EmbeddedServer, EmbeddedServer]) -> None:
+    """A standby takes no LISTEN (notifications are not replicated): the board polls there."""
+    import threading
+
+    from dispatch_tui.db.listener import ConnectionState, Listener
+
+    _, standby = cluster
+    states: list[ConnectionState] = []
+    resyncs: list[float] = []
+    feed = Listener(
+        standby.url(),
+        on_changes=lambda _: None,
+        on_state=states.append,
+        on_resync=lambda: resyncs.append(time.monotonic()),
+        poll_seconds=0.2,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=feed.run, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(resyncs) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ConnectionState.POLLING in states and ConnectionState.LIVE not in states
+        assert len(resyncs) >= 3  # a resync every poll
+    finally:
+        stop.set()
+        thread.join()
