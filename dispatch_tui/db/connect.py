@@ -30,7 +30,9 @@ def _hosts(url: URL) -> str:
     listed = url.query.get("host")
     if listed:
         hosts = [listed] if isinstance(listed, str) else list(listed)
-        return ",".join("local socket" if h.startswith("/") else h for h in hosts)
+        if len(hosts) == 1 and hosts[0].startswith("/"):
+            return "local socket"
+        return ",".join(hosts)
     return url.host or "local socket"
 
 
@@ -92,7 +94,8 @@ def require_current_schema(db: Database) -> None:
         state = schema_state(db.engine)
     except OperationalError as err:
         raise Unavailable(
-            f"cannot reach the dispatch database at {db.label}: {_first_line(err)}"
+            f"cannot reach the dispatch database at {db.label}: {_first_line(err)}; "
+            "nothing was changed"
         ) from None
     if state.current is None:
         raise Unavailable(

@@ -1,0 +1,218 @@
+"""Failover: the primary killed (SIGKILL), its standby promoted; nothing acknowledged is lost.
+
+Throwaway servers from the embedded binaries (a primary, and a standby made with
+`pg_basebackup -R`), never the shared service. Every part connects with one multi-host URL
+(`target_session_attrs=read-write`): the listener is LIVE again on the promoted standby, a write
+sent in the gap is refused "nothing was changed" (exit 6), never replayed; and with synchronous
+replication, every dispatch acknowledged before the kill is on the new primary, none twice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from dispatch_tui.cli.main import main
+from dispatch_tui.db.embedded import PORT, EmbeddedServer, _server_user, postgres_bin_dir
+from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
+from dispatch_tui.db.listener import ConnectionState, Listener
+from dispatch_tui.rules.commands import Dispatch, Once
+from dispatch_tui.rules.errors import DispatchError
+from dispatch_tui.service import demo
+from dispatch_tui.service.dispatch_service import DispatchService
+from tests.invariants import violations
+from tests.test_standby import _standby_of
+
+CALLS = 150  # one unit each, dispatched in turn until the primary dies
+
+
+def _url(*servers: EmbeddedServer) -> str:
+    hosts = "&".join(f"host={s.socket_dir}:{PORT}" for s in servers)
+    return f"postgresql://postgres@/dispatch?{hosts}&target_session_attrs=read-write"
+
+
+def _kill(server: EmbeddedServer) -> None:
+    pid = server.status().pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+
+
+def _promote(server: EmbeddedServer) -> None:
+    command = [str(postgres_bin_dir() / "pg_ctl"), "promote", "-w", "-D", str(server.pgdata)]
+    code, output = server._run(command, _server_user(), timeout=60)
+    assert code == 0, output
+
+
+def _no_synchronous_standby(server: EmbeddedServer) -> None:
+    engine = make_engine(server.url(), pool_size=1)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ALTER SYSTEM RESET synchronous_standby_names"))
+            conn.execute(text("SELECT pg_reload_conf()"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
+    """A primary with the schema, the demo reference data and CALLS pending calls and units,
+    and its synchronous standby."""
+    root = Path(tempfile.mkdtemp(prefix="dtui-failover-", dir="/tmp"))
+    root.chmod(0o711)
+    primary = EmbeddedServer(root / "primary")
+    standby: EmbeddedServer | None = None
+    try:
+        primary.start()
+        engine = make_engine(primary.url(), pool_size=1)
+        upgrade(engine)
+        with make_sessionmaker(engine).begin() as s:
+            demo._reference(s, None)
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO units (code, capability, station_id, lat, lon, position_at)"
+                    " SELECT 'F' || g, 'ALS', (SELECT min(id) FROM stations), 40.0, -83.0, now()"
+                    " FROM generate_series(1, :n) g"
+                ),
+                {"n": CALLS},
+            )
+        world = DispatchService(make_sessionmaker(engine))
+        for _ in range(CALLS):
+            world.create_call(
+                "alice",
+                demo_intake(),
+            )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ALTER SYSTEM SET synchronous_standby_names = '*'"))
+            conn.execute(text("SELECT pg_reload_conf()"))
+        standby = _standby_of(primary, root / "standby")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the standby streaming, and synchronous
+            with engine.connect() as conn:
+                state = conn.execute(
+                    text("SELECT sync_state FROM pg_stat_replication")
+                ).scalar_one_or_none()
+            if state == "sync":
+                break
+            time.sleep(0.1)
+        assert state == "sync"
+        engine.dispose()
+        yield primary, standby
+    finally:
+        for server in (standby, primary):
+            if server is not None:
+                server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def demo_intake():  # type: ignore[no-untyped-def]
+    from dispatch_tui.rules.validation import CallIntake
+
+    return CallIntake(nature="Drill", location="1 Quarry Road", priority=3)
+
+
+def test_the_promoted_standby_takes_over_and_no_acknowledged_dispatch_is_lost(
+    cluster: tuple[EmbeddedServer, EmbeddedServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    primary, standby = cluster
+    url = _url(primary, standby)
+    engine = make_engine(url, pool_size=2)
+    service = DispatchService(make_sessionmaker(engine))
+    with engine.connect() as conn:
+        numbers = list(conn.execute(text("SELECT number FROM calls ORDER BY id")).scalars())
+    states: list[ConnectionState] = []
+    resyncs: list[float] = []
+    feed = Listener(
+        url,
+        on_changes=lambda _: None,
+        on_state=states.append,
+        on_resync=lambda: resyncs.append(time.monotonic()),
+        max_backoff_seconds=0.5,
+    )
+    stop = threading.Event()
+    listening = threading.Thread(target=feed.run, args=(stop,))
+    listening.start()
+    acknowledged: list[str] = []
+    refused: list[str] = []
+    try:
+        deadline = time.monotonic() + 15
+        while ConnectionState.LIVE not in states and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ConnectionState.LIVE in states
+
+        def dispatching() -> None:
+            for k, number in enumerate(numbers, start=1):
+                unit = f"F{k}"
+                try:
+                    order = Dispatch(number, (unit,))
+                    service.dispatch("alice", number, (unit,), once=Once.of("alice", order))
+                except DispatchError as err:  # the gap: refused, or in doubt
+                    refused.append(f"{number}: {err.message}")
+                    if len(refused) >= 3:
+                        return
+                    continue
+                acknowledged.append(number)
+
+        writer = threading.Thread(target=dispatching)
+        writer.start()
+        while len(acknowledged) < 20 and writer.is_alive():
+            time.sleep(0.01)
+        _kill(primary)  # mid-loop
+        writer.join(timeout=120)
+        assert refused, "the writer never noticed the primary was gone"
+        # A write in the gap: nothing to take it (the standby is still read-only).
+        monkeypatch.setenv("DISPATCH_DATABASE_URL", url)
+        monkeypatch.setenv("DISPATCH_LOG_FILE", str(tmp_path / "dispatch-tui.log"))
+        capsys.readouterr()
+        assert main(["--as", "alice", "unit", "status", "M2", "oos", "--reason", "gap"]) == 6
+        assert "nothing was changed" in capsys.readouterr().err
+        _promote(standby)
+        # The new primary has no standby of its own yet: it must not wait for one (it kept
+        # the old primary's synchronous_standby_names; every commit would wait for ever).
+        _no_synchronous_standby(standby)
+        promoted = len(resyncs)
+        deadline = time.monotonic() + 30
+        while len(resyncs) == promoted and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(resyncs) > promoted and states[-1] == ConnectionState.LIVE  # live, resynced
+    finally:
+        stop.set()
+        listening.join()
+    new_primary = make_engine(standby.url(), pool_size=1)
+    try:
+        with new_primary.connect() as conn:
+            on_it = set(
+                conn.execute(
+                    text(
+                        "SELECT c.number FROM assignments a JOIN calls c ON c.id = a.call_id"
+                        " WHERE a.cleared_at IS NULL AND a.cancelled_at IS NULL"
+                    )
+                ).scalars()
+            )
+            twice = conn.execute(
+                text("SELECT count(*) - count(DISTINCT call_id) FROM assignments")
+            ).scalar_one()
+        assert set(acknowledged) <= on_it, sorted(set(acknowledged) - on_it)  # none lost
+        assert twice == 0  # none twice
+        assert violations(new_primary) == ""
+        # The gap's write was not replayed behind anyone's back.
+        with new_primary.connect() as conn:
+            m2 = conn.execute(text("SELECT status FROM units WHERE code = 'M2'")).scalar_one()
+        assert m2 == "AVAILABLE"
+        # And the service writes on the new primary through the same URL.
+        service.unit_status("alice", "M2", "OUT_OF_SERVICE", reason="after the failover")
+    finally:
+        new_primary.dispose()
+        engine.dispose()
