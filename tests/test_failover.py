@@ -10,9 +10,7 @@ replication, every dispatch acknowledged before the kill is on the new primary, 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,14 +21,14 @@ from sqlalchemy import text
 
 from dispatch_tui.cli.main import main
 from dispatch_tui.db.embedded import PORT, EmbeddedServer, _server_user, postgres_bin_dir
-from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
+from dispatch_tui.db.engine import make_engine, make_sessionmaker
 from dispatch_tui.db.listener import ConnectionState, Listener
 from dispatch_tui.rules.commands import Dispatch, Once
 from dispatch_tui.rules.errors import DispatchError
-from dispatch_tui.service import demo
+from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.invariants import violations
-from tests.test_standby import _standby_of
+from tests.test_standby import _standby_of, primary_with_schema, servers
 
 CALLS = 150  # one unit each, dispatched in turn until the primary dies
 
@@ -66,16 +64,9 @@ def _no_synchronous_standby(server: EmbeddedServer) -> None:
 def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
     """A primary with the schema, the demo reference data and CALLS pending calls and units,
     and its synchronous standby."""
-    root = Path(tempfile.mkdtemp(prefix="dtui-failover-", dir="/tmp"))
-    root.chmod(0o711)
-    primary = EmbeddedServer(root / "primary")
-    standby: EmbeddedServer | None = None
-    try:
-        primary.start()
+    with servers("dtui-failover-") as (root, started):
+        started.append(primary := primary_with_schema(root / "primary"))
         engine = make_engine(primary.url(), pool_size=1)
-        upgrade(engine)
-        with make_sessionmaker(engine).begin() as s:
-            demo._reference(s, None)
         with engine.begin() as conn:
             conn.execute(
                 text(
@@ -88,36 +79,23 @@ def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
         world = DispatchService(make_sessionmaker(engine))
         for _ in range(CALLS):
             world.create_call(
-                "alice",
-                demo_intake(),
+                "alice", CallIntake(nature="Drill", location="1 Quarry Rd", priority=3)
             )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ALTER SYSTEM SET synchronous_standby_names = '*'"))
             conn.execute(text("SELECT pg_reload_conf()"))
-        standby = _standby_of(primary, root / "standby")
+        started.append(standby := _standby_of(primary, root / "standby"))
+        state = None
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # the standby streaming, and synchronous
+        while state != "sync" and time.monotonic() < deadline:  # streaming, and synchronous
+            time.sleep(0.1)
             with engine.connect() as conn:
                 state = conn.execute(
                     text("SELECT sync_state FROM pg_stat_replication")
                 ).scalar_one_or_none()
-            if state == "sync":
-                break
-            time.sleep(0.1)
         assert state == "sync"
         engine.dispose()
         yield primary, standby
-    finally:
-        for server in (standby, primary):
-            if server is not None:
-                server.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def demo_intake():  # type: ignore[no-untyped-def]
-    from dispatch_tui.rules.validation import CallIntake
-
-    return CallIntake(nature="Drill", location="1 Quarry Road", priority=3)
 
 
 def test_the_promoted_standby_takes_over_and_no_acknowledged_dispatch_is_lost(

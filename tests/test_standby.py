@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,26 +46,41 @@ def _standby_of(primary: EmbeddedServer, data_dir: Path) -> EmbeddedServer:
     return standby
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
-    root = Path(tempfile.mkdtemp(prefix="dtui-standby-", dir="/tmp"))
+@contextmanager
+def servers(prefix: str) -> Iterator[tuple[Path, list[EmbeddedServer]]]:
+    """A folder for throwaway servers, and a list: each server put in it is stopped at the end
+    (the last first), and the folder removed."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     root.chmod(0o711)  # the server's own user (as root) passes through to its data directory
-    primary = EmbeddedServer(root / "primary")
-    standby: EmbeddedServer | None = None
+    started: list[EmbeddedServer] = []
     try:
-        primary.start()
-        engine = make_engine(primary.url(), pool_size=1)
+        yield root, started
+    finally:
+        for server in reversed(started):
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def primary_with_schema(data_dir: Path) -> EmbeddedServer:
+    """A started server with the schema and the demo's reference data (units, hospitals...)."""
+    primary = EmbeddedServer(data_dir)
+    primary.start()
+    engine = make_engine(primary.url(), pool_size=1)
+    try:
         upgrade(engine)
         with make_sessionmaker(engine).begin() as s:
             demo._reference(s, None)
-        engine.dispose()
-        standby = _standby_of(primary, root / "standby")
-        yield primary, standby
     finally:
-        for server in (standby, primary):
-            if server is not None:
-                server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        engine.dispose()
+    return primary
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
+    with servers("dtui-standby-") as (root, started):
+        started.append(primary := primary_with_schema(root / "primary"))
+        started.append(standby := _standby_of(primary, root / "standby"))
+        yield primary, standby
 
 
 def test_a_board_on_the_standby_says_how_old_its_data_is(

@@ -31,7 +31,7 @@ from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.lifecycle import unit_state
 from dispatch_tui.rules.norms import clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
-from dispatch_tui.screens.live import ConnectionChanged, DeskContext, LiveScreen, SnapshotLoaded
+from dispatch_tui.screens.live import DeskContext, LiveScreen, SnapshotLoaded
 from dispatch_tui.widgets.panes import status_text, unit_times
 from dispatch_tui.widgets.status_line import StatusLine
 
@@ -107,12 +107,6 @@ class BoardScreen(LiveScreen):
         if any(not CallStatus(c.status).is_open for c in snapshot.calls):
             self.load_kpis()  # a call just finished: the numbers moved
         self.render_all()
-
-    @on(ConnectionChanged)
-    def connection(self, event: ConnectionChanged) -> None:
-        line = self.query_one(StatusLine)
-        line.state = event.state
-        line.server = event.server
 
     @on(KpisLoaded)
     def kpis_loaded(self, event: KpisLoaded) -> None:

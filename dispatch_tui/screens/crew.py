@@ -36,7 +36,7 @@ from dispatch_tui.rules.views import AssignmentView, CrewView, TimelineEntry
 from dispatch_tui.screens.ask import AskScreen
 from dispatch_tui.screens.dialogs import ask_destination
 from dispatch_tui.screens.help import HelpScreen
-from dispatch_tui.screens.live import ActionDone, ConnectionChanged, DeskContext, LiveScreen
+from dispatch_tui.screens.live import ActionDone, DeskContext, LiveScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import ACCEPTED, REFUSED
 from dispatch_tui.widgets.status_line import StatusLine
@@ -370,12 +370,6 @@ class CrewScreen(LiveScreen):
         self.query_one(StatusLine).now = self.db_now()
         if self.unacknowledged() is not None and time.monotonic() - self.rang_at > REMIND_SECONDS:
             self._ring()
-
-    @on(ConnectionChanged)
-    def connection(self, event: ConnectionChanged) -> None:
-        line = self.query_one(StatusLine)
-        line.state = event.state
-        line.server = event.server
 
     @on(ActionDone)
     def feedback(self, event: ActionDone) -> None:

@@ -33,7 +33,6 @@ from dispatch_tui.screens.help import HelpScreen
 from dispatch_tui.screens.intake import IntakeScreen
 from dispatch_tui.screens.live import (
     ActionDone,
-    ConnectionChanged,
     DeskContext,
     LiveScreen,
     SnapshotLoaded,
@@ -209,12 +208,6 @@ class DeskScreen(LiveScreen):
             for pane in (self.pending, self.active, self.units):
                 pane.tick(now)
         self.query_one(StatusLine).now = now
-
-    @on(ConnectionChanged)
-    def connection(self, event: ConnectionChanged) -> None:
-        line = self.query_one(StatusLine)
-        line.state = event.state
-        line.server = event.server
 
     @on(ActionDone)
     def feedback(self, event: ActionDone) -> None:

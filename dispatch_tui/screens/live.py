@@ -31,6 +31,7 @@ from dispatch_tui.service import executor
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import Answer
 from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.widgets.status_line import StatusLine
 
 log = logging.getLogger(__name__)
 
@@ -224,6 +225,11 @@ class LiveScreen(Screen[None]):
 
     @on(ConnectionChanged)
     def _reconnected(self, event: ConnectionChanged) -> None:
+        # Every live screen's status line says the connection's state and, for a cluster, the
+        # server in use.
+        for line in self.query(StatusLine):
+            line.state = event.state
+            line.server = event.server
         if event.state in (ConnectionState.LIVE, ConnectionState.POLLING) and self.in_doubt:
             self._resolve_in_doubt()
 
