@@ -42,6 +42,8 @@ class Settings:
     log_file: Path
     dispositions: tuple[str, ...] = DISPOSITIONS
     reopen_hours: float = 24.0
+    # Where live screens and the alerter listen, when not the database's URL (past a pooler).
+    listen_url: str | None = None
     # Open calls this near and this recent are a new call's possible duplicates.
     duplicates: DuplicateRule = field(default_factory=DuplicateRule)
 
@@ -68,6 +70,7 @@ class Settings:
             log_file=Path(environ.get("DISPATCH_LOG_FILE") or data_dir / "dispatch-tui.log"),
             dispositions=dispositions(environ),
             reopen_hours=_hours(environ.get("DISPATCH_REOPEN_HOURS", ""), 24.0),
+            listen_url=environ.get("DISPATCH_LISTEN_URL") or None,
             duplicates=DuplicateRule(
                 metres=_whole(environ.get("DISPATCH_DUPLICATE_METRES", ""), METRES, 10_000),
                 minutes=_whole(environ.get("DISPATCH_DUPLICATE_MINUTES", ""), MINUTES, 24 * 60),

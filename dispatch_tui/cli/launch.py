@@ -105,6 +105,13 @@ def simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     return 0
 
 
+def listen_url(db: Database, settings: Settings) -> str:
+    """Where a live screen or the alerter listens: DISPATCH_LISTEN_URL (straight to the server,
+    past a transaction pooler that would swallow the notifications), else the database's URL
+    (a listener that hears nothing there says so and polls)."""
+    return settings.listen_url or db.engine.url.render_as_string(hide_password=False)
+
+
 def alerter(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     """Deliver crew alerts: every one due now (`--once`), or until SIGTERM / Ctrl-C."""
     from dispatch_tui.service.alerter import Alerter, SenderSettings
@@ -116,7 +123,7 @@ def alerter(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     delivering = Alerter(
         db.engine,
         sender,
-        listen_url=None if ns.poll else db.engine.url.render_as_string(hide_password=False),
+        listen_url=None if ns.poll else listen_url(db, settings),
         report=lambda d: out.print(d.line(), markup=False, highlight=False),
     )
     if ns.once:
@@ -168,7 +175,7 @@ def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
         service=reader,
         operator=who,
         database_label=db.label,
-        database_url=db.engine.url.render_as_string(hide_password=False),
+        database_url=listen_url(db, settings),
         options=options,
     )
     DispatchApp(context, mode=mode).run()
@@ -195,7 +202,7 @@ def crew(ns: argparse.Namespace, settings: Settings) -> int:
         service=writer,
         operator=who,
         database_label=db.label,
-        database_url=db.engine.url.render_as_string(hide_password=False),
+        database_url=listen_url(db, settings),
         options=options,
     )
     DispatchApp(context, mode="crew", unit=code).run()

@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as done:  # --help and --version print and stop: that is success
         return done.code if isinstance(done.code, int) else 0
     # --db wins over DISPATCH_DATABASE_URL, but neither password may reach the log.
-    urls = [settings.database_url, os.environ.get("DISPATCH_DATABASE_URL")]
+    urls = [settings.database_url, os.environ.get("DISPATCH_DATABASE_URL"), settings.listen_url]
     _log_to_file(settings.log_file, secrets_of(urls))
     try:
         return _run(ns, settings, out, as_json)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError
 
 from dispatch_tui.db.embedded import EmbeddedServer, EmbeddedServerError
-from dispatch_tui.db.engine import make_engine, normalise_url, schema_state
+from dispatch_tui.db.engine import make_engine, normalise_url, pooler_of, schema_state
 from dispatch_tui.rules.errors import Forbidden, InvalidInput, Unavailable
 
 
@@ -47,6 +47,7 @@ def open_database(
     if url:
         try:
             parsed = normalise_url(url)
+            pooler_of(parsed)  # a word it does not know is refused here, in one line
         except Exception as err:  # sqlalchemy raises several kinds for a malformed URL
             raise InvalidInput(
                 f"DISPATCH_DATABASE_URL / --db is not a PostgreSQL URL ({err})"

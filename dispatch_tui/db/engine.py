@@ -65,9 +65,23 @@ def _multi_host(url: str) -> str:
     return f"{parts.scheme}://{user}{parts.path}?{query}{fragment}"
 
 
+# A URL's own word on what sits in front of the server: `?pooler=transaction` (PgBouncer's
+# transaction pooling) or `?pooler=session`. Not a libpq parameter: taken out before connecting.
+POOLERS = ("session", "transaction")
+
+
+def pooler_of(url: URL) -> tuple[URL, str]:
+    """`url` without its `pooler` word, and the word ("" when none)."""
+    mode = url.query.get("pooler", "")
+    if not isinstance(mode, str) or mode not in ("", *POOLERS):
+        raise ValueError(f"pooler must be {' or '.join(POOLERS)}, not {mode!r}")
+    return url.difference_update_query(["pooler"]), mode
+
+
 def libpq_params(url: URL) -> dict[str, Any]:
     """The libpq parameters the driver connects with for `url` (several hosts as libpq's lists,
     `host=h1,h2 port=5432,5432`), as the engine's own dialect makes them."""
+    url, _ = pooler_of(url)
     _, params = PGDialect_psycopg().create_connect_args(url)  # type: ignore[no-untyped-call]
     params.pop("context", None)
     return dict(params)
@@ -85,20 +99,29 @@ def make_engine(
     The login must be a member of `dispatch_board` (every login `admin add-operator` makes is).
     A session can undo both settings (`SET ROLE NONE`): only a board login, which is in
     `dispatch_board` alone, cannot write whatever its session does."""
-    options = f"-c lock_timeout={LOCK_TIMEOUT}"
-    if read_only:
-        # Every transaction read-only, and the session's rights narrowed to the SELECT-only
-        # group role (migration 0003), so turning read-only off alone still cannot write.
-        options += " -c default_transaction_read_only=on -c role=dispatch_board"
+    parsed, pooler = pooler_of(
+        normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False))
+    )
+    connect_args: dict[str, Any] = {"application_name": application_name, "connect_timeout": 5}
+    if not pooler:
+        # Behind a pooler the startup options are refused or dropped (PgBouncer's
+        # ignore_startup_parameters): there the lock timeout is the database's own (migration
+        # 0011), and read-only is each transaction's (below).
+        options = f"-c lock_timeout={LOCK_TIMEOUT}"
+        if read_only:
+            # Every transaction read-only, and the session's rights narrowed to the SELECT-only
+            # group role (migration 0003), so turning read-only off alone still cannot write.
+            options += " -c default_transaction_read_only=on -c role=dispatch_board"
+        connect_args["options"] = options
+    if pooler == "transaction":
+        # Each transaction may run on another server connection: a statement prepared on one
+        # is not there on the next (psycopg's `_pg3_0` would collide). Nothing is prepared.
+        connect_args["prepare_threshold"] = None
     engine = create_engine(
-        normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False)),
+        parsed,
         pool_size=pool_size,
         max_overflow=pool_size,
-        connect_args={
-            "application_name": application_name,
-            "connect_timeout": 5,
-            "options": options,
-        },
+        connect_args=connect_args,
         # Read-only also per transaction (`BEGIN READ ONLY`): a pooler that drops the startup
         # options (PgBouncer's ignore_startup_parameters) cannot drop that.
         execution_options={"postgresql_readonly": True} if read_only else {},
@@ -242,7 +265,7 @@ class SchemaState:
 
 # The newest migration. Kept here so that every command's schema check is one small query and
 # needs no Alembic import (a test keeps it equal to the migrations' head).
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 
 
 def schema_state(engine: Engine) -> SchemaState:

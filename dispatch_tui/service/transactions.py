@@ -89,7 +89,10 @@ def one_statement(
         _raise_mapped(_wrapped(connections.engine, err, lost=False))
     pid: int | None = cursor.connection.info.backend_pid  # known locally, no round trip
     try:
-        row: tuple[Any, ...] | None = cursor.execute(sql, params, prepare=True).fetchone()
+        # Prepared (one plan, kept), unless the engine prepares nothing (behind a transaction
+        # pooler: `make_engine`).
+        prepare = None if cursor.connection.prepare_threshold is None else True
+        row: tuple[Any, ...] | None = cursor.execute(sql, params, prepare=prepare).fetchone()
     except dbapi.IntegrityError as err:
         connections.give_back(cursor)
         if err.diag.constraint_name in tolerated:
