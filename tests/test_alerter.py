@@ -491,3 +491,18 @@ def test_the_alerter_runs_under_its_own_login(
                 (name,),
             )
             conn.execute(psql.SQL("DROP ROLE {}").format(psql.Identifier(name)))
+
+
+def test_call_show_prints_the_alerts_in_the_timeline(
+    world: DispatchService,
+    engine: Engine,
+    db_env: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    Alerter(engine, SenderSettings(("sh", "-c", "exit 1"), attempts=1)).deliver_due()
+    capsys.readouterr()
+    assert main(["call", "show", number]) == 0
+    out = capsys.readouterr().out
+    assert "alert to M1 FAILED after 1 try: exit 1" in out

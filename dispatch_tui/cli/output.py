@@ -22,6 +22,7 @@ from dispatch_tui.rules.views import (
     Found,
     HospitalView,
     PlaceView,
+    PremiseView,
     Recommendation,
     UnitView,
     to_jsonable,
@@ -115,6 +116,21 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
             )
         console.print(table)
         console.print(_t(outcome.message))
+    elif outcome.kind in ("premises", "premise") and data is not None:
+        table = _table("#", "Address", "Hazard", "Until", "Added", "By")
+        for p in data if isinstance(data, list) else [data]:
+            assert isinstance(p, PremiseView)
+            until = "" if p.until is None else f"{p.until.astimezone():%Y-%m-%d}"
+            table.add_row(
+                _t(p.id),
+                _t(p.address),
+                _t(p.note),
+                _t(until),
+                _time(p.added_at),
+                _t(p.added_by or ""),
+            )
+        console.print(table)
+        console.print(_t(outcome.message))
     elif outcome.kind == "audit":
         table = _table("When", "Operator", "Desk", "Action", "Call", "Unit", "Details")
         for a in data:
@@ -198,9 +214,11 @@ def _record(console: Console, record: CallRecord) -> None:
         extra.append(("Re-opened", _time(record.call.reopened_at)))
     for label, value in extra:
         console.print(Text(f"  {label:<12}") + (value if isinstance(value, Text) else _t(value)))
+    for hazard in record.hazards:  # loudly, in words
+        console.print(Text("  ") + Text(hazard.line(), style="bold reverse red"))
     table = _table("When", "Who", "", "What")
     for entry in record.timeline:
-        kind = {"note": "note", "event": "", "audit": ""}[entry.source]
+        kind = {"note": "note", "alert": "alert"}.get(entry.source, "")
         ref = f"#{entry.ref}" if entry.source != "audit" else ""
         table.add_row(_time(entry.at), _t(entry.who), _t(f"{kind} {ref}".strip()), _t(entry.text))
     console.print(table)

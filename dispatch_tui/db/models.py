@@ -469,3 +469,29 @@ class Alert(Base):
     last_attempt_at: Mapped[datetime | None] = mapped_column(TS)
     sent_at: Mapped[datetime | None] = mapped_column(TS)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class PremiseNote(Base):
+    """A supervisor's hazard note on an address (migration 0012), kept by the address as
+    compared; in force until retired or past `until`."""
+
+    __tablename__ = "premise_notes"
+    __table_args__ = (
+        CheckConstraint("address_key <> ''", name="key"),
+        CheckConstraint("char_length(note) BETWEEN 1 AND 500", name="note_len"),
+        Index(
+            "ix_premise_notes_in_force",
+            "address_key",
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address_key: Mapped[str] = mapped_column(Text)
+    address: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text)
+    until: Mapped[datetime | None] = mapped_column(TS)
+    added_at: Mapped[datetime] = mapped_column(TS, server_default=func.clock_timestamp())
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    retired_at: Mapped[datetime | None] = mapped_column(TS)
+    retired_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))

@@ -24,12 +24,13 @@ from dispatch_tui.db.models import (
     Hospital,
     NarrativeEntry,
     Place,
+    PremiseNote,
     Queued,
     Staff,
     Station,
     Unit,
 )
-from dispatch_tui.rules import timeline, validation
+from dispatch_tui.rules import duplicates, timeline, validation
 from dispatch_tui.rules.enums import OPEN_CALL_STATUSES
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.views import (
@@ -42,6 +43,7 @@ from dispatch_tui.rules.views import (
     NarrativeView,
     Operator,
     PlaceView,
+    PremiseView,
     UnitView,
 )
 
@@ -432,6 +434,34 @@ def alerts(session: Session, call_id: int) -> list[AlertView]:
     return [AlertView(*row) for row in rows]
 
 
+_Adder = aliased(Staff)
+
+
+def premises(session: Session, address: str) -> list[PremiseView]:
+    """The hazard notes in force at `address` (as compared: `rules.duplicates`), oldest first."""
+    key = duplicates.normalise_address(address)
+    if not key:
+        return []
+    rows = session.execute(
+        select(
+            PremiseNote.id,
+            PremiseNote.address,
+            PremiseNote.note,
+            PremiseNote.until,
+            PremiseNote.added_at,
+            _Adder.username,
+        )
+        .outerjoin(_Adder, _Adder.id == PremiseNote.added_by_id)
+        .where(
+            PremiseNote.address_key == key,
+            PremiseNote.retired_at.is_(None),
+            or_(PremiseNote.until.is_(None), PremiseNote.until > func.now()),
+        )
+        .order_by(PremiseNote.id)
+    )
+    return [PremiseView(*row) for row in rows]
+
+
 def record(session: Session, call_id: int) -> CallRecord:
     """A call's whole record: its fields and units, and its narrative and audit merged into one
     timeline (`rules.timeline`). Read in the caller's transaction (one snapshot)."""
@@ -448,7 +478,8 @@ def record(session: Session, call_id: int) -> CallRecord:
         audit(session, call_id=call_id, limit=None),
         alerts(session, call_id),
     )
-    return CallRecord(view, entries, created_by=who, place=place)
+    hazards = tuple(premises(session, view.location_text))
+    return CallRecord(view, entries, created_by=who, place=place, hazards=hazards)
 
 
 def _like(text: str) -> str:

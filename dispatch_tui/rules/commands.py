@@ -115,6 +115,27 @@ class Unqueue:
 
 
 @dataclass(frozen=True, slots=True)
+class AddPremise:
+    """A hazard note on an address (a supervisor's)."""
+
+    address: str
+    note: str
+    until: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetirePremise:
+    note_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Premises:
+    """The hazard notes in force at an address."""
+
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledge:
     """The crew has its dispatch (NEMSIS eTimes.04)."""
 
@@ -163,6 +184,9 @@ class Audit:
 Command = (
     NewCall
     | AttachCaller
+    | AddPremise
+    | RetirePremise
+    | Premises
     | ShowCall
     | CancelCall
     | CloseCall
@@ -187,6 +211,8 @@ Command = (
 Write = (
     NewCall
     | AttachCaller
+    | AddPremise
+    | RetirePremise
     | CancelCall
     | CloseCall
     | AddNote
@@ -202,7 +228,7 @@ Write = (
     | CancelUnit
     | SetHospitalStatus
 )
-Read = ShowCall | Recommend | Show | Audit | Find
+Read = ShowCall | Recommend | Show | Audit | Find | Premises
 
 # Commands that print a list: the desk's panes show these already, the CLI prints them.
 LISTINGS = (Show, Audit)
@@ -210,6 +236,8 @@ LISTINGS = (Show, Audit)
 WRITES = (
     NewCall,
     AttachCaller,
+    AddPremise,
+    RetirePremise,
     CancelCall,
     CloseCall,
     AddNote,

@@ -57,6 +57,7 @@ VERBS = (
     "audit",
     "find",
     "note",
+    "premise",
 )
 VERB_SHORTHANDS: dict[str, list[str]] = {
     "d": ["dispatch"],
@@ -430,6 +431,36 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     )
     ucancel.add_argument("unit")
     ucancel.add_argument("--reason", default="")
+
+    premise = sub.add_parser(
+        "premise", help="hazard notes on an address (what a crew must know)"
+    ).add_subparsers(dest="premise_verb", required=True, metavar="{add,retire,list}")
+    padd = verb(
+        premise,
+        "add",
+        "a hazard note on an address, shown loudly with every call there (supervisors)",
+        verb="premise.add",
+        build=lambda ns: commands.AddPremise(ns.address, " ".join(ns.note), ns.until),
+    )
+    padd.add_argument("address", help="as a call's location is typed, e.g. '12 N Main St'")
+    padd.add_argument("note", nargs="+", help="e.g. dog on premises; oxygen in use")
+    padd.add_argument("--until", help="the last day it holds, e.g. 2026-12-24")
+    pretire = verb(
+        premise,
+        "retire",
+        "a hazard note no longer in force (kept in the history)",
+        verb="premise.retire",
+        build=lambda ns: commands.RetirePremise(ns.note_id),
+    )
+    pretire.add_argument("note_id", metavar="NOTE", help="its number, e.g. 7")
+    plist = verb(
+        premise,
+        "list",
+        "the hazard notes in force at an address",
+        verb="premise.list",
+        build=lambda ns: commands.Premises(ns.address),
+    )
+    plist.add_argument("address")
 
     hospital = sub.add_parser("hospital", help="hospital status and beds").add_subparsers(
         dest="hospital_verb", required=True, metavar="{status}"

@@ -24,6 +24,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     # on that call (migration 0009 holds a paramedic's login to the same).
     "note": frozenset({Role.DISPATCHER, Role.SUPERVISOR, Role.ADMIN}),
     "hospital_status": frozenset({Role.SUPERVISOR, Role.ADMIN}),
+    # Hazard notes on an address (what a crew must know before it arrives).
+    "premise": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     "add_operator": frozenset({Role.SUPERVISOR, Role.ADMIN}),
     # The crew terminal (`dispatch-tui crew M12`): the paramedic crewing that unit, nobody else.
     "crew_terminal": frozenset(),

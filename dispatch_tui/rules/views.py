@@ -221,6 +221,23 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PremiseView:
+    """A hazard note on an address, in force: said loudly wherever the address is shown."""
+
+    id: int
+    address: str
+    note: str
+    until: datetime | None
+    added_at: datetime
+    added_by: str | None
+
+    def line(self) -> str:
+        """`HAZARD: dog on premises (until 12 Dec)`."""
+        until = f" (until {self.until.astimezone():%d %b %Y})" if self.until else ""
+        return f"HAZARD: {self.note}{until}"
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """A call as its record shows it: every field, its units with their times (in the call),
     and one timeline in time order."""
@@ -229,6 +246,7 @@ class CallRecord:
     timeline: tuple[TimelineEntry, ...]
     created_by: str | None = None
     place: str | None = None
+    hazards: tuple[PremiseView, ...] = ()  # in force at the call's address
 
 
 @dataclass(frozen=True, slots=True)

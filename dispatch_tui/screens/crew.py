@@ -273,6 +273,9 @@ class CrewScreen(LiveScreen):
         text.append(call.nature, style="bold")
         text.append("\n")
         text.append(call.location_text)
+        for hazard in view.record.hazards:  # what the crew must know before it arrives
+            text.append("\n")
+            text.append(f" {hazard.line()} ", style="bold reverse red")
         for name, value in self._fields(view)[1:]:
             text.append(f"\n{name:<12}", style="dim")
             text.append(value)
@@ -330,6 +333,10 @@ class CrewScreen(LiveScreen):
         for name, value in self._fields(view):
             text.append(f"\n{name:<12}", style="dim")
             text.append(value)
+            if name == "Location":
+                for hazard in view.record.hazards:  # right under the address, loudly
+                    text.append("\n")
+                    text.append(f" {hazard.line()} ", style="bold reverse red")
         assignment = view.assignment
         if assignment is not None:
             # The bar's short words for the steps (en, os, tx, ah): one line at 80 columns.

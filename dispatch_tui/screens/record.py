@@ -139,6 +139,9 @@ class RecordScreen(Screen[None]):
         for name, value in fields:
             head.append(f"\n  {name:<12}", style="dim")
             head.append(value)
+        for hazard in record.hazards:  # loudly, in words: what a crew must know of the address
+            head.append("\n  ")
+            head.append(f" {hazard.line()} ", style="bold reverse red")
         self.query_one("#record-head", Static).update(head)
         units = self.query_one("#record-units", DataTable)
         units.clear()

@@ -44,6 +44,7 @@ from dispatch_tui.service import lookups, next_calls, sql_functions, steps, tran
 from dispatch_tui.service.call_record import CallRecordWrites, check_answer
 from dispatch_tui.service.crew import CrewWrites
 from dispatch_tui.service.moves import UnitMoves
+from dispatch_tui.service.premises import PremiseWrites
 from dispatch_tui.service.transactions import reading, write
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def _unit_by_id(dialect: Dialect) -> bytes:
 T = TypeVar("T")
 
 
-class DispatchService(CallRecordWrites, UnitMoves, CrewWrites):
+class DispatchService(CallRecordWrites, UnitMoves, CrewWrites, PremiseWrites):
     """Every write action: one transaction each, locks in a fixed order, audit rows included.
 
     Each takes an optional `once`, the write's request id: a write carried out before under the

@@ -23,7 +23,14 @@ from dispatch_tui.rules.errors import (
 )
 from dispatch_tui.rules.lifecycle import label, unit_label
 from dispatch_tui.rules.recommend import NO_UNIT_AVAILABLE
-from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, Listing, UnitView
+from dispatch_tui.rules.views import (
+    CallView,
+    Dispatched,
+    HospitalView,
+    Listing,
+    PremiseView,
+    UnitView,
+)
 from dispatch_tui.service.dispatch_service import DispatchService
 
 ACCEPTED = "✓"
@@ -89,6 +96,15 @@ def execute(
     try:
         result = _write(service, operator, command, once)
     except AlreadyDone as done:
+        when = done.at.astimezone().strftime("%H:%M:%S")
+        if isinstance(command, c.AddPremise | c.RetirePremise):  # its request names nothing
+            return Outcome(
+                f"{what(command)}: done at {when} under this request id; not repeated",
+                None,
+                "premise",
+                request_id=once.id,
+                done_before=True,
+            )
         made: Written = service.made(done)
         if isinstance(command, c.Dispatch) and isinstance(made, CallView):
             units = tuple(_code(u) for u in command.units)
@@ -96,7 +112,6 @@ def execute(
         elif isinstance(command, c.Divert) and isinstance(made, CallView):
             made = Dispatched(made.id, made.number, (_code(command.unit),), done.at)
         outcome = _said(service, command, made, read_back)
-        when = done.at.astimezone().strftime("%H:%M:%S")
         return replace(
             outcome,
             message=f"{outcome.message} (done at {when} under this request id; not repeated)",
@@ -109,7 +124,7 @@ def execute(
     return replace(_said(service, command, result, read_back), request_id=once.id)
 
 
-Written = CallView | UnitView | HospitalView | Dispatched
+Written = CallView | UnitView | HospitalView | Dispatched | PremiseView
 
 
 def _write(service: DispatchService, operator: str, command: c.Write, once: c.Once) -> Written:
@@ -121,6 +136,10 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
             )
         case c.AttachCaller(number, intake):
             return service.attach_caller(operator, number, intake, once)
+        case c.AddPremise(address, note, until):
+            return service.add_premise(operator, address, note, until, once)
+        case c.RetirePremise(note_id):
+            return service.retire_premise(operator, note_id, once)
         case c.CancelCall(number, reason):
             return service.cancel_call(operator, number, reason, once)
         case c.CloseCall(number, disposition):
@@ -172,6 +191,12 @@ def _write(service: DispatchService, operator: str, command: c.Write, once: c.On
 
 def _said(service: DispatchService, command: c.Write, result: Written, read_back: bool) -> Outcome:
     """A write's one-line answer, from what it made."""
+    if isinstance(result, PremiseView):
+        if isinstance(command, c.RetirePremise):
+            return Outcome(f"hazard note #{result.id} retired: {result.note}", result, "premise")
+        return Outcome(
+            f"hazard note #{result.id} on {result.address}: {result.note}", result, "premise"
+        )
     if isinstance(result, Dispatched):
         done = "diverted" if isinstance(command, c.Divert) else "dispatched"
         sent = f"{', '.join(result.units)} {done} to {result.call_number}"
@@ -306,6 +331,10 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
         case c.Audit(number, limit):
             entries = service.listed_audit(number, limit=max(1, min(limit, AUDIT_LIMIT_MAX)))
             return _listed(entries, "audit entries", "audit")
+        case c.Premises(address):
+            notes = service.premises(address)
+            said = f"{len(notes)} hazard note{'s' if len(notes) != 1 else ''} in force"
+            return Outcome(said, notes, "premises")
         case _:
             assert_never(command)  # mypy refuses a command without its case here
 
@@ -372,6 +401,10 @@ def what(command: c.Command) -> str:
             return f"new call '{intake.nature[:40]}'"
         case c.AttachCaller(number):
             return f"caller added to {_number(number)}"
+        case c.AddPremise(address):
+            return f"hazard note on {address[:40]}"
+        case c.RetirePremise(note_id):
+            return f"retire hazard note #{note_id}"
         case c.SetUnitStatus(code, status):
             return f"{_code(code)} {label(status)}"
         case c.CancelUnit(code):

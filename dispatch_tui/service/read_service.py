@@ -27,6 +27,7 @@ from dispatch_tui.rules.views import (
     Listing,
     Operator,
     PlaceView,
+    PremiseView,
     Recommendation,
     Snapshot,
     UnitView,
@@ -91,6 +92,12 @@ class ReadService:
         with reading(self.sessions) as s, s.begin():
             _consistent(s)
             return views.record(s, lookups.call_id(s, call_number))
+
+    def premises(self, address: str) -> list[PremiseView]:
+        """The hazard notes in force at `address` (as compared, typed any way)."""
+        where = validation.text_field("address", address, validation.LOCATION_MAX, required=True)
+        with reading(self.sessions) as s, s.begin():
+            return views.premises(s, where)
 
     def crew(self, username: str, unit_code: str) -> CrewView:
         """What the crew terminal of `unit_code` shows (one snapshot): the unit, the record of

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as upsert
 from dispatch_tui.db.models import ActionRequest
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.errors import AlreadyDone, InvalidInput
-from dispatch_tui.rules.views import CallView, HospitalView, UnitView
+from dispatch_tui.rules.views import CallView, HospitalView, PremiseView, UnitView
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ def made(result: object) -> dict[str, int]:
         return {"unit_id": result.id}
     if isinstance(result, HospitalView):
         return {"hospital_id": result.id}
+    if isinstance(result, PremiseView):
+        return {}  # a hazard note: the request row names nothing (its audit row names the note)
     raise TypeError(f"a write returned {type(result).__name__}, which names nothing to keep")
 
 

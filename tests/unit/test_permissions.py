@@ -20,6 +20,7 @@ ACTIONS = [
     "reopen_call",
     "note",
     "hospital_status",
+    "premise",
     "add_operator",
     "crew_terminal",
 ]
@@ -38,8 +39,8 @@ ALLOWED = {
         "note",
     },
     "paramedic": set(),
-    "supervisor": {"hospital_status", "add_operator", "note"},
-    "admin": {"hospital_status", "add_operator", "note"},
+    "supervisor": {"hospital_status", "premise", "add_operator", "note"},
+    "admin": {"hospital_status", "premise", "add_operator", "note"},
 }
 
 

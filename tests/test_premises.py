@@ -1,0 +1,107 @@
+"""Premise hazards: a supervisor's note on an address, shown loudly with every call there.
+
+Kept by the address as compared (`12 N. Main Street` finds the note on `12 north main st`),
+added and retired by supervisors and admins only (the database agrees), audited, never deleted,
+and said in the call's record, on the CLI and on the crew terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from dispatch_tui.cli.main import main
+from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput
+from dispatch_tui.service.dispatch_service import DispatchService
+from tests.helpers import new_call
+from tests.test_roles import Login, libpq, logins, refused
+
+__all__ = ["logins"]  # a fixture, used by name
+
+
+def test_a_hazard_note_is_in_every_record_at_its_address(world: DispatchService) -> None:
+    note = world.add_premise("grace", "12 North Main Street", "dog on premises")
+    assert note.line() == "HAZARD: dog on premises"
+    number = new_call(world, place="", location="12 n. main st", priority=2)
+    (shown,) = world.record(number).hazards
+    assert (shown.id, shown.note, shown.added_by) == (note.id, "dog on premises", "grace")
+    elsewhere = new_call(world, place="", location="14 N Main St", priority=3)
+    assert world.record(elsewhere).hazards == ()
+    assert [p.id for p in world.premises("12 NORTH MAIN ST.")] == [note.id]
+
+
+def test_retired_or_past_its_date_it_is_no_longer_shown(world: DispatchService) -> None:
+    kept = world.add_premise("grace", "3 Elm Rd", "oxygen in use", until="2099-12-31")
+    gone = world.add_premise("admin", "3 Elm Rd", "violent patient: police first")
+    assert [p.id for p in world.premises("3 elm road")] == [kept.id, gone.id]
+    world.retire_premise("grace", gone.id)
+    assert [p.id for p in world.premises("3 elm road")] == [kept.id]
+    with pytest.raises(Conflict, match="retired already"):
+        world.retire_premise("grace", gone.id)
+    with pytest.raises(InvalidInput, match="in the past"):
+        world.add_premise("grace", "3 Elm Rd", "ladder needed", until="2000-01-01")
+    audit = [a.action for a in world.audit()]
+    assert audit.count("premise_added") == 2 and audit.count("premise_retired") == 1
+
+
+def test_only_supervisors_and_admins_write_them(
+    world: DispatchService, logins: Callable[..., Login]
+) -> None:
+    with pytest.raises(Forbidden):
+        world.add_premise("alice", "3 Elm Rd", "dog")  # a dispatcher
+    _, url = logins("dispatcher")
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        assert refused(
+            conn,
+            "INSERT INTO premise_notes (address_key, address, note) VALUES ('x', 'x', 'x')",
+        )
+    supervisor, url = logins("supervisor")
+    world.add_premise(supervisor, "5 Oak Rd", "steep stairs")  # through the service as itself
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        assert not refused(
+            conn,
+            "INSERT INTO premise_notes (address_key, address, note) VALUES ('y', 'y', 'y')",
+        )
+
+
+def test_the_cli_adds_lists_retires_and_shows_them(
+    world: DispatchService, db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    number = new_call(world, place="", location="7 Birch Ave", priority=2)
+    assert main(["--as", "grace", "premise", "add", "7 Birch Avenue", "dog", "on", "premises"]) == 0
+    capsys.readouterr()
+    assert main(["call", "show", number]) == 0
+    assert "HAZARD: dog on premises" in capsys.readouterr().out
+    assert main(["call", "show", number, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [h["note"] for h in shown["hazards"]] == ["dog on premises"]
+    assert main(["premise", "list", "7 birch ave", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [p["note"] for p in listed["premises"]] == ["dog on premises"]
+    note_id = listed["premises"][0]["id"]
+    assert main(["--as", "grace", "premise", "retire", str(note_id)]) == 0
+    assert main(["--as", "alice", "premise", "add", "7 Birch Ave", "x"]) == 5  # forbidden
+    assert world.record(number).hazards == ()
+
+
+async def test_the_desks_record_says_the_hazard(world: DispatchService, database_url: str) -> None:
+    from dispatch_tui.screens.record import RecordScreen
+    from tests.desk_helpers import desk, pending_numbers, until
+
+    world.add_premise("grace", "21 Quarry Road", "violent patient: police first")
+    number = new_call(world, place="", location="21 quarry rd", priority=1)
+    app = desk(world, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [number])
+        await pilot.press("colon", *f"call show {number}", "enter")
+        await until(pilot, lambda: isinstance(app.screen, RecordScreen))
+        await until(
+            pilot,
+            lambda: (
+                "HAZARD: violent patient: police first"
+                in str(app.screen.query_one("#record-head").render())
+            ),
+        )
