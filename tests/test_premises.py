@@ -1,4 +1,5 @@
-"""Premise hazards: a supervisor's note on an address, shown loudly with every call there.
+"""Premise hazards and history: a supervisor's note on an address, shown loudly with every call
+there; and the calls at the address in the 12 months before.
 
 Kept by the address as compared (`12 N. Main Street` finds the note on `12 north main st`),
 added and retired by supervisors and admins only (the database agrees), audited, never deleted,
@@ -15,6 +16,7 @@ import pytest
 
 from dispatch_tui.cli.main import main
 from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput
+from dispatch_tui.rules.validation import CallChanges
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_call
 from tests.test_roles import Login, libpq, logins, refused
@@ -105,3 +107,38 @@ async def test_the_desks_record_says_the_hazard(world: DispatchService, database
                 in str(app.screen.query_one("#record-head").render())
             ),
         )
+
+
+# -- a premise's history ---------------------------------------------------------------------
+
+
+def test_the_record_counts_the_prior_calls_at_the_address(world: DispatchService) -> None:
+    first = new_call(world, place="", location="40 Cedar Lane", priority=3, nature="Fall")
+    world.cancel_call("alice", first, "caller called back")
+    second = new_call(world, place="", location="40 cedar ln.", priority=2, nature="Sick person")
+    elsewhere = new_call(world, place="", location="42 Cedar Lane", priority=3)
+    third = new_call(world, place="", location="40 CEDAR LANE", priority=1, nature="Collapse")
+    record = world.record(third)
+    assert record.prior_count == 2
+    assert [p.number for p in record.prior] == [second, first]  # newest first
+    assert record.prior[1].line().endswith(f"{first} Fall: cancelled: caller called back")
+    assert record.prior[0].line().endswith(f"{second} Sick person: received")
+    assert world.record(first).prior_count == 0  # only the calls before it
+    assert world.record(elsewhere).prior_count == 0
+    # A location typed anew is found by its new address.
+    world.update_call("alice", elsewhere, CallChanges(location="40 Cedar Ln"))
+    assert world.record(third).prior_count == 3
+
+
+def test_call_show_says_the_history(
+    world: DispatchService, db_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = new_call(world, place="", location="8 Pine St", priority=3, nature="Fall")
+    second = new_call(world, place="", location="8 Pine Street", priority=2)
+    capsys.readouterr()
+    assert main(["call", "show", second]) == 0
+    out = capsys.readouterr().out
+    assert "1 at this address in 12 months" in out and f"{first} Fall" in out
+    assert main(["call", "show", second, "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["prior_count"] == 1 and [p["number"] for p in shown["prior"]] == [first]

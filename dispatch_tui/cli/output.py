@@ -216,6 +216,17 @@ def _record(console: Console, record: CallRecord) -> None:
         console.print(Text(f"  {label:<12}") + (value if isinstance(value, Text) else _t(value)))
     for hazard in record.hazards:  # loudly, in words
         console.print(Text("  ") + Text(hazard.line(), style="bold reverse red"))
+    prior = record.prior_count
+    console.print(
+        Text(f"  {'Prior calls':<12}")
+        + _t(
+            f"{prior} at this address in 12 months"
+            if prior
+            else "none at this address in 12 months"
+        )
+    )
+    for call in record.prior:
+        console.print(Text(" " * 14) + _t(call.line()))
     table = _table("When", "Who", "", "What")
     for entry in record.timeline:
         kind = {"note": "note", "alert": "alert"}.get(entry.source, "")

@@ -224,6 +224,8 @@ class Call(Base):
             "ix_calls_open", "status", postgresql_where=text("status NOT IN ('CLOSED','CANCELLED')")
         ),
         Index("ix_calls_received_at", "received_at"),
+        # A premise's history: the calls at an address, by time (migration 0013).
+        Index("ix_calls_address_key", "address_key", "received_at"),
         Index("uq_calls_answer_id", "answer_id", unique=True),
     )
 
@@ -254,6 +256,8 @@ class Call(Base):
     # The intake form's answer this call was taken from: a trigger sets received_at from it.
     answer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("call_answers.id"))
     reopened_at: Mapped[datetime | None] = mapped_column(TS)
+    # The location as compared (`rules.duplicates.normalise_address`), for a premise's history.
+    address_key: Mapped[str | None] = mapped_column(Text)
 
 
 class Assignment(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import fields, replace
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func, or_, select, text
@@ -44,6 +45,7 @@ from dispatch_tui.rules.views import (
     Operator,
     PlaceView,
     PremiseView,
+    PriorCall,
     UnitView,
 )
 
@@ -462,6 +464,38 @@ def premises(session: Session, address: str) -> list[PremiseView]:
     return [PremiseView(*row) for row in rows]
 
 
+# How far back a premise's history looks, and how many of its calls a record lists.
+HISTORY_DAYS = 365
+HISTORY_SHOWN = 5
+
+
+def prior_calls(session: Session, call_id: int) -> tuple[int, list[PriorCall]]:
+    """The calls at the same address as `call_id` received in the HISTORY_DAYS before it: how
+    many, and the newest HISTORY_SHOWN of them."""
+    this = aliased(Call)
+    earlier = (
+        select(Call)
+        .join(this, this.id == call_id)
+        .where(
+            Call.address_key == this.address_key,
+            Call.id != this.id,
+            Call.received_at < this.received_at,
+            Call.received_at >= this.received_at - timedelta(days=HISTORY_DAYS),
+        )
+    )
+    count = session.execute(select(func.count()).select_from(earlier.subquery())).scalar_one()
+    if not count:
+        return 0, []
+    rows = session.execute(
+        earlier.with_only_columns(
+            Call.number, Call.received_at, Call.nature, Call.disposition, Call.status
+        )
+        .order_by(Call.received_at.desc())
+        .limit(HISTORY_SHOWN)
+    )
+    return int(count), [PriorCall(*row) for row in rows]
+
+
 def record(session: Session, call_id: int) -> CallRecord:
     """A call's whole record: its fields and units, and its narrative and audit merged into one
     timeline (`rules.timeline`). Read in the caller's transaction (one snapshot)."""
@@ -479,7 +513,16 @@ def record(session: Session, call_id: int) -> CallRecord:
         alerts(session, call_id),
     )
     hazards = tuple(premises(session, view.location_text))
-    return CallRecord(view, entries, created_by=who, place=place, hazards=hazards)
+    count, prior = prior_calls(session, call_id)
+    return CallRecord(
+        view,
+        entries,
+        created_by=who,
+        place=place,
+        hazards=hazards,
+        prior_count=count,
+        prior=tuple(prior),
+    )
 
 
 def _like(text: str) -> str:

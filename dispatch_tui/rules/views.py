@@ -238,6 +238,29 @@ class PremiseView:
 
 
 @dataclass(frozen=True, slots=True)
+class PriorCall:
+    """A call at the same address before this one."""
+
+    number: str
+    received_at: datetime
+    nature: str
+    disposition: str | None
+    status: str
+
+    def line(self) -> str:
+        """`14 Nov 2026 C-1002 Fall: treated and released` (a closed call's disposition; a
+        cancelled call's `cancelled: why`; an open call's status)."""
+        state = self.status.lower().replace("_", " ")
+        if self.status == "CLOSED" and self.disposition:
+            end = self.disposition
+        elif self.disposition:
+            end = f"{state}: {self.disposition}"
+        else:
+            end = state
+        return f"{self.received_at.astimezone():%d %b %Y} {self.number} {self.nature}: {end}"
+
+
+@dataclass(frozen=True, slots=True)
 class CallRecord:
     """A call as its record shows it: every field, its units with their times (in the call),
     and one timeline in time order."""
@@ -247,6 +270,9 @@ class CallRecord:
     created_by: str | None = None
     place: str | None = None
     hazards: tuple[PremiseView, ...] = ()  # in force at the call's address
+    # The calls at the same address in the 12 months before it: how many, the last five.
+    prior_count: int = 0
+    prior: tuple[PriorCall, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

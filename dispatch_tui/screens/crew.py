@@ -337,6 +337,10 @@ class CrewScreen(LiveScreen):
                 for hazard in view.record.hazards:  # right under the address, loudly
                     text.append("\n")
                     text.append(f" {hazard.line()} ", style="bold reverse red")
+                if view.record.prior_count:  # has this house called before
+                    last = view.record.prior[0]
+                    text.append(f"\n{'Prior calls':<12}", style="dim")
+                    text.append(f"{view.record.prior_count} in 12 months, last {last.line()}")
         assignment = view.assignment
         if assignment is not None:
             # The bar's short words for the steps (en, os, tx, ah): one line at 80 columns.

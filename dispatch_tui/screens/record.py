@@ -43,6 +43,16 @@ def _alert(a: AssignmentView) -> Text:
     return Text("—")
 
 
+def prior_words(record: CallRecord) -> str:
+    """The calls at the same address in the 12 months before: `2 in 12 months: 14 Nov 2026
+    C-1002 Fall: treated and released · …` (or `none in 12 months`)."""
+    if not record.prior_count:
+        return "none at this address in 12 months"
+    listed = " · ".join(p.line() for p in record.prior)
+    more = f" (the last {len(record.prior)})" if record.prior_count > len(record.prior) else ""
+    return f"{record.prior_count} in 12 months{more}: {listed}"
+
+
 def _stamp(value: datetime) -> str:
     return value.astimezone().strftime("%d %b %H:%M:%S")
 
@@ -142,6 +152,8 @@ class RecordScreen(Screen[None]):
         for hazard in record.hazards:  # loudly, in words: what a crew must know of the address
             head.append("\n  ")
             head.append(f" {hazard.line()} ", style="bold reverse red")
+        head.append(f"\n  {'Prior calls':<12}", style="dim")
+        head.append(prior_words(record))
         self.query_one("#record-head", Static).update(head)
         units = self.query_one("#record-units", DataTable)
         units.clear()

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
 from dispatch_tui.db.models import Call, CallAnswer, NarrativeEntry, Staff
-from dispatch_tui.rules import lifecycle, validation
+from dispatch_tui.rules import duplicates, lifecycle, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
@@ -145,7 +145,10 @@ class CallRecordWrites(Writer):
                 for column, value in wanted.items()
                 if getattr(call, column) != value
             }
-            told = {k: v for k, v in changed.items() if k != "place_id"}
+            if "location_text" in changed:  # found by its new address from now on
+                key = duplicates.normalise_address(str(changed["location_text"][1])) or None
+                changed["address_key"] = (call.address_key, key)
+            told = {k: v for k, v in changed.items() if k not in ("place_id", "address_key")}
             if not told:
                 raise InvalidInput(f"{number} has those values already; nothing to change")
             s.execute(

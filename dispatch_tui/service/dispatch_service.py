@@ -131,6 +131,7 @@ class DispatchService(CallRecordWrites, UnitMoves, CrewWrites, PremiseWrites):
                     caller_name=data.caller_name,
                     caller_phone=data.caller_phone,
                     location_text=location[: validation.LOCATION_MAX],
+                    address_key=duplicates.normalise_address(location) or None,
                     lat=position[0] if position else None,
                     lon=position[1] if position else None,
                     place_id=place.id if place else None,
