@@ -156,11 +156,12 @@ def test_the_promoted_standby_takes_over_and_no_acknowledged_dispatch_is_lost(
         capsys.readouterr()
         assert main(["--as", "alice", "unit", "status", "M2", "oos", "--reason", "gap"]) == 6
         assert "nothing was changed" in capsys.readouterr().err
+        # Counted before the promotion: the listener may be back (and reloaded) at once.
+        promoted = len(resyncs)
         _promote(standby)
         # The new primary has no standby of its own yet: it must not wait for one (it kept
         # the old primary's synchronous_standby_names; every commit would wait for ever).
         _no_synchronous_standby(standby)
-        promoted = len(resyncs)
         deadline = time.monotonic() + 30
         while len(resyncs) == promoted and time.monotonic() < deadline:
             time.sleep(0.05)
