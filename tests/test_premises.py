@@ -142,3 +142,27 @@ def test_call_show_says_the_history(
     assert main(["call", "show", second, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["prior_count"] == 1 and [p["number"] for p in shown["prior"]] == [first]
+
+
+async def test_intake_says_the_hazard_and_the_calls_as_the_address_is_typed(
+    world: DispatchService, database_url: str
+) -> None:
+    from dispatch_tui.screens.intake import IntakeScreen
+    from tests.desk_helpers import desk, pending_numbers, until
+
+    world.add_premise("grace", "21 Quarry Road", "dog on premises")
+    earlier = new_call(world, place="", location="21 Quarry Rd", priority=3)
+    app = desk(world, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [earlier])
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, IntakeScreen))
+
+        def facts() -> str:
+            return str(app.screen.query_one("#address-facts").render())
+
+        await pilot.press(*"Fall", "enter", "3", "enter", "enter", "enter", *"21 quarry road")
+        await until(pilot, lambda: "HAZARD: dog on premises" in facts())
+        assert "1 call here in 12 months" in facts()
+        await pilot.press(*" apt 2")  # another address: nothing known of it
+        await until(pilot, lambda: facts() == "")

@@ -35,6 +35,7 @@ from dispatch_tui.rules import duplicates, timeline, validation
 from dispatch_tui.rules.enums import OPEN_CALL_STATUSES
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.views import (
+    AddressFacts,
     AlertView,
     AssignmentView,
     AuditView,
@@ -467,6 +468,20 @@ def premises(session: Session, address: str) -> list[PremiseView]:
 # How far back a premise's history looks, and how many of its calls a record lists.
 HISTORY_DAYS = 365
 HISTORY_SHOWN = 5
+
+
+def address_facts(session: Session, address: str) -> AddressFacts:
+    """The hazards in force at `address`, and how many calls it had in the last HISTORY_DAYS."""
+    key = duplicates.normalise_address(address)
+    if not key:
+        return AddressFacts()
+    count = session.execute(
+        select(func.count()).where(
+            Call.address_key == key,
+            Call.received_at >= func.now() - timedelta(days=HISTORY_DAYS),
+        )
+    ).scalar_one()
+    return AddressFacts(tuple(premises(session, address)), int(count))
 
 
 def prior_calls(session: Session, call_id: int) -> tuple[int, list[PriorCall]]:

@@ -238,6 +238,23 @@ class PremiseView:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressFacts:
+    """What intake learns of an address as it is typed: its hazards, and how many calls it had
+    in the last 12 months."""
+
+    hazards: tuple[PremiseView, ...] = ()
+    prior_count: int = 0
+
+    def line(self) -> str:
+        """`HAZARD: dog on premises · 3 calls here in 12 months` ("" when nothing is known)."""
+        parts = [h.line() for h in self.hazards]
+        if self.prior_count:
+            calls = "call" if self.prior_count == 1 else "calls"
+            parts.append(f"{self.prior_count} {calls} here in 12 months")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class PriorCall:
     """A call at the same address before this one."""
 

@@ -388,7 +388,7 @@ class DeskScreen(LiveScreen):
     def action_new_call(self) -> None:
         """The intake form. Opening it records the answer time (the call is received then);
         Ctrl+S saves, and the form stays open with everything typed until the call is saved."""
-        form = IntakeScreen(self.places, save=self._save_intake)
+        form = IntakeScreen(self.places, save=self._save_intake, look_up=self._look_up)
         self.intake = form
 
         def closed(_: CallIntake | None) -> None:
@@ -405,6 +405,15 @@ class DeskScreen(LiveScreen):
         form.sent = command
         # One request id for the form: saved again after a lost answer, the call is taken once.
         self.perform(command, form.request_id)
+
+    @work(thread=True, exit_on_error=False, group="address", exclusive=True)
+    def _look_up(self, form: IntakeScreen, address: str) -> None:
+        """The hazards and the calls of an address typed on the intake form."""
+        try:
+            facts = self.context.service.address_facts(address)
+        except DispatchError:
+            return  # the form goes on without them; saving says what is wrong
+        self.app.call_from_thread(form.address_facts, address, facts)
 
     @work(thread=True, exit_on_error=False, group="answer")
     def _answer(self, form: IntakeScreen) -> None:

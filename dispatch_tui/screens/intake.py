@@ -28,7 +28,7 @@ from textual.widgets import Input, Label
 from dispatch_tui.rules.commands import Command
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.validation import CallIntake, intake
-from dispatch_tui.rules.views import AnswerTicket, CallView, PlaceView
+from dispatch_tui.rules.views import AddressFacts, AnswerTicket, CallView, PlaceView
 
 FIELDS = [
     ("nature", "Nature *", "what happened: chest pain, fall, collision…"),
@@ -40,6 +40,10 @@ FIELDS = [
     ("phone", "Phone", "call-back number"),
     ("notes", "Notes", ""),
 ]
+
+
+# How long typing must pause before the address is looked up.
+ADDRESS_PAUSE_SECONDS = 0.4
 
 
 class IntakeScreen(ModalScreen[CallIntake | None]):
@@ -58,6 +62,7 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         places: list[PlaceView],
         *,
         save: Callable[[IntakeScreen, CallIntake], None] | None = None,
+        look_up: Callable[[IntakeScreen, str], object] | None = None,
         editing: CallView | None = None,
         place: str = "",
     ) -> None:
@@ -67,6 +72,9 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         self.places = {p.name.lower(): p for p in places}
         self.place_names = [p.name for p in places]
         self.save = save
+        # The desk looks the address up as it is typed (`address_facts` answers).
+        self.look_up = look_up
+        self._asked = ""
         self.editing = editing
         self.editing_place = place
         self.request_id = str(uuid.uuid4())  # one for every save of this form
@@ -98,6 +106,7 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
                         placeholder=hint, id=key, suggester=suggester, max_length=4000, compact=True
                     )
             yield Label("", id="place-info", classes="modal-hint")
+            yield Label("", id="address-facts", classes="error")
             yield Label("", id="error", classes="error")
 
     def on_mount(self) -> None:
@@ -149,6 +158,34 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
                 f"{place.name}: {place.address} ({place.lat:.4f}, {place.lon:.4f})" if place else ""
             )
             self.query_one("#place-info", Label).update(Text(info))
+        if event.input.id in ("place", "location") and self.look_up is not None:
+            # Asked once typing pauses: a lookup per key would be a query per key.
+            self.set_timer(ADDRESS_PAUSE_SECONDS, self._ask_about_address)
+
+    def _address(self) -> str:
+        """The address as the call would be saved with it: the location typed, else the named
+        place's."""
+        typed = self.query_one("#location", Input).value.strip()
+        if typed:
+            return typed
+        place = self._place(self.query_one("#place", Input).value)
+        return f"{place.name}, {place.address}" if place else ""
+
+    def _ask_about_address(self) -> None:
+        address = self._address()
+        if self.look_up is not None and address and address != self._asked:
+            self._asked = address
+            self.look_up(self, address)
+        elif not address:
+            self._asked = ""
+            self.address_facts(address, AddressFacts())
+
+    def address_facts(self, address: str, facts: AddressFacts) -> None:
+        """What the desk found of `address`: its hazards and calls, loudly (ignored when the
+        address has changed meanwhile)."""
+        if not self.is_attached or address != self._address():
+            return
+        self.query_one("#address-facts", Label).update(Text(facts.line()))
 
     def _place(self, name: str) -> PlaceView | None:
         key = name.strip().lower()

@@ -18,6 +18,7 @@ from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import AlreadyDone, Conflict, InvalidInput
 from dispatch_tui.rules.recommend import Choices
 from dispatch_tui.rules.views import (
+    AddressFacts,
     AuditView,
     CallRecord,
     CallView,
@@ -92,6 +93,12 @@ class ReadService:
         with reading(self.sessions) as s, s.begin():
             _consistent(s)
             return views.record(s, lookups.call_id(s, call_number))
+
+    def address_facts(self, address: str) -> AddressFacts:
+        """What intake shows of an address as it is typed: hazards, and calls in 12 months."""
+        where = validation.text_field("address", address, validation.LOCATION_MAX)
+        with reading(self.sessions) as s, s.begin():
+            return views.address_facts(s, where)
 
     def premises(self, address: str) -> list[PremiseView]:
         """The hazard notes in force at `address` (as compared, typed any way)."""
