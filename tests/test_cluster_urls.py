@@ -8,8 +8,6 @@ changed, never "unexpected error".
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -21,10 +19,11 @@ from sqlalchemy import Engine, text
 from dispatch_tui.cli.main import main
 from dispatch_tui.db.connect import Database, open_database, require_read_only
 from dispatch_tui.db.engine import libpq_params, make_engine, normalise_url
-from dispatch_tui.db.listener import ConnectionState, Listener, conninfo_from_url
+from dispatch_tui.db.listener import conninfo_from_url
 from dispatch_tui.rules.errors import Forbidden
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_call
+from tests.test_listener import Recorder, running, wait_for
 from tests.test_roles import as_login, libpq
 
 # A port nothing listens on: libpq is refused at once and tries the next host.
@@ -74,29 +73,11 @@ def test_the_cli_reaches_the_server_that_answers(
 def test_the_listener_hears_through_a_multi_host_url(
     world: DispatchService, database_url: str
 ) -> None:
-    heard: list[str] = []
-    states: list[ConnectionState] = []
-    feed = Listener(
-        _through_a_dead_host(database_url),
-        on_changes=lambda changes: heard.extend(c.table for c in changes),
-        on_state=states.append,
-        on_resync=lambda: None,
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=feed.run, args=(stop,))
-    thread.start()
-    try:
-        deadline = time.monotonic() + 15
-        while ConnectionState.LIVE not in states and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ConnectionState.LIVE in states, states
+    rec = Recorder()
+    with running(_through_a_dead_host(database_url), rec):
+        wait_for(rec.live, "LIVE", timeout=15)
         new_call(world)
-        while "calls" not in heard and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert "calls" in heard
-    finally:
-        stop.set()
-        thread.join()
+        wait_for(lambda: any(c.table == "calls" for c in rec.changes), "the new call")
 
 
 def test_a_write_to_a_read_only_server_is_refused_in_one_line(

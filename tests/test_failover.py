@@ -22,12 +22,13 @@ from sqlalchemy import text
 from dispatch_tui.cli.main import main
 from dispatch_tui.db.embedded import PORT, EmbeddedServer, _server_user, postgres_bin_dir
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
-from dispatch_tui.db.listener import ConnectionState, Listener
+from dispatch_tui.db.listener import ConnectionState
 from dispatch_tui.rules.commands import Dispatch, Once
 from dispatch_tui.rules.errors import DispatchError
 from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.invariants import violations
+from tests.test_listener import Recorder, running, wait_for
 from tests.test_standby import _standby_of, primary_with_schema, servers
 
 CALLS = 150  # one unit each, dispatched in turn until the primary dies
@@ -110,25 +111,11 @@ def test_the_promoted_standby_takes_over_and_no_acknowledged_dispatch_is_lost(
     service = DispatchService(make_sessionmaker(engine))
     with engine.connect() as conn:
         numbers = list(conn.execute(text("SELECT number FROM calls ORDER BY id")).scalars())
-    states: list[ConnectionState] = []
-    resyncs: list[float] = []
-    feed = Listener(
-        url,
-        on_changes=lambda _: None,
-        on_state=states.append,
-        on_resync=lambda: resyncs.append(time.monotonic()),
-        max_backoff_seconds=0.5,
-    )
-    stop = threading.Event()
-    listening = threading.Thread(target=feed.run, args=(stop,))
-    listening.start()
+    rec = Recorder()
     acknowledged: list[str] = []
     refused: list[str] = []
-    try:
-        deadline = time.monotonic() + 15
-        while ConnectionState.LIVE not in states and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ConnectionState.LIVE in states
+    with running(url, rec, max_backoff_seconds=0.5):
+        wait_for(rec.live, "LIVE", timeout=15)
 
         def dispatching() -> None:
             for k, number in enumerate(numbers, start=1):
@@ -157,18 +144,16 @@ def test_the_promoted_standby_takes_over_and_no_acknowledged_dispatch_is_lost(
         assert main(["--as", "alice", "unit", "status", "M2", "oos", "--reason", "gap"]) == 6
         assert "nothing was changed" in capsys.readouterr().err
         # Counted before the promotion: the listener may be back (and reloaded) at once.
-        promoted = len(resyncs)
+        promoted = rec.resyncs
         _promote(standby)
         # The new primary has no standby of its own yet: it must not wait for one (it kept
         # the old primary's synchronous_standby_names; every commit would wait for ever).
         _no_synchronous_standby(standby)
-        deadline = time.monotonic() + 30
-        while len(resyncs) == promoted and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(resyncs) > promoted and states[-1] == ConnectionState.LIVE  # live, resynced
-    finally:
-        stop.set()
-        listening.join()
+        wait_for(
+            lambda: rec.resyncs > promoted and rec.state is ConnectionState.LIVE,
+            "LIVE on the promoted standby, and reloaded",
+            timeout=30,
+        )
     new_primary = make_engine(standby.url(), pool_size=1)
     try:
         with new_primary.connect() as conn:

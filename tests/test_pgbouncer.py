@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -28,12 +29,13 @@ from sqlalchemy import text
 from dispatch_tui.cli.main import main
 from dispatch_tui.db.embedded import _server_user
 from dispatch_tui.db.engine import libpq_params, make_engine, make_sessionmaker, normalise_url
-from dispatch_tui.db.listener import ConnectionState, Listener
+from dispatch_tui.db.listener import ConnectionState
 from dispatch_tui.rules.errors import Conflict
 from dispatch_tui.rules.validation import CallChanges
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.read_service import ReadService
 from tests.helpers import new_call
+from tests.test_listener import Recorder, running, wait_for
 from tests.test_roles import libpq
 
 # Debian puts it in /usr/sbin, which a plain user's PATH may not hold.
@@ -173,31 +175,15 @@ def test_a_listener_behind_a_transaction_pooler_says_it_polls(
     """LISTEN is accepted on a server connection that is this client's only for that one
     statement: while other desks use the pool, what is notified to it goes to whichever client
     holds it then, and the listener's own notification does not come back, so it polls."""
-    for url in _bouncer(database_url, "transaction"):
-        busy = threading.Event()
+    rec, busy = Recorder(), threading.Event()
+    with contextmanager(_bouncer)(database_url, "transaction") as url:
         desks = [threading.Thread(target=_another_desk, args=(url, busy)) for _ in range(3)]
         for desk in desks:
             desk.start()
-        states: list[ConnectionState] = []
-        feed = Listener(
-            url,
-            on_changes=lambda _: None,
-            on_state=states.append,
-            on_resync=lambda: None,
-            heartbeat_seconds=0.1,
-            poll_seconds=0.2,
-        )
-        stop = threading.Event()
-        thread = threading.Thread(target=feed.run, args=(stop,))
-        thread.start()
         try:
-            deadline = time.monotonic() + 20
-            while ConnectionState.POLLING not in states and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert ConnectionState.POLLING in states, states
+            with running(url, rec, heartbeat_seconds=0.1, poll_seconds=0.2):
+                wait_for(lambda: ConnectionState.POLLING in rec.states, "POLLING", timeout=20)
         finally:
-            stop.set()
             busy.set()
-            thread.join()
             for desk in desks:
                 desk.join()

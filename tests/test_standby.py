@@ -22,6 +22,7 @@ from sqlalchemy import text
 from dispatch_tui.cli.main import main
 from dispatch_tui.db.embedded import PORT, SUPERUSER, EmbeddedServer, _server_user, postgres_bin_dir
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
+from dispatch_tui.db.listener import ConnectionState
 from dispatch_tui.service import demo
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.read_service import ReadService
@@ -135,29 +136,10 @@ def test_a_write_sent_to_the_standby_is_refused_in_one_line(
 
 def test_a_listener_on_the_standby_polls(cluster: tuple[EmbeddedServer, EmbeddedServer]) -> None:
     """A standby takes no LISTEN (notifications are not replicated): the board polls there."""
-    import threading
-
-    from dispatch_tui.db.listener import ConnectionState, Listener
+    from tests.test_listener import Recorder, running, wait_for
 
     _, standby = cluster
-    states: list[ConnectionState] = []
-    resyncs: list[float] = []
-    feed = Listener(
-        standby.url(),
-        on_changes=lambda _: None,
-        on_state=states.append,
-        on_resync=lambda: resyncs.append(time.monotonic()),
-        poll_seconds=0.2,
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=feed.run, args=(stop,))
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while len(resyncs) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ConnectionState.POLLING in states and ConnectionState.LIVE not in states
-        assert len(resyncs) >= 3  # a resync every poll
-    finally:
-        stop.set()
-        thread.join()
+    rec = Recorder()
+    with running(standby.url(), rec, poll_seconds=0.2):
+        wait_for(lambda: rec.resyncs >= 3, "a resync every poll", timeout=10)
+        assert ConnectionState.POLLING in rec.states and ConnectionState.LIVE not in rec.states
