@@ -678,7 +678,9 @@ def run(connections: DriverConnections, desk: str, request: Request) -> Dispatch
                 return Dispatched(done[0], request.number, request.units, done[1])
             if request.once is not None:
                 # A retry of a dispatch that went through wrote nothing: say what it did.
-                _raise_if_done(connections.engine, request.once)
+                kept = transactions.done_before(connections.engine, request.once)
+                if kept is not None:
+                    raise kept
             facts = _read(connections, gate.compiled("facts", dialect), params)
         except transactions.Retry:
             transactions.retried(attempt)
@@ -706,14 +708,6 @@ WHERE c.number = :number AND u.code = ANY(:units) AND lower(s.username) = :opera
 GROUP BY c.id
 """
 ).bindparams(bindparam("units", type_=ARRAY(String)))
-
-
-def _raise_if_done(engine: Engine, once: Once) -> None:
-    """Raise AlreadyDone when the dispatch kept under `once` was carried out before."""
-    with transactions.db_errors(), engine.connect() as conn:
-        done = request_ids.recall(conn, once)
-    if done is not None:
-        raise done
 
 
 def _settled(engine: Engine, request: Request, doubt: transactions.InDoubt) -> Dispatched:

@@ -119,7 +119,9 @@ def run(
         if once is not None:
             # A retry of a write that went through finds the state it made (the unit there
             # already): say what the first one did.
-            _raise_if_done(engine, once)
+            done = transactions.done_before(engine, once)
+            if done is not None:
+                raise done
         if row is None:
             raise Conflict("that request id was just used by another write")
         if row[0] == "moved":
@@ -129,14 +131,6 @@ def run(
             raise refused
         log.info("%s: refused as %s, yet nothing refuses it now", sql[:40], row[0])
     raise Conflict(moved)
-
-
-def _raise_if_done(engine: Engine, once: Once) -> None:
-    """Raise AlreadyDone when the write kept under `once` was carried out before."""
-    with transactions.db_errors(), engine.connect() as conn:
-        done = request_ids.recall(conn, once)
-    if done is not None:
-        raise done
 
 
 def _settled(

@@ -172,7 +172,7 @@ def write(
             # when the server could not be reached: asking would fail the same way.)
             if isinstance(err, (OutcomeUnknown, Unavailable)):
                 raise
-            done = _done_before(sessions, once) if once is not None else None
+            done = done_before(sessions.kw["bind"], once) if once is not None else None
             if done is not None:
                 raise done from None
             if isinstance(err, RequestKept):  # (a kept id is always found: it committed)
@@ -181,10 +181,11 @@ def write(
     raise Conflict("the database kept reporting conflicting changes; try again")
 
 
-def _done_before(sessions: sessionmaker[Session], once: Once) -> AlreadyDone | None:
-    """What the write kept under `once` made, read on a fresh connection (None: no such write)."""
-    with sessions() as session, db_errors():
-        return request_ids.recall(session.connection(), once)
+def done_before(engine: Engine, once: Once) -> AlreadyDone | None:
+    """What the write kept under `once` made, read on a fresh connection (None: no such write).
+    Every writer asks it when a write under a request id was refused or tripped its key."""
+    with db_errors(), engine.connect() as conn:
+        return request_ids.recall(conn, once)
 
 
 def committed(engine: Engine, xid: str) -> bool:

@@ -471,26 +471,36 @@ END
 $$
 """
 
-FUNCTIONS = (
-    ("dispatch_end_lined_up(integer, timestamptz, integer, text, text, text)", END_LINED_UP),
-    ("dispatch_follow(integer, timestamptz, integer, text, text, jsonb)", FOLLOW),
-    ("dispatch_divert(text, text, text, text, text, text, text, jsonb)", DIVERT),
-    ("dispatch_promote(integer, integer[], timestamptz, integer, text, text, jsonb)", PROMOTE),
-    (
-        "dispatch_unit_status(text, text, text, text, boolean, text, text, text, text, jsonb)",
-        UNIT_STATUS,
-    ),
+FUNCTIONS = (END_LINED_UP, FOLLOW, DIVERT, PROMOTE, UNIT_STATUS)
+# Run as the caller, whose rights decide what they may change; only staff logins run them.
+RIGHTS = (
+    "REVOKE EXECUTE ON FUNCTION dispatch_end_lined_up(integer, timestamptz, integer, text, text, text) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION dispatch_end_lined_up(integer, timestamptz, integer, text, text, text) TO dispatch_operator",
+    "REVOKE EXECUTE ON FUNCTION dispatch_follow(integer, timestamptz, integer, text, text, jsonb) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION dispatch_follow(integer, timestamptz, integer, text, text, jsonb) TO dispatch_operator",
+    "REVOKE EXECUTE ON FUNCTION dispatch_divert(text, text, text, text, text, text, text, jsonb) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION dispatch_divert(text, text, text, text, text, text, text, jsonb) TO dispatch_operator",
+    "REVOKE EXECUTE ON FUNCTION dispatch_promote(integer, integer[], timestamptz, integer, text, text, jsonb) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION dispatch_promote(integer, integer[], timestamptz, integer, text, text, jsonb) TO dispatch_operator",
+    "REVOKE EXECUTE ON FUNCTION dispatch_unit_status(text, text, text, text, boolean, text, text, text, text, jsonb) FROM PUBLIC",
+    "GRANT EXECUTE ON FUNCTION dispatch_unit_status(text, text, text, text, boolean, text, text, text, text, jsonb) TO dispatch_operator",
+)
+DROPS = (
+    "DROP FUNCTION IF EXISTS dispatch_unit_status(text, text, text, text, boolean, text, text, text, text, jsonb)",
+    "DROP FUNCTION IF EXISTS dispatch_promote(integer, integer[], timestamptz, integer, text, text, jsonb)",
+    "DROP FUNCTION IF EXISTS dispatch_divert(text, text, text, text, text, text, text, jsonb)",
+    "DROP FUNCTION IF EXISTS dispatch_follow(integer, timestamptz, integer, text, text, jsonb)",
+    "DROP FUNCTION IF EXISTS dispatch_end_lined_up(integer, timestamptz, integer, text, text, text)",
 )
 
 
 def upgrade() -> None:
-    for signature, body in FUNCTIONS:
+    for body in FUNCTIONS:
         op.execute(body)
-        # Run as the caller, whose rights decide what they may change; only staff logins run it.
-        op.execute(f"REVOKE EXECUTE ON FUNCTION {signature} FROM PUBLIC")
-        op.execute(f"GRANT EXECUTE ON FUNCTION {signature} TO dispatch_operator")
+    for statement in RIGHTS:
+        op.execute(statement)
 
 
 def downgrade() -> None:
-    for signature, _ in reversed(FUNCTIONS):
-        op.execute(f"DROP FUNCTION IF EXISTS {signature}")
+    for statement in DROPS:
+        op.execute(statement)
