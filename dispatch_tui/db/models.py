@@ -21,6 +21,7 @@ from sqlalchemy import (
     CheckConstraint,
     Double,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -499,3 +500,74 @@ class PremiseNote(Base):
     added_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     retired_at: Mapped[datetime | None] = mapped_column(TS)
     retired_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
+
+class AddressPoint(Base):
+    """One addressable point of the gazetteer (migration 0014): the agency's GIS data or the
+    demo seed. `street_key` is the street as compared."""
+
+    __tablename__ = "address_points"
+    __table_args__ = (
+        CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position"),
+        CheckConstraint("street_key <> ''", name="key"),
+        Index("ix_address_points_street_key_number", "street_key", "number"),
+        Index(
+            "ix_address_points_street_key_trgm",
+            "street_key",
+            postgresql_using="gin",
+            postgresql_ops={"street_key": "gin_trgm_ops"},
+        ),
+        Index(
+            "uq_address_points_source_key",
+            "source",
+            "source_key",
+            unique=True,
+            postgresql_where=text("source_key IS NOT NULL"),
+        ),
+        Index("ix_address_points_lat_lon", "lat", "lon"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    number: Mapped[str] = mapped_column(Text)
+    street: Mapped[str] = mapped_column(Text)
+    street_key: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    postcode: Mapped[str | None] = mapped_column(Text)
+    lat: Mapped[float] = mapped_column(Double)
+    lon: Mapped[float] = mapped_column(Double)
+    source: Mapped[str | None] = mapped_column(Text)
+    source_key: Mapped[str | None] = mapped_column(Text)
+
+
+class StreetSegment(Base):
+    """A street's line (migration 0014): `coords` in GeoJSON order, `[[lon, lat], ...]`, with its
+    bounding box so the map reads only what is in view."""
+
+    __tablename__ = "street_segments"
+    __table_args__ = (
+        CheckConstraint(
+            "jsonb_typeof(coords) = 'array' AND jsonb_array_length(coords) >= 2", name="line"
+        ),
+        Index("ix_street_segments_box", "min_lat", "max_lat", "min_lon", "max_lon"),
+        Index("ix_street_segments_street_key", "street_key"),
+        Index(
+            "uq_street_segments_source_key",
+            "source",
+            "source_key",
+            unique=True,
+            postgresql_where=text("source_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    street_key: Mapped[str] = mapped_column(Text)
+    city: Mapped[str | None] = mapped_column(Text)
+    coords: Mapped[Any] = mapped_column(JSONB)
+    min_lat: Mapped[float] = mapped_column(Double)
+    max_lat: Mapped[float] = mapped_column(Double)
+    min_lon: Mapped[float] = mapped_column(Double)
+    max_lon: Mapped[float] = mapped_column(Double)
+    source: Mapped[str | None] = mapped_column(Text)
+    source_key: Mapped[str | None] = mapped_column(Text)
