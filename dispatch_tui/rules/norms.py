@@ -115,6 +115,36 @@ def alert_words(a: AssignmentView, now: datetime | None, ack_seconds: int = ACK_
     return "NO ACK" if late and unacknowledged(a) else ""
 
 
+# -- positions ------------------------------------------------------------------------------
+
+# A unit's reported position older than this is stale: drawn and listed as such, and the
+# recommendation says how old it is (DISPATCH_STALE_POSITION_MINUTES).
+STALE_POSITION_SECONDS = 600
+
+
+def position_age(position_at: datetime | None, now: datetime | None) -> float | None:
+    """Seconds since a position was reported (None: no position, or no clock to compare)."""
+    if position_at is None or now is None:
+        return None
+    return max(0.0, (now - position_at).total_seconds())
+
+
+def position_stale(
+    position_at: datetime | None, now: datetime | None, stale_seconds: int = STALE_POSITION_SECONDS
+) -> bool:
+    """Whether a reported position is too old to trust."""
+    age = position_age(position_at, now)
+    return age is not None and age > stale_seconds
+
+
+def position_age_words(seconds: float) -> str:
+    """A position's age as a dispatcher says it: `position 23 min old`, `position 2 h 05 min old`."""
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"position {minutes} min old"
+    return f"position {minutes // 60} h {minutes % 60:02d} min old"
+
+
 @dataclass(frozen=True, slots=True)
 class Timer:
     """One running clock the supervisor watches. `key` identifies it across refreshes."""
