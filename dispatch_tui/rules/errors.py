@@ -104,6 +104,13 @@ IN_DOUBT = (
     "it may or may not have been saved; look before doing it again"
 )
 
+# A commit the bound cut short (`service.commit_bound`): written on the server it was sent to,
+# but no synchronous standby confirmed it; a failover now could lose it.
+UNCONFIRMED = (
+    "the change was saved on the primary, but no standby confirmed it in time (synchronous "
+    "replication is stalled): it may be lost if the primary fails now; look before doing it again"
+)
+
 
 class AlreadyDone(Exception):
     """A write's request id names a write the database carried out before: nothing was done now.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, NoReturn, TypeVar
 
 from sqlalchemy import Connection, Engine, text
@@ -29,6 +29,7 @@ from dispatch_tui.rules.errors import (
     IN_DOUBT,
     NOTHING_CHANGED,
     READ_ONLY,
+    UNCONFIRMED,
     AlreadyDone,
     Conflict,
     DispatchError,
@@ -36,7 +37,7 @@ from dispatch_tui.rules.errors import (
     OutcomeUnknown,
     Unavailable,
 )
-from dispatch_tui.service import request_ids
+from dispatch_tui.service import commit_bound, request_ids
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,17 +89,29 @@ def one_statement(
     except dbapi.Error as err:  # could not connect
         _raise_mapped(_wrapped(connections.engine, err, lost=False))
     pid: int | None = cursor.connection.info.backend_pid  # known locally, no round trip
+    watch: commit_bound.Watch | None = None
     try:
         # Prepared (one plan, kept), unless the engine prepares nothing (behind a transaction
         # pooler: `make_engine`).
         prepare = None if cursor.connection.prepare_threshold is None else True
-        row: tuple[Any, ...] | None = cursor.execute(sql, params, prepare=prepare).fetchone()
+        if writes:  # its own commit: bounded as one (`commit_bound`)
+            with commit_bound.bounded(cursor.connection) as watch:
+                row: tuple[Any, ...] | None = cursor.execute(
+                    sql, params, prepare=prepare
+                ).fetchone()
+        else:
+            row = cursor.execute(sql, params, prepare=prepare).fetchone()
     except dbapi.IntegrityError as err:
-        connections.give_back(cursor)
+        _give_back_unless_cancelled(connections, cursor, watch)
         if err.diag.constraint_name in tolerated:
             return None
         _raise_mapped(_wrapped(connections.engine, err, lost=False))
     except dbapi.Error as err:
+        if watch is not None and watch.fired:
+            # Cancelled by the bound: mid-statement (nothing written), or after its commit
+            # (written): the caller looks, as for a lost connection.
+            connections.discard(cursor)
+            raise InDoubt(pid) from err
         lost = connections.engine.dialect.is_disconnect(err, cursor.connection, None)
         if lost:
             connections.discard(cursor)  # dead: never used again
@@ -110,8 +123,23 @@ def one_statement(
     except BaseException:
         connections.discard(cursor)  # interrupted mid-statement: nobody should inherit it
         raise
-    connections.give_back(cursor)
+    _give_back_unless_cancelled(connections, cursor, watch)
+    if watch is not None and watch.fired:
+        # It ran to the end, its commit's wait for a standby cut short by the bound.
+        log.warning("a one-statement write outlived its bound: saved, unconfirmed")
+        raise OutcomeUnknown(UNCONFIRMED)
     return row
+
+
+def _give_back_unless_cancelled(
+    connections: DriverConnections, cursor: Any, watch: commit_bound.Watch | None
+) -> None:
+    """Keep a connection for the next statement, unless the bound sent its server process a
+    cancel, which may still be pending there."""
+    if watch is not None and watch.fired:
+        connections.discard(cursor)
+    else:
+        connections.give_back(cursor)
 
 
 def _wrapped(engine: Engine, err: Exception, *, lost: bool) -> StatementError:
@@ -144,9 +172,15 @@ def write(
     was carried out before (a retry after a lost answer), raise `AlreadyDone` with what the first
     write made instead of acting twice (see `request_ids`).
     """
+    engine: Engine = sessions.kw["bind"]
     for attempt in range(1, RETRIES + 1):
         try:
-            with sessions() as session:
+            with ExitStack() as held:
+                # The session works on a connection held here until the commit's bound is
+                # disarmed (`_commit`): back in the pool sooner, a late cancel could reach it.
+                with db_errors():
+                    conn = held.enter_context(engine.connect())
+                session = held.enter_context(sessions(bind=conn))
                 with db_errors():
                     session.begin()
                     result = work(session)
@@ -155,14 +189,7 @@ def write(
                     # The transaction's id, for asking how it ended should the commit's reply
                     # be lost (pg_xact_status).
                     xid = str(session.execute(_XID).scalar_one())
-                try:
-                    with db_errors(in_doubt=True):
-                        session.commit()
-                except OutcomeUnknown:
-                    if committed(sessions.kw["bind"], xid):
-                        log.warning("commit of transaction %s was in doubt: it committed", xid)
-                        return result
-                    raise
+                _commit(engine, session, conn, xid)
                 return result
         except Retry:
             retried(attempt)
@@ -179,6 +206,30 @@ def write(
                 raise Conflict("that request id was just used by another write") from err
             raise
     raise Conflict("the database kept reporting conflicting changes; try again")
+
+
+def _commit(engine: Engine, session: Session, conn: Connection, xid: str) -> None:
+    """Commit, under the bound on a commit's wait (`commit_bound`); when the connection is lost
+    during the commit or the bound cut it short, find out how the transaction ended."""
+    driver = conn.connection.driver_connection
+    watch: commit_bound.Watch | None = None
+    try:
+        with commit_bound.bounded(driver) as watch, db_errors(in_doubt=True):
+            session.commit()
+    except OutcomeUnknown:
+        if committed(engine, xid):
+            log.warning("commit of transaction %s was in doubt: it committed", xid)
+            return
+        raise
+    except DBAPIError:
+        if watch is None or not watch.fired:
+            raise
+        # The cancel may have reached it after the commit's wait: asked below.
+    if watch is not None and watch.fired:
+        conn.invalidate()  # the cancel may still be pending on its server process
+        if committed(engine, xid):
+            log.warning("commit of transaction %s outlived its bound: saved, unconfirmed", xid)
+            raise OutcomeUnknown(UNCONFIRMED)
 
 
 def done_before(engine: Engine, once: Once) -> AlreadyDone | None:
