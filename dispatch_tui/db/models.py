@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Column,
     Double,
     ForeignKey,
     Identity,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Sequence,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
     Uuid,
@@ -216,6 +218,7 @@ class Call(Base):
             " AND (status = 'CANCELLED') = (cancelled_at IS NOT NULL)",
             name="end_times",
         ),
+        CheckConstraint("NOT location_verified OR lat IS NOT NULL", name="verified_position"),
         CheckConstraint(
             "status = 'RECEIVED' OR first_dispatched_at IS NOT NULL OR status = 'CANCELLED'",
             name="dispatched_time",
@@ -257,8 +260,11 @@ class Call(Base):
     # The intake form's answer this call was taken from: a trigger sets received_at from it.
     answer_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("call_answers.id"))
     reopened_at: Mapped[datetime | None] = mapped_column(TS)
-    # The location as compared (`rules.duplicates.normalise_address`), for a premise's history.
+    # The location as compared (`rules.addresses.normalise_address`), for a premise's history.
     address_key: Mapped[str | None] = mapped_column(Text)
+    # Whether its position is one to trust: an address the gazetteer has, a named place, or
+    # coordinates given (migration 0014). A location not found is taken, and shown UNVERIFIED.
+    location_verified: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
 
 
 class Assignment(Base):
@@ -510,13 +516,11 @@ class AddressPoint(Base):
     __table_args__ = (
         CheckConstraint("lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180", name="position"),
         CheckConstraint("street_key <> ''", name="key"),
-        Index("ix_address_points_street_key_number", "street_key", "number"),
-        Index(
-            "ix_address_points_street_key_trgm",
-            "street_key",
-            postgresql_using="gin",
-            postgresql_ops={"street_key": "gin_trgm_ops"},
-        ),
+        # Completion and exact matches (a number, then its streets); a number placed between
+        # its neighbours (a street's numbers in order). Fuzzy street matching is done on the
+        # streets (`gazetteer_streets`), not here.
+        Index("ix_address_points_number", "number", "street_key"),
+        Index("ix_address_points_house", "street_key", "house"),
         Index(
             "uq_address_points_source_key",
             "source",
@@ -531,6 +535,8 @@ class AddressPoint(Base):
     number: Mapped[str] = mapped_column(Text)
     street: Mapped[str] = mapped_column(Text)
     street_key: Mapped[str] = mapped_column(Text)
+    # The number's leading whole number (`rules.addresses.house_number`): 123 for `123A`.
+    house: Mapped[int | None] = mapped_column(Integer)
     unit: Mapped[str | None] = mapped_column(Text)
     city: Mapped[str | None] = mapped_column(Text)
     postcode: Mapped[str | None] = mapped_column(Text)
@@ -571,3 +577,32 @@ class StreetSegment(Base):
     max_lon: Mapped[float] = mapped_column(Double)
     source: Mapped[str | None] = mapped_column(Text)
     source_key: Mapped[str | None] = mapped_column(Text)
+
+
+# The gazetteer's streets (migration 0014): a materialized view over the address points and the
+# street lines, one row per street and city, refreshed by the importer. On a MetaData of its
+# own: the schema test compares tables, and this is no table.
+gazetteer_streets = Table(
+    "gazetteer_streets",
+    MetaData(),
+    Column("street_key", Text),
+    Column("city", Text),  # '' when the data has none
+    Column("name", Text),
+    Column("points", Integer),
+    Column("lat", Double),
+    Column("lon", Double),
+)
+
+
+class RelayChannel(Base):
+    """The name of the channel the relay sends changed rows on (migration 0015): a secret only
+    dispatchers, supervisors and admins may read, so no other login can hear or forge them."""
+
+    __tablename__ = "relay_channel"
+    __table_args__ = (
+        CheckConstraint("one", name="one_row"),
+        CheckConstraint("name ~ '^dispatch_rows_[0-9a-f]{32}$'", name="name"),
+    )
+
+    one: Mapped[bool] = mapped_column(Boolean, primary_key=True, server_default=text("true"))
+    name: Mapped[str] = mapped_column(Text)
