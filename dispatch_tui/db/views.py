@@ -29,6 +29,7 @@ from dispatch_tui.db.models import (
     Queued,
     Staff,
     Station,
+    StreetSegment,
     Unit,
 )
 from dispatch_tui.rules import duplicates, timeline, validation
@@ -39,6 +40,7 @@ from dispatch_tui.rules.views import (
     AlertView,
     AssignmentView,
     AuditView,
+    Box,
     CallRecord,
     CallView,
     HospitalView,
@@ -47,6 +49,7 @@ from dispatch_tui.rules.views import (
     PlaceView,
     PremiseView,
     PriorCall,
+    StreetView,
     UnitView,
 )
 
@@ -593,3 +596,54 @@ def open_priorities(session: Session) -> dict[str, int]:
     """Each open call's priority by number (two columns, through ix_calls_open)."""
     rows = session.execute(select(Call.number, Call.priority).where(_OPEN))
     return {number: priority for number, priority in rows}
+
+
+# The street lines that cross a box: its bounding box overlaps the box (ix_street_segments_box).
+_IN_BOX = and_(
+    StreetSegment.max_lat >= bindparam("min_lat"),
+    StreetSegment.min_lat <= bindparam("max_lat"),
+    StreetSegment.max_lon >= bindparam("min_lon"),
+    StreetSegment.min_lon <= bindparam("max_lon"),
+)
+_STREETS = (
+    select(
+        StreetSegment.name,
+        StreetSegment.coords,
+        StreetSegment.min_lat,
+        StreetSegment.max_lat,
+        StreetSegment.min_lon,
+        StreetSegment.max_lon,
+    )
+    .where(_IN_BOX)
+    .order_by(StreetSegment.id)
+    .limit(bindparam("limit"))
+)
+_COUNT_STREETS = select(func.count()).select_from(StreetSegment).where(_IN_BOX)
+
+
+def streets(session: Session, box: Box, *, limit: int) -> tuple[list[StreetView], int]:
+    """The street lines that cross `box` (at most `limit`), with how many do in all: counted
+    only when the limit was reached, in the same snapshot."""
+    where = {
+        "min_lat": box.min_lat,
+        "max_lat": box.max_lat,
+        "min_lon": box.min_lon,
+        "max_lon": box.max_lon,
+    }
+    connection = session.connection()  # Core rows: a view straight from each row
+    found = [
+        StreetView(
+            name,
+            tuple((float(point[0]), float(point[1])) for point in coords),
+            Box(min_lat, max_lat, min_lon, max_lon),
+        )
+        for name, coords, min_lat, max_lat, min_lon, max_lon in connection.execute(
+            _STREETS, {**where, "limit": limit}
+        )
+    ]
+    total = (
+        int(connection.execute(_COUNT_STREETS, where).scalar_one())
+        if len(found) >= limit
+        else len(found)
+    )
+    return found, total

@@ -153,6 +153,51 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
+class Box:
+    """A stretch of the earth between two latitudes and two longitudes: what a map shows, and
+    what it reads the streets of."""
+
+    min_lat: float
+    max_lat: float
+    min_lon: float
+    max_lon: float
+
+    def contains(self, other: Box) -> bool:
+        return (
+            self.min_lat <= other.min_lat
+            and other.max_lat <= self.max_lat
+            and self.min_lon <= other.min_lon
+            and other.max_lon <= self.max_lon
+        )
+
+    def overlaps(self, other: Box) -> bool:
+        return (
+            self.min_lat <= other.max_lat
+            and other.min_lat <= self.max_lat
+            and self.min_lon <= other.max_lon
+            and other.min_lon <= self.max_lon
+        )
+
+    def grown(self, fraction: float) -> Box:
+        """This box with `fraction` of its height and width added on every side."""
+        dlat = (self.max_lat - self.min_lat) * fraction
+        dlon = (self.max_lon - self.min_lon) * fraction
+        return Box(
+            self.min_lat - dlat, self.max_lat + dlat, self.min_lon - dlon, self.max_lon + dlon
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StreetView:
+    """A street's line from the gazetteer, in GeoJSON order (`(lon, lat)` points), with its
+    bounding box, so a map draws only the lines that cross its view."""
+
+    name: str
+    coords: tuple[tuple[float, float], ...]
+    box: Box
+
+
+@dataclass(frozen=True, slots=True)
 class AuditView:
     id: int
     at: datetime

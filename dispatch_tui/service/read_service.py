@@ -20,6 +20,7 @@ from dispatch_tui.rules.recommend import Choices
 from dispatch_tui.rules.views import (
     AddressFacts,
     AuditView,
+    Box,
     CallRecord,
     CallView,
     CrewView,
@@ -31,6 +32,7 @@ from dispatch_tui.rules.views import (
     PremiseView,
     Recommendation,
     Snapshot,
+    StreetView,
     UnitView,
 )
 from dispatch_tui.service import kpis, lookups
@@ -39,6 +41,8 @@ from dispatch_tui.service.transactions import reading
 # `find`: how far back ended calls are searched, and how many calls it lists at most.
 FIND_DAYS = 3.0
 FIND_LIMIT = 50
+# The most street lines a map reads for one view; past it the map says how many it left out.
+STREETS_LIMIT = 50_000
 
 
 class ReadService:
@@ -168,6 +172,20 @@ class ReadService:
     def places(self) -> list[PlaceView]:
         with reading(self.sessions) as s:
             return views.places(s)
+
+    def streets(self, box: Box, limit: int = STREETS_LIMIT) -> Listing[StreetView]:
+        """The gazetteer's street lines that cross `box` (a map's view), at most `limit`, with
+        how many do in all."""
+        if not (
+            -90 <= box.min_lat <= box.max_lat <= 90 and -180 <= box.min_lon <= box.max_lon <= 180
+        ):
+            raise InvalidInput(
+                "a map's view lies between latitudes -90 and 90, longitudes -180 and 180"
+            )
+        with reading(self.sessions) as s, s.begin():
+            _consistent(s)
+            rows, total = views.streets(s, box, limit=max(1, limit))
+            return Listing(tuple(rows), total)
 
     def audit(self, call_number: str | None = None, limit: int = 200) -> list[AuditView]:
         return list(self.listed_audit(call_number, limit).rows)
