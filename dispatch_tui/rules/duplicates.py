@@ -10,41 +10,19 @@ its position, so two calls at one place are 0 m apart.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from dispatch_tui.rules.addresses import normalise_address
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.recommend import haversine_km
 from dispatch_tui.rules.views import CallView
 
+__all__ = ["Candidate", "DuplicateRule", "candidates", "normalise_address"]
+
 METRES = 150
 MINUTES = 30
-
-# Words as a typed US-style address writes them, and the one form each stands for.
-_ABBREVIATIONS = {
-    "street": "st",
-    "avenue": "ave",
-    "av": "ave",
-    "boulevard": "blvd",
-    "road": "rd",
-    "drive": "dr",
-    "lane": "ln",
-    "court": "ct",
-    "place": "pl",
-    "square": "sq",
-    "highway": "hwy",
-    "parkway": "pkwy",
-    "terrace": "ter",
-    "north": "n",
-    "south": "s",
-    "east": "e",
-    "west": "w",
-    "apartment": "apt",
-    "suite": "ste",
-}
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +50,6 @@ class Candidate:
         return (
             f"{call.number} P{call.priority} {call.nature}, {call.location_text} · {where} · {ago}"
         )
-
-
-def normalise_address(text: str) -> str:
-    """An address as compared: lower case, words only, the usual abbreviations in one form."""
-    words = _WORD.findall(text.lower())
-    return " ".join(_ABBREVIATIONS.get(w, w) for w in words)
 
 
 def candidates(
