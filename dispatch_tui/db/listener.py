@@ -10,6 +10,17 @@ Notifications sent while nobody listens are lost, so after every (re)connect the
 for a full resync. When LISTEN is not available (`listen=False`, or a pooler that refuses it) it
 falls back to asking for a resync every `poll_seconds`.
 
+**The relay** (`relay=`): so that a change costs the server one read, not one per desk, the
+listeners of logins that may read everything take part in a relay. The one holding the relay's
+advisory lock (`RELAY_LOCK`) hears the plain notifications, reads the changed rows once
+(`Relaying.publish`) and sends them as they now are on the rows channel, whose name is a secret
+of the database (`relay_channel`, migration 0015); every other one (a follower) listens there
+only, and applies what arrives without reading (`Relaying.receive`). The relay says it is alive
+every `RELAY_BEAT_SECONDS`; a follower that hears nothing on the rows channel for
+`RELAY_SILENCE_SECONDS` takes the lock (it is the relay now) or, if the relay holds it but is
+silent, goes back to hearing plain notifications and reading for itself; either way it reloads
+everything first, since what the relay did not send meanwhile is lost to it.
+
 This module must not import Textual: the callbacks are plain functions, called on the listener's
 thread; the desk hops to its own thread (e.g. `App.call_from_thread`) itself.
 """
@@ -24,15 +35,25 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TypeGuard
+from typing import Protocol, TypeGuard
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from dispatch_tui.db.engine import libpq_params, normalise_url
+from dispatch_tui.rules.wire import Assembler
 
-__all__ = ["CHANNEL", "Change", "ConnectionState", "Listener", "conninfo_from_url"]
+__all__ = [
+    "CHANNEL",
+    "Change",
+    "ConnectionState",
+    "Listener",
+    "RelayRole",
+    "Relaying",
+    "conninfo_from_url",
+    "touched",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +85,34 @@ _TCP_OPTIONS: dict[str, int] = {
 }
 
 _OPS = frozenset({"INSERT", "UPDATE", "DELETE"})
+
+# The relay: one session-level advisory lock per database names the relay (an arbitrary key,
+# "dispatch relay" in ASCII); it beats this often when quiet; a follower that hears nothing on
+# the rows channel for this long looks for a new relay.
+RELAY_LOCK = 0x6469737061746368
+RELAY_BEAT_SECONDS = 1.0
+RELAY_SILENCE_SECONDS = 3.0
+_BEAT = '{"beat":1}'
+_RELOAD = '{"reload":1}'
+
+
+class RelayRole(StrEnum):
+    NONE = "none"  # not in the relay: reads what plain notifications name (crew, polling)
+    RELAY = "relay"  # reads each change once and sends the rows to the followers
+    FOLLOWER = "follower"  # applies the rows the relay sends
+    ALONE = "alone"  # the relay is silent: reads for itself until it is heard again
+
+
+class Relaying(Protocol):
+    """What a listener in the relay is given (`service.relay.Relay`); called on its thread."""
+
+    def publish(self, changes: list[Change]) -> list[str]:
+        """The payloads that carry these changes' rows as they now are (read once)."""
+        ...
+
+    def receive(self, payloads: list[str]) -> None:
+        """Apply one relayed change (all its parts, in order); ValueError if malformed."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +160,28 @@ def parse_payload(payload: str) -> Change | None:
     return Change(table=table, id=row_id, op=op, call_id=call_id, unit_id=unit_id)
 
 
+def touched(changes: Iterable[Change]) -> tuple[set[int], set[int], set[int]]:
+    """Which calls, units and hospitals a batch of notifications touches."""
+    calls: set[int] = set()
+    units: set[int] = set()
+    hospitals: set[int] = set()
+    for change in changes:
+        if change.table == "calls":
+            calls.add(change.id)
+        elif change.table == "units":
+            units.add(change.id)
+        elif change.table == "hospitals":
+            hospitals.add(change.id)
+        elif change.table == "narrative" and change.call_id is not None:
+            calls.add(change.call_id)  # an open record follows its call's narrative
+        elif change.table in ("assignments", "queued", "alerts"):
+            if change.call_id is not None:
+                calls.add(change.call_id)
+            if change.unit_id is not None:
+                units.add(change.unit_id)
+    return calls, units, hospitals
+
+
 def _is_id(value: object) -> TypeGuard[int]:
     # bool is an int subclass; `true` is not a row id.
     return isinstance(value, int) and not isinstance(value, bool)
@@ -151,6 +222,7 @@ class Listener:
         max_backoff_seconds: float = 5.0,
         poll_seconds: float = 2.0,
         listen: bool = True,
+        relay: Relaying | None = None,
     ) -> None:
         # Parse now, so a malformed URL fails in the caller and not silently in the thread.
         params = conninfo_to_dict(conninfo_from_url(url))
@@ -168,6 +240,15 @@ class Listener:
         self._listen = listen
         self._state: ConnectionState | None = None
         self._resync_due: float | None = None  # when to retry a failed resync (monotonic)
+        # The relay (see the module's docstring): this listener's part in it, the rows channel
+        # (None: this login may not read its name, or no relay), the parts of a change not yet
+        # all in, when the rows channel was last heard, when the relay last beat.
+        self._relay = relay
+        self.role = RelayRole.NONE
+        self._rows: str | None = None
+        self._assembler = Assembler()
+        self._rows_heard = 0.0
+        self._beat_at = 0.0
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -189,6 +270,8 @@ class Listener:
                         conn = self._connect()
                         if listening:
                             listening = self._start_listening(conn)
+                        if listening:
+                            self._join_relay(conn)
                     except psycopg.OperationalError as exc:
                         self._lost(conn, exc)
                         conn = None
@@ -281,14 +364,11 @@ class Listener:
                 quiet_since = now
                 if any(n.channel == proof for n in received):
                     sent_at = None
-                batch = self._batch(n.payload for n in received if n.channel == CHANNEL)
-                if batch:
-                    self._call(self._on_changes, batch)
+                self._deliver(conn, received)
+            self._relay_upkeep(conn)
             if sent_at is not None and now - sent_at > PROOF_SECONDS:
                 late = list(conn.notifies(timeout=0.2))
-                batch = self._batch(n.payload for n in late if n.channel == CHANNEL)
-                if batch:
-                    self._call(self._on_changes, batch)
+                self._deliver(conn, late)
                 if any(n.channel == proof for n in late):
                     sent_at = None  # late, but heard
                     continue
@@ -303,6 +383,125 @@ class Listener:
                 conn.execute("SELECT pg_notify(%s, '')", (proof,))
                 sent_at = quiet_since = time.monotonic()
         return True
+
+    def _deliver(
+        self, conn: psycopg.Connection[tuple[object, ...]], received: list[psycopg.Notify]
+    ) -> None:
+        """Hand on what arrived: plain changes to read (or, for the relay, to publish), and
+        the relay's rows to apply."""
+        batch = self._batch(n.payload for n in received if n.channel == CHANNEL)
+        if batch:
+            if self.role is RelayRole.RELAY:
+                self._publish(conn, batch)
+            elif self.role is not RelayRole.FOLLOWER:
+                # (A follower hears plain changes only before its UNLISTEN takes effect; the
+                # relay sends those.)
+                self._call(self._on_changes, batch)
+        if self._rows is None:
+            return
+        for notification in received:
+            if notification.channel == self._rows:
+                self._rows_heard = time.monotonic()
+                self._relayed(conn, notification.payload)
+
+    def _relayed(self, conn: psycopg.Connection[tuple[object, ...]], payload: str) -> None:
+        """One notification on the rows channel: a beat, a call to reload, or a part of a
+        change, applied once all its parts are in."""
+        assert self._relay is not None
+        if self.role is RelayRole.ALONE:
+            log.info("listener hears the relay again: following it")
+            conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(CHANNEL)))
+            self.role = RelayRole.FOLLOWER
+        if payload == _BEAT:
+            return
+        if payload == _RELOAD:
+            self._resync()
+            return
+        parts = self._assembler.add(payload)
+        if self._assembler.broken:
+            self._assembler.broken = False
+            log.warning("parts of a relayed change were lost: reloading everything")
+            self._resync()
+        if parts is None:
+            return
+        try:
+            self._relay.receive(parts)
+        except ValueError:
+            log.warning("ignoring a malformed relayed change: %.200r", parts[0])
+            self._resync()
+        except Exception:
+            log.exception("applying a relayed change failed")
+
+    def _publish(self, conn: psycopg.Connection[tuple[object, ...]], batch: list[Change]) -> None:
+        """As the relay: read the changed rows once and send them to every follower (and to
+        itself: every listener applies the rows channel alike). A read that fails tells every
+        follower to reload instead; a connection that fails raises, and the relay is free."""
+        assert self._relay is not None and self._rows is not None
+        try:
+            payloads = self._relay.publish(batch)
+        except Exception:
+            log.exception("the relay could not read a change: every desk reloads instead")
+            payloads = [_RELOAD]
+        for payload in payloads:  # in order; only the relay sends here, so they stay together
+            conn.execute("SELECT pg_notify(%s, %s)", (self._rows, payload))
+        self._beat_at = time.monotonic()
+
+    def _join_relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """On a new connection: find the rows channel, then be the relay if no one is, else
+        follow it (plain notifications are then not this listener's concern)."""
+        self.role, self._rows = RelayRole.NONE, None
+        if self._relay is None:
+            return
+        try:
+            row = conn.execute("SELECT name FROM relay_channel").fetchone()
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error as exc:  # a paramedic's or a board's login; a database before 0015
+            log.info("listener is not in the relay (%s): reading what it is told", exc.sqlstate)
+            return
+        if row is None:
+            return
+        self._rows = str(row[0])
+        self._assembler = Assembler()
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._rows)))
+        self._rows_heard = time.monotonic()
+        if self._take_relay(conn):
+            return
+        conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(CHANNEL)))
+        self.role = RelayRole.FOLLOWER
+
+    def _take_relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()
+        if not (row and row[0]):
+            return False
+        log.info("listener is the relay now (backend pid %s)", conn.info.backend_pid)
+        self.role = RelayRole.RELAY
+        self._beat_at = 0.0  # beat at once: the followers learn there is a relay
+        return True
+
+    def _relay_upkeep(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """The relay beats when quiet; a follower that hears no relay takes its place, or
+        reads for itself until it hears one again (reloading first: what the relay did not
+        send meanwhile is lost to it)."""
+        if self._rows is None:
+            return
+        now = time.monotonic()
+        if self.role is RelayRole.RELAY:
+            if now - self._beat_at >= RELAY_BEAT_SECONDS:
+                conn.execute("SELECT pg_notify(%s, %s)", (self._rows, _BEAT))
+                self._beat_at = now
+            return
+        if now - self._rows_heard < RELAY_SILENCE_SECONDS:
+            return
+        self._rows_heard = now  # (alone: try for the relay again after as long)
+        if self.role is RelayRole.FOLLOWER:
+            log.warning("listener has not heard the relay for %.0f s", RELAY_SILENCE_SECONDS)
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+            if not self._take_relay(conn):
+                self.role = RelayRole.ALONE
+            self._resync()
+        elif self.role is RelayRole.ALONE:
+            self._take_relay(conn)
 
     def _poll_loop(
         self,

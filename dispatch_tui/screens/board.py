@@ -4,7 +4,8 @@ No key or command on it changes anything, and its database sessions are read-onl
 itself. It shows KPIs against the norms (90th percentiles, never means) for the last hour, the
 shift and 24 h; pending calls by priority; units available by capability, with a loud warning when
 no ALS unit is free; hospitals on diversion; active calls; and the overdue timers, ringing the
-terminal bell once when a timer first goes overdue.
+terminal bell once when a timer first goes overdue. `m` shows the map in the active calls' place
+(units, calls and hospitals on the streets), and again the active calls.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dispatch_tui.rules.lifecycle import unit_state
 from dispatch_tui.rules.norms import clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
 from dispatch_tui.screens.live import DeskContext, LiveScreen, SnapshotLoaded
+from dispatch_tui.widgets.map_view import MapView
 from dispatch_tui.widgets.panes import status_text, unit_times
 from dispatch_tui.widgets.status_line import StatusLine
 
@@ -52,7 +54,14 @@ def _seconds(value: float | None) -> str:
 
 class BoardScreen(LiveScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("r", "refresh_kpis", "Refresh KPIs", id="refresh")
+        Binding("r", "refresh_kpis", "Refresh KPIs", id="refresh"),
+        Binding(
+            "m",
+            "map",
+            "Map",
+            id="board-map",
+            tooltip="units, calls and hospitals on the streets; m again: the active calls",
+        ),
     ]
 
     def __init__(self, context: DeskContext, *, now: Callable[[], datetime] | None = None) -> None:
@@ -63,6 +72,14 @@ class BoardScreen(LiveScreen):
         self.kpis: dict[str, dict[str, list[norms.Kpi]]] = {}
         self.overdue_seen: set[str] = set()
         self._now = now
+        # The map, in the active calls' place while it is shown (`m`). A board selects nothing,
+        # so its map has no `c`; `]` goes from call to call.
+        self.map = MapView(
+            context.options.status_styles,
+            stale_seconds=context.options.stale_position_seconds,
+            id="board-map",
+        )
+        self.map.display = False
 
     def now(self) -> datetime:
         return self._now() if self._now is not None else self.db_now()
@@ -77,6 +94,7 @@ class BoardScreen(LiveScreen):
             yield Static(id="situation", classes="board-box")
             yield Static(id="timers", classes="board-box")
         yield Static(id="board-active", classes="board-box")
+        yield self.map
         yield Footer()
 
     def on_mount(self) -> None:
@@ -106,6 +124,10 @@ class BoardScreen(LiveScreen):
             status.standby_age = snapshot.standby_age
         if any(not CallStatus(c.status).is_open for c in snapshot.calls):
             self.load_kpis()  # a call just finished: the numbers moved
+        if self.map.display:
+            self.map.show(
+                self.units.values(), self.calls.values(), self.hospitals.values(), self.now()
+            )
         self.render_all()
 
     @on(KpisLoaded)
@@ -126,6 +148,17 @@ class BoardScreen(LiveScreen):
     def action_refresh_kpis(self) -> None:
         self.load_kpis()
 
+    def action_map(self) -> None:
+        """The map in the active calls' place, or the active calls again."""
+        active = self.query_one("#board-active", Static)
+        showing = not self.map.display
+        self.map.display, active.display = showing, not showing
+        if showing:
+            self.map.show(
+                self.units.values(), self.calls.values(), self.hospitals.values(), self.now()
+            )
+            self.map.focus()
+
     # -- rendering ----------------------------------------------------------------------------
 
     def render_all(self) -> None:
@@ -135,6 +168,8 @@ class BoardScreen(LiveScreen):
         self.query_one("#situation", Static).update(self._situation(now))
         self.query_one("#timers", Static).update(self._timer_table(now))
         self.query_one("#board-active", Static).update(self._active(now))
+        if self.map.display:
+            self.map.tick(now)
 
     def _kpi_table(self) -> RenderableType:
         table = Table(

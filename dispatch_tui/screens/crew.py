@@ -39,6 +39,7 @@ from dispatch_tui.screens.help import HelpScreen
 from dispatch_tui.screens.live import ActionDone, DeskContext, LiveScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import ACCEPTED, REFUSED
+from dispatch_tui.widgets.panes import hazard_text
 from dispatch_tui.widgets.status_line import StatusLine
 
 # The crew's status keys: the desk's letters (`widgets/panes.py`), in the crew's words.
@@ -67,6 +68,8 @@ def _time(value: datetime | None) -> str:
 
 
 class CrewScreen(LiveScreen):
+    in_relay = False  # it reads its own unit's record for a change, under the crew's login
+
     DEFAULT_CSS = """
     CrewScreen #crew-unit {
         height: 1;
@@ -234,6 +237,8 @@ class CrewScreen(LiveScreen):
         if lined_up is not None:
             line = Text("Next  ", style="bold cyan")
             line.append(f"{lined_up.number}  P{lined_up.priority}  ", style="bold")
+            if lined_up.hazard:  # its record says which when it comes
+                line.append_text(hazard_text(lined_up)).append("  ")
             line.append(lined_up.nature)
             line.append(" · ")
             line.append(lined_up.location_text)
@@ -257,6 +262,8 @@ class CrewScreen(LiveScreen):
         if view.record is not None:
             line.append("  on ")
             line.append(view.record.call.number, style="bold")
+            if view.record.call.hazard:  # below, under the address, it says which
+                line.append("  ").append_text(hazard_text(view.record.call))
         self.query_one("#crew-unit", Static).update(line)
 
     def _alert_text(self, view: CrewView, assignment: AssignmentView) -> Text:

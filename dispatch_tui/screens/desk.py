@@ -26,7 +26,7 @@ from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import DispatchError, InvalidInput
 from dispatch_tui.rules.lifecycle import UNIT_STEPS, label
 from dispatch_tui.rules.validation import CallIntake
-from dispatch_tui.rules.views import CallView, PlaceView, Snapshot, UnitView
+from dispatch_tui.rules.views import CallView, HospitalView, PlaceView, Snapshot, UnitView
 from dispatch_tui.screens.dialogs import DeskDialogs
 from dispatch_tui.screens.find import FindScreen
 from dispatch_tui.screens.help import HelpScreen
@@ -41,6 +41,8 @@ from dispatch_tui.screens.record import RecordScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import ACCEPTED, REFUSED
 from dispatch_tui.widgets.command_bar import CommandBar
+from dispatch_tui.widgets.map_canvas import call_key, hospital_key, unit_key
+from dispatch_tui.widgets.map_view import MapView
 from dispatch_tui.widgets.panes import UNIT_KEYS, ActiveCalls, Hospitals, Pane, PendingCalls, Units
 from dispatch_tui.widgets.status_line import StatusLine
 
@@ -69,6 +71,13 @@ class DeskScreen(LiveScreen):
             priority=True,
             tooltip="calls by number, address, caller, phone; units by code",
         ),
+        Binding(
+            "m",
+            "map",
+            "Map",
+            id="map",
+            tooltip="units, calls and hospitals on the streets; m again: the panes",
+        ),
         Binding("question_mark", "help", "Keys", id="help", tooltip="this list"),
     ]
 
@@ -91,6 +100,16 @@ class DeskScreen(LiveScreen):
         self.active = ActiveCalls(styles, context.options.ack_seconds, id="active")
         self.units = Units(styles, id="units")
         self.hospitals = Hospitals(styles, id="hospitals")
+        # The map, in the panes' place while it is shown (`m`); `map_from` is the pane whose
+        # selected row it centres on (`c`).
+        self.map = MapView(
+            styles,
+            stale_seconds=context.options.stale_position_seconds,
+            selection=self._selection_key,
+            id="map",
+        )
+        self.map.display = False
+        self.map_from: Pane[Any] = self.pending
 
     def compose(self) -> ComposeResult:
         op = self.context.operator
@@ -102,6 +121,7 @@ class DeskScreen(LiveScreen):
             with Vertical(id="right"):
                 yield self.units
                 yield self.hospitals
+        yield self.map
         yield Label("", id="feedback")
         yield CommandBar(self._words, id="bar", classes="hidden")
         yield Footer(compact=True)
@@ -137,6 +157,8 @@ class DeskScreen(LiveScreen):
             self.active.sync(calls, full=snapshot.full, now=now)
             self.units.sync(units, full=snapshot.full, now=now)
             self.hospitals.sync(hospitals, full=snapshot.full, now=now)
+            if self.map.display:
+                self._feed_map()
         if snapshot.places:
             self.places = list(snapshot.places)
         if self.select_when_seen is not None:
@@ -207,6 +229,8 @@ class DeskScreen(LiveScreen):
         with self.app.batch_update():
             for pane in (self.pending, self.active, self.units):
                 pane.tick(now)
+            if self.map.display:
+                self.map.tick(now)
         self.query_one(StatusLine).now = now
 
     @on(ActionDone)
@@ -363,7 +387,9 @@ class DeskScreen(LiveScreen):
     def _select_unit(self, code: str) -> None:
         unit = next((u for u in self.units.rows_by_key.values() if u.code == code), None)
         if unit is not None and self.units.select_id(unit.id):
-            self.units.focus()
+            self._focus_pane(self.units)
+            if self.map.display:
+                self.map.centre_on(unit_key(code))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("new_call", "command_bar") and isinstance(self.focused, Input):
@@ -444,13 +470,14 @@ class DeskScreen(LiveScreen):
                 ],
             ),
             *((pane.border_title or "", _bindings(pane.BINDINGS)) for pane in self.panes()),
+            ("Map", _bindings(MapView.BINDINGS)),
             ("Command bar", _bindings(CommandBar.BINDINGS)),
         ]
 
     def _select_call(self, call_id: int) -> None:
         """Select a call just taken: now if its row is there, else when its snapshot arrives."""
         if self.pending.select_id(call_id):
-            self.pending.focus()
+            self._focus_pane(self.pending)
             self.select_when_seen = None
         else:
             self.select_when_seen = call_id
@@ -466,7 +493,10 @@ class DeskScreen(LiveScreen):
     def leave_bar(self) -> None:
         bar = self.query_one(CommandBar)
         bar.add_class("hidden")
-        self.pending.focus()
+        if self.map.display:
+            self.map.focus()
+        else:
+            self.pending.focus()
 
     @on(CommandBar.Entered)
     def command(self, event: CommandBar.Entered) -> None:
@@ -524,6 +554,9 @@ class DeskScreen(LiveScreen):
             "Command bar", "Type a verb: d C-1042 M12, os M12 …", self.action_command_bar
         )
         yield SystemCommand("Keys", "Every key of the desk", self.action_help)
+        yield SystemCommand(
+            "Map", "Units, calls and hospitals on the streets (or back)", self.action_map
+        )
         for pane, name in (
             (self.pending, "Pending calls"),
             (self.active, "Active calls"),
@@ -549,6 +582,65 @@ class DeskScreen(LiveScreen):
 
     def panes(self) -> list[Pane[Any]]:
         return [self.pending, self.active, self.units, self.hospitals]
+
+    # -- the map ----------------------------------------------------------------------------------
+
+    def action_map(self) -> None:
+        """Show the map in the panes' place, or the panes again. The map opens on what the
+        panes show now, with their selected row marked; the panes keep their selection."""
+        panes = self.query_one("#panes")
+        if self.map.display:
+            self.map.display = False
+            panes.display = True
+            self.map_from.focus()
+            return
+        if isinstance(self.focused, Pane):
+            self.map_from = self.focused
+        self.map.selected = self._selection_key()
+        panes.display = False
+        self.map.display = True
+        self._feed_map()
+        self.map.focus()
+
+    def _feed_map(self) -> None:
+        """The map drawn from the rows the panes hold (the desk's live snapshot)."""
+        calls = [*self.pending.rows_by_key.values(), *self.active.rows_by_key.values()]
+        now = self.units.now or self.db_now()
+        self.map.show(
+            self.units.rows_by_key.values(), calls, self.hospitals.rows_by_key.values(), now
+        )
+
+    def _selection_key(self) -> str | None:
+        """The map's key of the row selected in the pane the map was opened from."""
+        row = self.map_from.selected
+        if isinstance(row, CallView):
+            return call_key(row.number)
+        if isinstance(row, UnitView):
+            return unit_key(row.code)
+        if isinstance(row, HospitalView):
+            return hospital_key(row.code)
+        return None
+
+    @on(MapView.Chosen)
+    def map_chose(self, event: MapView.Chosen) -> None:
+        """A call the map centred on by its own keys is selected in its pane too: back on the
+        panes (m), `d` dispatches it."""
+        kind, _, name = event.key.partition(":")
+        if kind != "call":
+            return
+        for pane in (self.pending, self.active):
+            row = next((c for c in pane.rows_by_key.values() if c.number == name), None)
+            if row is not None and pane.select_id(row.id):
+                self.map_from = pane
+                return
+
+    def _focus_pane(self, pane: Pane[Any]) -> None:
+        """Focus `pane`; while the map is shown, make it the pane the map follows instead."""
+        if self.map.display:
+            self.map_from = pane
+            self.map.selected = self._selection_key()
+        else:
+            pane.focus()
 
 
 def _bindings(bindings: Iterable[Any]) -> list[Binding]:

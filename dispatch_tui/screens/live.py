@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.message import Message
@@ -23,7 +23,8 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from dispatch_tui.config import DeskOptions
-from dispatch_tui.db.listener import Change, ConnectionState, Listener
+from dispatch_tui.db.listener import Change, ConnectionState, Listener, touched
+from dispatch_tui.rules import wire
 from dispatch_tui.rules.commands import Command
 from dispatch_tui.rules.errors import DispatchError
 from dispatch_tui.rules.views import Operator, Snapshot
@@ -31,6 +32,8 @@ from dispatch_tui.service import executor
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.executor import Answer
 from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.service.relay import Relay
+from dispatch_tui.widgets.map_view import MapView
 from dispatch_tui.widgets.status_line import StatusLine
 
 log = logging.getLogger(__name__)
@@ -77,28 +80,6 @@ class ActionDone(Message):
         return self.answer.message
 
 
-def ids_of(changes: Iterable[Change]) -> tuple[set[int], set[int], set[int]]:
-    """Which calls, units and hospitals a batch of notifications touches."""
-    calls: set[int] = set()
-    units: set[int] = set()
-    hospitals: set[int] = set()
-    for change in changes:
-        if change.table == "calls":
-            calls.add(change.id)
-        elif change.table == "units":
-            units.add(change.id)
-        elif change.table == "hospitals":
-            hospitals.add(change.id)
-        elif change.table == "narrative" and change.call_id is not None:
-            calls.add(change.call_id)  # an open record follows its call's narrative
-        elif change.table in ("assignments", "queued", "alerts"):
-            if change.call_id is not None:
-                calls.add(change.call_id)
-            if change.unit_id is not None:
-                units.add(change.unit_id)
-    return calls, units, hospitals
-
-
 def failure_message(error: BaseException | None) -> str:
     """The one line a dispatcher sees for an error no one expected."""
     if isinstance(error, DispatchError):
@@ -108,6 +89,11 @@ def failure_message(error: BaseException | None) -> str:
 
 class LiveScreen(Screen[None]):
     """A screen fed by its own listener; subclasses handle `SnapshotLoaded` and the others."""
+
+    # Whether its listener takes part in the relay (`db.listener`): a screen that shows what a
+    # `SnapshotLoaded` of the changed rows carries. One that reads something else for a change
+    # (a crew's terminal) reads for itself.
+    in_relay: ClassVar[bool] = True
 
     def __init__(self, context: DeskContext) -> None:
         super().__init__()
@@ -154,7 +140,7 @@ class LiveScreen(Screen[None]):
     @work(thread=True, exit_on_error=False, group="listen", name="listener")
     def listen(self) -> None:
         def changed(batch: list[Change]) -> None:
-            message = self.read_changes(*ids_of(batch))
+            message = self.read_changes(*touched(batch))
             if message is not None:
                 self.post_message(message)
 
@@ -175,6 +161,17 @@ class LiveScreen(Screen[None]):
         def state(value: ConnectionState) -> None:
             self.post_message(ConnectionChanged(value.value, feed.server))
 
+        def relayed(change: wire.Relayed) -> None:
+            snapshot = change.snapshot
+            if snapshot.calls or snapshot.units or snapshot.hospitals:
+                self.post_message(SnapshotLoaded(snapshot))
+            # Rows too large to relay: read here, as before the relay.
+            message = self.read_changes(*(set(ids) for ids in change.refetch))
+            if message is not None:
+                self.post_message(message)
+
+        relay = Relay(self.context.service, relayed) if self.in_relay else None
+
         feed = Listener(
             self.context.database_url,
             on_changes=changed,
@@ -187,6 +184,7 @@ class LiveScreen(Screen[None]):
             max_backoff_seconds=1.0,
             # One transaction's notifications arrive together: take what is there, never wait.
             coalesce_seconds=0.0,
+            relay=relay,
         )
         feed.run(self._stop_listening)
 
@@ -267,6 +265,28 @@ class LiveScreen(Screen[None]):
         error = event.worker.error
         log.error("worker %s failed", event.worker.name, exc_info=error)
         self.post_message(ActionDone(Answer(False, failure_message(error))))
+
+    # -- a map's streets ------------------------------------------------------------------------
+
+    @on(MapView.StreetsWanted)
+    def _streets_wanted(self, event: MapView.StreetsWanted) -> None:
+        event.stop()
+        self._read_streets(event)
+
+    @work(thread=True, exit_on_error=False, group="streets", exclusive=True)
+    def _read_streets(self, wanted: MapView.StreetsWanted) -> None:
+        """The street lines of the box a map asked for, read off the UI thread and posted back
+        to the map; a failure is said on the map's first line, and the next view asks again."""
+        try:
+            streets = self.context.service.streets(wanted.box)
+        except Exception as error:
+            if not isinstance(error, DispatchError):
+                log.exception("reading the streets of %r failed", wanted.box)
+            wanted.map_view.post_message(
+                MapView.StreetsLoaded(wanted.box, None, failure_message(error))
+            )
+            return
+        wanted.map_view.post_message(MapView.StreetsLoaded(wanted.box, streets))
 
     def screen_commands(self) -> Iterable[Any]:
         """The screen's entries for the command palette (none by default)."""

@@ -1,0 +1,193 @@
+"""The relay: a change read once and sent to every desk, which applies it without reading.
+
+Listeners on the test database, as desks run them (`relay=`): the first takes the relay, the
+others follow. A change made through the service reaches every follower as the rows the relay
+read (exactly what the follower would have read itself), and no follower reads. When the relay
+stops, a follower takes its place, reloading first. A paramedic's login cannot name the rows
+channel: it stays out of the relay and reads what it is told, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from dispatch_tui.db import listener as listener_module
+from dispatch_tui.db.engine import make_engine, make_sessionmaker
+from dispatch_tui.db.listener import Listener, RelayRole
+from dispatch_tui.rules import wire
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.service.relay import Relay
+from tests.helpers import new_call
+from tests.test_listener import Recorder, wait_for
+from tests.test_roles import Login, libpq, logins  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.usefixtures("world")
+
+
+class CountingReads(ReadService):
+    """A read service that counts the changed rows it was asked to read."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(make_sessionmaker(engine), desk="relay-test")
+        self.reads = 0
+
+    def changed(self, **ids: Any) -> Any:
+        self.reads += 1
+        return super().changed(**ids)
+
+
+class Desk:
+    """A listener as a desk runs it, recording what it applies and what it reads."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.recorder = Recorder()
+        self.service = CountingReads(engine)
+        self.applied: list[wire.Relayed] = []
+        self._lock = threading.Lock()
+        self.listener = Listener(
+            url,
+            on_changes=self.recorder.on_changes,
+            on_state=self.recorder.on_state,
+            on_resync=self.recorder.on_resync,
+            relay=Relay(self.service, self._apply),
+        )
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.listener.run, args=(self.stop,), daemon=True)
+
+    def _apply(self, change: wire.Relayed) -> None:
+        with self._lock:
+            self.applied.append(change)
+
+    def calls_applied(self) -> list[str]:
+        with self._lock:
+            return [c.number for change in self.applied for c in change.snapshot.calls]
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=2.0)
+        assert not self.thread.is_alive()
+
+
+@contextmanager
+def desks(url: str, engine: Engine, n: int) -> Iterator[list[Desk]]:
+    with ExitStack() as stack:
+        made = []
+        for _ in range(n):
+            desk = Desk(url, engine)
+            desk.thread.start()
+            stack.callback(desk.close)
+            wait_for(lambda d=desk: d.listener.role is not RelayRole.NONE, "the desk in the relay")
+            made.append(desk)
+        yield made
+
+
+def test_one_desk_reads_a_change_and_every_other_applies_it_without_reading(
+    world: DispatchService, database_url: str, engine: Engine
+) -> None:
+    with desks(database_url, engine, 3) as (relay, *followers):
+        assert relay.listener.role is RelayRole.RELAY
+        assert [f.listener.role for f in followers] == [RelayRole.FOLLOWER] * 2
+        number = new_call(world)
+        for desk in (relay, *followers):
+            wait_for(lambda d=desk: number in d.calls_applied(), f"{number} applied")
+        assert relay.service.reads >= 1
+        assert [f.service.reads for f in followers] == [0, 0]
+        assert all(f.recorder.batches == [] for f in followers)  # nothing to read for themselves
+        # What a follower applied is what it would have read.
+        (change,) = [
+            c for c in followers[0].applied if number in {x.number for x in c.snapshot.calls}
+        ]
+        (call,) = [c for c in change.snapshot.calls if c.number == number]
+        assert call == world.call(number)
+
+
+def test_when_the_relay_stops_a_follower_takes_its_place_and_reloads_first(
+    world: DispatchService, database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listener_module, "RELAY_SILENCE_SECONDS", 0.5)
+    with desks(database_url, engine, 2) as (relay, follower):
+        reloads = follower.recorder.resyncs
+        relay.close()
+        wait_for(lambda: follower.listener.role is RelayRole.RELAY, "the follower as the relay")
+        assert follower.recorder.resyncs > reloads
+        number = new_call(world)
+        wait_for(lambda: number in follower.calls_applied(), f"{number} applied")
+
+
+def test_a_silent_relay_leaves_its_followers_reading_for_themselves_until_it_speaks(
+    world: DispatchService, database_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relay that holds the lock but sends nothing (hung): the follower reads for itself."""
+    monkeypatch.setattr(listener_module, "RELAY_SILENCE_SECONDS", 0.5)
+    with psycopg.connect(libpq(database_url), autocommit=True) as hung:
+        hung.execute("SELECT pg_advisory_lock(%s)", (listener_module.RELAY_LOCK,))
+        with desks(database_url, engine, 1) as (desk,):
+            assert desk.listener.role is RelayRole.FOLLOWER
+            wait_for(lambda: desk.listener.role is RelayRole.ALONE, "the desk alone")
+            number = new_call(world)
+            wait_for(
+                lambda: any(c.table == "calls" for batch in desk.recorder.batches for c in batch),
+                "the change heard plainly",
+            )
+            assert desk.listener.role is RelayRole.ALONE
+            assert number not in desk.calls_applied()  # nobody relays: it read the change itself
+
+
+def test_a_paramedics_login_cannot_name_the_rows_channel_and_reads_for_itself(
+    world: DispatchService,
+    database_url: str,
+    engine: Engine,
+    logins: Callable[..., Login],  # noqa: F811
+) -> None:
+    _, url = logins("paramedic", unit="M2")
+    own = make_engine(url, pool_size=1)
+    try:
+        with desks(database_url, engine, 1) as (relay,):
+            desk = Desk(url, own)
+            desk.thread.start()
+            try:
+                wait_for(lambda: desk.recorder.resyncs >= 1, "the paramedic's desk loaded")
+                assert desk.listener.role is RelayRole.NONE
+                new_call(world)
+                wait_for(lambda: desk.recorder.batches != [], "a plain change heard")
+                assert desk.applied == []
+            finally:
+                desk.close()
+            assert relay.listener.role is RelayRole.RELAY
+    finally:
+        own.dispose()
+
+
+def test_a_malformed_relayed_change_makes_the_follower_reload(
+    world: DispatchService, database_url: str, engine: Engine
+) -> None:
+    with desks(database_url, engine, 2) as (_relay, follower):
+        with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+            (channel,) = conn.execute("SELECT name FROM relay_channel").fetchone() or ("",)
+            reloads = follower.recorder.resyncs
+            conn.execute(
+                "SELECT pg_notify(%s, %s)",
+                (channel, '{"v":1,"seq":1,"part":0,"parts":1,"units":[{"id":"x"}]}'),
+            )
+        wait_for(lambda: follower.recorder.resyncs > reloads, "the follower reloaded")
+
+
+def test_changes_are_told_as_the_ids_they_touched(
+    world: DispatchService, database_url: str, engine: Engine
+) -> None:
+    """A relayed change names the rows it touched, for screens that read more than the rows."""
+    with desks(database_url, engine, 2) as (_relay, follower):
+        number = new_call(world)
+        world.dispatch("alice", number, ["M1"])
+        wait_for(lambda: any(c.touched[1] for c in follower.applied), "a change touching a unit")
+        change = next(c for c in follower.applied if c.touched[1])
+        assert {u.code for u in change.snapshot.units} >= {"M1"}
+        assert change.refetch == (frozenset(), frozenset(), frozenset())
