@@ -10,6 +10,7 @@ channel: it stays out of the relay and reads what it is told, as before.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -191,3 +192,28 @@ def test_changes_are_told_as_the_ids_they_touched(
         change = next(c for c in follower.applied if c.touched[1])
         assert {u.code for u in change.snapshot.units} >= {"M1"}
         assert change.refetch == (frozenset(), frozenset(), frozenset())
+
+
+def test_an_idle_desk_keeps_no_server_connection_but_its_listeners(
+    world: DispatchService, database_url: str
+) -> None:
+    """A desk's engine closes what it keeps once unused; its next action opens one again."""
+    name = f"relay-idle-{uuid.uuid4().hex[:8]}"
+    engine = make_engine(database_url, application_name=name, release_idle_seconds=0.3)
+
+    def held() -> int:
+        with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    try:
+        desk = DispatchService(make_sessionmaker(engine), desk="idle-test")
+        number = new_call(desk)
+        desk.dispatch("alice", number, ["M5"])  # the dispatch's own kept connection too
+        assert held() >= 1
+        wait_for(lambda: held() == 0, "the idle desk's connections closed", timeout=10)
+        assert desk.call(number).active_units == ("M5",)  # and it works on
+    finally:
+        engine.dispose()

@@ -43,7 +43,10 @@ def open_database(
     check_schema: bool = True,
     application_name: str = "dispatch-tui",
     read_only: bool = False,
+    release_idle_seconds: float | None = None,
 ) -> Database:
+    """The database a command works on (the embedded server when `url` is empty), its schema
+    checked. `release_idle_seconds`: see `make_engine` (a desk's, which mostly listens)."""
     if url:
         try:
             parsed = normalise_url(url)
@@ -52,7 +55,12 @@ def open_database(
             raise InvalidInput(
                 f"DISPATCH_DATABASE_URL / --db is not a PostgreSQL URL ({err})"
             ) from None
-        engine = make_engine(parsed, application_name=application_name, read_only=read_only)
+        engine = make_engine(
+            parsed,
+            application_name=application_name,
+            read_only=read_only,
+            release_idle_seconds=release_idle_seconds,
+        )
         label = f"{_hosts(parsed)}/{parsed.database}"
         embedded = False
     else:
@@ -61,6 +69,7 @@ def open_database(
                 EmbeddedServer(data_dir).ensure_running(),
                 application_name=application_name,
                 read_only=read_only,
+                release_idle_seconds=release_idle_seconds,
             )
         except EmbeddedServerError as err:
             raise Unavailable(f"the embedded database could not start: {err}") from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import threading
 import time
 import weakref
@@ -27,6 +28,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = "dispatch_tui.db:migrations"
 # A row held longer than this is reported as busy, never a frozen desk. Set per connection, so a
@@ -93,12 +96,17 @@ def make_engine(
     pool_size: int = 5,
     application_name: str = "dispatch-tui",
     read_only: bool = False,
+    release_idle_seconds: float | None = None,
 ) -> Engine:
     """An engine; `read_only` makes every session on it read-only in PostgreSQL itself, so a
     supervisor's board cannot write even through a bug (the server refuses, not the app).
     The login must be a member of `dispatch_board` (every login `admin add-operator` makes is).
     A session can undo both settings (`SET ROLE NONE`): only a board login, which is in
-    `dispatch_board` alone, cannot write whatever its session does."""
+    `dispatch_board` alone, cannot write whatever its session does.
+
+    `release_idle_seconds`: close every connection the engine keeps once none was used for
+    that long (a desk that only listens holds no other server connection than its listener's;
+    its next action opens one)."""
     parsed, pooler = pooler_of(
         normalise_url(str(url) if isinstance(url, str) else url.render_as_string(False))
     )
@@ -127,7 +135,43 @@ def make_engine(
         execution_options={"postgresql_readonly": True} if read_only else {},
     )
     _ping_idle_connections(engine)
+    if release_idle_seconds is not None:
+        _release_when_idle(engine, release_idle_seconds)
     return engine
+
+
+def _release_when_idle(engine: Engine, seconds: float) -> None:
+    """Close the engine's kept connections (its pool's and its `DriverConnections`) once none
+    was checked out for `seconds`. A thread of its own looks every few seconds; it holds the
+    engine weakly and ends with it. Disposing swaps the pool for a new, empty one: a checkout
+    racing with it gets a connection that is closed when it is given back."""
+    used = {"at": time.monotonic(), "released": False}
+
+    @event.listens_for(engine.pool, "checkout")
+    def _used(*_: Any) -> None:
+        used["at"], used["released"] = time.monotonic(), False
+
+    @event.listens_for(engine.pool, "checkin")
+    def _given_back(*_: Any) -> None:
+        used["at"] = time.monotonic()
+
+    ref = weakref.ref(engine)
+
+    def watch() -> None:
+        while True:
+            time.sleep(min(seconds, 5.0))
+            live = ref()
+            if live is None:
+                return
+            idle = time.monotonic() - float(used["at"]) >= seconds
+            busy = getattr(live.pool, "checkedout", lambda: 0)()  # QueuePool's count
+            if idle and not used["released"] and busy == 0:
+                used["released"] = True
+                log.debug("no connection used for %.0f s: closing the kept ones", seconds)
+                live.dispose(close=True)
+            del live
+
+    threading.Thread(target=watch, name="dispatch-release-idle", daemon=True).start()
 
 
 def _ping_idle_connections(engine: Engine) -> None:
