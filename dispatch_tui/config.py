@@ -9,6 +9,8 @@ Precedence: command-line flag, then environment variable, then the default.
   DISPATCH_DISPOSITIONS  what a call's close may say happened, separated by ";" (default: NEMSIS
                          eDisposition wording: treated and transported; treated and released; …)
   DISPATCH_REOPEN_HOURS  how long after its end a call may be re-opened (default 24)
+  DISPATCH_STALE_POSITION_MINUTES  a unit's reported position older than this is stale: listed
+                         as such, and its ETA said to be a guess (default 10)
 The desk also reads:
   DISPATCH_AGING         pending-call aging thresholds in seconds, e.g. "P1=60,P2=300,P3=900,P4=1800"
   DISPATCH_STATUS_COLORS status colours, e.g. "EN_ROUTE=yellow,ON_SCENE=#ff8800" (text stays too)
@@ -46,6 +48,8 @@ class Settings:
     listen_url: str | None = None
     # Open calls this near and this recent are a new call's possible duplicates.
     duplicates: DuplicateRule = field(default_factory=DuplicateRule)
+    # A unit's position older than this is stale (DISPATCH_STALE_POSITION_MINUTES).
+    stale_position_seconds: int = norms.STALE_POSITION_SECONDS
 
     @classmethod
     def load(
@@ -75,6 +79,7 @@ class Settings:
                 metres=_whole(environ.get("DISPATCH_DUPLICATE_METRES", ""), METRES, 10_000),
                 minutes=_whole(environ.get("DISPATCH_DUPLICATE_MINUTES", ""), MINUTES, 24 * 60),
             ),
+            stale_position_seconds=stale_position_seconds(environ),
         )
 
 
@@ -83,6 +88,14 @@ def dispositions(environ: dict[str, str] | os._Environ[str]) -> tuple[str, ...]:
     own = tuple(" ".join(d.split()) for d in environ.get("DISPATCH_DISPOSITIONS", "").split(";"))
     own = tuple(d for d in own if d and d.isprintable())
     return own or DISPOSITIONS
+
+
+def stale_position_seconds(environ: dict[str, str] | os._Environ[str]) -> int:
+    """How old a unit's position may be before it is stale, in seconds: whole minutes 1–1440
+    from DISPATCH_STALE_POSITION_MINUTES, else 10 (a bad setting must not stop a desk)."""
+    text = environ.get("DISPATCH_STALE_POSITION_MINUTES", "").strip()
+    minutes = int(text) if text.isdigit() and 0 < int(text) <= 24 * 60 else 0
+    return minutes * 60 if minutes else norms.STALE_POSITION_SECONDS
 
 
 def _whole(text: str, default: int, most: int) -> int:
@@ -131,6 +144,8 @@ class DeskOptions:
     dispositions: tuple[str, ...] = DISPOSITIONS  # what the close key offers
     # Seconds a crew has to acknowledge a dispatch before it is a timer (DISPATCH_ACK_SECONDS).
     ack_seconds: int = norms.ACK_SECONDS
+    # A unit's position older than this is stale (DISPATCH_STALE_POSITION_MINUTES).
+    stale_position_seconds: int = norms.STALE_POSITION_SECONDS
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None) -> DeskOptions:
@@ -165,6 +180,7 @@ class DeskOptions:
             listen=environ.get("DISPATCH_LISTEN", "1") != "0",
             dispositions=dispositions(environ),
             ack_seconds=ack_seconds,
+            stale_position_seconds=stale_position_seconds(environ),
         )
 
 

@@ -60,6 +60,7 @@ def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchServ
         dispositions=settings.dispositions,
         reopen_hours=settings.reopen_hours,
         duplicates=settings.duplicates,
+        stale_position_seconds=settings.stale_position_seconds,
     )
 
 
@@ -161,7 +162,11 @@ def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
         read_only=board,  # the board's sessions are read-only in PostgreSQL itself
     )
     reader: ReadService = (
-        ReadService(make_sessionmaker(db.engine), desk=f"board@{settings.desk}")
+        ReadService(
+            make_sessionmaker(db.engine),
+            desk=f"board@{settings.desk}",
+            stale_position_seconds=settings.stale_position_seconds,
+        )
         if board
         else service(db, settings, kind="desk")
     )

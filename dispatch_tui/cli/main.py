@@ -376,10 +376,15 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         request_id=getattr(ns, "request_id", None),
     )
     if as_json:
-        out.print(json_document(outcome), markup=False, highlight=False, soft_wrap=True)
+        out.print(
+            json_document(outcome, settings.stale_position_seconds),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     else:
         if outcome.data is not None:
-            print_outcome(out, outcome)
+            print_outcome(out, outcome, settings.stale_position_seconds)
         if (outcome.kind == "call" and not verb.endswith("show")) or outcome.done_before:
             out.print(outcome.message, markup=False)
     return 0

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dispatch_tui.rules import norms
 from dispatch_tui.rules.lifecycle import unit_state
 from dispatch_tui.rules.views import (
     AuditView,
@@ -45,8 +46,28 @@ def _table(*columns: str) -> Table:
     return table
 
 
-def json_document(outcome: Outcome) -> str:
-    document = {"ok": True, "message": outcome.message, outcome.kind: to_jsonable(outcome.data)}
+def _unit_json(unit: UnitView, stale_seconds: int) -> dict[str, Any]:
+    """A unit as JSON, with whether its position is stale by the centre's setting (its age,
+    `position_age`, is the view's own)."""
+    data: dict[str, Any] = to_jsonable(unit)
+    data["position_stale"] = norms.age_stale(unit.position_age, stale_seconds)
+    return data
+
+
+def json_document(outcome: Outcome, stale_seconds: int = norms.STALE_POSITION_SECONDS) -> str:
+    """`outcome` as one JSON document; a unit in it says whether its position is older than
+    `stale_seconds` (DISPATCH_STALE_POSITION_MINUTES)."""
+    data = outcome.data
+    shown: Any
+    if isinstance(data, UnitView):
+        shown = _unit_json(data, stale_seconds)
+    elif isinstance(data, list) and data and all(isinstance(u, UnitView) for u in data):
+        shown = [_unit_json(u, stale_seconds) for u in data]
+    elif isinstance(data, Found):
+        shown = to_jsonable(data) | {"units": [_unit_json(u, stale_seconds) for u in data.units]}
+    else:
+        shown = to_jsonable(data)
+    document = {"ok": True, "message": outcome.message, outcome.kind: shown}
     if isinstance(outcome.data, CallRecord):
         # `call show`: the call under "call", as it always was, and its record beside it.
         record = to_jsonable(outcome.data)
@@ -58,7 +79,11 @@ def json_document(outcome: Outcome) -> str:
     return json.dumps(document)
 
 
-def print_outcome(console: Console, outcome: Outcome) -> None:
+def print_outcome(
+    console: Console, outcome: Outcome, stale_seconds: int = norms.STALE_POSITION_SECONDS
+) -> None:
+    """`outcome` for people: its table, and its line where the table does not say it all. A
+    unit's position older than `stale_seconds` is marked STALE."""
     data = outcome.data
     if outcome.kind == "call":
         _call(console, data)
@@ -69,13 +94,15 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
         if data.calls:
             _calls(console, list(data.calls))
         if data.units:
-            _units(console, list(data.units))
+            _units(console, list(data.units), stale_seconds)
         console.print(_t(outcome.message))
     elif outcome.kind == "calls":
         _calls(console, data)
     elif outcome.kind in ("units", "unit"):
-        _units(console, data if isinstance(data, list) else [data])
-        if outcome.kind == "unit":
+        units = data if isinstance(data, list) else [data]
+        _units(console, units, stale_seconds)
+        stale = any(norms.age_stale(u.position_age, stale_seconds) for u in units)
+        if outcome.kind == "unit" or stale:  # the line names the stale ones
             console.print(_t(outcome.message))
     elif outcome.kind in ("hospitals", "hospital"):
         table = _table("Hospital", "Name", "Status", "Beds", "Capabilities")
@@ -99,7 +126,8 @@ def print_outcome(console: Console, outcome: Outcome) -> None:
         table = _table("#", "Unit", "Cap", "ETA", "Why")
         for r in data:
             assert isinstance(r, Recommendation)
-            eta = f"{round(r.eta_seconds / 60)} min" if r.eta_seconds is not None else "?"
+            guess = "~" if r.stale_position else ""  # from a stale position: a guess
+            eta = f"{guess}{round(r.eta_seconds / 60)} min" if r.eta_seconds is not None else "?"
             table.add_row(_t(r.rank), _t(r.unit.code), _t(r.unit.capability), _t(eta), _t(r.reason))
         if data:
             console.print(table)
@@ -172,6 +200,9 @@ def _call(console: Console, call: CallView) -> None:
         head.append(f" {call.determinant}")
     head.append(f"  {call.status}  ")
     head.append(call.nature)
+    if call.hazard:  # the record lists which, below
+        head.append("  ")
+        head.append("HAZARD", style="bold reverse red")
     console.print(head)
     lines: list[tuple[str, Any]] = [
         ("Location", call.location_text),
@@ -236,7 +267,7 @@ def _record(console: Console, record: CallRecord) -> None:
 
 
 def _calls(console: Console, calls: list[CallView]) -> None:
-    table = _table("Call", "P", "Status", "Received", "Nature", "Location", "Units")
+    table = _table("Call", "P", "Status", "Received", "Nature", "Location", "", "Units")
     for c in calls:
         table.add_row(
             _t(c.number),
@@ -245,13 +276,25 @@ def _calls(console: Console, calls: list[CallView]) -> None:
             _time(c.received_at),
             _t(c.nature),
             _t(c.location_text),
+            Text("HAZARD", style="bold reverse red") if c.hazard else Text(),
             _t(", ".join(c.active_units)),
         )
     console.print(table)
 
 
-def _units(console: Console, units: list[UnitView]) -> None:
-    table = _table("Unit", "Cap", "Status", "Since", "Call", "Station", "Position")
+def _reported(unit: UnitView, stale_seconds: int) -> Text:
+    """How old a unit's position is (`4 min old`), STALE past `stale_seconds`; `—` for none
+    (it is measured from its station)."""
+    if unit.position_age is None:
+        return Text("—")
+    old = norms.position_age_words(unit.position_age).removeprefix("position ")
+    if norms.age_stale(unit.position_age, stale_seconds):
+        return Text(f"STALE {old}", style="bold yellow")
+    return Text(old)
+
+
+def _units(console: Console, units: list[UnitView], stale_seconds: int) -> None:
+    table = _table("Unit", "Cap", "Status", "Since", "Call", "Station", "Position", "Reported")
     for u in units:
         pos = f"{u.lat:.4f}, {u.lon:.4f}" if u.lat is not None and u.lon is not None else "—"
         table.add_row(
@@ -262,5 +305,6 @@ def _units(console: Console, units: list[UnitView]) -> None:
             _t(u.call_number or ""),
             _t(u.station_code or ""),
             _t(pos),
+            _reported(u, stale_seconds),
         )
     console.print(table)

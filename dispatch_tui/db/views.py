@@ -12,7 +12,21 @@ from dataclasses import fields, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, any_, bindparam, func, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Double,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import Integer
@@ -117,6 +131,15 @@ def _assignment_view(row: Any) -> AssignmentView:
 
 
 _Destination = aliased(Hospital)
+# A hazard note in force: not retired, and not past its end date.
+_IN_FORCE = and_(
+    PremiseNote.retired_at.is_(None),
+    or_(PremiseNote.until.is_(None), PremiseNote.until > func.now()),
+)
+# The addresses (as compared) with a hazard note in force: few rows, joined to the calls by
+# hash, so a call's line says HAZARD at the cost of one join in the same read, not a query per
+# call (ix_premise_notes_in_force).
+_HAZARDOUS = select(PremiseNote.address_key).where(_IN_FORCE).distinct().subquery("hazardous")
 _CALLS = (
     select(
         Call.id,
@@ -139,9 +162,11 @@ _CALLS = (
         _Destination.code,
         _Dispatcher.username,
         Call.reopened_at,
+        _HAZARDOUS.c.address_key.is_not(None),
     )
     .outerjoin(_Destination, _Destination.id == Call.destination_hospital_id)
     .outerjoin(_Dispatcher, _Dispatcher.id == Call.dispatched_by_id)
+    .outerjoin(_HAZARDOUS, _HAZARDOUS.c.address_key == Call.address_key)
     .order_by(Call.priority, Call.received_at, Call.id)
 )
 _OPEN = Call.status.in_([s.value for s in OPEN_CALL_STATUSES])
@@ -233,9 +258,10 @@ def calls(
 
 
 def _call_view(row: Any, assignments: tuple[AssignmentView, ...]) -> CallView:
-    # _CALLS selects CallView's fields in its own order, all but the assignments (which come
-    # before the last field, reopened_at).
-    fields: list[Any] = [*row[:-1], assignments, row[-1]]
+    # _CALLS selects CallView's fields in its own order up to reopened_at, all but the
+    # assignments (which come before it), then whether its address has a hazard in force; the
+    # units lined up (`queued_units`, between them) are added by `calls`.
+    fields: list[Any] = [*row[:-2], assignments, row[-2], (), row[-1]]
     return CallView(*fields)
 
 
@@ -256,6 +282,17 @@ _ACTIVE_CALL_OF_UNIT = (
     .subquery()
 )
 _Next = aliased(Call)  # the call a unit is lined up for
+# Seconds since a unit's position was reported (NULL: none). Never below 0: a write reads back,
+# at its transaction's start (now()), a position it stamped later (clock_timestamp()).
+_POSITION_AGE = case(
+    (Unit.position_at.is_(None), None),
+    else_=func.greatest(
+        cast(func.extract("epoch", func.now() - Unit.position_at), Double),
+        # A constant, not a bound parameter: `UNIT_BY_ID` is also run compiled, with its unit's
+        # id as its only parameter.
+        literal_column("0.0"),
+    ),
+)
 _UNITS = (
     select(
         Unit.id,
@@ -272,6 +309,7 @@ _UNITS = (
         Station.lon,
         _ACTIVE_CALL_OF_UNIT.c.en_route_at.is_not(None),
         _Next.number,
+        _POSITION_AGE,
     )
     .outerjoin(Station, Station.id == Unit.station_id)
     .outerjoin(_ACTIVE_CALL_OF_UNIT, _ACTIVE_CALL_OF_UNIT.c.unit_id == Unit.id)
@@ -294,6 +332,7 @@ _UNIT_NAMES = (
     "station_lon",
     "en_route_reported",
     "queued_call",
+    "position_age",
 )
 
 
@@ -458,11 +497,7 @@ def premises(session: Session, address: str) -> list[PremiseView]:
             _Adder.username,
         )
         .outerjoin(_Adder, _Adder.id == PremiseNote.added_by_id)
-        .where(
-            PremiseNote.address_key == key,
-            PremiseNote.retired_at.is_(None),
-            or_(PremiseNote.until.is_(None), PremiseNote.until > func.now()),
-        )
+        .where(PremiseNote.address_key == key, _IN_FORCE)
         .order_by(PremiseNote.id)
     )
     return [PremiseView(*row) for row in rows]

@@ -133,7 +133,12 @@ def position_stale(
     position_at: datetime | None, now: datetime | None, stale_seconds: int = STALE_POSITION_SECONDS
 ) -> bool:
     """Whether a reported position is too old to trust."""
-    age = position_age(position_at, now)
+    return age_stale(position_age(position_at, now), stale_seconds)
+
+
+def age_stale(age: float | None, stale_seconds: int = STALE_POSITION_SECONDS) -> bool:
+    """Whether a position `age` seconds old (None: no position) is too old to trust: for a
+    reader that has the age already (the database's, in `UnitView.position_age`)."""
     return age is not None and age > stale_seconds
 
 

@@ -7,6 +7,10 @@ diversion after them (marked), closed ones never.
 Distances are great-circle from the unit's last known position (or its home station), turned into
 minutes with a road factor and an average speed under lights. Good enough to rank a handful of
 units across a service area; a routing engine can replace `estimate_seconds` later.
+
+Every reason says where a unit was measured from (`Origin`): its last position, its station when
+it never reported one, or a stale position, whose age it says (`position 23 min old`) and whose
+ETA it gives as a guess (`~`): a unit that has not reported for a while may be anywhere.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from dispatch_tui.rules import norms
 from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
 from dispatch_tui.rules.lifecycle import unit_label
 from dispatch_tui.rules.views import CallView, HospitalView, Recommendation, UnitView
@@ -44,26 +49,88 @@ def estimate_seconds(distance_km: float) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a unit's travel is measured from, and how far that can be trusted."""
+
+    position: tuple[float, float] | None
+    from_station: bool  # no live position: measured from the home station
+    # Seconds since the live position was reported, when it is stale (None: fresh, or none).
+    stale_age: float | None = None
+
+    def words(self, station_code: str | None) -> str:
+        """`from last position`, `from station S2`, or `from a stale position`."""
+        if self.from_station:
+            return f"from station {station_code}"
+        return "from a stale position" if self.stale_age is not None else "from last position"
+
+    def age_words(self) -> str:
+        """`position 23 min old` for a stale position ("" otherwise)."""
+        return "" if self.stale_age is None else norms.position_age_words(self.stale_age)
+
+
+def origin(
+    unit: UnitView,
+    now: datetime | None = None,
+    stale_seconds: int = norms.STALE_POSITION_SECONDS,
+) -> Origin:
+    """Where `unit` is measured from: its reported position (stale past `stale_seconds` by
+    `now`; without a clock, never), else its home station."""
+    if unit.lat is None or unit.lon is None:
+        return Origin(unit.station_position, from_station=True)
+    stale = norms.position_stale(unit.position_at, now, stale_seconds)
+    age = norms.position_age(unit.position_at, now) if stale else None
+    return Origin((unit.lat, unit.lon), from_station=False, stale_age=age)
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     unit: UnitView
     position: tuple[float, float] | None
     from_station: bool  # no live position: measured from the home station
+    # Seconds since its live position was reported, when that is stale (None: fresh, or none).
+    stale_age: float | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.position, self.from_station, self.stale_age)
 
 
-def for_call(call: CallView, units: Iterable[UnitView], limit: int) -> list[Recommendation]:
-    """Rank the available ones of `units` for `call` (the CLI reads them; a desk has them)."""
+def for_call(
+    call: CallView,
+    units: Iterable[UnitView],
+    limit: int,
+    now: datetime | None = None,
+    stale_seconds: int = norms.STALE_POSITION_SECONDS,
+) -> list[Recommendation]:
+    """Rank the available ones of `units` for `call` (the CLI reads them; a desk has them).
+    With `now`, a position older than `stale_seconds` is said to be stale."""
     candidates = []
     for u in units:
         if u.status != UnitStatus.AVAILABLE:
             continue
-        live = (u.lat, u.lon) if u.lat is not None and u.lon is not None else None
-        candidates.append(Candidate(u, live or u.station_position, from_station=live is None))
+        where = origin(u, now, stale_seconds)
+        candidates.append(Candidate(u, where.position, where.from_station, where.stale_age))
     position = (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
     return rank(call.priority, position, candidates, limit)
 
 
 def _minutes(seconds: int) -> str:
     return f"{max(1, round(seconds / 60))} min"
+
+
+def _guess(where: Origin) -> str:
+    """What an ETA from `where` is prefixed with: `~` when the unit may no longer be there."""
+    return "~" if where.stale_age is not None else ""
+
+
+def _unless_live(where: Origin, station_code: str | None) -> str:
+    """What a rough time (`~12 min`) adds about where it was measured from when that was not a
+    fresh position: ` from station S2`, ` from a stale position (position 23 min old)`."""
+    if where.from_station:
+        return f" {where.words(station_code)}"
+    if where.stale_age is not None:
+        return f" {where.words(station_code)} ({where.age_words()})"
+    return ""
 
 
 def rank(
@@ -81,15 +148,16 @@ def rank(
         eta = estimate_seconds(distance) if distance is not None else None
         mismatch = 1 if wants_als and c.unit.capability != "ALS" else 0
         parts = [c.unit.capability]
+        where = c.origin
         if distance is not None and eta is not None:
-            where = (
-                f"from station {c.unit.station_code}" if c.from_station else "from last position"
-            )
-            parts.append(f"{distance:.1f} km, ETA {_minutes(eta)} {where}")
+            words = where.words(c.unit.station_code)
+            parts.append(f"{distance:.1f} km, ETA {_guess(where)}{_minutes(eta)} {words}")
         elif call_position is None:
             parts.append("call has no coordinates: distance unknown")
         else:
             parts.append("unit position unknown")
+        if where.stale_age is not None:
+            parts.append(where.age_words())
         if mismatch:
             parts.append(f"ALS preferred for P{priority}")
         elif wants_als:
@@ -100,10 +168,11 @@ def rank(
         spare_als = 1 if not wants_als and c.unit.capability == "ALS" else 0
         score = float(eta + mismatch * BLS_PENALTY_SECONDS) if eta is not None else math.inf
         key = (score, mismatch, spare_als, c.unit.code)
-        scored.append((key, Recommendation(0, c.unit, distance, eta, " · ".join(parts))))
+        stale = where.stale_age is not None
+        scored.append((key, Recommendation(0, c.unit, distance, eta, " · ".join(parts), stale)))
     scored.sort(key=lambda pair: pair[0])
     return [
-        Recommendation(i + 1, r.unit, r.distance_km, r.eta_seconds, r.reason)
+        Recommendation(i + 1, r.unit, r.distance_km, r.eta_seconds, r.reason, r.stale_position)
         for i, (_, r) in enumerate(scored[:limit])
     ]
 
@@ -175,7 +244,11 @@ def free_in_seconds(unit: UnitView, now: datetime) -> int:
 
 
 def next_to_clear(
-    call: CallView, units: Iterable[UnitView], now: datetime, limit: int = 3
+    call: CallView,
+    units: Iterable[UnitView],
+    now: datetime,
+    limit: int = 3,
+    stale_seconds: int = norms.STALE_POSITION_SECONDS,
 ) -> list[Clearing]:
     """When nothing suitable is free: the busy units expected to reach `call` first (clear, then
     travel from where they are), ALS first for P1/P2 unless a BLS unit is much sooner. Units
@@ -187,13 +260,14 @@ def next_to_clear(
         if u.status not in TYPICAL_STEP_SECONDS or u.queued_call or u.call_number == call.number:
             continue
         free = free_in_seconds(u, now)
-        where = (u.lat, u.lon) if u.lat is not None and u.lon is not None else u.station_position
-        eta = free + estimate_seconds(haversine_km(where, scene)) if where and scene else None
+        where = origin(u, now, stale_seconds)
+        at = where.position
+        eta = free + estimate_seconds(haversine_km(at, scene)) if at and scene else None
         mismatch = wants_als and u.capability != "ALS"
         state = unit_label(u.status, u.en_route_reported)
         reason = f"{u.capability}, {state} on {u.call_number}: free in ~{_minutes(free)}"
         if eta is not None:
-            reason += f", at the call in ~{_minutes(eta)}"
+            reason += f", at the call in ~{_minutes(eta)}{_unless_live(where, u.station_code)}"
         score = float(eta if eta is not None else free) + (BLS_PENALTY_SECONDS if mismatch else 0)
         found.append((score, Clearing(u, free, eta, reason)))
     found.sort(key=lambda pair: (pair[0], pair[1].unit.code))
@@ -223,6 +297,8 @@ def divert_candidates(
     priority_of: dict[str, int],
     free_eta: int | None,
     limit: int = 2,
+    now: datetime | None = None,
+    stale_seconds: int = norms.STALE_POSITION_SECONDS,
 ) -> list[DivertCandidate]:
     """For a P1/P2 call: units en route to a P3/P4 call that would reach this one much sooner
     (DIVERT_GAIN_SECONDS) than the nearest free unit, nearest first. `priority_of`: the open
@@ -235,10 +311,10 @@ def divert_candidates(
         on = u.call_number
         if u.status != UnitStatus.EN_ROUTE or on is None or priority_of.get(on, 1) < 3:
             continue
-        where = (u.lat, u.lon) if u.lat is not None and u.lon is not None else u.station_position
-        if where is None:
+        where = origin(u, now, stale_seconds)
+        if where.position is None:
             continue
-        eta = estimate_seconds(haversine_km(where, scene))
+        eta = estimate_seconds(haversine_km(where.position, scene))
         if free_eta is not None and eta + DIVERT_GAIN_SECONDS > free_eta:
             continue
         versus = (
@@ -247,7 +323,8 @@ def divert_candidates(
             else "no unit free"
         )
         reason = (
-            f"divert from {on} (P{priority_of[on]}): here in ~{_minutes(eta)}, against {versus}"
+            f"divert from {on} (P{priority_of[on]}): here in ~{_minutes(eta)}"
+            f"{_unless_live(where, u.station_code)}, against {versus}"
         )
         found.append(DivertCandidate(u, on, priority_of[on], eta, free_eta, reason))
     found.sort(key=lambda d: (d.eta, d.unit.code))
@@ -269,12 +346,17 @@ def choices(
     priority_of: dict[str, int],
     now: datetime,
     limit: int = 5,
+    stale_seconds: int = norms.STALE_POSITION_SECONDS,
 ) -> Choices:
     """The free units ranked, the units worth diverting, and, when there is neither, the units
-    expected to clear first."""
+    expected to clear first; a position older than `stale_seconds` is said to be stale."""
     units = list(units)
-    recs = for_call(call, units, limit)
+    recs = for_call(call, units, limit, now, stale_seconds)
     best = recs[0].eta_seconds if recs else None
-    diverts = divert_candidates(call, units, priority_of, best)
-    clearing = [] if recs or diverts else next_to_clear(call, units, now)
+    diverts = divert_candidates(
+        call, units, priority_of, best, now=now, stale_seconds=stale_seconds
+    )
+    clearing = (
+        [] if recs or diverts else next_to_clear(call, units, now, stale_seconds=stale_seconds)
+    )
     return Choices(recs, diverts, clearing)

@@ -81,6 +81,8 @@ class CallView:
     assignments: tuple[AssignmentView, ...] = field(default=())
     reopened_at: datetime | None = None  # when it was last re-opened, if ever
     queued_units: tuple[str, ...] = ()  # busy units lined up to come here next
+    # Whether its address has a hazard note in force (`PremiseView`; the record says which).
+    hazard: bool = False
 
     @property
     def active_units(self) -> tuple[str, ...]:
@@ -119,6 +121,9 @@ class UnitView:
     # EN_ROUTE without the report is shown as dispatched (`lifecycle.unit_state`).
     en_route_reported: bool = False
     queued_call: str | None = None  # the call it is lined up for next, if any
+    # Seconds since its position was reported, by the database's clock when it was read (None:
+    # no position). A live screen counts on from `position_at` with its own clock instead.
+    position_age: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,8 @@ class Recommendation:
     distance_km: float | None
     eta_seconds: int | None
     reason: str
+    # Measured from a position too old to trust (`norms.position_stale`): the ETA is a guess.
+    stale_position: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,7 @@ class DeskScreen(LiveScreen):
         styles = context.options.status_styles
         self.pending = PendingCalls(styles, context.options.aging_seconds, id="pending")
         self.active = ActiveCalls(styles, context.options.ack_seconds, id="active")
-        self.units = Units(styles, id="units")
+        self.units = Units(styles, context.options.stale_position_seconds, id="units")
         self.hospitals = Hospitals(styles, id="hospitals")
         # The map, in the panes' place while it is shown (`m`); `map_from` is the pane whose
         # selected row it centres on (`c`).

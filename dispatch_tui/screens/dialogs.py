@@ -232,7 +232,12 @@ class DeskDialogs:
             for c in p.rows_by_key.values()
         }
         offered = recommend.choices(
-            call, self.desk.units.rows_by_key.values(), priority_of, self.desk.db_now(), limit=8
+            call,
+            self.desk.units.rows_by_key.values(),
+            priority_of,
+            self.desk.db_now(),
+            limit=8,
+            stale_seconds=self.desk.options.stale_position_seconds,
         )
         recs, diverts = offered.recommended, offered.diverts
         if not recs and not diverts:

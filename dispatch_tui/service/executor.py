@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any, assert_never
 
 from dispatch_tui.rules import commands as c
-from dispatch_tui.rules import validation
+from dispatch_tui.rules import norms, validation
 from dispatch_tui.rules.errors import (
     AlreadyDone,
     DispatchError,
@@ -322,7 +322,8 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
                 )
                 return _listed(listed, "calls", "calls")
             elif what == "units":
-                data = service.units()
+                every = service.units()
+                return Outcome(_units_said(every, service.stale_position_seconds), every, what)
             elif what == "hospitals":
                 data = service.hospitals()
             else:
@@ -337,6 +338,16 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
             return Outcome(said, notes, "premises")
         case _:
             assert_never(command)  # mypy refuses a command without its case here
+
+
+def _units_said(units: list[UnitView], stale_seconds: int) -> str:
+    """`12 units`, and which of them have a stale position: `; positions over 10 min old: M3,
+    M5` (said, not only shown, so a script's message has it too)."""
+    stale = [u.code for u in units if norms.age_stale(u.position_age, stale_seconds)]
+    said = f"{len(units)} units"
+    if stale:
+        said += f"; positions over {stale_seconds // 60} min old: {', '.join(stale)}"
+    return said
 
 
 def _listed(listing: Listing[Any], what: str, kind: str) -> Outcome:

@@ -46,9 +46,17 @@ STREETS_LIMIT = 50_000
 
 
 class ReadService:
-    def __init__(self, sessions: sessionmaker[Session], desk: str = "cli") -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        desk: str = "cli",
+        *,
+        stale_position_seconds: int = norms.STALE_POSITION_SECONDS,
+    ) -> None:
         self.sessions = sessions
         self.desk = desk
+        # A unit's position older than this is stale: recommendations say so, and its age.
+        self.stale_position_seconds = stale_position_seconds
 
     def operator(self, username: str) -> Operator:
         with reading(self.sessions) as s:
@@ -60,7 +68,9 @@ class ReadService:
             call = views.call(s, lookups.call_id(s, call_number))
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{call.number} is {lifecycle.label(call.status)}")
-            return recommend.for_call(call, views.units(s), limit)
+            return recommend.for_call(
+                call, views.units(s), limit, views.db_now(s), self.stale_position_seconds
+            )
 
     def choices(self, call_number: str, limit: int = 5) -> Choices:
         """All a dispatcher is offered for a call, from one read: the free units ranked, the
@@ -73,7 +83,12 @@ class ReadService:
             if not CallStatus(call.status).is_open:
                 raise Conflict(f"{call.number} is {lifecycle.label(call.status)}")
             return recommend.choices(
-                call, views.units(s), views.open_priorities(s), views.db_now(s), limit
+                call,
+                views.units(s),
+                views.open_priorities(s),
+                views.db_now(s),
+                limit,
+                self.stale_position_seconds,
             )
 
     def call(self, call_number: str) -> CallView:

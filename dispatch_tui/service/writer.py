@@ -17,6 +17,7 @@ from dispatch_tui.rules import validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.duplicates import DuplicateRule
 from dispatch_tui.rules.errors import AlreadyDone
+from dispatch_tui.rules.norms import STALE_POSITION_SECONDS
 from dispatch_tui.service import request_ids, steps
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.service.transactions import db_errors
@@ -39,8 +40,9 @@ class Writer(ReadService):
         dispositions: tuple[str, ...] = validation.DISPOSITIONS,
         reopen_hours: float = REOPEN_HOURS,
         duplicates: DuplicateRule = DUPLICATES,
+        stale_position_seconds: int = STALE_POSITION_SECONDS,
     ) -> None:
-        super().__init__(sessions, desk)
+        super().__init__(sessions, desk, stale_position_seconds=stale_position_seconds)
         # What a close may say happened, and how long after its end a call may be re-opened.
         self.dispositions = dispositions
         self.reopen_window = timedelta(hours=reopen_hours)

@@ -49,6 +49,10 @@ _PRIORITY = {p: Text(f"P{p}", style="bold red" if p == 1 else "") for p in (1, 2
 _LATE = Text("LATE", style="bold red")
 _OVERDUE = Text("OVERDUE", style="bold reverse red")
 _AGAIN = Text("AGAIN", style="bold reverse yellow")
+# A call whose address has a hazard note in force: said on its line, in words, in both call panes
+# (the record and the crew terminal say which hazard).
+_HAZARD = Text("HAZARD", style="bold reverse red")
+_NONE = Text()
 # The statuses of a call that a unit has reached or is on the way to (open, not pending).
 _ACTIVE = frozenset(s.value for s in CallStatus if s.is_open and s != CallStatus.RECEIVED)
 
@@ -70,6 +74,20 @@ def _nature_and_next(call: CallView) -> Text:
     text = Text(f"{', '.join(call.queued_units)} next ", style="bold cyan")
     text.append(call.nature)
     return text
+
+
+def hazard_text(call: CallView) -> Text:
+    """`HAZARD` when the call's address has a hazard note in force, else nothing."""
+    return _HAZARD if call.hazard else _NONE
+
+
+def position_text(unit: UnitView, now: datetime | None, stale_seconds: int) -> Text:
+    """`STALE 23m` when the unit's reported position is too old to trust by `now`, else nothing
+    (a unit with no position is measured from its station, as the recommendation says)."""
+    if not norms.position_stale(unit.position_at, now, stale_seconds):
+        return _NONE
+    age = norms.position_age(unit.position_at, now) or 0.0
+    return Text(f"STALE {minutes(age)}", style="bold yellow")
 
 
 def _call_and_next(unit: UnitView) -> Text:
@@ -290,6 +308,8 @@ class PendingCalls(CallPane):
         ("flag", "Flag", 7),
         ("nature", "Nature", None),
         ("place", "Place", None),
+        # HAZARD beside the place it is at; never cut (the place gives way first).
+        ("hazard", "", None),
     )
     # Narrow: the place and the nature are cut, in turns, never below 5 characters and "…".
     FIT = (
@@ -348,6 +368,7 @@ class PendingCalls(CallPane):
             *self.clock_cells(row),
             _nature_and_next(row),
             Text(row.location_text),
+            hazard_text(row),
         )
 
     def action_dispatch(self) -> None:
@@ -404,6 +425,7 @@ class ActiveCalls(CallPane):
         ("status", "Status", 12),
         ("units", "Units", None),
         ("nature", "Nature", None),
+        ("hazard", "", None),  # never cut: the nature gives way first
         ("dest", "Dest", None),
     )
     # Narrow: the nature is cut; then the call's status goes (its units' states say it: a call
@@ -450,6 +472,7 @@ class ActiveCalls(CallPane):
             status_text(row.status, self.styles_by_status),
             *self.clock_cells(row),
             Text(row.nature),
+            hazard_text(row),
             Text(row.destination_code or ""),
         )
 
@@ -502,8 +525,12 @@ class Units(Pane[UnitView]):
         ("since", "Time", 6),
         ("call", "Call", None),
         ("station", "Stn", None),
+        # `STALE 23m` when its reported position is too old to trust; it ages with the clock.
+        ("pos", "Pos", None),
     )
-    TIME_COLUMNS = frozenset({"since"})
+    # Narrow: the home station goes first, then a stale position's age ("STALE…" stays).
+    FIT = (("station", 0), ("pos", 6))
+    TIME_COLUMNS = frozenset({"since", "pos"})
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
             Binding(
@@ -532,23 +559,34 @@ class Units(Pane[UnitView]):
         ),
     ]
 
-    def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        styles: dict[str, str],
+        stale_seconds: int = norms.STALE_POSITION_SECONDS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__("Units", styles, **kwargs)
+        self.stale_seconds = stale_seconds
 
     def sort_key(self, row: UnitView) -> Any:
         return (row.code[0], len(row.code), row.code)
 
     def time_cells(self, row: UnitView) -> tuple[Text, ...]:
-        return (Text(minutes(self.age(row.status_since))),)
+        return (
+            Text(minutes(self.age(row.status_since))),
+            position_text(row, self.now, self.stale_seconds),
+        )
 
     def cells(self, row: UnitView) -> tuple[Text, ...]:
+        since, position = self.clock_cells(row)
         return (
             Text(row.code, style="bold"),
             Text(row.capability),
             unit_status_text(row, self.styles_by_status),
-            *self.clock_cells(row),
+            since,
             _call_and_next(row),
             Text(row.station_code or ""),
+            position,
         )
 
     def action_status(self, target: str) -> None:
