@@ -9,16 +9,22 @@ channel: it stays out of the relay and reads what it is told, as before.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from sqlalchemy import Engine
 
+from dispatch_tui.cli.main import main
 from dispatch_tui.db import listener as listener_module
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
 from dispatch_tui.db.listener import Listener, RelayRole
@@ -217,3 +223,62 @@ def test_an_idle_desk_keeps_no_server_connection_but_its_listeners(
         assert desk.call(number).active_units == ("M5",)  # and it works on
     finally:
         engine.dispose()
+
+
+def test_the_relay_runs_as_a_service_of_its_own_and_stops_on_sigterm(
+    world: DispatchService, database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "DISPATCH_DATABASE_URL": database_url,
+        "DISPATCH_LOG_FILE": str(tmp_path / "relay.log"),
+    }
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "dispatch_tui", "relay"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def relay_holds_the_lock() -> bool:
+            with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                    " WHERE l.locktype = 'advisory' AND l.granted"
+                    " AND a.application_name = 'dispatch-tui listener'"
+                    " AND a.datname = current_database()"
+                    " AND (l.classid::bigint << 32) + l.objid::bigint = %s",
+                    (listener_module.RELAY_LOCK,),
+                ).fetchone()
+            return bool(row and row[0])
+
+        wait_for(relay_holds_the_lock, "the relay service holding the relay", timeout=20)
+        with desks(database_url, engine, 1) as (desk,):
+            assert desk.listener.role is RelayRole.FOLLOWER
+            number = new_call(world)
+            wait_for(lambda: number in desk.calls_applied(), f"{number} relayed by the service")
+            assert desk.service.reads == 0
+    finally:
+        relay.send_signal(signal.SIGTERM)
+        out, err = relay.communicate(timeout=10)
+    assert relay.returncode == 0, err
+    assert out.startswith("relaying changes from ")
+
+
+def test_a_login_that_may_not_hear_the_rows_is_refused_the_relay_in_one_line(
+    world: DispatchService,
+    database_url: str,
+    logins: Callable[..., Login],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, url = logins("paramedic", unit="M3")
+    monkeypatch.setenv("DISPATCH_DATABASE_URL", url)
+    monkeypatch.setenv("DISPATCH_LOG_FILE", str(tmp_path / "relay.log"))
+    capsys.readouterr()
+    assert main(["relay"]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith("error: this login may not relay") and err.count("\n") == 1, err

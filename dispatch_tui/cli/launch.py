@@ -66,6 +66,8 @@ def service(db: Database, settings: Settings, kind: str = "cli") -> DispatchServ
 
 # A drill of a year is long enough; past that, --duration was a mistake (or inf).
 MAX_DURATION = 366 * 24 * 3600.0
+# A desk, board or crew terminal closes its kept connections after this long unused.
+IDLE_RELEASE_SECONDS = 30.0
 
 
 def simulate(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
@@ -149,6 +151,44 @@ def alerter(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     return 0
 
 
+def relay(settings: Settings, out: Console) -> int:
+    """Be the desks' relay (`db.listener`): read each change once and send its rows to every
+    desk. Desks relay among themselves when this does not run; run it beside many desks so
+    that none of them carries the others. It waits its turn while another holds the relay."""
+    from dispatch_tui.db.listener import Listener
+    from dispatch_tui.service.relay import Relay
+
+    db = open_database(
+        settings.database_url, settings.data_dir, application_name="dispatch-tui relay"
+    )
+    reader = ReadService(make_sessionmaker(db.engine), desk=f"relay@{settings.desk}")
+    if not reader.may_relay():
+        raise Forbidden(
+            "this login may not relay: only dispatchers, supervisors and admins hear the rows"
+        )
+    feed = Listener(
+        listen_url(db, settings),
+        on_changes=lambda _batch: None,  # waiting its turn: the relay sends these
+        on_state=lambda _state: None,  # the listener logs its states
+        on_resync=lambda: None,  # it shows nothing: there is nothing to reload
+        relay=Relay(reader, apply=lambda _change: None),
+        max_backoff_seconds=1.0,
+    )
+    out.print(
+        f"relaying changes from {db.label}; Ctrl-C or SIGTERM stops", markup=False, highlight=False
+    )
+    stop = threading.Event()
+    handlers = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        feed.run(stop)
+    finally:
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)
+    return 0
+
+
 def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
     # Textual is imported only here: the scripted verbs start faster without it.
     from dispatch_tui.app import DispatchApp
@@ -160,6 +200,9 @@ def desk(ns: argparse.Namespace, settings: Settings, *, mode: str) -> int:
         settings.data_dir,
         application_name=f"dispatch-tui {mode}",
         read_only=board,  # the board's sessions are read-only in PostgreSQL itself
+        # A desk mostly listens (the relay sends it the rows): it keeps no idle connection
+        # but its listener's.
+        release_idle_seconds=IDLE_RELEASE_SECONDS,
     )
     reader: ReadService = (
         ReadService(
@@ -195,7 +238,10 @@ def crew(ns: argparse.Namespace, settings: Settings) -> int:
 
     code = validation.unit_code(ns.unit)
     db = open_database(
-        settings.database_url, settings.data_dir, application_name=f"dispatch-tui crew {code}"
+        settings.database_url,
+        settings.data_dir,
+        application_name=f"dispatch-tui crew {code}",
+        release_idle_seconds=IDLE_RELEASE_SECONDS,
     )
     writer = service(db, settings, kind=f"crew-{code}")
     who = writer.operator(operator(db, settings, ns))

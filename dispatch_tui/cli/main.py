@@ -144,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
     )
     alerter.set_defaults(verb="alerter")
+    relay = sub.add_parser(
+        "relay",
+        help="read each change once and send its rows to every desk, until stopped",
+        parents=[common],
+    )
+    relay.set_defaults(verb="relay")
     desk = sub.add_parser("desk", help="open the dispatcher's desk (the default)", parents=[common])
     desk.add_argument(
         "--poll", action="store_true", help="poll instead of LISTEN/NOTIFY (e.g. behind a pooler)"
@@ -339,6 +345,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         return launch.simulate(ns, settings, out)
     if verb == "alerter":
         return launch.alerter(ns, settings, out)
+    if verb == "relay":
+        return launch.relay(settings, out)
     if verb == "admin.add_operator":
         from dispatch_tui.service.staffing import add_operator
 

@@ -41,6 +41,7 @@ from dispatch_tui.db.models import (
     Place,
     PremiseNote,
     Queued,
+    RelayChannel,
     Staff,
     Station,
     StreetSegment,
@@ -451,6 +452,16 @@ def narrative(session: Session, call_id: int) -> list[NarrativeView]:
     rows = session.execute(
         select(NarrativeEntry).where(NarrativeEntry.call_id == call_id).order_by(NarrativeEntry.id)
     ).scalars()
+def relay_channel(session: Session) -> str | None:
+    """The relay's channel (migration 0015), or None when this login may not read it. (Asked
+    first: the server checks a table's rights before it runs a statement, even for a branch
+    that would not read it.)"""
+    if not session.execute(text("SELECT has_table_privilege('relay_channel', 'SELECT')")).scalar():
+        return None
+    name = session.execute(select(RelayChannel.name)).scalar()
+    return None if name is None else str(name)
+
+
     return [
         NarrativeView(n.id, n.at, n.operator, n.desk, n.kind, n.body, n.corrects_id) for n in rows
     ]

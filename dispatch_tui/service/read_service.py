@@ -265,6 +265,11 @@ class ReadService:
 
     def now(self) -> datetime:
         with reading(self.sessions) as s:
+    def may_relay(self) -> bool:
+        """Whether this login may read the relay's channel (`db.listener`, migration 0015)."""
+        with reading(self.sessions) as s:
+            return views.relay_channel(s) is not None
+
             value: datetime = views.db_now(s)
             return value
 
