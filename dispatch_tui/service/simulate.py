@@ -7,6 +7,14 @@ auto-dispatch, a virtual dispatcher takes the recommended unit after a short cal
 Every change goes through the service, so every desk and board follows it live, and a unit a
 person dispatched is crewed by the simulator too.
 
+Units move as an AVL feed would move them: while a unit drives to its call, takes its patient to
+the hospital, or drives back to its station after clearing, it reports a position a step further
+along its way every few seconds (`SimOptions.position_seconds`), through the same write as `unit
+locate` (the position's columns alone), so its ETAs shrink and its position stays fresh on every
+desk. A drive is a straight line walked by the fraction of its planned time gone (`Leg`); it ends
+at the call, the hospital or the station. A unit that is not moving reports nothing: parked, its
+position ages, and a desk says so once it is stale.
+
 `--seed` makes the drill reproducible: the same calls, places, priorities and durations in the
 same order (wall-clock scheduling can still interleave steps differently under load).
 """
@@ -17,15 +25,21 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import DispatchError
 from dispatch_tui.rules.lifecycle import BUSY
 from dispatch_tui.rules.norms import clock
-from dispatch_tui.rules.recommend import destinations, estimate_seconds, haversine_km
+from dispatch_tui.rules.recommend import (
+    TURNOUT_SECONDS,
+    destinations,
+    estimate_seconds,
+    haversine_km,
+)
 from dispatch_tui.rules.validation import CallIntake
-from dispatch_tui.rules.views import CallView, HospitalView, Snapshot, UnitView
+from dispatch_tui.rules.views import AssignmentView, CallView, HospitalView, Snapshot, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
 
 log = logging.getLogger(__name__)
@@ -56,6 +70,9 @@ class SimOptions:
     auto_dispatch: bool = False
     seed: int | None = None
     tick: float = 0.25  # real seconds between looks at the world
+    # Real seconds between two positions of a moving unit (an AVL feed's rate): one small write
+    # per moving unit this often, whatever the speed.
+    position_seconds: float = 5.0
 
 
 @dataclass
@@ -64,6 +81,7 @@ class SimStats:
     dispatches: int = 0
     steps: int = 0
     refused: int = 0  # a step another desk made first, or the state moved on: skipped, not forced
+    positions: int = 0  # positions reported by moving units
     started: float = field(default_factory=time.monotonic)
 
 
@@ -79,7 +97,11 @@ class Simulator:
         self.stats = SimStats()
         self.sim_elapsed = 0.0
         self.next_call_at = self._interarrival()
-        self.due: dict[str, tuple[float, str]] = {}  # unit code -> (sim time due, expected status)
+        # unit code -> (sim time due, the stage it ends, the call it is on)
+        self.due: dict[str, tuple[float, str, str]] = {}
+        self.legs: dict[str, Leg] = {}  # unit code -> the drive it is on
+        self.busy: set[str] = set()  # the units busy at the last look (those that clear go home)
+        self.reported: dict[str, float] = {}  # unit code -> sim time of its last position
         self.dispatch_due: list[tuple[float, str]] = []  # (sim time, call number)
         self.places = service.places()
 
@@ -164,7 +186,10 @@ class Simulator:
         for unit in snapshot.units:
             if unit.status not in BUSY:
                 self.due.pop(unit.code, None)
+                self._home(unit, was_busy=unit.code in self.busy)
+                self.busy.discard(unit.code)
                 continue
+            self.busy.add(unit.code)
             call = calls.get(unit.call_number or "")
             if call is None:
                 continue
@@ -179,14 +204,93 @@ class Simulator:
                 else ("" if assignment.acknowledged_at else "+alerted")
             )
             scheduled = self.due.get(unit.code)
-            if scheduled is None or scheduled[1] != stage:
-                self.due[unit.code] = (
-                    self.sim_elapsed + self._duration(stage, unit, call, hospitals),
-                    stage,
-                )
+            # A new stage, or the same on another call (diverted): its time starts now.
+            if scheduled is None or scheduled[1:] != (stage, call.number):
+                took = self._duration(stage, unit, call, hospitals)
+                self.due[unit.code] = (self.sim_elapsed + took, stage, call.number)
+                self._set_out(unit, call, assignment, stage, took, snapshot.hospitals)
+            elif scheduled[0] <= self.sim_elapsed:
+                self._advance(unit, call, stage, hospitals, snapshot.hospitals)
                 continue
-            if scheduled[0] <= self.sim_elapsed:
-                self._advance(unit, call, stage, hospitals)
+            self._drive(unit)
+
+    # -- moving: a unit on its way reports where it is ----------------------------------------
+
+    @property
+    def report_every(self) -> float:
+        """Simulated seconds between two positions of a moving unit."""
+        return self.options.position_seconds * self.options.speed
+
+    def _set_out(
+        self,
+        unit: UnitView,
+        call: CallView,
+        assignment: AssignmentView,
+        stage: str,
+        took: float,
+        hospitals: Sequence[HospitalView],
+    ) -> None:
+        """The drive a new stage is, if it is one: to the call once the crew rolls, to the
+        hospital when transporting. Any other stage stands still where the unit is."""
+        self.legs.pop(unit.code, None)
+        start, end = _where(unit), None
+        if stage == "EN_ROUTE+rolling":
+            start = start or unit.station_position
+            end = (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
+        elif stage.startswith("TRANSPORTING"):
+            going = assignment.hospital_code or call.destination_code
+            hospital = next((h for h in hospitals if h.code == going), None)
+            end = (hospital.lat, hospital.lon) if hospital is not None else None
+        if start is not None and end is not None:
+            self.legs[unit.code] = Leg(stage, start, end, self.sim_elapsed, self.sim_elapsed + took)
+
+    def _home(self, unit: UnitView, *, was_busy: bool) -> None:
+        """A unit that has just cleared drives back to its station (when it is away from it),
+        reporting as it goes; one out of service, or sent out again, stops driving home."""
+        code = unit.code
+        if unit.status != UnitStatus.AVAILABLE:
+            self.legs.pop(code, None)
+            return
+        leg = self.legs.get(code)
+        if leg is None or leg.stage != HOME:
+            self.legs.pop(code, None)
+            start, home = _where(unit), unit.station_position
+            if not was_busy or start is None or home is None:
+                return
+            distance = haversine_km(start, home)
+            if distance < PARKED_KM:
+                return  # cleared at its station: parked already
+            # No lights on the way back: slower than to a call.
+            took = (estimate_seconds(distance) - TURNOUT_SECONDS) * self._between(1.1, 1.4)
+            self.legs[code] = Leg(HOME, start, home, self.sim_elapsed, self.sim_elapsed + took)
+        self._drive(unit)
+
+    def _drive(self, unit: UnitView) -> None:
+        """Report the unit's position a step further along its drive, when one is due: every
+        `report_every` simulated seconds, and once more when a drive home ends (parked there;
+        a drive to a call or a hospital ends with the arrival, `_advance`)."""
+        code = unit.code
+        leg = self.legs.get(code)
+        if leg is None:
+            return
+        home = leg.stage == HOME and self.sim_elapsed >= leg.ends
+        last = self.reported.get(code)
+        if not home and last is not None and self.sim_elapsed - last < self.report_every:
+            return
+        self._report(code, leg.at(self.sim_elapsed))
+        if home:
+            self.legs.pop(code, None)
+
+    def _report(self, code: str, position: tuple[float, float]) -> None:
+        """One position, written as `unit locate` writes it (its columns only, audited), so
+        every desk hears of it."""
+        try:
+            self.service.locate_unit(self.operator, code, *position)
+        except DispatchError as err:
+            log.info("position of %s: %s", code, err)
+            return
+        self.reported[code] = self.sim_elapsed
+        self.stats.positions += 1
 
     def _duration(
         self, stage: str, unit: UnitView, call: CallView, hospitals: list[HospitalView]
@@ -196,9 +300,10 @@ class Simulator:
         if stage == "EN_ROUTE":
             return self._between(30, 90)  # turnout
         if stage == "EN_ROUTE+rolling":
-            if unit.lat is None or call.lat is None or unit.lon is None or call.lon is None:
+            start = _where(unit) or unit.station_position
+            if start is None or call.lat is None or call.lon is None:
                 return self._between(240, 600)
-            travel = estimate_seconds(haversine_km((unit.lat, unit.lon), (call.lat, call.lon))) - 60
+            travel = estimate_seconds(haversine_km(start, (call.lat, call.lon))) - TURNOUT_SECONDS
             return max(60.0, travel * self._between(0.8, 1.3))
         if stage.startswith("ON_SCENE"):
             return self._between(600, 1500)
@@ -207,9 +312,17 @@ class Simulator:
         return self._between(600, 1800)  # offload at the hospital
 
     def _advance(
-        self, unit: UnitView, call: CallView, stage: str, hospitals: list[HospitalView]
+        self,
+        unit: UnitView,
+        call: CallView,
+        stage: str,
+        hospitals: list[HospitalView],
+        every_hospital: Sequence[HospitalView],
     ) -> None:
+        """The step that ends `stage`, through the service. `hospitals`: the open ones (where a
+        transport goes); `every_hospital`: where one may have gone (on diversion, overridden)."""
         code = unit.code
+        leg = self.legs.pop(code, None)  # a drive ends with its arrival, at its end
         try:
             if stage == "EN_ROUTE+alerted":
                 self.service.acknowledge(self.operator, code)
@@ -236,8 +349,10 @@ class Simulator:
                     )  # treated, not transported
             elif stage.startswith("TRANSPORTING"):
                 self.service.unit_status(self.operator, code, "AT_HOSPITAL")
-                target = next((h for h in hospitals if h.code == call.destination_code), None)
-                if target is not None:
+                target = next((h for h in every_hospital if h.code == call.destination_code), None)
+                if leg is not None:
+                    self.service.locate_unit(self.operator, code, *leg.end)
+                elif target is not None:
                     self.service.locate_unit(self.operator, code, target.lat, target.lon)
             else:
                 self.service.unit_status(self.operator, code, "AVAILABLE")
@@ -255,8 +370,43 @@ class Simulator:
         return (
             f"sim {clock(self.sim_elapsed)} · calls {self.stats.calls} · pending {pending} · active {active}"
             f" · units free {free}/{len(snap.units)} · dispatches {self.stats.dispatches}"
-            f" · crew steps {self.stats.steps} · skipped {self.stats.refused}"
+            f" · crew steps {self.stats.steps} · positions {self.stats.positions}"
+            f" · skipped {self.stats.refused}"
         )
+
+
+# A drive back to the station; a unit cleared this near its station is parked there already.
+HOME = "HOME"
+PARKED_KM = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One drive: from `start` to `end` between simulated times `begins` and `ends`, for the
+    stage it belongs to (or HOME). Straight, at an even pace: where a unit is is the fraction
+    of the planned time gone, walked along the line."""
+
+    stage: str
+    start: tuple[float, float]
+    end: tuple[float, float]
+    begins: float
+    ends: float
+
+    def at(self, t: float) -> tuple[float, float]:
+        """Where the unit is at simulated time `t` (at the start before, at the end after)."""
+        span = self.ends - self.begins
+        done = 1.0 if span <= 0 else min(1.0, max(0.0, (t - self.begins) / span))
+        if done >= 1.0:
+            return self.end  # exactly there: arrived, not a float's width short of it
+        return (
+            self.start[0] + (self.end[0] - self.start[0]) * done,
+            self.start[1] + (self.end[1] - self.start[1]) * done,
+        )
+
+
+def _where(unit: UnitView) -> tuple[float, float] | None:
+    """The unit's reported position, if it has one."""
+    return (unit.lat, unit.lon) if unit.lat is not None and unit.lon is not None else None
 
 
 def run(
