@@ -29,7 +29,7 @@ from dispatch_tui.service.dispatch_service import DispatchService
 
 TABLES = (
     "audit_log, narrative, assignments, calls, call_answers, staff, units, stations, hospitals,"
-    " places, requests, queued, alerts"
+    " places, requests, queued, alerts, address_points, street_segments"
 )
 
 
@@ -99,6 +99,9 @@ def reset(engine: Engine) -> None:
         conn.execute(text("ALTER TABLE narrative ENABLE ALWAYS TRIGGER narrative_no_truncate"))
         conn.execute(text("ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only"))
         conn.execute(text("ALTER SEQUENCE call_number_seq RESTART WITH 1001"))
+    # The gazetteer's streets, as its emptied tables now have them (none).
+    with engine.begin() as conn:
+        conn.execute(text("REFRESH MATERIALIZED VIEW gazetteer_streets"))
 
 
 @pytest.fixture

@@ -170,6 +170,8 @@ _CALLS = (
     .outerjoin(_HAZARDOUS, _HAZARDOUS.c.address_key == Call.address_key)
     .order_by(Call.priority, Call.received_at, Call.id)
 )
+# Whether the call's position is verified, last: CallView's last field (`_call_view`).
+_CALLS = _CALLS.add_columns(Call.location_verified)
 _OPEN = Call.status.in_([s.value for s in OPEN_CALL_STATUSES])
 _Select = Select[*tuple[Any, ...]]
 # A list read with a limit keeps the newest calls (ix_calls_received_at), shown in the same order.
@@ -259,11 +261,14 @@ def calls(
 
 
 def _call_view(row: Any, assignments: tuple[AssignmentView, ...]) -> CallView:
+    verified, row = row[-1], row[:-1]  # the last column (`_CALLS.add_columns` above)
     # _CALLS selects CallView's fields in its own order up to reopened_at, all but the
     # assignments (which come before it), then whether its address has a hazard in force; the
     # units lined up (`queued_units`, between them) are added by `calls`.
     fields: list[Any] = [*row[:-2], assignments, row[-2], (), row[-1]]
-    return CallView(*fields)
+    view = CallView(*fields)
+    # Verified by default: only the few unverified ones pay for a second object.
+    return view if verified else replace(view, location_verified=False)
 
 
 def count_calls(session: Session, *, open_only: bool = True) -> int:

@@ -342,3 +342,129 @@ def settle(matches: Sequence[AddressMatch]) -> Settled:
     if best.quality == "exact" and best.score >= VERIFIED_SCORE:
         return Settled(best, True, f"verified: {best.label}")
     return Settled(best, False, f"near {best.label} ({best.note or best.quality})")
+
+
+# -- rows of the agency's GIS data, checked before they are loaded ------------------------------
+
+FIELD_MAX = 200  # characters in a number, street, unit, city or postcode
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRow:
+    """An address point as the gazetteer keeps it, checked. `source_key` names it within its
+    source (the data's own id, else the address itself), so loading it again changes it in
+    place instead of adding it twice."""
+
+    number: str
+    street: str
+    street_key: str
+    house: int | None
+    unit: str | None
+    city: str | None
+    postcode: str | None
+    lat: float
+    lon: float
+    source_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreetLine:
+    """A street's line as the gazetteer keeps it: `coords` in GeoJSON order (lon, lat)."""
+
+    name: str
+    street_key: str
+    city: str | None
+    coords: tuple[tuple[float, float], ...]
+    source_key: str
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """min lat, max lat, min lon, max lon."""
+        lats = [lat for _, lat in self.coords]
+        lons = [lon for lon, _ in self.coords]
+        return min(lats), max(lats), min(lons), max(lons)
+
+
+def _position(lat: object, lon: object) -> tuple[float, float] | None:
+    """A position from the data, or None when it is not one: not numbers, out of range, or
+    0, 0 (a blank that a spreadsheet filled in)."""
+    try:
+        la, lo = float(str(lat).strip()), float(str(lon).strip())
+    except ValueError:
+        return None
+    if not (-90 <= la <= 90 and -180 <= lo <= 180) or (la == 0 and lo == 0):
+        return None  # NaN fails the range test too
+    return la, lo
+
+
+def _clean(value: object) -> str:
+    return " ".join(str(value or "").split())
+
+
+def address_row(
+    number: object,
+    street: object,
+    lat: object,
+    lon: object,
+    *,
+    unit: object = "",
+    city: object = "",
+    postcode: object = "",
+    key: object = "",
+) -> AddressRow | str:
+    """A row of OpenAddresses-style data as an address point, or why it is refused: `bad
+    coordinates`, `no street`, `no number`, `too long`."""
+    position = _position(lat, lon)
+    if position is None:
+        return "bad coordinates"
+    fields = [_clean(v) for v in (number, street, unit, city, postcode, key)]
+    if any(len(f) > FIELD_MAX for f in fields):
+        return "too long"
+    number_, street_, unit_, city_, postcode_, key_ = fields
+    skey = street_key(street_)
+    if not skey:
+        return "no street"
+    if not number_:
+        return "no number"
+    identity = key_ or "|".join(
+        (number_.upper(), skey, " ".join(words(unit_)), " ".join(words(city_)))
+    )
+    return AddressRow(
+        number=number_,
+        street=street_,
+        street_key=skey,
+        house=house_number(number_),
+        unit=unit_ or None,
+        city=city_ or None,
+        postcode=postcode_ or None,
+        lat=position[0],
+        lon=position[1],
+        source_key=identity,
+    )
+
+
+def street_line(
+    name: object, coords: object, *, city: object = "", key: object = ""
+) -> StreetLine | str:
+    """A street's line from GeoJSON (`[[lon, lat], ...]`), or why it is refused: `no street`,
+    `bad coordinates`, `line of fewer than 2 points`, `too long`."""
+    named = _clean(name)
+    if len(named) > FIELD_MAX or len(_clean(city)) > FIELD_MAX:
+        return "too long"
+    skey = street_key(named)
+    if not skey:
+        return "no street"
+    if not isinstance(coords, list):
+        return "bad coordinates"
+    points: list[tuple[float, float]] = []
+    for point in coords:
+        if not isinstance(point, list | tuple) or len(point) < 2:
+            return "bad coordinates"
+        position = _position(point[1], point[0])
+        if position is None:
+            return "bad coordinates"
+        points.append((position[1], position[0]))
+    if len(points) < 2:
+        return "line of fewer than 2 points"
+    identity = _clean(key) or f"{skey}|{points[0]}|{points[-1]}|{len(points)}"
+    return StreetLine(named, skey, _clean(city) or None, tuple(points), identity)

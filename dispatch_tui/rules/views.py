@@ -83,6 +83,9 @@ class CallView:
     queued_units: tuple[str, ...] = ()  # busy units lined up to come here next
     # Whether its address has a hazard note in force (`PremiseView`; the record says which).
     hazard: bool = False
+    # Whether its position is one to trust (an address the gazetteer has, a named place, given
+    # coordinates); a location the gazetteer did not find is shown UNVERIFIED.
+    location_verified: bool = True
 
     @property
     def active_units(self) -> tuple[str, ...]:

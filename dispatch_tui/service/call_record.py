@@ -16,7 +16,7 @@ from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import CallStatus
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
 from dispatch_tui.rules.views import AnswerTicket, CallView
-from dispatch_tui.service import steps
+from dispatch_tui.service import gazetteer, steps
 from dispatch_tui.service.transactions import write
 from dispatch_tui.service.writer import Writer
 
@@ -136,10 +136,15 @@ class CallRecordWrites(Writer):
                 wanted.setdefault("lon", place.lon)
             elif "location_text" in wanted:
                 # A location typed anew is no longer the named place, nor where it was: without
-                # coordinates of its own, the old ones would rank units for the wrong place.
+                # coordinates of its own, the old ones would rank units for the wrong place. It
+                # is looked up as at intake, and is as verified as the gazetteer says.
                 wanted["place_id"] = None
-                wanted.setdefault("lat", None)
-                wanted.setdefault("lon", None)
+                if "lat" not in wanted:
+                    settled = gazetteer.placed(s, str(wanted["location_text"]))
+                    wanted["lat"], wanted["lon"] = settled.position or (None, None)
+                    wanted["location_verified"] = settled.verified
+            if "lat" in wanted:  # a named place, or coordinates given: trusted
+                wanted.setdefault("location_verified", wanted["lat"] is not None)
             changed = {
                 column: (getattr(call, column), value)
                 for column, value in wanted.items()
@@ -148,7 +153,11 @@ class CallRecordWrites(Writer):
             if "location_text" in changed:  # found by its new address from now on
                 key = duplicates.normalise_address(str(changed["location_text"][1])) or None
                 changed["address_key"] = (call.address_key, key)
-            told = {k: v for k, v in changed.items() if k not in ("place_id", "address_key")}
+            told = {
+                k: v
+                for k, v in changed.items()
+                if k not in ("place_id", "address_key", "location_verified")
+            }
             if not told:
                 raise InvalidInput(f"{number} has those values already; nothing to change")
             s.execute(

@@ -34,7 +34,7 @@ from dispatch_tui.rules.errors import (
 )
 from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, UnitView
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import lookups, next_calls, steps
+from dispatch_tui.service import gazetteer, lookups, next_calls, steps
 from dispatch_tui.service.call_record import CallRecordWrites, check_answer
 from dispatch_tui.service.crew import CrewWrites
 from dispatch_tui.service.moves import UnitMoves
@@ -105,6 +105,11 @@ class DispatchService(CallRecordWrites, UnitMoves, UnitStatusWrites, CrewWrites,
                 place = steps.find_place(s, data.place)
             position = data.position or ((place.lat, place.lon) if place else None)
             location = data.location or (f"{place.name}, {place.address}" if place else "")
+            # Given coordinates or a named place are trusted; a typed address is looked up.
+            verified = position is not None
+            if position is None:
+                settled = gazetteer.placed(s, location)
+                position, verified = settled.position, settled.verified
             alike = self._alike(s, position, location) if check_duplicates else []
             if alike and not new_anyway:
                 raise _suspected(alike, steps.clock(s))
@@ -117,6 +122,7 @@ class DispatchService(CallRecordWrites, UnitMoves, UnitStatusWrites, CrewWrites,
                     address_key=duplicates.normalise_address(location) or None,
                     lat=position[0] if position else None,
                     lon=position[1] if position else None,
+                    location_verified=verified,
                     place_id=place.id if place else None,
                     nature=data.nature,
                     priority=data.priority,

@@ -1,7 +1,8 @@
 """The read side of the service: what the desk, the board and `show` display.
 
 Reads take no locks and return frozen views. The board gets a `ReadService` on a read-only
-connection; the dispatch service builds on this class.
+connection; the dispatch service builds on this class. The gazetteer's reads (geocode,
+completion, the nearest address) are `service.gazetteer.GazetteerReads`, mixed in here.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dispatch_tui.rules.views import (
     UnitView,
 )
 from dispatch_tui.service import kpis, lookups
+from dispatch_tui.service.gazetteer import GazetteerReads
 from dispatch_tui.service.transactions import reading
 
 # `find`: how far back ended calls are searched, and how many calls it lists at most.
@@ -45,7 +47,7 @@ FIND_LIMIT = 50
 STREETS_LIMIT = 50_000
 
 
-class ReadService:
+class ReadService(GazetteerReads):
     def __init__(
         self,
         sessions: sessionmaker[Session],

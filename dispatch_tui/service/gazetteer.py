@@ -1,0 +1,409 @@
+"""The gazetteer: the agency's own addresses and streets, offline. Reads, and `gis import`.
+
+Reads (`GazetteerReads`, part of the read service every desk, board and the CLI has):
+`geocode(text)` (the places a typed address may be, best first, with scores and positions),
+`complete(prefix)` (what the intake's location field offers as it is typed) and
+`nearest_address(lat, lon)` (what `unit locate` and the map name a position by), each in one
+short read transaction.
+
+Loading (`load_file`, and `load` for rows made elsewhere such as the demo's): OpenAddresses-style
+CSV (`LON,LAT,NUMBER,STREET,UNIT,CITY,DISTRICT,REGION,POSTCODE,ID,HASH`) or GeoJSON (Point
+features as address points, LineString and MultiLineString features as street lines). Rows are
+checked (`rules.addresses.address_row`, `street_line`) and written in batches, each its own
+transaction, keyed by (source, source_key): loading the same data again changes nothing, and a
+corrected row is changed in place. What is refused is counted by why. The streets' view is
+refreshed at the end, concurrently, so geocoding goes on meanwhile. Only the database's owner
+writes the gazetteer (migration 0014): any other login is refused in one line.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import psycopg
+from sqlalchemy import func, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatch_tui.db import gazetteer as reads
+from dispatch_tui.db.models import AddressPoint, StreetSegment
+from dispatch_tui.rules import addresses, validation
+from dispatch_tui.rules.addresses import AddressMatch, AddressRow, GazetteerImport, StreetLine
+from dispatch_tui.rules.errors import Forbidden, InvalidInput, NotFound
+from dispatch_tui.service.transactions import db_errors, reading
+
+# How many matches `geocode` gives, and completions `complete`, at most by default.
+GEOCODE_LIMIT = 5
+COMPLETE_LIMIT = 8
+LIMIT_MAX = 50
+# Rows written per transaction while loading.
+BATCH = 1000
+# Refused rows named in the summary, as examples.
+EXAMPLES = 5
+
+Progress = Callable[[int, int], None]  # (done, total), in bytes of the file read
+
+
+class GazetteerReads:
+    """The gazetteer's reads: mixed into the read service (`self.sessions`)."""
+
+    sessions: sessionmaker[Session]
+
+    def geocode(self, typed: str, limit: int = GEOCODE_LIMIT) -> list[AddressMatch]:
+        """The places `typed` may be, best first (empty when none: the caller says so)."""
+        where = validation.text_field("address", typed, validation.LOCATION_MAX, required=True)
+        parsed = addresses.parse(where)
+        if parsed is None:
+            return []
+        with reading(self.sessions) as s, s.begin():
+            return reads.geocode(s, parsed, _limit(limit))
+
+    def complete(self, typed: str, limit: int = COMPLETE_LIMIT) -> list[AddressMatch]:
+        """What a location typed so far may be: addresses with its number on a street whose
+        words start as typed (or, no number yet, such streets); when none starts so, the
+        addresses the geocoder finds for it (a slip in a word). At most `limit`."""
+        where = validation.text_field("address", typed, validation.LOCATION_MAX)
+        prefix = addresses.completion_prefix(where)
+        if prefix is None:
+            return []
+        with reading(self.sessions) as s, s.begin():
+            found = reads.complete(s, prefix, _limit(limit))
+            if found or prefix.number is None:
+                return found
+            # Addresses the data has, whose street was typed with a slip: never a number
+            # made up between neighbours, which would offer an address that is not there.
+            parsed = addresses.parse(where)
+            found = reads.geocode(s, parsed, _limit(limit)) if parsed is not None else []
+            return [m for m in found if m.quality == "exact"]
+
+    def nearest_address(self, lat: float | str, lon: float | str) -> AddressMatch | None:
+        """The address nearest a position, with how far it is (None: no address near)."""
+        position = validation.coordinate(lat, lon)
+        with reading(self.sessions) as s, s.begin():
+            return reads.nearest(s, *position)
+
+    def settle(self, typed: str) -> addresses.Settled:
+        """What a call typed at `typed` is given: a position, verified or not
+        (`rules.addresses.settle`)."""
+        return addresses.settle(self.geocode(typed))
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), LIMIT_MAX))
+
+
+# -- loading -----------------------------------------------------------------------------------
+
+
+class _Tally:
+    """What a load did so far."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.points = 0
+        self.segments = 0
+        self.unchanged = 0
+        self.refused: Counter[str] = Counter()
+        self.examples: list[str] = []
+
+    def refuse(self, why: str, where: str) -> None:
+        self.refused[why] += 1
+        if len(self.examples) < EXAMPLES:
+            self.examples.append(f"{where}: {why}")
+
+    def report(self, source: str) -> GazetteerImport:
+        return GazetteerImport(
+            source,
+            self.rows,
+            self.points,
+            self.segments,
+            self.unchanged,
+            dict(self.refused.most_common()),
+            tuple(self.examples),
+        )
+
+
+Row = AddressRow | StreetLine | tuple[str, str]  # a checked row, or (why refused, where)
+
+
+def load_file(
+    sessions: sessionmaker[Session],
+    path: Path,
+    *,
+    source: str | None = None,
+    progress: Progress | None = None,
+) -> GazetteerImport:
+    """Load a CSV or GeoJSON file (by its name's ending, else its first character) into the
+    gazetteer as `source` (default: the file's name)."""
+    name = validation.text_field("source", source or path.name, 100, required=True)
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise NotFound(f"no file {path}") from None
+    except OSError as err:
+        raise InvalidInput(f"cannot read {path}: {err.strerror}") from None
+    with handle:
+        total = path.stat().st_size
+        reader = io.TextIOWrapper(handle, encoding="utf-8-sig", errors="replace", newline="")
+        kind = _kind(path, reader)
+
+        def done() -> None:
+            if progress is not None:
+                progress(handle.tell(), total)
+
+        rows = _csv_rows(reader) if kind == "csv" else _geojson_rows(reader)
+        return load(sessions, name, rows, tick=done)
+
+
+def _kind(path: Path, reader: IO[str]) -> str:
+    ending = path.suffix.lower()
+    if ending == ".csv":
+        return "csv"
+    if ending in (".geojson", ".json"):
+        return "geojson"
+    first = reader.read(1)
+    reader.seek(0)
+    return "geojson" if first in ("{", "[") else "csv"
+
+
+_CSV_REQUIRED = ("LON", "LAT", "NUMBER", "STREET")
+
+
+def _csv_rows(reader: IO[str]) -> Iterator[Row]:
+    """OpenAddresses-style CSV, its columns named in any case; DISTRICT and REGION are read
+    but not kept (a county and a state name no place a crew drives to)."""
+    table = csv.DictReader(reader)
+    columns = {c.strip().upper(): c for c in table.fieldnames or ()}
+    missing = [c for c in _CSV_REQUIRED if c not in columns]
+    if missing:
+        raise InvalidInput(
+            f"not OpenAddresses-style CSV: no {', '.join(missing)} column "
+            f"(expected LON,LAT,NUMBER,STREET,UNIT,CITY,DISTRICT,REGION,POSTCODE,ID,HASH)"
+        )
+
+    def get(record: dict[str, Any], column: str) -> str:
+        value = record.get(columns.get(column, ""), "")
+        return value if isinstance(value, str) else ""
+
+    for line, record in enumerate(table, start=2):
+        checked = addresses.address_row(
+            get(record, "NUMBER"),
+            get(record, "STREET"),
+            get(record, "LAT"),
+            get(record, "LON"),
+            unit=get(record, "UNIT"),
+            city=get(record, "CITY"),
+            postcode=get(record, "POSTCODE"),
+            key=get(record, "ID") or get(record, "HASH"),
+        )
+        yield checked if not isinstance(checked, str) else (checked, f"line {line}")
+
+
+def _geojson_rows(reader: IO[str]) -> Iterator[Row]:
+    """A FeatureCollection (or one Feature): points as addresses, lines as streets."""
+    try:
+        document = json.load(reader)
+    except json.JSONDecodeError as err:
+        raise InvalidInput(f"not GeoJSON: {err.msg} at line {err.lineno}") from None
+    if isinstance(document, dict) and document.get("type") == "Feature":
+        features: Any = [document]
+    elif isinstance(document, dict) and document.get("type") == "FeatureCollection":
+        features = document.get("features")
+    else:
+        raise InvalidInput("not GeoJSON: neither a FeatureCollection nor a Feature")
+    if not isinstance(features, list):
+        raise InvalidInput("not GeoJSON: its features are not a list")
+    for index, feature in enumerate(features):
+        yield from _feature(feature, f"feature {index}")
+
+
+def _feature(feature: Any, where: str) -> Iterator[Row]:
+    geometry = feature.get("geometry") if isinstance(feature, dict) else None
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    props = {str(k).lower(): v for k, v in props.items()} if isinstance(props, dict) else {}
+    shape = geometry.get("type") if isinstance(geometry, dict) else None
+    coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+    key = props.get("id") or props.get("hash") or (feature.get("id") if feature else "") or ""
+    if shape == "Point":
+        position = coords if isinstance(coords, list) and len(coords) >= 2 else [None, None]
+        checked = addresses.address_row(
+            props.get("number") or "",
+            props.get("street") or "",
+            position[1],
+            position[0],
+            unit=props.get("unit") or "",
+            city=props.get("city") or "",
+            postcode=props.get("postcode") or "",
+            key=key,
+        )
+        yield checked if not isinstance(checked, str) else (checked, where)
+    elif shape in ("LineString", "MultiLineString"):
+        name = props.get("name") or props.get("street") or props.get("fullname") or ""
+        parts = [coords] if shape == "LineString" else coords
+        if not isinstance(parts, list):
+            yield ("bad coordinates", where)
+            return
+        for i, part in enumerate(parts):
+            line = addresses.street_line(
+                name,
+                part,
+                city=props.get("city") or "",
+                key=f"{key}#{i}" if key and shape == "MultiLineString" else key,
+            )
+            yield line if not isinstance(line, str) else (line, where)
+    else:
+        yield (f"not a point or a line ({shape or 'no geometry'})", where)
+
+
+def load(
+    sessions: sessionmaker[Session],
+    source: str,
+    rows: Iterable[Row],
+    *,
+    tick: Callable[[], None] | None = None,
+) -> GazetteerImport:
+    """Write checked rows into the gazetteer as `source`, BATCH at a time, then refresh the
+    streets' view. `tick` is called after each batch (a progress bar)."""
+    tally = _Tally()
+    points: dict[str, AddressRow] = {}
+    lines: dict[str, StreetLine] = {}
+    for row in rows:
+        tally.rows += 1
+        if isinstance(row, AddressRow):
+            points[row.source_key] = row  # the last of two rows with one key wins
+        elif isinstance(row, StreetLine):
+            lines[row.source_key] = row
+        else:
+            tally.refuse(*row)
+        if len(points) + len(lines) >= BATCH:
+            _write(sessions, source, points, lines, tally)
+            points, lines = {}, {}
+            if tick is not None:
+                tick()
+    _write(sessions, source, points, lines, tally)
+    refresh_streets(sessions)
+    if tick is not None:
+        tick()
+    return tally.report(source)
+
+
+def _write(
+    sessions: sessionmaker[Session],
+    source: str,
+    points: dict[str, AddressRow],
+    lines: dict[str, StreetLine],
+    tally: _Tally,
+) -> None:
+    if not points and not lines:
+        return
+    with _owner_only(), db_errors(), sessions.begin() as s:
+        if points:
+            written = _upsert_points(s, source, list(points.values()))
+            tally.points += written
+            tally.unchanged += len(points) - written
+        if lines:
+            written = _upsert_lines(s, source, list(lines.values()))
+            tally.segments += written
+            tally.unchanged += len(lines) - written
+
+
+_POINT_DATA = ("number", "street", "street_key", "house", "unit", "city", "postcode", "lat", "lon")
+_LINE_DATA = ("name", "street_key", "city", "coords", "min_lat", "max_lat", "min_lon", "max_lon")
+
+
+def _upsert_points(s: Session, source: str, rows: list[AddressRow]) -> int:
+    """Insert the new points, change the changed ones; how many were written."""
+    values = [
+        {**{c: getattr(r, c) for c in _POINT_DATA}, "source": source, "source_key": r.source_key}
+        for r in rows
+    ]
+    return _upsert(s, AddressPoint.__table__, _POINT_DATA, values)
+
+
+def _upsert_lines(s: Session, source: str, rows: list[StreetLine]) -> int:
+    values = []
+    for r in rows:
+        min_lat, max_lat, min_lon, max_lon = r.box
+        values.append(
+            {
+                "name": r.name,
+                "street_key": r.street_key,
+                "city": r.city,
+                "coords": [list(point) for point in r.coords],
+                "min_lat": min_lat,
+                "max_lat": max_lat,
+                "min_lon": min_lon,
+                "max_lon": max_lon,
+                "source": source,
+                "source_key": r.source_key,
+            }
+        )
+    return _upsert(s, StreetSegment.__table__, _LINE_DATA, values)
+
+
+@functools.cache
+def _upsert_statement(table: Any, columns: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (source, source_key) DO UPDATE, changing only rows whose data
+    differ (loading the same file again writes nothing, and says so). Built once per table;
+    run with a list of rows, which SQLAlchemy sends in a few multi-row statements."""
+    statement = insert(table)
+    new = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.source, table.c.source_key],
+        index_where=table.c.source_key.is_not(None),
+        set_={c: new[c] for c in columns},
+        where=tuple_(*(table.c[c] for c in columns)).is_distinct_from(
+            tuple_(*(new[c] for c in columns))
+        ),
+    ).returning(table.c.id)
+
+
+def _upsert(s: Session, table: Any, columns: tuple[str, ...], values: list[dict[str, Any]]) -> int:
+    """Write `values` into `table`; how many rows were new or changed."""
+    return len(s.execute(_upsert_statement(table, columns), values).all())
+
+
+def refresh_streets(sessions: sessionmaker[Session]) -> None:
+    """The streets' view (migration 0014) as the tables are now; readers go on meanwhile."""
+    with _owner_only(), db_errors(), sessions.begin() as s:
+        s.execute(text("REFRESH MATERIALIZED VIEW CONCURRENTLY gazetteer_streets"))
+
+
+def counts(sessions: sessionmaker[Session]) -> tuple[int, int]:
+    """How many address points and street lines the gazetteer has."""
+    with reading(sessions) as s:
+        points = s.scalar(func.count(AddressPoint.id).select()) or 0
+        lines = s.scalar(func.count(StreetSegment.id).select()) or 0
+        return int(points), int(lines)
+
+
+@contextmanager
+def _owner_only() -> Iterator[None]:
+    """A login that may not write the gazetteer is refused in one line (exit 5)."""
+    try:
+        yield
+    except DBAPIError as err:
+        if isinstance(err.orig, psycopg.errors.InsufficientPrivilege):
+            raise Forbidden(
+                "this database login may not write the gazetteer: load it as the database's "
+                "owner (the login that ran `db upgrade`)"
+            ) from None
+        raise
+
+
+def placed(s: Session, location: str) -> addresses.Settled:
+    """Where a call typed at `location` is, in the caller's transaction (intake, an edit):
+    the gazetteer's best match, verified or not (`rules.addresses.settle`)."""
+    parsed = addresses.parse(location)
+    if parsed is None:
+        return addresses.settle([])
+    return addresses.settle(reads.geocode(s, parsed, GEOCODE_LIMIT))
