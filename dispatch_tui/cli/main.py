@@ -23,7 +23,7 @@ from rich.console import Console
 from sqlalchemy.exc import OperationalError
 
 from dispatch_tui import __version__
-from dispatch_tui.cli import launch
+from dispatch_tui.cli import gis, launch
 from dispatch_tui.cli.logfile import MaskingFormatter, mask, private_file_handler, secrets_of
 from dispatch_tui.cli.output import json_document, print_outcome
 from dispatch_tui.config import Settings
@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     crew.add_argument("unit", help="the unit the login crews, e.g. M12")
     crew.add_argument("--poll", action="store_true", help="poll instead of LISTEN/NOTIFY")
     crew.set_defaults(verb="crew")
-    grammar.add_verbs(sub, [common])
+    groups = grammar.add_verbs(sub, [common])
+    gis.add_import(groups["gis"], common)
 
     server = sub.add_parser("server", help="the embedded PostgreSQL server").add_subparsers(
         dest="server_verb", required=True
@@ -328,8 +329,10 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         db = open_database(settings.database_url, settings.data_dir, check_schema=False)
         upgrade(db.engine)
         report = demo.seed(launch.service(db, settings))
-        message = f"demo service area ready on {db.label}: {report.calls} new pending calls" + (
-            f"; {report.os_user} can dispatch" if report.os_user else ""
+        message = (
+            f"demo service area ready on {db.label}: {report.calls} new pending calls, "
+            f"{report.address_points:,} new address points"
+            + (f"; {report.os_user} can dispatch" if report.os_user else "")
         )
         _emit(out, as_json, message, asdict(report))
         return 0
@@ -341,6 +344,8 @@ def _run(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool
         return shift_report.run(
             reader, out, since=ns.since, until=ns.until, by=ns.by, csv_path=ns.csv, as_json=as_json
         )
+    if verb == "gis.import":
+        return gis.run_import(ns, settings, out, as_json)
     if verb == "simulate":
         return launch.simulate(ns, settings, out)
     if verb == "alerter":

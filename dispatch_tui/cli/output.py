@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dispatch_tui.rules import norms
+from dispatch_tui.rules.addresses import AddressMatch
 from dispatch_tui.rules.lifecycle import unit_state
 from dispatch_tui.rules.views import (
     AuditView,
@@ -159,6 +160,19 @@ def print_outcome(
             )
         console.print(table)
         console.print(_t(outcome.message))
+    elif outcome.kind == "matches":
+        table = _table("#", "Address", "Position", "Score", "Found")
+        for rank, m in enumerate(data, start=1):
+            assert isinstance(m, AddressMatch)
+            found = f"{m.quality}: {m.note}" if m.note else m.quality
+            table.add_row(
+                _t(rank),
+                _t(m.label),
+                _t(f"{m.lat:.5f}, {m.lon:.5f}"),
+                _t(f"{m.score:.2f}"),
+                _t(found),
+            )
+        console.print(table)
     elif outcome.kind == "audit":
         table = _table("When", "Operator", "Desk", "Action", "Call", "Unit", "Details")
         for a in data:

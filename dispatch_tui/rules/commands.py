@@ -136,6 +136,14 @@ class Premises:
 
 
 @dataclass(frozen=True, slots=True)
+class Geocode:
+    """The places a typed address may be, from the gazetteer."""
+
+    text: str
+    limit: int = 5
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledge:
     """The crew has its dispatch (NEMSIS eTimes.04)."""
 
@@ -206,6 +214,7 @@ Command = (
     | Recommend
     | Show
     | Audit
+    | Geocode
 )
 
 Write = (
@@ -228,7 +237,7 @@ Write = (
     | CancelUnit
     | SetHospitalStatus
 )
-Read = ShowCall | Recommend | Show | Audit | Find | Premises
+Read = ShowCall | Recommend | Show | Audit | Find | Premises | Geocode
 
 # Commands that print a list: the desk's panes show these already, the CLI prints them.
 LISTINGS = (Show, Audit)

@@ -58,6 +58,7 @@ VERBS = (
     "find",
     "note",
     "premise",
+    "gis",
 )
 VERB_SHORTHANDS: dict[str, list[str]] = {
     "d": ["dispatch"],
@@ -71,6 +72,8 @@ VERB_SHORTHANDS: dict[str, list[str]] = {
     "note": ["call", "note"],
     "update": ["call", "update"],
     "reopen": ["call", "reopen"],
+    "geocode": ["gis", "geocode"],
+    "geo": ["gis", "geocode"],
 }
 
 
@@ -145,7 +148,7 @@ def _leading_option(token: str) -> int:
 
 
 # Verbs whose second word is a verb too (`call new`, `server start`).
-_GROUPS = ("call", "unit", "hospital", "server", "db", "demo", "admin")
+_GROUPS = ("call", "unit", "hospital", "server", "db", "demo", "admin", "gis")
 
 
 def _expand_verb(tokens: Sequence[str]) -> list[str]:
@@ -189,8 +192,10 @@ def _new_call(ns: argparse.Namespace) -> commands.NewCall | commands.AttachCalle
     return commands.NewCall(intake, new_anyway=ns.new_anyway)
 
 
-def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
-    """Add the dispatch verbs to a sub-parser collection (the CLI's, or the command bar's)."""
+def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> dict[str, Any]:
+    """Add the dispatch verbs to a sub-parser collection (the CLI's, or the command bar's).
+    Returns the groups the CLI adds verbs of its own to (`gis`: `gis import` reads a file,
+    which the bar does not)."""
     parents = list(common)
 
     def verb(parent: Any, name: str, help_text: str, **defaults: Any) -> argparse.ArgumentParser:
@@ -526,6 +531,20 @@ def add_verbs(sub: Any, common: Sequence[argparse.ArgumentParser] = ()) -> None:
     )
     audit.add_argument("--call", help="only this call")
     audit.add_argument("-n", "--limit", type=int, default=50)
+
+    gis = sub.add_parser(
+        "gis", help="the gazetteer: the agency's own addresses and streets"
+    ).add_subparsers(dest="gis_verb", required=True, metavar="{geocode,import}")
+    geocode = verb(
+        gis,
+        "geocode",
+        "the places an address may be, best first, with scores and positions",
+        verb="gis.geocode",
+        build=lambda ns: commands.Geocode(" ".join(ns.text), ns.limit),
+    )
+    geocode.add_argument("text", nargs="+", help="an address as typed, e.g. 12 N Main St")
+    geocode.add_argument("-n", "--limit", type=int, default=5, help="at most N places (5)")
+    return {"gis": gis}
 
 
 def bar_parser() -> GrammarParser:

@@ -19,6 +19,7 @@ from dispatch_tui.rules.errors import (
     DispatchError,
     DuplicateSuspected,
     InvalidInput,
+    NotFound,
     OutcomeUnknown,
 )
 from dispatch_tui.rules.lifecycle import label, unit_label
@@ -235,7 +236,10 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
         asked = command.hospital if isinstance(command, c.SetUnitStatus) else None
         to = f" to {_code(asked)}" if asked else ""
         if isinstance(command, c.LocateUnit):
-            return Outcome(f"{result.code} at {result.lat:.5f}, {result.lon:.5f}", result, "unit")
+            near = _nearest_address(service, result)
+            return Outcome(
+                f"{result.code} at {result.lat:.5f}, {result.lon:.5f}{near}", result, "unit"
+            )
         where = f" on {result.call_number}" if result.call_number else ""
         said = unit_label(result.status, result.en_route_reported)
         return Outcome(f"{result.code} {said}{to}{where}", result, "unit")
@@ -276,6 +280,20 @@ def _said(service: DispatchService, command: c.Write, result: Written, read_back
             gone = _code(code)
             return Outcome(f"{gone} cancelled from {result.number}", result, "call")
     raise AssertionError(f"{type(command).__name__} made a {type(result).__name__}")
+
+
+def _nearest_address(service: DispatchService, unit: UnitView) -> str:
+    """`, 20 m from 12 W Maple St, Riverton`: where a unit just located is, in words ("" when
+    the gazetteer has no address near, or cannot be read: the position is saved either way)."""
+    if unit.lat is None or unit.lon is None:
+        return ""
+    try:
+        near = service.nearest_address(unit.lat, unit.lon)
+    except DispatchError:
+        return ""
+    if near is None:
+        return ""
+    return f", {near.note.removesuffix(' away')} from {near.label}"
 
 
 def _read(service: DispatchService, command: c.Read) -> Outcome:
@@ -336,6 +354,12 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
             notes = service.premises(address)
             said = f"{len(notes)} hazard note{'s' if len(notes) != 1 else ''} in force"
             return Outcome(said, notes, "premises")
+        case c.Geocode(typed, limit):
+            matches = service.geocode(typed, limit=limit)
+            if not matches:
+                raise NotFound(f"no address in the gazetteer matches '{typed.strip()[:60]}'")
+            more = f" (of {len(matches)} places)" if len(matches) > 1 else ""
+            return Outcome(f"best: {matches[0].line()}{more}", matches, "matches")
         case _:
             assert_never(command)  # mypy refuses a command without its case here
 
