@@ -33,6 +33,7 @@ from tests.helpers import new_call
 SIZES = [(160, 48), (100, 30)]
 # Far in the future, so this snapshot is newer than anything the desk loaded itself.
 NOW = datetime(2099, 6, 1, 14, 30, tzinfo=UTC)
+STALE = NOW - timedelta(minutes=23)
 
 
 @pytest.fixture
@@ -46,11 +47,13 @@ def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def busy_shift(world: DispatchService) -> Snapshot:
-    """A desk's worth of work, from the database: pending calls of each priority, one call with
-    a unit on scene, one unit out of service, a hospital on diversion."""
+    """A desk's worth of work, from the database: pending calls of each priority, one of them at
+    an address with a hazard note, one call with a unit on scene, one unit out of service, a
+    hospital on diversion."""
     c1 = new_call(world, nature="Cardiac arrest", priority=1)
     new_call(world, nature="Fall, hip pain, elderly patient on the floor", priority=3)
-    new_call(world, nature="Difficulty breathing", priority=2, place="Riverside Park")
+    c3 = new_call(world, nature="Difficulty breathing", priority=2, place="Riverside Park")
+    world.add_premise("grace", world.call(c3).location_text, "dog on premises")
     world.dispatch("alice", c1, ["M1"])
     world.unit_status("alice", "M1", "ON_SCENE")
     world.unit_status("alice", "B6", "OUT_OF_SERVICE")
@@ -60,7 +63,8 @@ def busy_shift(world: DispatchService) -> Snapshot:
 
 def pinned(snapshot: Snapshot) -> Snapshot:
     """The same rows with every time moved so the clocks read the same on every run: call i
-    was received 45·(i+1) s before NOW, and each unit and hospital changed status 3 min ago."""
+    was received 45·(i+1) s before NOW, and each unit and hospital changed status 3 min ago;
+    M2 last reported its position 23 min ago (stale), the others never."""
 
     def shift(row: Any, **times: datetime) -> Any:
         return dataclasses.replace(row, **times)
@@ -90,7 +94,10 @@ def pinned(snapshot: Snapshot) -> Snapshot:
         snapshot,
         db_now=NOW,
         calls=tuple(calls),
-        units=tuple(shift(u, status_since=earlier, position_at=None) for u in snapshot.units),
+        units=tuple(
+            shift(u, status_since=earlier, position_at=STALE if u.code == "M2" else None)
+            for u in snapshot.units
+        ),
         hospitals=tuple(shift(h, status_since=earlier) for h in snapshot.hospitals),
     )
 
