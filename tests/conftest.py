@@ -29,8 +29,10 @@ from dispatch_tui.service.dispatch_service import DispatchService
 
 TABLES = (
     "audit_log, narrative, assignments, calls, call_answers, staff, units, stations, hospitals,"
-    " places, requests, queued, alerts, address_points, street_segments"
+    " places, requests, queued, alerts"
 )
+# The gazetteer's tables: emptied with the rest, unless a test keeps the demo's (`riverton`).
+GAZETTEER = "address_points, street_segments"
 
 
 def _libpq(url: str) -> str:
@@ -84,8 +86,8 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
 
 
-def reset(engine: Engine) -> None:
-    """Empty every table.
+def reset(engine: Engine, *, gazetteer: bool = True) -> None:
+    """Empty every table (but the gazetteer's, if `gazetteer` is false: loading it is slow).
 
     The audit log's and the narrative's append-only triggers fire even in replica mode (ENABLE
     ALWAYS, migrations 0004 and 0006), so the test's superuser switches them off by name, in
@@ -95,10 +97,14 @@ def reset(engine: Engine) -> None:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
         conn.execute(text("ALTER TABLE narrative DISABLE TRIGGER narrative_no_truncate"))
-        conn.execute(text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+        emptied = f"{TABLES}, {GAZETTEER}" if gazetteer else TABLES
+        conn.execute(text(f"TRUNCATE {emptied} RESTART IDENTITY CASCADE"))
         conn.execute(text("ALTER TABLE narrative ENABLE ALWAYS TRIGGER narrative_no_truncate"))
         conn.execute(text("ALTER TABLE audit_log ENABLE ALWAYS TRIGGER audit_log_append_only"))
         conn.execute(text("ALTER SEQUENCE call_number_seq RESTART WITH 1001"))
+    if gazetteer:  # its streets, as its emptied tables now have them (none)
+        with engine.begin() as conn:
+            conn.execute(text("REFRESH MATERIALIZED VIEW gazetteer_streets"))
     # The gazetteer's streets, as its emptied tables now have them (none).
     with engine.begin() as conn:
         conn.execute(text("REFRESH MATERIALIZED VIEW gazetteer_streets"))
@@ -112,6 +118,30 @@ def world(engine: Engine, sessions: sessionmaker[Session]) -> DispatchService:
     with sessions.begin() as s:
         demo._reference(s, None)
     return DispatchService(sessions, desk="test")
+
+
+@pytest.fixture
+def riverton(engine: Engine, sessions: sessionmaker[Session]) -> DispatchService:
+    """As `world`, on Riverton's gazetteer (`demo.seed_gazetteer`): loaded once, kept between
+    the tests that ask for it (they must not change it), loaded again after any other reset."""
+    reset(engine, gazetteer=False)
+    with sessions.begin() as s:
+        demo._reference(s, None)
+    service = DispatchService(sessions, desk="test")
+    with engine.connect() as conn:
+        loaded = conn.execute(
+            text("SELECT count(*) FROM address_points WHERE source = :demo"), {"demo": demo.SOURCE}
+        ).scalar_one()
+    if loaded != RIVERTON_POINTS:
+        reset(engine)
+        with sessions.begin() as s:
+            demo._reference(s, None)
+        demo.seed_gazetteer(service)
+    return service
+
+
+# How many address points Riverton's gazetteer has (`demo.gazetteer_rows`).
+RIVERTON_POINTS = 18_207
 
 
 @pytest.fixture

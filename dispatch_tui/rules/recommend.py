@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from dispatch_tui.rules import norms
@@ -26,6 +26,9 @@ from dispatch_tui.rules.lifecycle import unit_label
 from dispatch_tui.rules.views import CallView, HospitalView, Recommendation, UnitView
 
 NO_UNIT_AVAILABLE = "no unit is available"
+# Said with every unit ranked for a call whose position the gazetteer did not verify: the
+# distances may be from the wrong place, or there are none (`CallView.location_verified`).
+UNVERIFIED_LOCATION = "unverified location"
 EARTH_KM = 6371.0
 ROAD_FACTOR = 1.35  # streets are longer than the straight line
 SPEED_KMH = 55.0  # urban average under lights and sirens
@@ -111,7 +114,10 @@ def for_call(
         where = origin(u, now, stale_seconds)
         candidates.append(Candidate(u, where.position, where.from_station, where.stale_age))
     position = (call.lat, call.lon) if call.lat is not None and call.lon is not None else None
-    return rank(call.priority, position, candidates, limit)
+    ranked = rank(call.priority, position, candidates, limit)
+    if call.location_verified:
+        return ranked
+    return [replace(r, reason=f"{r.reason} · {UNVERIFIED_LOCATION}") for r in ranked]
 
 
 def _minutes(seconds: int) -> str:

@@ -72,7 +72,8 @@ class GazetteerReads:
         words start as typed (or, no number yet, such streets); when none starts so, the
         addresses the geocoder finds for it (a slip in a word). At most `limit`."""
         where = validation.text_field("address", typed, validation.LOCATION_MAX)
-        prefix = addresses.completion_prefix(where)
+        # A space typed last says the word before it is finished (`408 ` is a whole number).
+        prefix = addresses.completion_prefix(where + (" " if typed[-1:].isspace() else ""))
         if prefix is None:
             return []
         with reading(self.sessions) as s, s.begin():
@@ -83,7 +84,9 @@ class GazetteerReads:
             # made up between neighbours, which would offer an address that is not there.
             parsed = addresses.parse(where)
             found = reads.geocode(s, parsed, _limit(limit)) if parsed is not None else []
-            return [m for m in found if m.quality == "exact"]
+            return [
+                m for m in found if m.quality == "exact" and m.score >= addresses.POSITION_SCORE
+            ]
 
     def nearest_address(self, lat: float | str, lon: float | str) -> AddressMatch | None:
         """The address nearest a position, with how far it is (None: no address near)."""
