@@ -105,9 +105,6 @@ def reset(engine: Engine, *, gazetteer: bool = True) -> None:
     if gazetteer:  # its streets, as its emptied tables now have them (none)
         with engine.begin() as conn:
             conn.execute(text("REFRESH MATERIALIZED VIEW gazetteer_streets"))
-    # The gazetteer's streets, as its emptied tables now have them (none).
-    with engine.begin() as conn:
-        conn.execute(text("REFRESH MATERIALIZED VIEW gazetteer_streets"))
 
 
 @pytest.fixture
