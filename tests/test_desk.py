@@ -234,7 +234,7 @@ async def test_intake_form_validates_then_takes_the_call(
     assert (call.nature, call.priority, call.location_text) == (
         "Seizure",
         2,
-        "Riverside Park, Riverside Dr & 5th St",
+        "Riverside Park, 80 S Riverside Dr",
     )
 
 

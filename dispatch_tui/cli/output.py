@@ -218,8 +218,9 @@ def _call(console: Console, call: CallView) -> None:
         head.append("  ")
         head.append("HAZARD", style="bold reverse red")
     console.print(head)
+    where = call.location_text + ("" if call.location_verified else "  (UNVERIFIED location)")
     lines: list[tuple[str, Any]] = [
-        ("Location", call.location_text),
+        ("Location", where),
         ("Caller", " ".join(x for x in (call.caller_name, call.caller_phone) if x)),
         ("Received", _time(call.received_at)),
         ("Dispatched", _time(call.first_dispatched_at)),
@@ -280,6 +281,12 @@ def _record(console: Console, record: CallRecord) -> None:
     console.print(table)
 
 
+def _flags(call: CallView) -> list[str]:
+    """What a call's line says of its place, in words: HAZARD, UNVERIFIED."""
+    said = (("HAZARD", call.hazard), ("UNVERIFIED", not call.location_verified))
+    return [words for words, on in said if on]
+
+
 def _calls(console: Console, calls: list[CallView]) -> None:
     table = _table("Call", "P", "Status", "Received", "Nature", "Location", "", "Units")
     for c in calls:
@@ -290,7 +297,7 @@ def _calls(console: Console, calls: list[CallView]) -> None:
             _time(c.received_at),
             _t(c.nature),
             _t(c.location_text),
-            Text("HAZARD", style="bold reverse red") if c.hazard else Text(),
+            Text(" ".join(_flags(c)), style="bold"),
             _t(", ".join(c.active_units)),
         )
     console.print(table)

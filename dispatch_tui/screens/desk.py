@@ -414,7 +414,9 @@ class DeskScreen(LiveScreen):
     def action_new_call(self) -> None:
         """The intake form. Opening it records the answer time (the call is received then);
         Ctrl+S saves, and the form stays open with everything typed until the call is saved."""
-        form = IntakeScreen(self.places, save=self._save_intake, look_up=self._look_up)
+        form = IntakeScreen(
+            self.places, save=self._save_intake, look_up=self._look_up, complete=self._complete
+        )
         self.intake = form
 
         def closed(_: CallIntake | None) -> None:
@@ -440,6 +442,15 @@ class DeskScreen(LiveScreen):
         except DispatchError:
             return  # the form goes on without them; saving says what is wrong
         self.app.call_from_thread(form.address_facts, address, facts)
+
+    @work(thread=True, exit_on_error=False, group="complete", exclusive=True)
+    def _complete(self, form: IntakeScreen, typed: str) -> None:
+        """What the gazetteer offers for a location typed on the intake form."""
+        try:
+            found = self.context.service.complete(typed)
+        except DispatchError:
+            return  # the form goes on without a list; the address is looked up when saved
+        self.app.call_from_thread(form.completions, typed, found)
 
     @work(thread=True, exit_on_error=False, group="answer")
     def _answer(self, form: IntakeScreen) -> None:

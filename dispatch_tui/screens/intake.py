@@ -2,7 +2,11 @@
 
 The same validation as the CLI (`rules.validation.intake`) runs on every submit, so the form says
 what is wrong in one line and keeps what was typed. Named places complete as you type (from the
-places the desk already holds) and fill in the coordinates.
+places the desk already holds) and fill in the coordinates. The location completes from the
+gazetteer once typing pauses (the desk asks it off the UI thread, `complete`): ↓ and ↑ choose
+an address in the list, Enter takes it (its position goes with the call, verified) and moves on.
+An address not in the list is taken as typed; the service looks it up again when the call is
+saved, and marks the call UNVERIFIED if it is not found.
 
 A new call: the desk records when the form opened (`answered_at`, the database's clock), and the
 call is received then. Ctrl+S hands the call to the desk (`save`); the form stays open, with
@@ -23,8 +27,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Vertical
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
 
+from dispatch_tui.rules.addresses import AddressMatch
 from dispatch_tui.rules.commands import Command
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.validation import CallIntake, intake
@@ -44,6 +50,9 @@ FIELDS = [
 
 # How long typing must pause before the address is looked up.
 ADDRESS_PAUSE_SECONDS = 0.4
+# How long typing must pause before the location is completed: short, as the list is what the
+# dispatcher reads next (a completion is one indexed read).
+COMPLETE_PAUSE_SECONDS = 0.15
 
 
 class IntakeScreen(ModalScreen[CallIntake | None]):
@@ -55,6 +64,9 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         # Handled as a priority binding, not Input.Submitted: focus moves before the next key is
         # routed, so a fast typist's next field never lands in the previous one.
         Binding("enter", "next_field", "Next field", show=False, priority=True),
+        # In the location field, with addresses offered: move through them (Enter takes one).
+        Binding("down", "completion(1)", "Next address", show=False),
+        Binding("up", "completion(-1)", "Previous address", show=False),
     ]
 
     def __init__(
@@ -65,9 +77,12 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         look_up: Callable[[IntakeScreen, str], object] | None = None,
         editing: CallView | None = None,
         place: str = "",
+        complete: Callable[[IntakeScreen, str], object] | None = None,
     ) -> None:
         """`save(form, call)`: the desk saves a new call (the form waits for its answer).
-        `editing`: the call this form edits (`place`: its named place, if any)."""
+        `editing`: the call this form edits (`place`: its named place, if any).
+        `complete(form, typed)`: the desk asks the gazetteer what the location typed so far may
+        be (`completions` answers)."""
         super().__init__()
         self.places = {p.name.lower(): p for p in places}
         self.place_names = [p.name for p in places]
@@ -75,6 +90,10 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         # The desk looks the address up as it is typed (`address_facts` answers).
         self.look_up = look_up
         self._asked = ""
+        self.complete = complete
+        self._completing = ""  # the location last asked about
+        self.matches: list[AddressMatch] = []  # the addresses offered for it
+        self.chosen: AddressMatch | None = None  # the address taken from them
         self.editing = editing
         self.editing_place = place
         self.request_id = str(uuid.uuid4())  # one for every save of this form
@@ -105,6 +124,8 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
                     yield Input(
                         placeholder=hint, id=key, suggester=suggester, max_length=4000, compact=True
                     )
+            yield OptionList(id="completions", classes="hidden")
+            yield Label("", id="location-info", classes="modal-hint")
             yield Label("", id="place-info", classes="modal-hint")
             yield Label("", id="address-facts", classes="error")
             yield Label("", id="error", classes="error")
@@ -123,6 +144,8 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
             }
             for key, value in values.items():
                 self.query_one(f"#{key}", Input).value = value
+        # The list is read, not typed in: the keys stay in the location field (↓ ↑ Enter).
+        self.query_one("#completions", OptionList).can_focus = False
         self.query_one("#nature", Input).focus()
 
     def answered_at(self, ticket: AnswerTicket | None) -> None:
@@ -161,6 +184,86 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         if event.input.id in ("place", "location") and self.look_up is not None:
             # Asked once typing pauses: a lookup per key would be a query per key.
             self.set_timer(ADDRESS_PAUSE_SECONDS, self._ask_about_address)
+        if event.input.id == "location":
+            self._location_typed(event.value)
+
+    # -- the location, completed from the gazetteer ----------------------------------------------
+
+    def _location_typed(self, value: str) -> None:
+        if self.chosen is not None and value != self.chosen.label:
+            self.chosen = None  # typed over: no longer the address taken
+            self._location_info("")
+        if self.complete is None or self.chosen is not None:
+            return
+        if value.strip():
+            self.set_timer(COMPLETE_PAUSE_SECONDS, self._ask_completions)
+        else:
+            self._completing = ""
+            self.completions("", [])
+
+    def _ask_completions(self) -> None:
+        value = self.query_one("#location", Input).value
+        fresh = value.strip() and value != self._completing and self.chosen is None
+        if self.complete is not None and fresh:
+            self._completing = value
+            self.complete(self, value)
+
+    def completions(self, typed: str, matches: list[AddressMatch]) -> None:
+        """The addresses the gazetteer offers for `typed` (ignored when the location has
+        changed meanwhile): listed under the form, none chosen until ↓ says so."""
+        if not self.is_attached or typed != self.query_one("#location", Input).value:
+            return
+        self.matches = list(matches)
+        shown = self.query_one("#completions", OptionList)
+        shown.clear_options()
+        shown.add_options(Option(Text(m.label)) for m in self.matches)
+        shown.set_class(not self.matches, "hidden")
+        if self.matches:
+            self._location_info("↓ ↑ choose an address, Enter takes it")
+        elif typed.strip():
+            self._location_info(
+                "not in the gazetteer: taken as typed, UNVERIFIED if not found when saved"
+            )
+        else:
+            self._location_info("")
+
+    def _location_info(self, text: str) -> None:
+        self.query_one("#location-info", Label).update(Text(text))
+
+    def _offering(self) -> bool:
+        """Addresses are listed for the location field, which has the focus."""
+        shown = self.query_one("#completions", OptionList)
+        return (
+            bool(self.matches)
+            and not shown.has_class("hidden")
+            and self.focused is self.query_one("#location", Input)
+        )
+
+    def action_completion(self, step: int) -> None:
+        shown = self.query_one("#completions", OptionList)
+        last = len(self.matches) - 1
+        now = shown.highlighted
+        shown.highlighted = 0 if now is None else max(0, min(last, now + step))
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self._take_address(self.matches[event.option_index])
+
+    def _take_address(self, match: AddressMatch) -> None:
+        """Put a listed address in the location field. An address point goes with its position
+        (the call is verified) and the form moves on; a street is written for its number to be
+        typed before it."""
+        location = self.query_one("#location", Input)
+        self.matches = []
+        self.query_one("#completions", OptionList).add_class("hidden")
+        if match.quality == "street":
+            location.value = f" {match.street}"
+            location.cursor_position = 0
+            self._location_info("type the number")
+            return
+        self.chosen = match
+        location.value = match.label
+        self._location_info(f"in the gazetteer: {match.label} ({match.lat:.5f}, {match.lon:.5f})")
+        self.focus_next(Input)
 
     def _address(self) -> str:
         """The address as the call would be saved with it: the location typed, else the named
@@ -196,7 +299,16 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         matches = [p for n, p in self.places.items() if n.startswith(key)]
         return matches[0] if len(matches) == 1 else None
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "completion":
+            return self._offering()
+        return True
+
     def action_next_field(self) -> None:
+        highlighted = self.query_one("#completions", OptionList).highlighted
+        if self._offering() and highlighted is not None:
+            self._take_address(self.matches[highlighted])
+            return
         inputs = list(self.query(Input))
         if self.focused is inputs[-1]:
             self.action_take()
@@ -210,6 +322,8 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
             self._error(f"no single named place matches '{values['place'].strip()}'")
             self.query_one("#place", Input).focus()
             return
+        # An address taken from the gazetteer's list, as it was taken: its position goes too.
+        chosen = self.chosen if self.chosen and self.chosen.label == values["location"] else None
         raw = CallIntake(
             nature=values["nature"],
             priority=values["priority"] or None,
@@ -219,6 +333,8 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
             caller_name=values["caller"],
             caller_phone=values["phone"],
             notes=values.get("notes", ""),
+            lat=chosen.lat if chosen else None,
+            lon=chosen.lon if chosen else None,
             answered=self.answered.id if self.answered is not None else None,
         )
         try:
@@ -239,4 +355,9 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         self.app.bell()
 
     def action_cancel(self) -> None:
+        if self._offering():  # Escape closes the list of addresses first, not the form
+            self.matches = []
+            self.query_one("#completions", OptionList).add_class("hidden")
+            self._location_info("")
+            return
         self.dismiss(None)

@@ -43,6 +43,13 @@ def _alert(a: AssignmentView) -> Text:
     return Text("—")
 
 
+# A call whose location the gazetteer did not verify (`CallView.location_verified`).
+UNVERIFIED_WORDS = (
+    "UNVERIFIED LOCATION: not an address the gazetteer has; any position is approximate,"
+    " confirm it with the caller"
+)
+
+
 def prior_words(record: CallRecord) -> str:
     """The calls at the same address in the 12 months before: `2 in 12 months: 14 Nov 2026
     C-1002 Fall: treated and released · …` (or `none in 12 months`)."""
@@ -152,6 +159,9 @@ class RecordScreen(Screen[None]):
         for hazard in record.hazards:  # loudly, in words: what a crew must know of the address
             head.append("\n  ")
             head.append(f" {hazard.line()} ", style="bold reverse red")
+        if not call.location_verified:
+            head.append("\n  ")
+            head.append(f" {UNVERIFIED_WORDS} ", style="bold reverse yellow")
         head.append(f"\n  {'Prior calls':<12}", style="dim")
         head.append(prior_words(record))
         self.query_one("#record-head", Static).update(head)

@@ -52,6 +52,8 @@ _AGAIN = Text("AGAIN", style="bold reverse yellow")
 # A call whose address has a hazard note in force: said on its line, in words, in both call panes
 # (the record and the crew terminal say which hazard).
 _HAZARD = Text("HAZARD", style="bold reverse red")
+_UNVERIFIED = Text("UNVERIFIED", style="bold yellow")
+_HAZARD_UNVERIFIED = Text.assemble(_HAZARD, " ", _UNVERIFIED)
 _NONE = Text()
 # The statuses of a call that a unit has reached or is on the way to (open, not pending).
 _ACTIVE = frozenset(s.value for s in CallStatus if s.is_open and s != CallStatus.RECEIVED)
@@ -79,6 +81,15 @@ def _nature_and_next(call: CallView) -> Text:
 def hazard_text(call: CallView) -> Text:
     """`HAZARD` when the call's address has a hazard note in force, else nothing."""
     return _HAZARD if call.hazard else _NONE
+
+
+def place_flags(call: CallView) -> Text:
+    """What the desk must know of where a call is, loudly and in words: `HAZARD` (a hazard note
+    in force there), `UNVERIFIED` (the gazetteer did not verify its location: its position may
+    be wrong, or it has none), both, or nothing."""
+    if call.location_verified:
+        return hazard_text(call)
+    return _HAZARD_UNVERIFIED if call.hazard else _UNVERIFIED
 
 
 def position_text(unit: UnitView, now: datetime | None, stale_seconds: int) -> Text:
@@ -308,7 +319,7 @@ class PendingCalls(CallPane):
         ("flag", "Flag", 7),
         ("nature", "Nature", None),
         ("place", "Place", None),
-        # HAZARD beside the place it is at; never cut (the place gives way first).
+        # HAZARD, UNVERIFIED beside the place it is at; never cut (the place gives way first).
         ("hazard", "", None),
     )
     # Narrow: the place and the nature are cut, in turns, never below 5 characters and "…".
@@ -368,7 +379,7 @@ class PendingCalls(CallPane):
             *self.clock_cells(row),
             _nature_and_next(row),
             Text(row.location_text),
-            hazard_text(row),
+            place_flags(row),
         )
 
     def action_dispatch(self) -> None:
@@ -472,7 +483,7 @@ class ActiveCalls(CallPane):
             status_text(row.status, self.styles_by_status),
             *self.clock_cells(row),
             Text(row.nature),
-            hazard_text(row),
+            place_flags(row),
             Text(row.destination_code or ""),
         )
 
