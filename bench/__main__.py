@@ -1,6 +1,6 @@
 """`python -m bench [names...]`: run the benchmarks, each on its own throwaway server.
 
-Names: dispatch, contention, propagation, refresh, startup, kpis, moves, alerts, gazetteer (default: all,
+Names: dispatch, contention, propagation, refresh, startup, kpis, moves, alerts, gazetteer, fanout (default: all,
 in that order).
 Prints the machine, then one Markdown table per benchmark with our figure, its reference measured
 in the same run on the same server, and their ratio, followed by each goal: met or MISSED.
@@ -30,6 +30,7 @@ BENCHMARKS = {
     "moves": "bench.moves",
     "alerts": "bench.alerts",
     "gazetteer": "bench.gazetteer",
+    "fanout": "bench.fanout",
 }
 
 
