@@ -227,10 +227,10 @@ def writer_side(
             ready.acquire()
         time.sleep(IDLE_RELEASE + 3.0)  # idle: the desks close what they keep
         connections = _connections(conninfo, database) - (1 if way == "relay" else 0)
-        commits, ticks = _write(way, url, conninfo, pgdata)
+        commits, cpu_ns = _write(way, url, conninfo, pgdata)
     finally:
         stop.set()
-    return connections, commits, ticks
+    return connections, commits, cpu_ns
 
 
 def _write(way: str, url: str, conninfo: str, pgdata: Path) -> tuple[dict[int, float], int]:
