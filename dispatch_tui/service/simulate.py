@@ -273,12 +273,12 @@ class Simulator:
         leg = self.legs.get(code)
         if leg is None:
             return
-        home = leg.stage == HOME and self.sim_elapsed >= leg.ends
+        parked = leg.stage == HOME and self.sim_elapsed >= leg.ends  # home: its last report
         last = self.reported.get(code)
-        if not home and last is not None and self.sim_elapsed - last < self.report_every:
+        if not parked and last is not None and self.sim_elapsed - last < self.report_every:
             return
         self._report(code, leg.at(self.sim_elapsed))
-        if home:
+        if parked:
             self.legs.pop(code, None)
 
     def _report(self, code: str, position: tuple[float, float]) -> None:
