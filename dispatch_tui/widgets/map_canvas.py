@@ -237,6 +237,13 @@ class Canvas:
                 err += dx
                 ay += sy
 
+    def clear(self, col: int, row: int, width: int) -> bool:
+        """Whether `width` cells from (col, row) are inside the canvas and hold no dots."""
+        if not (0 <= row < self.rows and col >= 0 and col + width <= self.cols):
+            return False
+        start = row * self.cols + col
+        return not any(self.bits[start : start + width])
+
     def row_text(self, row: int) -> str:
         """One row of cells as braille characters (a cell without dots is a space)."""
         start = row * self.cols
@@ -425,6 +432,9 @@ class Picture:
     # Markers whose place is outside the view.
     outside: list[Marker] = field(default_factory=list)
     names: list[str] = field(default_factory=list)  # the street names written
+    # The streets filled more of the view than `draw`'s `most_filled`: left out, as a texture
+    # of dots would hide the markers.
+    streets_dense: bool = False
 
     def text(self) -> str:
         """The picture as plain text, one line per row (for tests and benchmarks)."""
@@ -470,9 +480,11 @@ def draw(
     street_style: str = "",
     name_style: str = "",
     names: bool = True,
+    most_filled: float = 1.0,
 ) -> Picture:
     """Draw the streets that cross the view, then the markers, then the street names where
-    there is room."""
+    there is room. Streets that put dots in more than `most_filled` of the cells are left out
+    (`Picture.streets_dense`): so far out, a real city's streets are a grey texture."""
     canvas = Canvas(view.cols, view.rows)
     box = view.box()
     lines: list[tuple[str, list[tuple[float, float]]]] = []
@@ -483,12 +495,17 @@ def draw(
         for (x0, y0), (x1, y1) in itertools.pairwise(points):
             canvas.line(x0, y0, x1, y1)
         lines.append((street.name, points))
+    picture = Picture(rows=[])
+    filled = len(canvas.bits) - canvas.bits.count(0)
+    if filled > most_filled * len(canvas.bits):
+        canvas.bits[:] = bytes(len(canvas.bits))
+        lines = []
+        picture.streets_dense = True
     room = _Room(view.cols, view.rows)
     labels: list[Label] = []
-    picture = Picture(rows=[])
     _place_markers(view, markers, selected, room, labels, picture)
     if names:
-        _place_names(lines, room, labels, picture, name_style)
+        _place_names(lines, canvas, room, labels, picture, name_style)
     picture.rows = _compose(canvas, labels, street_style)
     return picture
 
@@ -565,6 +582,7 @@ def _place_count(label: Label, hidden: int, room: _Room, labels: list[Label]) ->
 
 def _place_names(
     lines: list[tuple[str, list[tuple[float, float]]]],
+    canvas: Canvas,
     room: _Room,
     labels: list[Label],
     picture: Picture,
@@ -580,13 +598,14 @@ def _place_names(
         if not name:
             continue
         for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            # The cell a line's dots fall in, rounded as Canvas.line rounds them.
             if abs(y1 - y0) <= 1.5 and abs(x1 - x0) >= DOTS_ACROSS:
-                row = math.floor((y0 + y1) / 2 / DOTS_DOWN)
+                row = round((y0 + y1) / 2) // DOTS_DOWN
                 across.setdefault((name, row), []).append(
                     (min(x0, x1) / DOTS_ACROSS, max(x0, x1) / DOTS_ACROSS)
                 )
             elif abs(x1 - x0) <= 1.5 and abs(y1 - y0) >= DOTS_DOWN:
-                col = math.floor((x0 + x1) / 2 / DOTS_ACROSS)
+                col = round((x0 + x1) / 2) // DOTS_ACROSS
                 down.setdefault((name, col), []).append(
                     (min(y0, y1) / DOTS_DOWN, max(y0, y1) / DOTS_DOWN)
                 )
@@ -604,12 +623,25 @@ def _place_names(
         if is_across:
             if length < width + 2:
                 continue
-            spots = [(math.floor((lo + hi) / 2 - width / 2), line)]
+            # Its middle, else a quarter of the way in from either end.
+            spots = [
+                (math.floor(lo + (hi - lo) * share - width / 2), line)
+                for share in (0.5, 0.25, 0.75)
+            ]
+            spots = [(col, row) for col, row in spots if lo <= col and col + width <= hi]
         else:
             if length < 3:
                 continue
+            # Beside the line, on a row clear of other lines (a name on a street running across
+            # would read as that street's), from its middle outwards.
             mid = math.floor((lo + hi) / 2)
-            spots = [(line + 2, mid), (line - 1 - width, mid)]
+            rows = [mid + d for d in (0, -1, 1, -2, 2) if lo <= mid + d < hi]
+            spots = [
+                (col, row)
+                for row in rows
+                for col in (line + 2, line - 1 - width)
+                if canvas.clear(col, row, width)
+            ]
         for col, row in spots:
             if room.fits(col, row, width):
                 room.take(col, row, width)

@@ -1,0 +1,390 @@
+"""The map on the desk and the board, headless on a real PostgreSQL: what it shows, its keys,
+that it follows the desk live, that a stale position is drawn and listed as such, and that it
+reads the streets of its view (a bounding box) off the UI thread, once per box.
+
+The street lines are a small grid of this module's own around the demo area (`grid`), put in
+and taken out by each test that needs them, whatever else the gazetteer holds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from dispatch_tui.app import DispatchApp
+from dispatch_tui.rules.views import Box
+from dispatch_tui.screens.board import BoardScreen
+from dispatch_tui.service.dispatch_service import DispatchService
+from dispatch_tui.service.read_service import ReadService
+from dispatch_tui.widgets.map_canvas import call_key, unit_key
+from dispatch_tui.widgets.map_view import STREETS_UP_TO_METRES, MapView
+from tests.desk_helpers import desk, screen_of, until
+from tests.helpers import new_call
+
+SIZE = (160, 48)
+SOURCE = "test-map"
+
+# The demo area (service/demo.py) lies within these; the grid covers it.
+SOUTH, NORTH, WEST, EAST = 39.975, 40.056, -83.085, -82.925
+AVENUES = ("Foundry Rd", "Elm Ave", "Union Ave", "Market St", "Commerce Blvd", "Stadium Way")
+STREETS = ("1st St", "2nd St", "3rd St", "4th St", "5th St", "6th St", "7th St")
+
+
+def grid_lines() -> list[tuple[str, list[list[float]]]]:
+    """Avenues running north–south and streets running east–west over the demo area, each
+    cut into blocks (as a gazetteer stores them), in GeoJSON order ([lon, lat])."""
+    lines: list[tuple[str, list[list[float]]]] = []
+    lats = [SOUTH + (NORTH - SOUTH) * i / 8 for i in range(9)]
+    lons = [WEST + (EAST - WEST) * i / 10 for i in range(11)]
+    for i, name in enumerate(AVENUES):
+        lon = WEST + (EAST - WEST) * (i + 0.5) / len(AVENUES)
+        lines += [(name, [[lon, a], [lon, b]]) for a, b in itertools.pairwise(lats)]
+    for i, name in enumerate(STREETS):
+        lat = SOUTH + (NORTH - SOUTH) * (i + 0.5) / len(STREETS)
+        lines += [(name, [[a, lat], [b, lat]]) for a, b in itertools.pairwise(lons)]
+    return lines
+
+
+def put_streets(engine: Engine, lines: list[tuple[str, list[list[float]]]]) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM street_segments"))
+        for i, (name, coords) in enumerate(lines):
+            lats, lons = [p[1] for p in coords], [p[0] for p in coords]
+            conn.execute(
+                text(
+                    "INSERT INTO street_segments (name, street_key, coords, min_lat, max_lat,"
+                    " min_lon, max_lon, source, source_key)"
+                    " VALUES (:name, lower(:name), CAST(:coords AS jsonb), :s, :n, :w, :e,"
+                    " :source, :key)"
+                ),
+                {
+                    "name": name,
+                    "coords": json.dumps(coords),
+                    "s": min(lats),
+                    "n": max(lats),
+                    "w": min(lons),
+                    "e": max(lons),
+                    "source": SOURCE,
+                    "key": str(i),
+                },
+            )
+
+
+@pytest.fixture
+def grid(engine: Engine) -> Iterator[list[tuple[str, list[list[float]]]]]:
+    """The street grid in the gazetteer (and nothing else), for the test's length."""
+    lines = grid_lines()
+    put_streets(engine, lines)
+    yield lines
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM street_segments"))
+
+
+class CountingReads(DispatchService):
+    """The real service, counting the street boxes it was asked for."""
+
+    def __init__(self, world: DispatchService) -> None:
+        super().__init__(world.sessions, desk=world.desk)
+        self.boxes: list[Box] = []
+
+    def streets(self, box: Box, limit: int = 50_000) -> Any:
+        self.boxes.append(box)
+        return super().streets(box, limit)
+
+
+def map_of(app: DispatchApp) -> MapView:
+    return screen_of(app).map if app.mode == "desk" else board_of(app).map
+
+
+def board_of(app: DispatchApp) -> BoardScreen:
+    assert isinstance(app.desk, BoardScreen)
+    return app.desk
+
+
+def drawn(app: DispatchApp) -> str:
+    picture = map_of(app).picture
+    return picture.text() if picture is not None else ""
+
+
+def said(app: DispatchApp, widget: str) -> str:
+    return str(map_of(app).query_one(f"#{widget}").render())
+
+
+def streets_read(app: DispatchApp) -> bool:
+    """No street read under way (the listener's worker runs for ever: never wait for all)."""
+    return not any(w.group == "streets" and not w.is_finished for w in app.workers)
+
+
+def units_shown(app: DispatchApp) -> bool:
+    return len(screen_of(app).units.rows_by_key) == 12
+
+
+# -- reading the streets --------------------------------------------------------------------------
+
+
+def test_streets_are_read_by_bounding_box_with_their_count(
+    world: DispatchService, grid: list[Any]
+) -> None:
+    everything = world.streets(Box(SOUTH - 1, NORTH + 1, WEST - 1, EAST + 1))
+    assert everything.total == len(grid) and not everything.truncated
+    # A box around the middle of the area: only the blocks that cross it.
+    middle = Box(40.010, 40.020, -83.010, -83.000)
+    found = world.streets(middle)
+    assert 0 < len(found.rows) < len(grid)
+    assert all(street.box.overlaps(middle) for street in found.rows)
+    assert all(len(street.coords) == 2 for street in found.rows)
+    # Cut on purpose: it says how many there were.
+    cut = world.streets(Box(SOUTH - 1, NORTH + 1, WEST - 1, EAST + 1), limit=5)
+    assert len(cut.rows) == 5 and cut.total == len(grid) and cut.truncated
+    assert world.streets(Box(10.0, 10.1, 10.0, 10.1)).total == 0
+
+
+def test_a_view_beyond_the_earth_is_refused_in_one_line(world: DispatchService) -> None:
+    from dispatch_tui.rules.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="latitudes -90 and 90"):
+        world.streets(Box(80.0, 95.0, 0.0, 1.0))
+
+
+def test_a_board_reads_the_streets_on_its_read_only_login(
+    world: DispatchService, grid: list[Any], sessions: Any
+) -> None:
+    board = ReadService(sessions, desk="board")
+    assert board.streets(Box(SOUTH, NORTH, WEST, EAST)).total == len(grid)
+
+
+# -- the desk -------------------------------------------------------------------------------------
+
+
+async def test_m_shows_the_map_in_the_panes_place_and_m_again_the_panes(
+    world: DispatchService, database_url: str, grid: list[Any]
+) -> None:
+    number = new_call(world, nature="Cardiac arrest")
+    world.hospital_status("grace", "MERCY", "DIVERSION")
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: units_shown(app) and number in str(screen.pending.rows_by_key))
+        await until(pilot, lambda: screen.pending.selected is not None)
+        await pilot.press("m")
+        await until(pilot, lambda: "M1·A" in drawn(app))
+        assert not screen.query_one("#panes").display and screen.map.has_focus
+        text = drawn(app)
+        # Every unit by its code and state, the call by its priority (selected: in brackets,
+        # with its number), the hospitals with their status by letter.
+        for code in ("M1", "M2", "M3", "M4", "M5", "M6", "B1", "B2", "B3", "B4", "B5", "B6"):
+            assert f"{code}·A" in text or code in said(app, "map-notes"), code
+        assert f"[P1 {number}]" in text
+        assert "+MERCY·D" in text and "+EAST·O" in text
+        # The street grid, drawn in braille and named where there is room.
+        await until(pilot, lambda: "streets: " in said(app, "map-head"))
+        assert any(0x2801 <= ord(ch) <= 0x28FF for ch in drawn(app))
+        assert map_of(app).picture is not None and map_of(app).picture.names  # type: ignore[union-attr]
+        assert "A avail" in said(app, "map-legend")
+        await pilot.press("m")
+        await until(pilot, lambda: screen.query_one("#panes").display)
+        assert not screen.map.display and screen.pending.has_focus
+
+
+async def test_c_centres_on_the_call_selected_in_the_panes(
+    world: DispatchService, database_url: str
+) -> None:
+    first = new_call(world, nature="Cardiac arrest")
+    second = new_call(world, nature="Fall", priority=3, place="Eastside Stadium")
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: len(screen.pending.rows_by_key) == 2)
+        screen.pending.focus()
+        await pilot.press("down")  # the P3 call at the stadium
+        await until(pilot, lambda: screen.pending.selected is not None)
+        assert screen.pending.selected.number == second  # type: ignore[union-attr]
+        await pilot.press("m", "c")  # two keys from the panes to the call, centred
+        view = screen.map.view
+        stadium = world.call(second)
+        assert view is not None and (view.lat, view.lon) == (stadium.lat, stadium.lon)
+        col, row = screen.map.picture.placed[call_key(second)]  # type: ignore[union-attr]
+        assert (col, row) == view.cell(stadium.lat, stadium.lon)  # type: ignore[arg-type]
+        assert f"[P3 {second}]" in drawn(app)
+        assert f"centred on {second} P3 Fall" in said(app, "map-head")
+        # Zoom and pan move the view; f fits everything again.
+        metres = view.metres
+        await pilot.press("plus")
+        assert screen.map.view.metres == metres / 2  # type: ignore[union-attr]
+        await pilot.press("minus", "minus")
+        assert screen.map.view.metres == metres * 2  # type: ignore[union-attr]
+        await pilot.press("l")
+        assert screen.map.view.lon > stadium.lon  # type: ignore[union-attr,operator]
+        await pilot.press("k")
+        assert screen.map.view.lat > stadium.lat  # type: ignore[union-attr,operator]
+        await pilot.press("f")
+        assert {call_key(first), call_key(second)} <= set(screen.map.picture.placed)  # type: ignore[union-attr]
+        assert not screen.map.picture.outside  # type: ignore[union-attr]
+
+
+async def test_next_call_centres_on_each_open_call_and_selects_it_in_its_pane(
+    world: DispatchService, database_url: str
+) -> None:
+    p3 = new_call(world, nature="Fall", priority=3, place="Eastside Stadium")
+    p1 = new_call(world, nature="Cardiac arrest")
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: len(screen.pending.rows_by_key) == 2)
+        await pilot.press("m")
+        assert screen.map.selected == call_key(p1)  # the panes' selection: the top call
+        await pilot.press("right_square_bracket")  # the next, less urgent
+        assert screen.map.selected == call_key(p3)
+        assert screen.pending.selected.number == p3  # type: ignore[union-attr]
+        await pilot.press("right_square_bracket")  # round again to the most urgent
+        assert screen.map.selected == call_key(p1)
+        await pilot.press("left_square_bracket")
+        assert screen.map.selected == call_key(p3)
+        await pilot.press("m")  # back on the panes, the call the map showed is selected
+        assert screen.pending.has_focus and screen.pending.selected.number == p3  # type: ignore[union-attr]
+
+
+async def test_the_map_follows_the_desk_live(
+    world: DispatchService, database_url: str, engine: Engine
+) -> None:
+    number = new_call(world)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: units_shown(app))
+        await pilot.press("m")
+        await until(pilot, lambda: "M1·A" in drawn(app))
+        world.dispatch("bob", number, ["M1"])  # another desk dispatches
+        await until(pilot, lambda: "M1·D" in drawn(app) and "(P1)" in drawn(app))
+        # The unit moves (a position report): the map draws it where it is now.
+        mall = world.call(number)
+        world.locate_unit("bob", "M1", mall.lat, mall.lon)  # type: ignore[arg-type]
+        view = map_of(app).view
+        assert view is not None
+        await until(
+            pilot,
+            lambda: (
+                map_of(app).picture is not None
+                and abs(
+                    map_of(app).picture.placed.get(unit_key("M1"), (999, 999))[0]  # type: ignore[union-attr]
+                    - view.cell(mall.lat, mall.lon)[0]  # type: ignore[arg-type]
+                )
+                <= 12
+            ),
+        )
+
+
+async def test_a_stale_position_is_drawn_and_listed_as_stale(
+    world: DispatchService, database_url: str, engine: Engine
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE units SET position_at = now() - interval '23 minutes' WHERE code = 'M3'")
+        )
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: units_shown(app))
+        await pilot.press("m")
+        await until(pilot, lambda: "M3·A?" in drawn(app))
+        assert "M1·A?" not in drawn(app) and "M1·A" in drawn(app)
+        stale = said(app, "map-stale")
+        assert "STALE" in stale and "M3 position 23 min old" in stale
+        assert "M1" not in stale
+        assert "stale position" in said(app, "map-legend")
+
+
+async def test_the_streets_are_read_per_box_off_the_ui_thread(
+    world: DispatchService, database_url: str, grid: list[Any]
+) -> None:
+    counting = CountingReads(world)
+    new_call(world)
+    app = desk(counting, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: units_shown(app))
+        await pilot.press("m")
+        await until(pilot, lambda: "streets: " in said(app, "map-head"))
+        assert len(counting.boxes) == 1  # the view fitting everything, and half a view more
+        held = counting.boxes[0]
+
+        def view_box() -> Box:
+            view = map_of(app).view
+            assert view is not None
+            return view.box()
+
+        # Nearer on the call, and pans while the view stays in the box read: nothing is read.
+        await pilot.press("c", "plus")
+        presses = 0
+        while held.contains(view_box()):
+            await until(pilot, lambda: streets_read(app))
+            assert len(counting.boxes) == 1
+            await pilot.press("l")
+            presses += 1
+            assert presses < 100
+        assert presses >= 2
+        # Out of it: the streets around the new view are read, once.
+        await until(pilot, lambda: len(counting.boxes) == 2)
+        await until(pilot, lambda: "reading the streets" not in said(app, "map-head"))
+        assert "no streets here" in said(app, "map-head")  # east of the grid
+        assert counting.boxes[1].contains(view_box())
+        # Back to everything: that box was kept, nothing is read.
+        await pilot.press("f")
+        await until(pilot, lambda: streets_read(app))
+        assert held.contains(view_box()) and len(counting.boxes) == 2
+
+
+async def test_too_far_out_the_streets_are_left_out_and_it_says_so(
+    world: DispatchService, database_url: str, grid: list[Any]
+) -> None:
+    counting = CountingReads(world)
+    app = desk(counting, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: units_shown(app))
+        await pilot.press("m")
+        await until(pilot, lambda: "M1·A" in drawn(app))
+        while map_of(app).view.metres <= STREETS_UP_TO_METRES:  # type: ignore[union-attr]
+            await pilot.press("minus")
+        assert "streets left out at this zoom" in said(app, "map-head")
+        await until(pilot, lambda: streets_read(app))
+        asked = len(counting.boxes)
+        await pilot.press("minus", "l", "j")
+        await until(pilot, lambda: streets_read(app))
+        assert len(counting.boxes) == asked
+        assert not any(0x2801 <= ord(ch) <= 0x28FF for ch in drawn(app))
+
+
+# -- the board --------------------------------------------------------------------------------------
+
+
+def board(world: DispatchService, url: str) -> DispatchApp:
+    from dispatch_tui.config import DEFAULT_AGING, DEFAULT_STATUS_STYLES, DeskOptions
+    from dispatch_tui.screens.live import DeskContext
+
+    options = DeskOptions(dict(DEFAULT_AGING), dict(DEFAULT_STATUS_STYLES), clock=False)
+    context = DeskContext(world, world.operator("grace"), "test", url, options)
+    return DispatchApp(context, mode="board")
+
+
+async def test_the_board_shows_the_map_in_the_active_calls_place(
+    world: DispatchService, database_url: str, grid: list[Any]
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M2"])
+    app = board(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = board_of(app)
+        await until(pilot, lambda: len(screen.units) == 12)
+        await pilot.press("m")
+        await until(pilot, lambda: "M2·D" in drawn(app))
+        assert not screen.query_one("#board-active").display
+        assert "(P1)" in drawn(app)
+        # Nothing is selected on a board: no `c`; `]` goes to the call.
+        assert screen.map.check_action("centre", ()) is False
+        await pilot.press("right_square_bracket")
+        assert screen.map.selected == call_key(number)
+        assert f"[(P1) {number}]" in drawn(app)
+        await pilot.press("m")
+        assert screen.query_one("#board-active").display and not screen.map.display
