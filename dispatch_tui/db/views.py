@@ -452,11 +452,6 @@ def standby_age(session: Session) -> float | None:
     return None if age is None else max(float(age), 0.0)
 
 
-def narrative(session: Session, call_id: int) -> list[NarrativeView]:
-    """A call's narrative, oldest first (every entry: a call's record is never cut)."""
-    rows = session.execute(
-        select(NarrativeEntry).where(NarrativeEntry.call_id == call_id).order_by(NarrativeEntry.id)
-    ).scalars()
 def relay_channel(session: Session) -> str | None:
     """The relay's channel (migration 0015), or None when this login may not read it. (Asked
     first: the server checks a table's rights before it runs a statement, even for a branch
@@ -467,6 +462,11 @@ def relay_channel(session: Session) -> str | None:
     return None if name is None else str(name)
 
 
+def narrative(session: Session, call_id: int) -> list[NarrativeView]:
+    """A call's narrative, oldest first (every entry: a call's record is never cut)."""
+    rows = session.execute(
+        select(NarrativeEntry).where(NarrativeEntry.call_id == call_id).order_by(NarrativeEntry.id)
+    ).scalars()
     return [
         NarrativeView(n.id, n.at, n.operator, n.desk, n.kind, n.body, n.corrects_id) for n in rows
     ]

@@ -265,13 +265,13 @@ class ReadService(GazetteerReads):
         with reading(self.sessions) as s, s.begin():
             return kpis.export_rows(s, since, until)
 
-    def now(self) -> datetime:
-        with reading(self.sessions) as s:
     def may_relay(self) -> bool:
         """Whether this login may read the relay's channel (`db.listener`, migration 0015)."""
         with reading(self.sessions) as s:
             return views.relay_channel(s) is not None
 
+    def now(self) -> datetime:
+        with reading(self.sessions) as s:
             value: datetime = views.db_now(s)
             return value
 
