@@ -80,7 +80,7 @@ def run(srv: BenchServer) -> Report:
             empty += not found
     engine.dispose()
 
-    report = Report(f"gazetteer: completion on {loaded.points:,} address points")
+    report = Report(f"9. Gazetteer: completion on {loaded.points:,} address points")
     every = [t for times in ours.values() for t in times]
     ref50, ref99 = ms(pct(reference, 50)), ms(pct(reference, 99))
     table = []
