@@ -2,14 +2,12 @@
 that it follows the desk live, that a stale position is drawn and listed as such, and that it
 reads the streets of its view (a bounding box) off the UI thread, once per box.
 
-The street lines are a small grid of this module's own around the demo area (`grid`), put in
-and taken out by each test that needs them, whatever else the gazetteer holds.
+The street lines are a small grid of the tests' own around the demo area (`map_helpers`), put
+in and taken out by each test that needs them, whatever else the gazetteer holds.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,59 +23,15 @@ from dispatch_tui.widgets.map_canvas import call_key, unit_key
 from dispatch_tui.widgets.map_view import STREETS_UP_TO_METRES, MapView
 from tests.desk_helpers import desk, screen_of, until
 from tests.helpers import new_call
+from tests.map_helpers import EAST, NORTH, SOUTH, WEST, grid_lines, put_streets
 
 SIZE = (160, 48)
-SOURCE = "test-map"
-
-# The demo area (service/demo.py) lies within these; the grid covers it.
-SOUTH, NORTH, WEST, EAST = 39.975, 40.056, -83.085, -82.925
-AVENUES = ("Foundry Rd", "Elm Ave", "Union Ave", "Market St", "Commerce Blvd", "Stadium Way")
-STREETS = ("1st St", "2nd St", "3rd St", "4th St", "5th St", "6th St", "7th St")
-
-
-def grid_lines() -> list[tuple[str, list[list[float]]]]:
-    """Avenues running north–south and streets running east–west over the demo area, each
-    cut into blocks (as a gazetteer stores them), in GeoJSON order ([lon, lat])."""
-    lines: list[tuple[str, list[list[float]]]] = []
-    lats = [SOUTH + (NORTH - SOUTH) * i / 8 for i in range(9)]
-    lons = [WEST + (EAST - WEST) * i / 10 for i in range(11)]
-    for i, name in enumerate(AVENUES):
-        lon = WEST + (EAST - WEST) * (i + 0.5) / len(AVENUES)
-        lines += [(name, [[lon, a], [lon, b]]) for a, b in itertools.pairwise(lats)]
-    for i, name in enumerate(STREETS):
-        lat = SOUTH + (NORTH - SOUTH) * (i + 0.5) / len(STREETS)
-        lines += [(name, [[a, lat], [b, lat]]) for a, b in itertools.pairwise(lons)]
-    return lines
-
-
-def put_streets(engine: Engine, lines: list[tuple[str, list[list[float]]]]) -> None:
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM street_segments"))
-        for i, (name, coords) in enumerate(lines):
-            lats, lons = [p[1] for p in coords], [p[0] for p in coords]
-            conn.execute(
-                text(
-                    "INSERT INTO street_segments (name, street_key, coords, min_lat, max_lat,"
-                    " min_lon, max_lon, source, source_key)"
-                    " VALUES (:name, lower(:name), CAST(:coords AS jsonb), :s, :n, :w, :e,"
-                    " :source, :key)"
-                ),
-                {
-                    "name": name,
-                    "coords": json.dumps(coords),
-                    "s": min(lats),
-                    "n": max(lats),
-                    "w": min(lons),
-                    "e": max(lons),
-                    "source": SOURCE,
-                    "key": str(i),
-                },
-            )
 
 
 @pytest.fixture
-def grid(engine: Engine) -> Iterator[list[tuple[str, list[list[float]]]]]:
-    """The street grid in the gazetteer (and nothing else), for the test's length."""
+def grid(world: DispatchService, engine: Engine) -> Iterator[list[tuple[str, list[list[float]]]]]:
+    """The street grid as the gazetteer's only streets, for the test's length (after `world`
+    has emptied the gazetteer)."""
     lines = grid_lines()
     put_streets(engine, lines)
     yield lines
@@ -294,7 +248,7 @@ async def test_a_stale_position_is_drawn_and_listed_as_stale(
         stale = said(app, "map-stale")
         assert "STALE" in stale and "M3 position 23 min old" in stale
         assert "M1" not in stale
-        assert "stale position" in said(app, "map-legend")
+        assert "? stale" in said(app, "map-legend")
 
 
 async def test_the_streets_are_read_per_box_off_the_ui_thread(

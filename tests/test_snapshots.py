@@ -1,5 +1,5 @@
-"""Snapshot tests of the desk and the board at 160×48 and 100×30, and of a crew terminal at
-80×24 and 160×48 (pytest-textual-snapshot).
+"""Snapshot tests of the desk and the board at 160×48 and 100×30 (with their map, too), and of
+a crew terminal at 80×24 and 160×48 (pytest-textual-snapshot).
 
 A truncated column or a lost pane fails here, not on a dispatcher's screen. The rows come from
 the real database (the demo area, calls taken and dispatched through the service); only the
@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 from textual.pilot import Pilot
 
 from dispatch_tui.app import DispatchApp
@@ -29,6 +30,7 @@ from dispatch_tui.screens.record import RecordScreen
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.widgets.status_line import StatusLine
 from tests.helpers import new_call
+from tests.map_helpers import grid_lines, put_streets
 
 SIZES = [(160, 48), (100, 30)]
 # Far in the future, so this snapshot is newer than anything the desk loaded itself.
@@ -284,6 +286,43 @@ def test_the_crew_terminal_looks_right(
         screen.post_message(CrewLoaded(view))
         while line.last_update != NOW or line.state != "polling":
             assert time.monotonic() < deadline, "the pinned view was not shown"
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+# -- the map ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize(("mode", "user"), [("desk", "alice"), ("board", "grace")])
+def test_the_map_looks_right(
+    world: DispatchService,
+    engine: Engine,
+    database_url: str,
+    utc: None,
+    snap_compare: Any,
+    mode: str,
+    user: str,
+    size: tuple[int, int],
+) -> None:
+    """The busy shift on the map (`m`), fitting everything, on the tests' street grid: M2's
+    position stale, the selected pending call in brackets (the desk's top one), MERCY on
+    diversion, B6 out of service."""
+    put_streets(engine, grid_lines())
+    snapshot = pinned(busy_shift(world))
+    app = app_for(world, database_url, mode, user)
+    load = showing(snapshot)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await load(pilot)
+        await pilot.press("m")
+        screen = pilot.app.screen
+        head = screen.query_one("#map-head")
+        deadline = time.monotonic() + 20
+        while "streets: " not in str(head.render()):
+            assert time.monotonic() < deadline, "the map did not read its streets"
             await pilot.pause(0.02)
         await pilot.pause()
 

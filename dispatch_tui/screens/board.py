@@ -4,8 +4,9 @@ No key or command on it changes anything, and its database sessions are read-onl
 itself. It shows KPIs against the norms (90th percentiles, never means) for the last hour, the
 shift and 24 h; pending calls by priority; units available by capability, with a loud warning when
 no ALS unit is free; hospitals on diversion; active calls; and the overdue timers, ringing the
-terminal bell once when a timer first goes overdue. `m` shows the map in the active calls' place
-(units, calls and hospitals on the streets), and again the active calls.
+terminal bell once when a timer first goes overdue. `m` shows the map below the status line in
+their place (units, calls and hospitals on the streets), and `m` again the board; the timers
+ring the bell all the same.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class BoardScreen(LiveScreen):
             "map",
             "Map",
             id="board-map",
-            tooltip="units, calls and hospitals on the streets; m again: the active calls",
+            tooltip="units, calls and hospitals on the streets; m again: the board",
         ),
     ]
 
@@ -72,8 +73,9 @@ class BoardScreen(LiveScreen):
         self.kpis: dict[str, dict[str, list[norms.Kpi]]] = {}
         self.overdue_seen: set[str] = set()
         self._now = now
-        # The map, in the active calls' place while it is shown (`m`). A board selects nothing,
-        # so its map has no `c`; `]` goes from call to call.
+        # The map, in the place of all below the status line while it is shown (`m`): on a
+        # 100×30 board nothing less leaves it room. A board selects nothing, so its map has
+        # no `c`; `]` goes from call to call.
         self.map = MapView(
             context.options.status_styles,
             stale_seconds=context.options.stale_position_seconds,
@@ -149,10 +151,11 @@ class BoardScreen(LiveScreen):
         self.load_kpis()
 
     def action_map(self) -> None:
-        """The map in the active calls' place, or the active calls again."""
-        active = self.query_one("#board-active", Static)
+        """The map in the board's place, or the board again."""
         showing = not self.map.display
-        self.map.display, active.display = showing, not showing
+        self.map.display = showing
+        for part in ("#kpis", "#board-middle", "#board-active"):
+            self.query_one(part).display = not showing
         if showing:
             self.map.show(
                 self.units.values(), self.calls.values(), self.hospitals.values(), self.now()

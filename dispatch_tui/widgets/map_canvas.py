@@ -76,6 +76,7 @@ _LEGEND_WORDS = {
     UnitStatus.AT_HOSPITAL: "at hosp",
     UnitStatus.OUT_OF_SERVICE: "out of svc",
 }
+_HOSPITAL_WORDS = {HospitalStatus.DIVERSION: "divert"}
 
 
 def legend() -> str:
@@ -85,11 +86,12 @@ def legend() -> str:
         for state, letter in UNIT_LETTERS.items()
     )
     hospitals = " ".join(
-        f"{letter} {status.lower()}" for status, letter in HOSPITAL_LETTERS.items()
+        f"{letter} {_HOSPITAL_WORDS.get(status, status.lower())}"
+        for status, letter in HOSPITAL_LETTERS.items()
     )
     return (
-        f"Units M1·E: {units}; {STALE_MARK} stale position · Calls: P1 pending, (P1) with units"
-        f" · Hospitals +CODE·O: {hospitals} · [ ] selected · {PIN} place of a moved label"
+        f"M1·E: {units} · {STALE_MARK} stale · P1 pending, (P1) with units · "
+        f"+CODE·O: {hospitals} · [ ] selected · {PIN} moved label's place"
     )
 
 

@@ -252,7 +252,13 @@ class MapView(Widget, can_focus=True):
 
     # -- keys ---------------------------------------------------------------------------------
 
+    def allow_focus(self) -> bool:
+        # A screen that keeps the map hidden (the board, at first) must not give it the focus.
+        return self.display
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not self.display:
+            return False  # hidden, its keys do nothing (and the footer does not offer them)
         if action == "centre":
             return self.selection is not None
         return True
@@ -414,11 +420,13 @@ class MapView(Widget, can_focus=True):
         width = max(1, self.query_one("#map-notes", Static).size.width)
         scene = self.scene()
         if scene.stale:
-            stale = [Text(" STALE ", style="bold reverse yellow")]
-            stale += [Text(f"{s.code} {s.words}", style="bold") for s in scene.stale]
+            tag = Text(" STALE ", style="bold reverse yellow")
+            tag.append(" ")
+            stale = [Text(f"{s.code} {s.words}", style="bold") for s in scene.stale]
+            line = _line(stale, width - tag.cell_len, " · ")
+            self.query_one("#map-stale", Static).update(tag + line)
         else:
-            stale = [Text("positions: none stale", style="dim")]
-        self.query_one("#map-stale", Static).update(_line(stale, width, " · "))
+            self.query_one("#map-stale", Static).update(Text("positions: none stale", style="dim"))
         notes: list[Text] = []
         picture = self.picture
         if picture is not None:
