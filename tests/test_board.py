@@ -240,10 +240,12 @@ async def test_board_shows_warnings_and_rings_once_per_overdue_timer(
         assert "OVERDUE" in _text(screen, "#timers") and len(bells) == 1
         screen.render_all()
         assert len(bells) == 1  # once, not on every refresh
-        # Nothing on the board can change data: its keys are refresh, quit and the palette.
+        # Nothing on the board can change data: its keys are refresh, the map, quit and the
+        # palette.
         actions = {active.binding.action for active in app.active_bindings.values()}
         harmless = {
             "refresh_kpis",
+            "map",
             "quit",
             "command_palette",
             "help",

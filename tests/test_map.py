@@ -335,8 +335,14 @@ async def test_the_board_shows_the_map_in_the_active_calls_place(
         await until(pilot, lambda: "M2·D" in drawn(app))
         assert not screen.query_one("#board-active").display
         assert "(P1)" in drawn(app)
-        # Nothing is selected on a board: no `c`; `]` goes to the call.
+        # Nothing is selected on a board: no `c`; `]` goes to the call. Every key it offers
+        # only looks: none changes anything.
         assert screen.map.check_action("centre", ()) is False
+        actions = {active.binding.action for active in app.active_bindings.values()}
+        looking = {"zoom(2)", "zoom(0.5)", "pan(-1, 0)", "pan(1, 0)", "pan(0, -1)", "pan(0, 1)"}
+        looking |= {"next_call(1)", "next_call(-1)", "fit", "map", "refresh_kpis", "quit"}
+        looking |= {"command_palette", "app.focus_next", "app.focus_previous", "screen.copy_text"}
+        assert actions <= looking, actions - looking
         await pilot.press("right_square_bracket")
         assert screen.map.selected == call_key(number)
         assert f"[(P1) {number}]" in drawn(app)
