@@ -1,7 +1,7 @@
 """`python -m bench [names...]`: run the benchmarks, each on its own throwaway server.
 
-Names: dispatch, contention, propagation, refresh, startup, kpis, moves, alerts, gazetteer, fanout (default: all,
-in that order).
+Names: dispatch, contention, propagation, refresh, startup, kpis, moves, alerts, gazetteer, fanout,
+map (default: all, in that order).
 Prints the machine, then one Markdown table per benchmark with our figure, its reference measured
 in the same run on the same server, and their ratio, followed by each goal: met or MISSED.
 `--list` prints the names. The exit status is 0 even when goals are missed: a benchmark measures,
@@ -31,6 +31,7 @@ BENCHMARKS = {
     "alerts": "bench.alerts",
     "gazetteer": "bench.gazetteer",
     "fanout": "bench.fanout",
+    "map": "bench.map",
 }
 
 

@@ -27,6 +27,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from dispatch_tui.rules import norms
 from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
@@ -222,11 +223,22 @@ class Canvas:
         if clipped is None:
             return
         ax, ay, bx, by = (round(v) for v in clipped)
+        bits, cols = self.bits, self.cols
+        # A street grid's lines run across or down: those take a simpler loop.
+        if ay == by:
+            start, bit = (ay >> 2) * cols, (_DOT_BITS[0][ay & 3], _DOT_BITS[1][ay & 3])
+            for x in range(min(ax, bx), max(ax, bx) + 1):
+                bits[start + (x >> 1)] |= bit[x & 1]
+            return
+        if ax == bx:
+            column, bit_of = ax >> 1, _DOT_BITS[ax & 1]
+            for y in range(min(ay, by), max(ay, by) + 1):
+                bits[(y >> 2) * cols + column] |= bit_of[y & 3]
+            return
         dx, dy = abs(bx - ax), -abs(by - ay)
         sx = 1 if ax < bx else -1
         sy = 1 if ay < by else -1
         err = dx + dy
-        bits, cols = self.bits, self.cols
         while True:
             bits[(ay >> 2) * cols + (ax >> 1)] |= _DOT_BITS[ax & 1][ay & 3]
             if ax == bx and ay == by:
@@ -437,6 +449,8 @@ class Picture:
     # The streets filled more of the view than `draw`'s `most_filled`: left out, as a texture
     # of dots would hide the markers.
     streets_dense: bool = False
+    # The streets as drawn: `draw` takes them back for the same view (a unit moved).
+    layer: StreetLayer | None = None
 
     def text(self) -> str:
         """The picture as plain text, one line per row (for tests and benchmarks)."""
@@ -473,6 +487,65 @@ def _spots(col: int, row: int, width: int) -> list[tuple[int, int]]:
     return spots
 
 
+# Street lines whose reach in view adds up to this many times the map's cells cannot all be
+# drawn apart: they are left out without drawing them (a city's blocks, far out).
+_SURELY_DENSE = 2.5
+
+
+@dataclass(frozen=True, slots=True)
+class StreetLayer:
+    """The streets of one view, drawn once: their dots, and the straight stretches their names
+    may be written along (longest first). A unit that moves leaves the view as it was, and the
+    streets are not drawn again (`draw`'s `layer`)."""
+
+    view: Viewport
+    bits: bytes
+    stretches: tuple[tuple[float, str, bool, int, float, float], ...]
+    dense: bool  # left out: they would dot more than `most_filled` of the cells
+
+
+def street_layer(
+    view: Viewport, streets: Iterable[StreetView], *, most_filled: float = 1.0
+) -> StreetLayer:
+    """Draw the street lines that cross the view. Lines that would put dots in more than
+    `most_filled` of the cells are left out (so far out, a real city's streets are a grey
+    texture that hides the markers); when their length alone says so, without drawing them."""
+    canvas = Canvas(view.cols, view.rows)
+    box = view.box()
+    near = [street for street in streets if box.overlaps(street.box)]
+    # Each line's reach in cells, from its bounding box, at most the view's own.
+    lon_metres = view._lon_metres
+    most = view.cols + view.rows * CELL_ASPECT
+    reach = sum(
+        min(
+            max(
+                (s.box.max_lon - s.box.min_lon) * lon_metres,
+                (s.box.max_lat - s.box.min_lat) * METRES_PER_DEGREE,
+            )
+            / view.metres,
+            most,
+        )
+        for s in near
+    )
+    cells = view.cols * view.rows
+    if reach > _SURELY_DENSE * cells * most_filled:
+        return StreetLayer(view, bytes(cells), (), dense=True)
+    # The projection of `Viewport.dot`, its constants taken once for every point.
+    size = view.dot_metres
+    sx, sy = lon_metres / size, METRES_PER_DEGREE / size
+    ox, oy = view.cols * DOTS_ACROSS / 2, view.rows * DOTS_DOWN / 2
+    lon0, lat0 = view.lon, view.lat
+    lines: list[tuple[str, list[tuple[float, float]]]] = []
+    for street in near:
+        points = [((lon - lon0) * sx + ox, (lat0 - lat) * sy + oy) for lon, lat in street.coords]
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            canvas.line(x0, y0, x1, y1)
+        lines.append((street.name, points))
+    if cells - canvas.bits.count(0) > most_filled * cells:
+        return StreetLayer(view, bytes(cells), (), dense=True)
+    return StreetLayer(view, bytes(canvas.bits), tuple(_stretches(lines)), dense=False)
+
+
 def draw(
     view: Viewport,
     streets: Iterable[StreetView],
@@ -483,31 +556,21 @@ def draw(
     name_style: str = "",
     names: bool = True,
     most_filled: float = 1.0,
+    layer: StreetLayer | None = None,
 ) -> Picture:
-    """Draw the streets that cross the view, then the markers, then the street names where
-    there is room. Streets that put dots in more than `most_filled` of the cells are left out
-    (`Picture.streets_dense`): so far out, a real city's streets are a grey texture."""
+    """Draw the streets that cross the view (`street_layer`; or take `layer`, drawn before for
+    the same view and streets), then the markers, then the street names where there is
+    room."""
+    if layer is None or layer.view != view:
+        layer = street_layer(view, streets, most_filled=most_filled)
     canvas = Canvas(view.cols, view.rows)
-    box = view.box()
-    lines: list[tuple[str, list[tuple[float, float]]]] = []
-    for street in streets:
-        if not box.overlaps(street.box):
-            continue
-        points = [view.dot(lat, lon) for lon, lat in street.coords]
-        for (x0, y0), (x1, y1) in itertools.pairwise(points):
-            canvas.line(x0, y0, x1, y1)
-        lines.append((street.name, points))
-    picture = Picture(rows=[])
-    filled = len(canvas.bits) - canvas.bits.count(0)
-    if filled > most_filled * len(canvas.bits):
-        canvas.bits[:] = bytes(len(canvas.bits))
-        lines = []
-        picture.streets_dense = True
+    canvas.bits[:] = layer.bits
+    picture = Picture(rows=[], layer=layer, streets_dense=layer.dense)
     room = _Room(view.cols, view.rows)
     labels: list[Label] = []
     _place_markers(view, markers, selected, room, labels, picture)
     if names:
-        _place_names(lines, canvas, room, labels, picture, name_style)
+        _place_names(layer.stretches, canvas, room, labels, picture, name_style)
     picture.rows = _compose(canvas, labels, street_style)
     return picture
 
@@ -582,17 +645,12 @@ def _place_count(label: Label, hidden: int, room: _Room, labels: list[Label]) ->
             return
 
 
-def _place_names(
+def _stretches(
     lines: list[tuple[str, list[tuple[float, float]]]],
-    canvas: Canvas,
-    room: _Room,
-    labels: list[Label],
-    picture: Picture,
-    style: str,
-) -> None:
-    """Each street's name once, along its longest straight stretch in view that is long
-    enough for it: on a street that runs across, written on the line itself; on one that runs
-    up and down, beside it."""
+) -> list[tuple[float, str, bool, int, float, float]]:
+    """Where each street's name may go, longest first: (length in cells, name, whether it
+    runs across, its row or column, where it starts and ends along it). A street drawn block
+    by block is one stretch where its blocks meet."""
     across: dict[tuple[str, int], list[tuple[float, float]]] = {}
     down: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for raw, points in lines:
@@ -617,6 +675,20 @@ def _place_names(
     for (name, col), spans in down.items():
         stretches += [(hi - lo, name, False, col, lo, hi) for lo, hi in _merged(spans)]
     stretches.sort(key=lambda s: (-s[0], s[1]))
+    return stretches
+
+
+def _place_names(
+    stretches: Iterable[tuple[float, str, bool, int, float, float]],
+    canvas: Canvas,
+    room: _Room,
+    labels: list[Label],
+    picture: Picture,
+    style: str,
+) -> None:
+    """Each street's name once, along its longest straight stretch in view that is long
+    enough for it: on a street that runs across, written on the line itself; on one that runs
+    up and down, beside it."""
     done: set[str] = set()
     for length, name, is_across, line, lo, hi in stretches:
         if name in done:
@@ -653,6 +725,7 @@ def _place_names(
                 break
 
 
+@lru_cache(maxsize=4096)
 def _printable(name: str) -> str:
     """A street's name as the map may write it: one cell per character, nothing that moves the
     terminal's cursor ("" when it cannot be written so)."""

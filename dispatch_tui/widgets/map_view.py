@@ -211,6 +211,7 @@ class MapView(Widget, can_focus=True):
         # The box whose streets could not be read, and why: asked again once the view leaves it.
         self._failed: Box | None = None
         self._street_error: str | None = None
+        self._drawn_streets: tuple[StreetView, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static(id="map-head", classes="map-line")
@@ -353,16 +354,22 @@ class MapView(Widget, can_focus=True):
             self.view = self.view.sized(cols, rows)
         view = self.view
         self._want_streets(view)
+        streets = self.streets_for(view)
+        # The streets as last drawn, when the view and its streets are the same (a unit moved).
+        last = self.picture.layer if self.picture is not None else None
+        same = last is not None and last.view == view and self._drawn_streets is streets
         self.picture = map_canvas.draw(
             view,
-            self._streets_for(view),
+            streets,
             self.scene().markers,
             selected=self.selected,
             street_style="dim",
             name_style="italic",
             most_filled=STREETS_MOST_FILLED,
             names=view.metres <= NAMES_UP_TO_METRES,
+            layer=last if same else None,
         )
+        self._drawn_streets = streets
         canvas.picture = self.picture
         canvas.refresh()
         self._head()
@@ -474,7 +481,9 @@ class MapView(Widget, can_focus=True):
                 return read, listing
         return None
 
-    def _streets_for(self, view: Viewport) -> tuple[StreetView, ...]:
+    def streets_for(self, view: Viewport) -> tuple[StreetView, ...]:
+        """The street lines held for `view` (those of a box that holds it, else of one that
+        overlaps it until its own arrive; none past STREETS_UP_TO_METRES)."""
         if view.metres > STREETS_UP_TO_METRES:
             return ()
         held = self._held(view.box())

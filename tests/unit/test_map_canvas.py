@@ -347,3 +347,49 @@ def test_a_moved_label_leaves_a_pin_at_the_place() -> None:
     lines = picture.text().splitlines()
     # M2's place is under M1's words, so no pin can be drawn there; its words are near.
     assert lines[row][col] in "M1·E" + PIN
+
+
+def test_a_street_down_the_view_is_a_column_of_dots() -> None:
+    canvas = Canvas(1, 2)
+    canvas.line(1, 0, 1, 7)
+    assert canvas.row_text(0) == canvas.row_text(1) == chr(0x2800 + 0x08 + 0x10 + 0x20 + 0x80)
+
+
+def test_a_unit_moved_redraws_on_the_same_streets_without_drawing_them_again() -> None:
+    v = view(cols=60, rows=10)
+    main = street("Main St", (LAT, east(-400)), (LAT, east(400)))
+    first = draw(v, [main], [marker("unit:M1", LAT, east(-200), "M1·E")])
+    assert first.layer is not None and first.layer.view == v
+    # Given the layer, the streets passed are not looked at: the dots are the layer's.
+    moved = draw(v, [], [marker("unit:M1", LAT, east(200), "M1·E")], layer=first.layer)
+    assert moved.layer is first.layer
+    before, after = first.text().splitlines(), moved.text().splitlines()
+    row = v.cell(LAT, LON)[1]
+    assert "Main St" in after[row]
+    assert before[row].index("M1·E") < after[row].index("M1·E")
+    # Another view: the layer is not taken, the streets are drawn for it.
+    other = draw(v.panned(5, 0), [], [], layer=first.layer)
+    assert other.layer is not first.layer and other.text().strip() == ""
+
+
+def test_streets_too_dense_to_read_are_left_out_and_said() -> None:
+    v = view(metres=100, cols=40, rows=10)
+    # A line every 20 m across the whole view: far more line than the map has cells.
+    dense = [
+        street(f"St {i}", (north(-1000 + 20 * i), east(-3000)), (north(-1000 + 20 * i), east(3000)))
+        for i in range(100)
+    ]
+    picture = draw(v, dense, [marker("unit:M1", LAT, LON, "M1·E")], most_filled=0.7)
+    assert picture.streets_dense and picture.names == []
+    assert not any(0x2801 <= ord(ch) <= 0x28FF for ch in picture.text())
+    assert "M1·E" in picture.text()
+    # Not so much line that its length says so, but drawn, a line on every row fills the map.
+    rows = [
+        street(f"Row {i}", (north(900 - 200 * i), east(-3000)), (north(900 - 200 * i), east(3000)))
+        for i in range(10)
+    ]
+    assert draw(v, rows, [], most_filled=0.7).streets_dense
+    # Sparse enough, the same map draws them.
+    sparse = draw(v, dense[::25], [], most_filled=0.7)
+    assert not sparse.streets_dense
+    assert any(0x2801 <= ord(ch) <= 0x28FF for ch in sparse.text())
