@@ -92,6 +92,7 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         self._asked = ""
         self.complete = complete
         self._completing = ""  # the location last asked about
+        self._dismissed: str | None = None  # the location whose list Escape closed
         self.matches: list[AddressMatch] = []  # the addresses offered for it
         self.chosen: AddressMatch | None = None  # the address taken from them
         self.editing = editing
@@ -211,8 +212,9 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
     def completions(self, typed: str, matches: list[AddressMatch]) -> None:
         """The addresses the gazetteer offers for `typed` (ignored when the location has
         changed meanwhile): listed under the form, none chosen until ↓ says so."""
-        if not self.is_attached or typed != self.query_one("#location", Input).value:
-            return
+        value = self.query_one("#location", Input).value if self.is_attached else None
+        if typed != value or typed == self._dismissed:
+            return  # changed meanwhile, or its list closed with Escape while it was on the way
         self.matches = list(matches)
         shown = self.query_one("#completions", OptionList)
         shown.clear_options()
@@ -356,6 +358,8 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
 
     def action_cancel(self) -> None:
         if self._offering():  # Escape closes the list of addresses first, not the form
+            # An answer still on its way for what is typed now must not open it again.
+            self._dismissed = self.query_one("#location", Input).value
             self.matches = []
             self.query_one("#completions", OptionList).add_class("hidden")
             self._location_info("")
