@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from rich.console import Console
@@ -139,16 +140,21 @@ def alerter(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
         markup=False,
         highlight=False,
     )
+    until_signalled(delivering.run)
+    return 0
+
+
+def until_signalled(run: Callable[[threading.Event], None]) -> None:
+    """Run a service loop until SIGTERM or Ctrl-C sets its stop event."""
     stop = threading.Event()
     handlers = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        delivering.run(stop)
+        run(stop)
     finally:
         for sig, previous in handlers.items():
             signal.signal(sig, previous)
-    return 0
 
 
 def relay(settings: Settings, out: Console) -> int:
@@ -177,15 +183,7 @@ def relay(settings: Settings, out: Console) -> int:
     out.print(
         f"relaying changes from {db.label}; Ctrl-C or SIGTERM stops", markup=False, highlight=False
     )
-    stop = threading.Event()
-    handlers = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        feed.run(stop)
-    finally:
-        for sig, previous in handlers.items():
-            signal.signal(sig, previous)
+    until_signalled(feed.run)
     return 0
 
 
