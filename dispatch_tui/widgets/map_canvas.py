@@ -66,6 +66,8 @@ HOSPITAL_LETTERS = {
     HospitalStatus.CLOSED: "C",
 }
 STALE_MARK = "?"
+HAZARD_MARK = "!"  # a hazard note in force at the call's address
+UNVERIFIED_MARK = "~"  # the call's place was not found as typed: where it is drawn is a guess
 PIN = "•"
 
 
@@ -81,7 +83,8 @@ _HOSPITAL_WORDS = {HospitalStatus.DIVERSION: "divert"}
 
 
 def legend() -> str:
-    """The map's legend, in the letters and marks the markers use."""
+    """The map's legend, in the letters and marks the markers use, in two lines of a 100-column
+    terminal (the `•` left where a label had to move away from its place goes without saying)."""
     units = " ".join(
         f"{letter} {_LEGEND_WORDS.get(state, unit_label(state, True))}"
         for state, letter in UNIT_LETTERS.items()
@@ -91,8 +94,9 @@ def legend() -> str:
         for status, letter in HOSPITAL_LETTERS.items()
     )
     return (
-        f"M1·E: {units} · {STALE_MARK} stale · P1 pending, (P1) with units · "
-        f"+CODE·O: {hospitals} · [ ] selected · {PIN} moved label's place"
+        f"M1·E: {units} · {STALE_MARK} stale · P1 pending, (P1) with units, "
+        f"{HAZARD_MARK} hazard, {UNVERIFIED_MARK} unverified · +CODE·O: {hospitals} · "
+        "[ ] selected"
     )
 
 
@@ -362,6 +366,9 @@ def call_marker(call: CallView, styles: dict[str, str]) -> Marker | None:
     else:
         label = f"(P{call.priority})"
         style, rank = f"bold {styles.get(call.status, '')}".strip(), 40 + call.priority
+    label += ("" if call.location_verified else UNVERIFIED_MARK) + (
+        HAZARD_MARK if call.hazard else ""
+    )
     return Marker(
         call_key(call.number),
         call.lat,
@@ -445,6 +452,8 @@ class Picture:
     crowded: dict[str, list[str]] = field(default_factory=dict)
     # Markers whose place is outside the view.
     outside: list[Marker] = field(default_factory=list)
+    # Markers with no room even beside another (a map narrower than their words).
+    unshown: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)  # the street names written
     # The streets filled more of the view than `draw`'s `most_filled`: left out, as a texture
     # of dots would hide the markers.
@@ -586,7 +595,7 @@ def _place_markers(
     """Each marker in view where its words fit, the most urgent (and the selected) first; one
     with no room is counted on the placed marker nearest to it."""
     order = sorted(markers, key=lambda m: (m.key != selected, m.rank, m.key))
-    anchors: dict[str, tuple[int, int]] = {}
+    anchors = _Anchors()
     label_of: dict[str, Label] = {}
     pins: list[tuple[int, int, str]] = []
     for marker in order:
@@ -600,14 +609,16 @@ def _place_markers(
         width = len(text)
         spot = next((s for s in _spots(col, row, width) if room.fits(*s, width)), None)
         if spot is None:
-            host = _nearest(anchors, col, row)
+            host = anchors.nearest(col, row)
             if host is not None:
                 picture.crowded.setdefault(host, []).append(marker.label)
+            else:
+                picture.unshown.append(marker.label)  # a map too small for its words
             continue
         room.take(spot[0], spot[1], width)
         label = Label(spot[0], spot[1], text, style)
         labels.append(label)
-        anchors[marker.key] = (col, row)
+        anchors.add(marker.key, col, row)
         label_of[marker.key] = label
         picture.placed[marker.key] = spot
         if spot[1] != row or not spot[0] <= col < spot[0] + width:
@@ -620,12 +631,35 @@ def _place_markers(
             labels.append(Label(col, row, PIN, style))
 
 
-def _nearest(anchors: dict[str, tuple[int, int]], col: int, row: int) -> str | None:
-    """The placed marker whose place is nearest to (col, row) (rows count double: a row is
-    twice as far as a column)."""
-    if not anchors:
-        return None
-    return min(anchors, key=lambda k: max(abs(anchors[k][0] - col), 2 * abs(anchors[k][1] - row)))
+class _Anchors:
+    """The places of the markers drawn so far, by cell, to find the one nearest a place."""
+
+    def __init__(self) -> None:
+        self.at: dict[tuple[int, int], str] = {}  # the first drawn (most urgent) in each cell
+        self.order: list[tuple[str, int, int]] = []
+        self.rank: dict[str, int] = {}  # the order they were drawn in: most urgent first
+
+    def add(self, key: str, col: int, row: int) -> None:
+        self.at.setdefault((col, row), key)
+        self.rank[key] = len(self.order)
+        self.order.append((key, col, row))
+
+    def nearest(self, col: int, row: int, near: int = 12) -> str | None:
+        """The drawn marker whose place is nearest to (col, row), a row counting as two
+        columns (it is twice as far), the more urgent of two as near. A crowd is in one place:
+        the cells round it are looked at first, ring by ring, before every marker is."""
+        for reach in range(near + 1):
+            found = [
+                self.at[(col + dc, row + dr)]
+                for dr in range(-(reach // 2), reach // 2 + 1)
+                for dc in range(-reach, reach + 1)
+                if max(abs(dc), 2 * abs(dr)) == reach and (col + dc, row + dr) in self.at
+            ]
+            if found:
+                return min(found, key=self.rank.__getitem__)
+        if not self.order:
+            return None
+        return min(self.order, key=lambda a: max(abs(a[1] - col), 2 * abs(a[2] - row)))[0]
 
 
 def _place_count(label: Label, hidden: int, room: _Room, labels: list[Label]) -> None:

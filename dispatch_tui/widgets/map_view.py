@@ -212,6 +212,7 @@ class MapView(Widget, can_focus=True):
         self._failed: Box | None = None
         self._street_error: str | None = None
         self._drawn_streets: tuple[StreetView, ...] = ()
+        self._said: dict[str, object] = {}  # what each line round the map says now
 
     def compose(self) -> ComposeResult:
         yield Static(id="map-head", classes="map-line")
@@ -243,11 +244,7 @@ class MapView(Widget, can_focus=True):
     def tick(self, now: datetime) -> None:
         """The clock moved on: redrawn only when a unit's position went stale (or came back)."""
         self._now = now
-        units = self._rows[0]
-        stale = tuple(
-            u.code for u in units if norms.position_stale(u.position_at, now, self.stale_seconds)
-        )
-        if stale != self._stale_codes:
+        if self._stale() != self._stale_codes:
             self._scene = None
             self.redraw()
 
@@ -292,7 +289,8 @@ class MapView(Widget, can_focus=True):
         if not calls:
             self.say("no open call with a position")
             return
-        calls.sort(key=lambda m: (m.rank, m.key))
+        # Most urgent first; the sort is stable, so within a rank oldest first, as the scene.
+        calls.sort(key=lambda m: m.rank)
         keys = [m.key for m in calls]
         at = keys.index(self.selected) if self.selected in keys else (-1 if step > 0 else 0)
         key = keys[(at + int(step)) % len(keys)]
@@ -327,12 +325,16 @@ class MapView(Widget, can_focus=True):
             self._scene = map_canvas.scene(
                 units, calls, hospitals, self._now, self.status_styles, self.stale_seconds
             )
-            self._stale_codes = tuple(
-                u.code
-                for u in units
-                if norms.position_stale(u.position_at, self._now, self.stale_seconds)
-            )
+            self._stale_codes = self._stale()
         return self._scene
+
+    def _stale(self) -> tuple[str, ...]:
+        """The units whose position is stale by the map's clock now."""
+        return tuple(
+            u.code
+            for u in self._rows[0]
+            if norms.position_stale(u.position_at, self._now, self.stale_seconds)
+        )
 
     def redraw(self) -> None:
         """Draw the map again from what it holds (nothing while it is not shown)."""
@@ -387,6 +389,7 @@ class MapView(Widget, can_focus=True):
     def _move(self, view: Viewport) -> None:
         self.view = view
         self.fitting = False
+        self.said = ""  # what the last key did no longer holds
         self.redraw()
 
     def _describe(self, key: str) -> str:
@@ -416,7 +419,7 @@ class MapView(Widget, can_focus=True):
         if self.said:
             line.append(" · ")
             line.append(self.said, style="bold")
-        self.query_one("#map-head", Static).update(line)
+        self._put("#map-head", line)
 
     def _notes(self) -> None:
         """Under the map, a line each: stale positions (loudly), then crowded markers, what
@@ -431,9 +434,9 @@ class MapView(Widget, can_focus=True):
             tag.append(" ")
             stale = [Text(f"{s.code} {s.words}", style="bold") for s in scene.stale]
             line = _line(stale, width - tag.cell_len, " · ")
-            self.query_one("#map-stale", Static).update(tag + line)
+            self._put("#map-stale", tag + line)
         else:
-            self.query_one("#map-stale", Static).update(Text("positions: none stale", style="dim"))
+            self._put("#map-stale", Text("positions: none stale", style="dim"))
         notes: list[Text] = []
         picture = self.picture
         if picture is not None:
@@ -448,11 +451,22 @@ class MapView(Widget, can_focus=True):
                     f"{n} {_KINDS[k][n != 1]}" for k, n in sorted(counts.items()) if k in _KINDS
                 )
                 notes.append(Text(f"outside the view: {outside} (f: fit all)"))
+            if picture.unshown:
+                notes.append(Text(f"no room on the map: {' '.join(picture.unshown)}"))
         if scene.unplaced_calls:
             words = Text("no position (address not found): ")
             words.append(", ".join(scene.unplaced_calls), style="bold")
             notes.append(words)
-        self.query_one("#map-notes", Static).update(_line(notes, width, " · "))
+        self._put("#map-notes", _line(notes, width, " · "))
+
+    def _put(self, line: str, text: Text) -> None:
+        """Set one of the lines round the map, only when its words change: a unit that moves
+        changes the picture, seldom these (and an update asks Textual for a new layout)."""
+        # (Rich's own Text equality leaves the base style out.)
+        key = (text.plain, tuple(text.spans), str(text.style))
+        if self._said.get(line) != key:
+            self._said[line] = key
+            self.query_one(line, Static).update(text)
 
     # -- streets --------------------------------------------------------------------------------
 

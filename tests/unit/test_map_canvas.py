@@ -250,6 +250,8 @@ def test_units_calls_and_hospitals_say_their_status_in_text() -> None:
         call_view("C-1", lat=LAT, lon=LON, priority=2),
         call_view("C-2", "ON_SCENE", lat=LAT, lon=LON, priority=1),
         call_view("C-3", priority=3),  # no position: listed, not drawn
+        dataclasses.replace(call_view("C-4", lat=LAT, lon=LON), hazard=True),
+        dataclasses.replace(call_view("C-5", lat=LAT, lon=LON), location_verified=False),
     ]
     hospitals = [hospital_view("MERCY", LAT, LON, "DIVERSION"), hospital_view("EAST", LAT, LON)]
     found = scene(units, calls, hospitals, T0, STYLES)
@@ -259,6 +261,8 @@ def test_units_calls_and_hospitals_say_their_status_in_text() -> None:
     assert labels[unit_key("B6")] == "B6·S"
     assert labels[call_key("C-1")] == "P2"
     assert labels[call_key("C-2")] == "(P1)"
+    assert labels[call_key("C-4")] == "P1!"  # a hazard note at its address
+    assert labels[call_key("C-5")] == "P1~"  # its place not found as typed: a guess
     assert labels["hospital:MERCY"] == "+MERCY·D"
     assert labels["hospital:EAST"] == "+EAST·O"
     assert found.unplaced_calls == ("C-3",)
@@ -393,3 +397,19 @@ def test_streets_too_dense_to_read_are_left_out_and_said() -> None:
     sparse = draw(v, dense[::25], [], most_filled=0.7)
     assert not sparse.streets_dense
     assert any(0x2801 <= ord(ch) <= 0x28FF for ch in sparse.text())
+
+
+def test_a_map_too_small_for_any_words_lists_what_it_could_not_draw() -> None:
+    picture = draw(view(cols=3, rows=1), [], [marker("unit:M1", LAT, LON, "M1·E")])
+    assert picture.unshown == ["M1·E"] and not picture.placed
+
+
+def test_a_crowd_is_counted_on_the_nearest_most_urgent_marker() -> None:
+    v = view(cols=40, rows=3)
+    far = marker("unit:F1", LAT, east(150), "F1·A", rank=1)  # 15 columns east
+    crowd = [marker(f"unit:U{i}", LAT, LON, f"U{i}·A", rank=10 + i) for i in range(12)]
+    picture = draw(v, [], [far, *crowd])
+    assert "unit:F1" in picture.placed and "unit:U0" in picture.placed
+    # Those with no room at the crowd are counted on the crowd's own, not on F1.
+    assert set(picture.crowded) <= {k for k in picture.placed if k != "unit:F1"}
+    assert sum(len(h) for h in picture.crowded.values()) + len(picture.placed) == 13
