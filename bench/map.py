@@ -51,7 +51,8 @@ SIZE = (160, 48)
 UNITS = 200
 CALLS = 100
 STEP_DEGREES = 0.0005  # a unit's move: about 40 m east or west
-GOAL_P99_MS = 50.0
+# A unit's move on the map costs no more than one changed cell in a plain table (p50).
+GOAL_RATIO = 1.0
 
 # The city: Riverton's area in blocks of about 100 m.
 CITY = (demo.GRID.south, demo.GRID.north, demo.GRID.west, demo.GRID.east, 0.001)
@@ -291,12 +292,13 @@ def run(srv: BenchServer) -> Report:
         rows,
     )
     for db in lines:
-        p99 = pct(results[db]["painted_map"], 99)
+        ours, reference = pct(results[db]["painted_map"], 50), pct(bare, 50)
         report.goal(
-            f"{db}: a unit move redrawn on the map within {GOAL_P99_MS:.0f} ms (p99, apply → "
-            "screen redrawn)",
-            f"{ms(p99):.1f} ms ({ratio(p99, pct(bare, 99))} the bare DataTable's p99)",
-            ms(p99) <= GOAL_P99_MS,
+            f"{db}: a unit move redrawn on the map ≤ {GOAL_RATIO:.0f}× one cell changed in a bare "
+            "DataTable (p50, → screen redrawn)",
+            f"{ratio(ours, reference)} ({ms(ours):.1f} vs {ms(reference):.1f} ms; p99 "
+            f"{ms(pct(results[db]['painted_map'], 99)):.1f} vs {ms(pct(bare, 99)):.1f} ms)",
+            ours <= GOAL_RATIO * reference,
         )
     report.note(
         f"{MOVES} moves of each kind per database after {WARMUP} left out, map shown and hidden "
