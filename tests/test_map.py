@@ -348,3 +348,28 @@ async def test_the_board_shows_the_map_in_the_active_calls_place(
         assert f"[(P1) {number}]" in drawn(app)
         await pilot.press("m")
         assert screen.query_one("#board-active").display and not screen.map.display
+
+
+async def test_a_crowd_is_counted_and_named_under_the_map_never_dropped(
+    world: DispatchService, database_url: str
+) -> None:
+    for _ in range(15):
+        new_call(world, nature="Chest pain", priority=2)
+    app = desk(world, database_url)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: len(screen.pending.rows_by_key) == 15)
+        await pilot.press("m", "c")  # on the top call, all fifteen at the mall
+        picture = map_of(app).picture
+        assert picture is not None
+        shown = {k for k in picture.placed if k.startswith("call:")}
+        hidden = [c for crowd in picture.crowded.values() for c in crowd if c.startswith("P2 ")]
+        assert shown and hidden and len(shown) + len(hidden) == 15
+        (crowd,) = picture.crowded.values()  # one place: one crowd, on its most urgent
+        assert f"+{len(crowd)}" in drawn(app)
+        notes = said(app, "map-notes")
+        # The crowd is said with the calls' numbers, as many as fit, and how many more.
+        assert f"+{len(hidden)}: P2 C-" in notes and "more" in notes
+        listed = [h for h in hidden if h in notes]
+        assert listed and len(listed) < len(hidden)
+        assert f"… {len(hidden) - len(listed)} more" in notes

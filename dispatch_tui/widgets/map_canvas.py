@@ -448,7 +448,7 @@ class Picture:
     rows: list[list[tuple[str, str]]]
     # A marker's key -> the cell its words start at.
     placed: dict[str, tuple[int, int]] = field(default_factory=dict)
-    # A placed marker's key -> the labels of the markers that had no room near it (`+n`).
+    # A placed marker's key -> the markers that had no room near it (`+n`), in full words.
     crowded: dict[str, list[str]] = field(default_factory=dict)
     # Markers whose place is outside the view.
     outside: list[Marker] = field(default_factory=list)
@@ -611,7 +611,8 @@ def _place_markers(
         if spot is None:
             host = anchors.nearest(col, row)
             if host is not None:
-                picture.crowded.setdefault(host, []).append(marker.label)
+                # Named in full under the map (a call by its number too): `P2 C-1063`.
+                picture.crowded.setdefault(host, []).append(marker.long_label or marker.label)
             else:
                 picture.unshown.append(marker.label)  # a map too small for its words
             continue

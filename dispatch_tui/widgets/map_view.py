@@ -403,7 +403,13 @@ class MapView(Widget, can_focus=True):
         if kind == "unit":
             unit = next((u for u in units if u.code == name), None)
             if unit is not None:
-                return f"{unit.code} {unit_label(unit.status, unit.en_route_reported)}"
+                words = f"{unit.code} {unit_label(unit.status, unit.en_route_reported)}"
+                age = norms.position_age(unit.position_at, self._now)
+                if age is not None and norms.position_stale(
+                    unit.position_at, self._now, self.stale_seconds
+                ):
+                    words += f", {norms.position_age_words(age)}"
+                return words
         return name
 
     def _head(self) -> None:
@@ -440,11 +446,14 @@ class MapView(Widget, can_focus=True):
         notes: list[Text] = []
         picture = self.picture
         if picture is not None:
-            labels = {m.key: m.label for m in scene.markers}
-            for host, hidden in picture.crowded.items():
-                notes.append(
-                    Text(f"at {labels.get(host, host)} +{len(hidden)}: {' '.join(hidden)}")
-                )
+            labels = {m.key: m.long_label or m.label for m in scene.markers}
+            # The selected marker's crowd first, then the biggest.
+            crowds = sorted(
+                picture.crowded.items(), key=lambda c: (c[0] != self.selected, -len(c[1]))
+            )
+            for host, hidden in crowds:
+                head = f"at {labels.get(host, host)} +{len(hidden)}: "
+                notes.append(_listing(head, hidden, max(20, width * 2 // 3)))
             if picture.outside:
                 counts = Counter(m.key.partition(":")[0] for m in picture.outside)
                 outside = ", ".join(
@@ -558,3 +567,17 @@ def _line(parts: list[Text], width: int, gap: str) -> Text:
             line.append(gap)
         line.append_text(part)
     return line
+
+
+def _listing(head: str, items: list[str], room: int) -> Text:
+    """`head` and as many of `items` as fit in `room` cells, then how many more there are."""
+    text = Text(head)
+    for index, item in enumerate(items):
+        rest = len(items) - index
+        sep = ", " if index else ""
+        tail = len(f", … {rest - 1} more") if rest > 1 else 0
+        if text.cell_len + len(sep) + len(item) + tail > room:
+            text.append(f"{sep}… {rest} more")
+            return text
+        text.append(sep + item)
+    return text
