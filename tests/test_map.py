@@ -373,3 +373,17 @@ async def test_a_crowd_is_counted_and_named_under_the_map_never_dropped(
         listed = [h for h in hidden if h in notes]
         assert listed and len(listed) < len(hidden)
         assert f"… {len(hidden) - len(listed)} more" in notes
+
+
+async def test_the_desks_keys_list_the_maps(world: DispatchService, database_url: str) -> None:
+    from dispatch_tui.screens.help import HelpScreen
+
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: units_shown(app))
+        sections = dict(screen_of(app).help_sections())
+        keys = {b.key: b.description for b in sections["Map"]}
+        assert keys["plus,equals_sign"] == "Zoom in" and keys["c"] == "Centre"
+        assert any(b.key == "m" and b.description == "Map" for b in sections["Anywhere"])
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
