@@ -34,7 +34,7 @@ from bench.common import MP, BenchServer, Report, ms, pct, ratio, run_tasks, ser
 
 DESK_COUNTS = (1, 10, 50, 100, 200)
 PROCESSES = 4
-CHANGES = 40
+CHANGES = 60
 RATE = 5.0  # changes a second
 IDLE_RELEASE = 2.0  # seconds; a desk's is 30
 HOSPITAL = "MERCY"
