@@ -3,11 +3,14 @@ that it follows the desk live, that a stale position is drawn and listed as such
 reads the streets of its view (a bounding box) off the UI thread, once per box.
 
 The street lines are a small grid of the tests' own around the demo area (`map_helpers`), put
-in and taken out by each test that needs them, whatever else the gazetteer holds.
+in and taken out by each test that needs them, whatever else the gazetteer holds. The line under
+the map names the address nearest what it is centred on, from Riverton's address points (the
+`riverton` fixture), read off the UI thread and once per position.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +18,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from dispatch_tui.app import DispatchApp
+from dispatch_tui.rules.addresses import AddressMatch
+from dispatch_tui.rules.errors import Unavailable
 from dispatch_tui.rules.views import Box
 from dispatch_tui.screens.board import BoardScreen
 from dispatch_tui.service.dispatch_service import DispatchService
@@ -51,6 +56,24 @@ class CountingReads(DispatchService):
         return super().streets(box, limit)
 
 
+class CountingAddresses(DispatchService):
+    """The real service, counting the nearest addresses it was asked for and on which
+    threads; `gate`, while clear, holds every such read (the database slow to answer)."""
+
+    def __init__(self, world: DispatchService) -> None:
+        super().__init__(world.sessions, desk=world.desk)
+        self.asked: list[tuple[float, float]] = []
+        self.threads: set[threading.Thread] = set()
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def nearest_address(self, lat: float | str, lon: float | str) -> AddressMatch | None:
+        self.asked.append((float(lat), float(lon)))
+        self.threads.add(threading.current_thread())
+        self.gate.wait()
+        return super().nearest_address(lat, lon)
+
+
 def map_of(app: DispatchApp) -> MapView:
     return screen_of(app).map if app.mode == "desk" else board_of(app).map
 
@@ -76,6 +99,29 @@ def streets_read(app: DispatchApp) -> bool:
 
 def units_shown(app: DispatchApp) -> bool:
     return len(screen_of(app).units.rows_by_key) == 12
+
+
+def addresses_read(app: DispatchApp) -> bool:
+    """No nearest address being read (nor asked for and not yet read)."""
+    asking = any(w.group == "addresses" and not w.is_finished for w in app.workers)
+    return not asking and map_of(app)._asking is None
+
+
+async def on_unit(app: DispatchApp, pilot: Any, code: str) -> None:
+    """The map opened from the units pane, `code` selected there: the map follows it."""
+    screen = screen_of(app)
+    await until(pilot, lambda: units_shown(app))
+    unit = next(u for u in screen.units.rows_by_key.values() if u.code == code)
+    screen.units.focus()
+    assert screen.units.select_id(unit.id)
+    await pilot.press("m")
+    assert screen.map.selected == unit_key(code)
+
+
+# 30 m north of 456 W Maple St, and 14 m north of 457 across the street (Riverton's points).
+MAPLE_456 = (40.0152, -83.022813)
+NORTH_OF_456 = (40.01547, -83.022813)
+NORTH_OF_457 = (40.01493, -83.022813)
 
 
 # -- reading the streets --------------------------------------------------------------------------
@@ -310,6 +356,136 @@ async def test_too_far_out_the_streets_are_left_out_and_it_says_so(
         assert not any(0x2801 <= ord(ch) <= 0x28FF for ch in drawn(app))
 
 
+# -- the line under the map: what it is centred on, and the address nearest it ---------------------
+
+
+async def test_the_unit_followed_is_named_by_its_nearest_address_read_once_per_position(
+    riverton: DispatchService, database_url: str, engine: Engine
+) -> None:
+    service = CountingAddresses(riverton)
+    number = new_call(riverton, nature="Fall", priority=3, place="", location="456 W Maple St")
+    riverton.dispatch("alice", number, ["M3"])
+    riverton.unit_status("alice", "M3", "EN_ROUTE")  # the crew reports en route
+    riverton.locate_unit("alice", "M3", *NORTH_OF_456)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE units SET position_at = now() - interval '2 minutes' WHERE code = 'M3'")
+        )
+    app = desk(service, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_unit(app, pilot, "M3")
+        await until(pilot, lambda: "near " in said(app, "map-info"))
+        assert said(app, "map-info") == (
+            "M3 EN ROUTE · near 456 W Maple St, Riverton (30 m) · position 2 min old"
+        )
+        # Read on a worker's thread, never the UI's.
+        assert service.asked == [NORTH_OF_456]
+        assert threading.main_thread() not in service.threads
+        # The desk's data changes and the map is drawn again: the unit did not move, nothing
+        # is read again.
+        riverton.hospital_status("grace", "MERCY", "DIVERSION")
+        await until(pilot, lambda: "+MERCY·D" in drawn(app))
+        # Nor when it reports a position a metre away (the same ten metres): only its age.
+        riverton.locate_unit("alice", "M3", NORTH_OF_456[0] + 0.00001, NORTH_OF_456[1])
+        await until(pilot, lambda: "position 0 min old" in said(app, "map-info"))
+        assert "near 456 W Maple St, Riverton (31 m)" in said(app, "map-info")
+        assert addresses_read(app) and len(service.asked) == 1
+        # Across the street: read once more, and named by the new address.
+        riverton.locate_unit("alice", "M3", *NORTH_OF_457)
+        await until(pilot, lambda: "457" in said(app, "map-info"))
+        assert said(app, "map-info") == (
+            "M3 EN ROUTE · near 457 W Maple St, Riverton (14 m) · position 0 min old"
+        )
+        assert service.asked == [NORTH_OF_456, NORTH_OF_457]
+        # Back where it was: known already.
+        riverton.locate_unit("alice", "M3", *NORTH_OF_456)
+        await until(pilot, lambda: "(30 m)" in said(app, "map-info"))
+        assert len(service.asked) == 2
+
+
+async def test_a_call_is_said_as_typed_and_by_its_nearest_address_when_unverified(
+    riverton: DispatchService, database_url: str
+) -> None:
+    exact = new_call(riverton, nature="Cardiac arrest", place="", location="456 W Maple St")
+    between = new_call(riverton, nature="Fall", priority=3, place="", location="459 w maple")
+    assert not riverton.call(between).location_verified  # no 459: placed between 457 and 469
+    app = desk(riverton, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: len(screen.pending.rows_by_key) == 2)
+        await pilot.press("m")  # on the panes' selection: the top call, verified
+        assert screen.map.selected == call_key(exact)
+        await until(pilot, lambda: addresses_read(app))
+        # At the address typed: nothing more to say of where it is.
+        assert said(app, "map-info") == f"{exact} P1 Cardiac arrest · 456 W Maple St"
+        await pilot.press("right_square_bracket")
+        await until(pilot, lambda: "near " in said(app, "map-info"))
+        assert said(app, "map-info") == (
+            f"{between} P3 Fall · 459 w maple · UNVERIFIED · near 457 W Maple St, Riverton (9 m)"
+        )
+
+
+async def test_the_map_is_drawn_while_the_nearest_address_is_being_read(
+    riverton: DispatchService, database_url: str
+) -> None:
+    service = CountingAddresses(riverton)
+    service.gate.clear()  # the database is slow to answer
+    app = desk(service, database_url)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await on_unit(app, pilot, "M3")
+            await until(pilot, lambda: service.asked)
+            assert said(app, "map-info").startswith("M3 AVAILABLE · finding the nearest address…")
+            # Meanwhile the desk goes on: a unit's move is drawn, the line keeps its place.
+            view = map_of(app).view
+            assert view is not None
+            before = map_of(app).picture.placed[unit_key("M1")]  # type: ignore[union-attr]
+            riverton.locate_unit("alice", "M1", *MAPLE_456)
+            await until(
+                pilot,
+                lambda: map_of(app).picture.placed.get(unit_key("M1")) != before,  # type: ignore[union-attr]
+            )
+            assert "finding the nearest address…" in said(app, "map-info")
+            assert len(service.asked) == 1  # one read at a time
+            service.gate.set()
+            await until(pilot, lambda: "near " in said(app, "map-info"))
+            assert "finding" not in said(app, "map-info")
+    finally:
+        service.gate.set()
+
+
+class FailingAddresses(DispatchService):
+    """The real service, whose nearest-address reads fail as a lost server's do."""
+
+    def __init__(self, world: DispatchService) -> None:
+        super().__init__(world.sessions, desk=world.desk)
+        self.asked = 0
+
+    def nearest_address(self, lat: float | str, lon: float | str) -> AddressMatch | None:
+        self.asked += 1
+        raise Unavailable("the database is unreachable")
+
+
+async def test_an_address_that_cannot_be_read_is_said_under_the_map(
+    world: DispatchService, database_url: str
+) -> None:
+    service = FailingAddresses(world)
+    app = desk(service, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_unit(app, pilot, "M1")
+        await until(pilot, lambda: "not read" in said(app, "map-info"))
+        assert "M1 AVAILABLE · nearest address not read: the database is unreachable" in said(
+            app, "map-info"
+        )
+        assert "M1·A" in drawn(app)
+        # Not asked again for the same position on every redraw; again when chosen anew.
+        await pilot.press("plus")
+        await until(pilot, lambda: addresses_read(app))
+        assert service.asked == 1
+        await pilot.press("c")
+        await until(pilot, lambda: service.asked == 2)
+
+
 # -- the board --------------------------------------------------------------------------------------
 
 
@@ -338,6 +514,7 @@ async def test_the_board_shows_the_map_in_the_active_calls_place(
         # Nothing is selected on a board: no `c`; `]` goes to the call. Every key it offers
         # only looks: none changes anything.
         assert screen.map.check_action("centre", ()) is False
+        assert said(app, "map-info") == "nothing selected: ] centres on the next call"
         actions = {active.binding.action for active in app.active_bindings.values()}
         looking = {"zoom(2)", "zoom(0.5)", "pan(-1, 0)", "pan(1, 0)", "pan(0, -1)", "pan(0, 1)"}
         looking |= {"next_call(1)", "next_call(-1)", "fit", "map", "refresh_kpis", "quit"}
@@ -346,6 +523,7 @@ async def test_the_board_shows_the_map_in_the_active_calls_place(
         await pilot.press("right_square_bracket")
         assert screen.map.selected == call_key(number)
         assert f"[(P1) {number}]" in drawn(app)
+        assert said(app, "map-info").startswith(f"{number} P1 Chest pain · Riverton Mall")
         await pilot.press("m")
         assert screen.query_one("#board-active").display and not screen.map.display
 

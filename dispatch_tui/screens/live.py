@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from textual import on, work
 from textual.message import Message
@@ -37,6 +37,8 @@ from dispatch_tui.widgets.map_view import MapView
 from dispatch_tui.widgets.status_line import StatusLine
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +268,7 @@ class LiveScreen(Screen[None]):
         log.error("worker %s failed", event.worker.name, exc_info=error)
         self.post_message(ActionDone(Answer(False, failure_message(error))))
 
-    # -- a map's streets ------------------------------------------------------------------------
+    # -- a map's streets and addresses ------------------------------------------------------
 
     @on(MapView.StreetsWanted)
     def _streets_wanted(self, event: MapView.StreetsWanted) -> None:
@@ -277,17 +279,38 @@ class LiveScreen(Screen[None]):
     def _read_streets(self, wanted: MapView.StreetsWanted) -> None:
         """The street lines of the box a map asked for, read off the UI thread and posted back
         to the map; a failure is said on the map's first line, and the next view asks again."""
-        try:
-            streets = self.context.service.streets(wanted.box)
-        except Exception as error:
-            if not isinstance(error, DispatchError):
-                log.exception("reading the streets of %r failed", wanted.box)
-            wanted.map_view.post_message(
-                MapView.StreetsLoaded(wanted.box, None, failure_message(error))
-            )
-            return
-        wanted.map_view.post_message(MapView.StreetsLoaded(wanted.box, streets))
+        box = wanted.box
+        service = self.context.service
+        streets, error = _read_for_map(f"the streets of {box!r}", lambda: service.streets(box))
+        wanted.map_view.post_message(MapView.StreetsLoaded(box, streets, error))
+
+    @on(MapView.AddressWanted)
+    def _address_wanted(self, event: MapView.AddressWanted) -> None:
+        event.stop()
+        self._read_address(event)
+
+    @work(thread=True, exit_on_error=False, group="addresses")
+    def _read_address(self, wanted: MapView.AddressWanted) -> None:
+        """The address nearest the position a map asked about, read off the UI thread and
+        posted back to the map (which asks one at a time); a failure is said under the map."""
+        service = self.context.service
+        found, error = _read_for_map(
+            f"the address nearest {wanted.lat}, {wanted.lon}",
+            lambda: service.nearest_address(wanted.lat, wanted.lon),
+        )
+        wanted.map_view.post_message(MapView.AddressFound(wanted.spot, found, error))
 
     def screen_commands(self) -> Iterable[Any]:
         """The screen's entries for the command palette (none by default)."""
         return ()
+
+
+def _read_for_map(what: str, read: Callable[[], T]) -> tuple[T | None, str | None]:
+    """`read()` for a map, on a worker's thread: its answer, or the one line that says why
+    there is none (a refusal as the service words it; anything else logged with `what`)."""
+    try:
+        return read(), None
+    except Exception as error:
+        if not isinstance(error, DispatchError):
+            log.exception("reading %s failed", what)
+        return None, failure_message(error)

@@ -30,9 +30,10 @@ from datetime import datetime
 from functools import lru_cache
 
 from dispatch_tui.rules import norms
+from dispatch_tui.rules.addresses import AddressMatch
 from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.rules.lifecycle import DISPATCHED, unit_label, unit_state
-from dispatch_tui.rules.recommend import EARTH_KM
+from dispatch_tui.rules.recommend import EARTH_KM, haversine_km
 from dispatch_tui.rules.views import Box, CallView, HospitalView, StreetView, UnitView
 
 METRES_PER_DEGREE = EARTH_KM * 1000.0 * math.pi / 180.0
@@ -195,10 +196,14 @@ class Viewport:
 
     def scale_words(self) -> str:
         """`1 cell ≈ 40 m · 6.4 km across`."""
-        return f"1 cell ≈ {_distance(self.metres)} · {_distance(self.metres * self.cols)} across"
+        return (
+            f"1 cell ≈ {distance_words(self.metres)} · "
+            f"{distance_words(self.metres * self.cols)} across"
+        )
 
 
-def _distance(metres: float) -> str:
+def distance_words(metres: float) -> str:
+    """`30 m`, `1.2 km`, `14 km`."""
     if metres < 1000:
         return f"{metres:.0f} m"
     return f"{metres / 1000:.1f} km" if metres < 10_000 else f"{metres / 1000:.0f} km"
@@ -428,6 +433,74 @@ def scene(
             unplaced.append(call.number)
     markers.extend(hospital_marker(h, styles) for h in sorted(hospitals, key=lambda h: h.code))
     return Scene(tuple(markers), tuple(stale), tuple(unplaced))
+
+
+# -- the line under the map: what the selected marker is, and where ---------------------------------
+
+# A call verified at a position this near its nearest address is at that address: its location
+# as typed says it all.
+AT_ADDRESS_METRES = 5.0
+
+Row = UnitView | CallView | HospitalView
+# What the map knows of the address nearest a position: the address, or (a str) in words why it
+# has none to name yet (`finding the nearest address…`, `no address near`, a failed read).
+Near = AddressMatch | str
+
+
+def address_position(row: Row) -> tuple[float, float] | None:
+    """The position whose nearest address the line names (None: none to look up): a unit's
+    reported one only, not the station it is drawn at without one."""
+    if row.lat is None or row.lon is None:
+        return None
+    return (row.lat, row.lon)
+
+
+def about(
+    row: Row, near: Near | None, now: datetime | None, stale_seconds: int
+) -> list[tuple[str, str]]:
+    """The selected marker's line, as (words, style) parts said one after another:
+    `M3 EN ROUTE · near 456 W Maple St, Riverton (30 m) · position 2 min old`, a call's
+    number, priority and nature and its location as typed (and the nearest address when its
+    place is UNVERIFIED or not at an address), a hospital's code, name and status. `near` is
+    what is known of the nearest address to `address_position(row)` (None: nothing asked)."""
+    if isinstance(row, UnitView):
+        state = unit_label(row.status, row.en_route_reported).upper()
+        parts = [(f"{row.code} {state}", "bold")]
+        if address_position(row) is None:
+            where = "shown at its station" if row.station_position is not None else "not shown"
+            return [*parts, (f"no position: {where}", "bold")]
+        parts += _near(row, near)
+        age = norms.position_age(row.position_at, now)
+        if age is not None:
+            stale = norms.age_stale(age, stale_seconds)
+            parts.append((norms.position_age_words(age), "bold yellow" if stale else ""))
+        return parts
+    if isinstance(row, CallView):
+        parts = [(f"{row.number} P{row.priority} {row.nature}", "bold"), (row.location_text, "")]
+        if not row.location_verified:
+            parts.append(("UNVERIFIED", "bold reverse yellow"))
+        if address_position(row) is None:
+            return [*parts, ("no position: its address was not found", "bold")]
+        at_address = isinstance(near, AddressMatch) and _metres(row, near) <= AT_ADDRESS_METRES
+        # A verified call's nearest address is news only when it is not where the call is.
+        if not row.location_verified or (isinstance(near, AddressMatch) and not at_address):
+            parts += _near(row, near)
+        return parts
+    words = f"{row.code} {row.name} {row.status.replace('_', ' ')}"
+    return [(words, "bold"), *_near(row, near)]
+
+
+def _near(row: Row, near: Near | None) -> list[tuple[str, str]]:
+    if near is None:
+        return []
+    if isinstance(near, str):
+        return [(near, "dim")]
+    return [(f"near {near.label} ({distance_words(_metres(row, near))})", "")]
+
+
+def _metres(row: Row, near: AddressMatch) -> float:
+    position = address_position(row)
+    return haversine_km(position, (near.lat, near.lon)) * 1000 if position else 0.0
 
 
 # -- laying it out ---------------------------------------------------------------------------------

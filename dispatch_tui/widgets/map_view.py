@@ -8,6 +8,13 @@ is pure. It reads no database itself: when its view leaves the streets it has, i
 more on each side, and posts them back (`StreetsLoaded`); a pan or a zoom inside a box read
 before reads nothing.
 
+The line just under the map says what the selected marker is and where: a unit's state, the
+address nearest its position and the position's age; a call's location as typed (and the address
+nearest it when its place is unverified or not at an address). That address is a database read
+too: the map asks its screen (`AddressWanted`, one read at a time) and keeps the answers
+(`AddressFound`) by the position rounded to about ten metres, so a unit that stays put is looked
+up once; until an answer comes the line says what it has, and the map is drawn meanwhile.
+
 Every status is said in words as well as colour; the lines under the map list what the picture
 cannot show in place: stale positions, crowded markers, what is outside the view, calls without
 a position.
@@ -32,10 +39,11 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from dispatch_tui.rules import norms
+from dispatch_tui.rules.addresses import AddressMatch
 from dispatch_tui.rules.lifecycle import unit_label
 from dispatch_tui.rules.views import Box, CallView, HospitalView, Listing, StreetView, UnitView
 from dispatch_tui.widgets import map_canvas
-from dispatch_tui.widgets.map_canvas import Picture, Scene, Viewport
+from dispatch_tui.widgets.map_canvas import Near, Picture, Row, Scene, Viewport
 
 # Past this zoom (metres per cell across: 64 km across 160 columns) the streets are not read at
 # all, and the map says so. Nearer, they are drawn unless they would dot more than
@@ -55,6 +63,15 @@ PAN_SHARE = 0.25
 # Centring on a marker brings the view at least this near (metres per cell: 6 km across 160
 # columns), so the streets round a call and the units near it are both in view.
 CENTRE_METRES = 40.0
+# Nearest addresses are kept by the position rounded to this many decimals of a degree (about
+# 11 m of latitude): a unit that stays put, or moves within that, is not looked up again.
+ADDRESS_DECIMALS = 4
+# How many positions' nearest addresses the map keeps (the oldest go first).
+ADDRESSES_KEPT = 256
+FINDING = "finding the nearest address…"
+NO_ADDRESS = "no address near"
+
+Spot = tuple[float, float]  # a position rounded to ADDRESS_DECIMALS
 
 _KINDS = {
     "unit": ("unit", "units"),
@@ -171,6 +188,28 @@ class MapView(Widget, can_focus=True):
             self.streets = streets
             self.error = error
 
+    class AddressWanted(Message):
+        """The map needs the address nearest (`lat`, `lon`): its screen reads it in a worker."""
+
+        def __init__(self, map_view: MapView, spot: Spot, lat: float, lon: float) -> None:
+            super().__init__()
+            self.map_view = map_view
+            self.spot = spot
+            self.lat = lat
+            self.lon = lon
+
+    class AddressFound(Message):
+        """The address nearest the position `spot` stands for (None: no address near), or
+        why it could not be read, for the map."""
+
+        def __init__(
+            self, spot: Spot, address: AddressMatch | None, error: str | None = None
+        ) -> None:
+            super().__init__()
+            self.spot = spot
+            self.address = address
+            self.error = error
+
     class Chosen(Message):
         """The map centred on a marker by its own keys (`unit:M1`, `call:C-1042`): a desk
         selects the same row in its panes."""
@@ -198,7 +237,7 @@ class MapView(Widget, can_focus=True):
         # Whether the view fits everything (at first, and after `f`), and keeps doing so as
         # units move and the map's size changes; any zoom, pan or centring ends it.
         self.fitting = True
-        self.selected: str | None = None
+        self._selected: str | None = None
         self.said = ""  # what the last key did, said on the first line
         self.picture: Picture | None = None
         self._rows: tuple[list[UnitView], list[CallView], list[HospitalView]] = ([], [], [])
@@ -213,11 +252,19 @@ class MapView(Widget, can_focus=True):
         self._street_error: str | None = None
         self._drawn_streets: tuple[StreetView, ...] = ()
         self._said: dict[str, object] = {}  # what each line round the map says now
+        # Nearest addresses read, by the rounded position they were read for (newest last); the
+        # one being read; the one that could not be, and why (asked again once it is left).
+        self._addresses: OrderedDict[Spot, AddressMatch | None] = OrderedDict()
+        self._asking: Spot | None = None
+        self._address_failed: tuple[Spot, str] | None = None
+        # The selected marker's last nearest address: said until its new position's arrives.
+        self._last_near: tuple[str, AddressMatch] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="map-head", classes="map-line")
         yield MapCanvas(id="map-canvas")
         # One line each, never wrapped: their height never changes the map's, whatever they say.
+        yield Static(id="map-info", classes="map-line")
         yield Static(id="map-stale", classes="map-line")
         yield Static(id="map-notes", classes="map-line")
         yield Static(Text(map_canvas.legend()), id="map-legend", classes="map-line")
@@ -225,6 +272,19 @@ class MapView(Widget, can_focus=True):
     @property
     def canvas(self) -> MapCanvas:
         return self.query_one(MapCanvas)
+
+    @property
+    def selected(self) -> str | None:
+        """The marker key (`unit:M1`) marked on the map and described under it."""
+        return self._selected
+
+    @selected.setter
+    def selected(self, key: str | None) -> None:
+        # A screen that follows its own selection sets it: the mark and the line move with it.
+        if key != self._selected:
+            self._selected = key
+            self._address_failed = None  # a failed read is tried again for a new choice
+            self.redraw()
 
     # -- what the screen hands over -----------------------------------------------------------
 
@@ -247,6 +307,8 @@ class MapView(Widget, can_focus=True):
         if self._stale() != self._stale_codes:
             self._scene = None
             self.redraw()
+        else:
+            self._info()  # the selected unit's position ages
 
     # -- keys ---------------------------------------------------------------------------------
 
@@ -307,7 +369,8 @@ class MapView(Widget, can_focus=True):
             else:
                 self.say(f"{name} is not on the map")
             return
-        self.selected = key
+        self._selected = key
+        self._address_failed = None
         base = self.view or self._sized(Viewport(0, 0, CENTRE_METRES, 1, 1))
         nearer = base.zoomed(max(1.0, base.metres / CENTRE_METRES))
         self._move(nearer.centred(marker.lat, marker.lon))
@@ -350,6 +413,7 @@ class MapView(Widget, can_focus=True):
                 canvas.picture = None
                 canvas.refresh()
                 self._notes()
+                self._info()
                 return
             self.view = fitted
         elif (self.view.cols, self.view.rows) != (cols, rows):
@@ -376,6 +440,7 @@ class MapView(Widget, can_focus=True):
         canvas.refresh()
         self._head()
         self._notes()
+        self._info()
 
     def _sized(self, view: Viewport) -> Viewport:
         canvas = self.canvas
@@ -467,6 +532,75 @@ class MapView(Widget, can_focus=True):
             words.append(", ".join(scene.unplaced_calls), style="bold")
             notes.append(words)
         self._put("#map-notes", _line(notes, width, " · "))
+
+    def _info(self) -> None:
+        """The line under the map: the selected marker in words (`map_canvas.about`), with
+        the address nearest it as far as it is known; asks for that address if it is not."""
+        if not self.is_attached or not self.display:
+            return
+        key = self._selected
+        row = self._row(key) if key is not None else None
+        if key is None:
+            words = "nothing selected: ] centres on the next call"
+            if self.selection is not None:
+                words += ", c on the call or unit selected in the panes"
+            self._put("#map-info", Text(words, style="dim"))
+            return
+        if row is None:
+            self._put("#map-info", Text(f"{key.partition(':')[2]} is not on the map"))
+            return
+        parts = map_canvas.about(row, self._near(key, row), self._now, self.stale_seconds)
+        line = Text(no_wrap=True, overflow="ellipsis")
+        for index, (words, style) in enumerate(parts):
+            if index:
+                line.append(" · ")
+            line.append(words, style=style)  # a nature, a location: data, never markup
+        self._put("#map-info", line)
+
+    def _row(self, key: str) -> Row | None:
+        """The row the marker `key` stands for, among those the screen handed over."""
+        kind, _, name = key.partition(":")
+        units, calls, hospitals = self._rows
+        if kind == "unit":
+            return next((u for u in units if u.code == name), None)
+        if kind == "call":
+            return next((c for c in calls if c.number == name), None)
+        if kind == "hospital":
+            return next((h for h in hospitals if h.code == name), None)
+        return None
+
+    def _near(self, key: str, row: Row) -> Near | None:
+        """What is known of the address nearest the marker `key` (`row`): read before for its
+        position (rounded), else asked for now; meanwhile the one said for it last, if any."""
+        position = map_canvas.address_position(row)
+        if position is None:
+            return None
+        spot = (round(position[0], ADDRESS_DECIMALS), round(position[1], ADDRESS_DECIMALS))
+        if spot in self._addresses:
+            found = self._addresses[spot]
+            self._last_near = (key, found) if found is not None else None
+            return found if found is not None else NO_ADDRESS
+        if self._address_failed is not None and self._address_failed[0] == spot:
+            return f"nearest address not read: {self._address_failed[1]}"
+        if self._asking is None:
+            self._asking = spot
+            self.post_message(self.AddressWanted(self, spot, *position))
+        last = self._last_near
+        return last[1] if last is not None and last[0] == key else FINDING
+
+    def on_map_view_address_found(self, event: MapView.AddressFound) -> None:
+        event.stop()
+        if event.spot == self._asking:
+            self._asking = None
+        if event.error is not None:
+            self._address_failed = (event.spot, event.error)
+        else:
+            self._address_failed = None
+            self._addresses[event.spot] = event.address
+            self._addresses.move_to_end(event.spot)
+            while len(self._addresses) > ADDRESSES_KEPT:
+                self._addresses.popitem(last=False)
+        self._info()  # the selected marker's, or (moved on meanwhile) asks for its new one
 
     def _put(self, line: str, text: Text) -> None:
         """Set one of the lines round the map, only when its words change: a unit that moves

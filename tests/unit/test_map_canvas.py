@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from dispatch_tui.rules.addresses import AddressMatch
 from dispatch_tui.rules.views import Box, StreetView
 from dispatch_tui.widgets.map_canvas import (
     CELL_ASPECT,
@@ -16,7 +17,9 @@ from dispatch_tui.widgets.map_canvas import (
     WORDS_ROOM,
     Canvas,
     Marker,
+    Near,
     Viewport,
+    about,
     call_key,
     clip,
     draw,
@@ -413,3 +416,78 @@ def test_a_crowd_is_counted_on_the_nearest_most_urgent_marker() -> None:
     # Those with no room at the crowd are counted on the crowd's own, not on F1.
     assert set(picture.crowded) <= {k for k in picture.placed if k != "unit:F1"}
     assert sum(len(h) for h in picture.crowded.values()) + len(picture.placed) == 13
+
+
+# -- the line under the map ------------------------------------------------------------------------
+
+
+def address(metres_north: float, label: str = "456 W Maple St, Riverton") -> AddressMatch:
+    """An address point `metres_north` of (LAT, LON), as the gazetteer's reverse lookup gives."""
+    return AddressMatch(
+        1,
+        label,
+        "456",
+        "W Maple St",
+        None,
+        "Riverton",
+        None,
+        north(metres_north),
+        LON,
+        1.0,
+        "nearby",
+    )
+
+
+def said(row: object, near: Near | None, now: object = None) -> str:
+    return " · ".join(words for words, _ in about(row, near, now, 600))  # type: ignore[arg-type]
+
+
+def test_a_unit_is_said_with_its_state_the_address_nearest_it_and_its_positions_age() -> None:
+    unit = dataclasses.replace(
+        unit_view("M3", status="EN_ROUTE", lat=LAT, lon=LON), en_route_reported=True
+    )
+    now = T0 + timedelta(minutes=2, seconds=30)
+    assert said(unit, address(30), now) == (
+        "M3 EN ROUTE · near 456 W Maple St, Riverton (30 m) · position 2 min old"
+    )
+    # Not reported en route yet: dispatched. Until the address is read, the line says so.
+    dispatched = dataclasses.replace(unit, en_route_reported=False)
+    assert said(dispatched, "finding the nearest address…", now) == (
+        "M3 DISPATCHED · finding the nearest address… · position 2 min old"
+    )
+    # Stale: its age is said loudly.
+    late = T0 + timedelta(minutes=23)
+    assert about(unit, address(30), late, 600)[-1] == ("position 23 min old", "bold yellow")
+    # Drawn at its station without a position of its own: no address is named for it.
+    home = unit_view("M4", station_position=(LAT, LON))
+    assert said(home, None) == "M4 AVAILABLE · no position: shown at its station"
+
+
+def test_a_call_is_said_as_typed_and_the_nearest_address_only_when_not_at_one() -> None:
+    placed = dataclasses.replace(
+        call_view("C-1042", lat=LAT, lon=LON, location_text="[bold]12 Maple"),
+        nature="Cardiac arrest",
+    )
+    # Verified at an address point: the location as typed says it all.
+    assert said(placed, address(0)) == "C-1042 P1 Cardiac arrest · [bold]12 Maple"
+    assert said(placed, "finding the nearest address…") == said(placed, None)
+    # Verified but not at an address (a named place, coordinates given): the nearest is named.
+    assert said(placed, address(80)).endswith(
+        "· [bold]12 Maple · near 456 W Maple St, Riverton (80 m)"
+    )
+    unverified = dataclasses.replace(placed, location_verified=False)
+    assert said(unverified, address(0)) == (
+        "C-1042 P1 Cardiac arrest · [bold]12 Maple · UNVERIFIED · "
+        "near 456 W Maple St, Riverton (0 m)"
+    )
+    assert ("UNVERIFIED", "bold reverse yellow") in about(unverified, None, None, 600)
+    assert said(unverified, "no address near").endswith("· UNVERIFIED · no address near")
+    nowhere = dataclasses.replace(unverified, lat=None, lon=None)
+    assert said(nowhere, None).endswith("· no position: its address was not found")
+
+
+def test_a_hospital_is_said_with_its_status_and_nearest_address() -> None:
+    mercy = hospital_view("MERCY", LAT, LON, status="DIVERSION")
+    assert said(mercy, address(1200)) == (
+        "MERCY Mercy DIVERSION · near 456 W Maple St, Riverton (1.2 km)"
+    )
