@@ -189,7 +189,7 @@ def downgrade() -> None:
         "REVOKE INSERT (location_verified), UPDATE (location_verified) ON calls"
         " FROM dispatch_dispatcher"
     )
-    op.drop_constraint("ck_calls_verified_position", "calls", type_="check")
+    op.drop_constraint(op.f("ck_calls_verified_position"), "calls", type_="check")
     op.drop_column("calls", "location_verified")
     op.execute("DROP MATERIALIZED VIEW gazetteer_streets")
     op.drop_table("street_segments")
