@@ -9,8 +9,6 @@ replication, every dispatch acknowledged before the kill is on the new primary, 
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from dispatch_tui.cli.main import main
-from dispatch_tui.db.embedded import PORT, EmbeddedServer, _server_user, postgres_bin_dir
+from dispatch_tui.db.embedded import PORT, EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
 from dispatch_tui.db.listener import ConnectionState
 from dispatch_tui.rules.commands import Dispatch, Once
@@ -29,7 +27,7 @@ from dispatch_tui.rules.validation import CallIntake
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.invariants import violations
 from tests.test_listener import Recorder, running, wait_for
-from tests.test_standby import _standby_of, primary_with_schema, servers
+from tests.test_standby import primary_with_schema, servers
 
 CALLS = 150  # one unit each, dispatched in turn until the primary dies
 
@@ -37,18 +35,6 @@ CALLS = 150  # one unit each, dispatched in turn until the primary dies
 def _url(*servers: EmbeddedServer) -> str:
     hosts = "&".join(f"host={s.socket_dir}:{PORT}" for s in servers)
     return f"postgresql://postgres@/dispatch?{hosts}&target_session_attrs=read-write"
-
-
-def _kill(server: EmbeddedServer) -> None:
-    pid = server.status().pid
-    assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-
-
-def _promote(server: EmbeddedServer) -> None:
-    command = [str(postgres_bin_dir() / "pg_ctl"), "promote", "-w", "-D", str(server.pgdata)]
-    code, output = server._run(command, _server_user(), timeout=60)
-    assert code == 0, output
 
 
 def _no_synchronous_standby(server: EmbeddedServer) -> None:
@@ -85,7 +71,7 @@ def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("ALTER SYSTEM SET synchronous_standby_names = '*'"))
             conn.execute(text("SELECT pg_reload_conf()"))
-        started.append(standby := _standby_of(primary, root / "standby"))
+        started.append(standby := primary.standby(root / "standby"))
         state = None
         deadline = time.monotonic() + 30
         while state != "sync" and time.monotonic() < deadline:  # streaming, and synchronous
@@ -134,7 +120,7 @@ def test_the_promoted_standby_takes_over_and_no_acknowledged_dispatch_is_lost(
         writer.start()
         while len(acknowledged) < 20 and writer.is_alive():
             time.sleep(0.01)
-        _kill(primary)  # mid-loop
+        primary.kill()  # mid-loop
         writer.join(timeout=120)
         assert refused, "the writer never noticed the primary was gone"
         # A write in the gap: nothing to take it (the standby is still read-only).
@@ -145,7 +131,7 @@ def test_the_promoted_standby_takes_over_and_no_acknowledged_dispatch_is_lost(
         assert "nothing was changed" in capsys.readouterr().err
         # Counted before the promotion: the listener may be back (and reloaded) at once.
         promoted = rec.resyncs
-        _promote(standby)
+        standby.promote()
         # The new primary has no standby of its own yet: it must not wait for one (it kept
         # the old primary's synchronous_standby_names; every commit would wait for ever).
         _no_synchronous_standby(standby)

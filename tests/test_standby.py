@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from dispatch_tui.cli.main import main
-from dispatch_tui.db.embedded import PORT, SUPERUSER, EmbeddedServer, _server_user, postgres_bin_dir
+from dispatch_tui.db.embedded import EmbeddedServer
 from dispatch_tui.db.engine import make_engine, make_sessionmaker, upgrade
 from dispatch_tui.db.listener import ConnectionState
 from dispatch_tui.service import demo
@@ -28,23 +28,6 @@ from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.widgets.status_line import StatusLine
 from tests.helpers import new_call
-
-
-def _standby_of(primary: EmbeddedServer, data_dir: Path) -> EmbeddedServer:
-    """A hot standby of `primary`, streaming from it over its socket, started."""
-    standby = EmbeddedServer(data_dir)
-    user = _server_user()
-    data_dir.mkdir(parents=True)
-    standby._prepare_dirs(user)
-    command = [
-        str(postgres_bin_dir() / "pg_basebackup"),
-        *("-h", str(primary.socket_dir), "-p", str(PORT), "-U", SUPERUSER),
-        *("-D", str(standby.pgdata), "-R", "-X", "stream", "-c", "fast"),
-    ]
-    code, output = standby._run(command, user, timeout=120)
-    assert code == 0, output
-    standby.start()
-    return standby
 
 
 @contextmanager
@@ -80,7 +63,7 @@ def primary_with_schema(data_dir: Path) -> EmbeddedServer:
 def cluster() -> Iterator[tuple[EmbeddedServer, EmbeddedServer]]:
     with servers("dtui-standby-") as (root, started):
         started.append(primary := primary_with_schema(root / "primary"))
-        started.append(standby := _standby_of(primary, root / "standby"))
+        started.append(standby := primary.standby(root / "standby"))
         yield primary, standby
 
 

@@ -31,6 +31,7 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -232,6 +233,40 @@ class EmbeddedServer:
                     + self._log_tail()
                 )
             return True
+
+    # -- a throwaway cluster of them (tests and benchmarks of failover) ----------------------
+
+    def standby(self, data_dir: Path) -> EmbeddedServer:
+        """A hot standby of this server under `data_dir` (`pg_basebackup -R`, streaming over
+        this server's socket), started."""
+        standby = EmbeddedServer(data_dir)
+        user = _server_user()
+        standby.data_dir.mkdir(parents=True)
+        standby._prepare_dirs(user)
+        command = [
+            str(postgres_bin_dir() / "pg_basebackup"),
+            *("-h", str(self.socket_dir), "-p", str(PORT), "-U", SUPERUSER),
+            *("-D", str(standby.pgdata), "-R", "-X", "stream", "-c", "fast"),
+        ]
+        code, output = standby._run(command, user, timeout=120)
+        if code != 0:
+            raise EmbeddedServerError(f"pg_basebackup failed:\n{output}")
+        standby.start()
+        return standby
+
+    def promote(self) -> None:
+        """Promote this standby to a primary; returns once it takes writes."""
+        command = [str(postgres_bin_dir() / "pg_ctl"), "promote", "-w", "-D", str(self.pgdata)]
+        code, output = self._run(command, _server_user(), timeout=60)
+        if code != 0:
+            raise EmbeddedServerError(f"pg_ctl promote failed:\n{output}")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crash would (its children follow)."""
+        pid = self.status().pid
+        if pid is None:
+            raise EmbeddedServerError(f"no server runs in {self.data_dir}")
+        os.kill(pid, signal.SIGKILL)
 
     # -- checks and preparation -------------------------------------------------------------
 
