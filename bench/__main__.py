@@ -32,6 +32,7 @@ BENCHMARKS = {
     "gazetteer": "bench.gazetteer",
     "fanout": "bench.fanout",
     "map": "bench.map",
+    "failover": "bench.failover",
 }
 
 
