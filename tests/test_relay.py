@@ -187,17 +187,73 @@ def test_a_malformed_relayed_change_makes_the_follower_reload(
         wait_for(lambda: follower.recorder.resyncs > reloads, "the follower reloaded")
 
 
-def test_changes_are_told_as_the_ids_they_touched(
+def _relay_backend(database_url: str) -> int:
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+            " WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
+            " AND (l.classid::bigint << 32) + l.objid::bigint = %s",
+            (listener_module.RELAY_LOCK,),
+        ).fetchone()
+    assert row is not None, "no relay holds the lock"
+    return int(row[0])
+
+
+def test_a_relay_back_after_a_gap_makes_every_follower_reload(
     world: DispatchService, database_url: str, engine: Engine
 ) -> None:
-    """A relayed change names the rows it touched, for screens that read more than the rows."""
+    """The relay's connection dies; a change commits while no relay listens; the relay is back
+    before the followers' silence runs out. Its first word is: reload."""
+    with desks(database_url, engine, 3) as (relay, *followers):
+        gate = threading.Event()
+        connect = relay.listener._connect
+
+        def held_connect() -> Any:
+            gate.wait(10)
+            return connect()
+
+        relay.listener._connect = held_connect  # type: ignore[method-assign]
+        with psycopg.connect(libpq(database_url), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (_relay_backend(database_url),))
+        wait_for(lambda: relay.listener.role is RelayRole.NONE or relay.recorder.resyncs, "lost")
+        reloads = [f.recorder.resyncs for f in followers]
+        new_call(world)  # sent to nobody in the relay
+        gate.set()
+        for follower, before in zip(followers, reloads, strict=True):
+            wait_for(lambda f=follower, n=before: f.recorder.resyncs > n, "the follower reloaded")
+
+
+def test_a_flood_of_plain_notifications_does_not_cost_the_followers_a_change(
+    world: DispatchService, database_url: str, engine: Engine
+) -> None:
+    """Anyone may NOTIFY the plain channel: 1,500 made-up rows and one real change, in one
+    transaction. The relay reads what exists, and the change reaches the follower."""
     with desks(database_url, engine, 2) as (_relay, follower):
-        number = new_call(world)
-        world.dispatch("alice", number, ["M1"])
-        wait_for(lambda: any(c.touched[1] for c in follower.applied), "a change touching a unit")
-        change = next(c for c in follower.applied if c.touched[1])
-        assert {u.code for u in change.snapshot.units} >= {"M1"}
-        assert change.refetch == (frozenset(), frozenset(), frozenset())
+        with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+            row = conn.execute("SELECT id FROM units WHERE code = 'M1'").fetchone()
+            assert row is not None
+            with conn.transaction():
+                for i in range(1500):
+                    fake = 2_000_000_000 + i
+                    conn.execute(
+                        "SELECT pg_notify('dispatch_changes', %s)",
+                        (
+                            f'{{"table":"assignments","id":{fake},"op":"UPDATE",'
+                            f'"call_id":{fake},"unit_id":{fake}}}',
+                        ),
+                    )
+                conn.execute("UPDATE units SET status = 'OUT_OF_SERVICE' WHERE id = %s", row)
+
+        def applied() -> bool:
+            with follower._lock:
+                changes = list(follower.applied)
+            return any(
+                u.code == "M1" and u.status == "OUT_OF_SERVICE"
+                for c in changes
+                for u in c.snapshot.units
+            )
+
+        wait_for(applied, "M1 out of service on the follower", timeout=10)
 
 
 def test_an_idle_desk_keeps_no_server_connection_but_its_listeners(

@@ -142,10 +142,10 @@ def make_engine(
 
 def _release_when_idle(engine: Engine, seconds: float) -> None:
     """Close the engine's kept connections (its pool's and its `DriverConnections`) once none
-    was checked out for `seconds`. A thread of its own looks every few seconds; it holds the
-    engine weakly and ends with it. Disposing swaps the pool for a new, empty one: a checkout
-    racing with it gets a connection that is closed when it is given back."""
-    used = {"at": time.monotonic(), "released": False}
+    was used for `seconds`. A thread of its own looks every few seconds; it holds the engine
+    weakly and ends with it. Disposing swaps the pool for a new, empty one: a connection
+    checked out meanwhile stays open, and is closed once its holder lets it go."""
+    used = _USED[engine] = {"at": time.monotonic(), "released": False}
 
     @event.listens_for(engine.pool, "checkout")
     def _used(*_: Any) -> None:
@@ -172,6 +172,17 @@ def _release_when_idle(engine: Engine, seconds: float) -> None:
             del live
 
     threading.Thread(target=watch, name="dispatch-release-idle", daemon=True).start()
+
+
+# When each engine that releases its idle connections last used one (`_release_when_idle`):
+# the pool's events stamp it, and so do `DriverConnections`, which the pool does not see.
+_USED: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _used(engine: Engine) -> None:
+    stamp = _USED.get(engine)
+    if stamp is not None:
+        stamp["at"], stamp["released"] = time.monotonic(), False
 
 
 def _ping_idle_connections(engine: Engine) -> None:
@@ -243,6 +254,7 @@ class DriverConnections:
     def take(self) -> Any:
         """A cursor on a live connection, the most recently used first; a new one when none
         is idle."""
+        _used(self.engine)
         dialect = self.engine.dialect
         while True:
             try:

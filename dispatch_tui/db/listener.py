@@ -94,6 +94,12 @@ RELAY_BEAT_SECONDS = 1.0
 RELAY_SILENCE_SECONDS = 3.0
 _BEAT = '{"beat":1}'
 _RELOAD = '{"reload":1}'
+# Whether this login may read the rows channel's name: asked first, or the server would log a
+# refusal on every connect of a paramedic's or a board's login.
+_MAY_RELAY = (
+    "SELECT to_regclass('relay_channel') IS NOT NULL"
+    " AND has_table_privilege('relay_channel', 'SELECT')"
+)
 
 
 class RelayRole(StrEnum):
@@ -377,6 +383,7 @@ class Listener:
                     "is deaf (a transaction pooler in front of the server?); polling instead",
                     PROOF_SECONDS,
                 )
+                self._leave_relay(conn)
                 return False
             if sent_at is None and now - quiet_since >= self._heartbeat:
                 # Also how a server that vanished without closing the socket is found: ask.
@@ -415,7 +422,8 @@ class Listener:
         if payload == _BEAT:
             return
         if payload == _RELOAD:
-            self._resync()
+            if self.role is not RelayRole.RELAY:  # (the relay reloaded as it sent it)
+                self._resync()
             return
         parts = self._assembler.add(payload)
         if self._assembler.broken:
@@ -426,11 +434,14 @@ class Listener:
             return
         try:
             self._relay.receive(parts)
-        except ValueError:
-            log.warning("ignoring a malformed relayed change: %.200r", parts[0])
+        except ValueError as exc:
+            # (Not its content: the rows carry callers' names and addresses.)
+            log.warning("a relayed change was refused (%s): reloading everything", exc)
             self._resync()
         except Exception:
-            log.exception("applying a relayed change failed")
+            # Applied in part, or not at all: only a reload makes the desk right again.
+            log.exception("applying a relayed change failed: reloading everything")
+            self._resync()
 
     def _publish(self, conn: psycopg.Connection[tuple[object, ...]], batch: list[Change]) -> None:
         """As the relay: read the changed rows once and send them to every follower (and to
@@ -440,10 +451,28 @@ class Listener:
         try:
             payloads = self._relay.publish(batch)
         except Exception:
-            log.exception("the relay could not read a change: every desk reloads instead")
-            payloads = [_RELOAD]
-        for payload in payloads:  # in order; only the relay sends here, so they stay together
-            conn.execute("SELECT pg_notify(%s, %s)", (self._rows, payload))
+            log.exception("the relay could not read or write a change: every desk reloads")
+            payloads = []
+        try:
+            if payloads:
+                self._notify_rows(conn, payloads)
+                return
+        except psycopg.OperationalError:
+            raise
+        except psycopg.Error:
+            log.exception("the relay could not send a change: every desk reloads")
+        self._resync()
+        self._notify_rows(conn, [_RELOAD])
+
+    def _notify_rows(
+        self, conn: psycopg.Connection[tuple[object, ...]], payloads: list[str]
+    ) -> None:
+        """Send payloads on the rows channel in one transaction: they arrive together, in
+        order, or not at all."""
+        assert self._rows is not None
+        with conn.transaction():
+            for payload in payloads:
+                conn.execute("SELECT pg_notify(%s, %s)", (self._rows, payload))
         self._beat_at = time.monotonic()
 
     def _join_relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -453,22 +482,52 @@ class Listener:
         if self._relay is None:
             return
         try:
-            row = conn.execute("SELECT name FROM relay_channel").fetchone()
+            allowed = conn.execute(_MAY_RELAY).fetchone()
+            row = (
+                conn.execute("SELECT name FROM relay_channel").fetchone()
+                if allowed and allowed[0]
+                else None
+            )
+            if row is None:
+                # A paramedic's or a board's login, or a database before migration 0015.
+                log.info("listener is not in the relay: it reads what it is told")
+                return
+            if not self._proven(conn):
+                log.warning("listener's notifications do not come back: not in the relay")
+                return
+            self._rows = str(row[0])
+            self._assembler = Assembler()
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._rows)))
+            self._rows_heard = time.monotonic()
+            if self._take_relay(conn):
+                return
+            conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(CHANNEL)))
+            self.role = RelayRole.FOLLOWER
         except psycopg.OperationalError:
             raise
-        except psycopg.Error as exc:  # a paramedic's or a board's login; a database before 0015
-            log.info("listener is not in the relay (%s): reading what it is told", exc.sqlstate)
-            return
-        if row is None:
-            return
-        self._rows = str(row[0])
-        self._assembler = Assembler()
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._rows)))
-        self._rows_heard = time.monotonic()
-        if self._take_relay(conn):
-            return
-        conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(CHANNEL)))
-        self.role = RelayRole.FOLLOWER
+        except psycopg.Error:
+            log.exception("listener could not join the relay: it reads what it is told")
+            self._leave_relay(conn)
+
+    def _proven(self, conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+        """Whether a notification of this connection's own comes back on it (not behind a
+        transaction pooler): only then may it hold the relay's lock, which is its session's."""
+        channel = f"dispatch_join_{uuid.uuid4().hex[:16]}"
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        conn.execute("SELECT pg_notify(%s, '')", (channel,))
+        back = any(n.channel == channel for n in conn.notifies(timeout=2.0, stop_after=1))
+        conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(channel)))
+        return back
+
+    def _leave_relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Out of the relay on this connection: its lock given back, plain notifications heard."""
+        if self.role is RelayRole.RELAY:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (RELAY_LOCK,))
+        if self.role in (RelayRole.RELAY, RelayRole.FOLLOWER):
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+        if self._rows is not None:
+            conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(self._rows)))
+        self.role, self._rows = RelayRole.NONE, None
 
     def _take_relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> bool:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()
@@ -476,7 +535,10 @@ class Listener:
             return False
         log.info("listener is the relay now (backend pid %s)", conn.info.backend_pid)
         self.role = RelayRole.RELAY
-        self._beat_at = 0.0  # beat at once: the followers learn there is a relay
+        self._assembler = Assembler()
+        # Every follower reloads: what changed while no relay listened was sent to nobody. (It
+        # hears plain notifications already, so its reload, at its caller, misses nothing.)
+        self._notify_rows(conn, [_RELOAD])
         return True
 
     def _relay_upkeep(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -499,6 +561,7 @@ class Listener:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
             if not self._take_relay(conn):
                 self.role = RelayRole.ALONE
+                self._assembler = Assembler()
             self._resync()
         elif self.role is RelayRole.ALONE:
             self._take_relay(conn)

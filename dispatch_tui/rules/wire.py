@@ -1,9 +1,9 @@
 """Changed rows as notification payloads: what the relay sends and every desk applies.
 
-A relayed change is a partial `Snapshot` (the rows a commit touched, as they now are) plus the
-ids it touched, written as JSON and cut into payloads that each fit PostgreSQL's notification
-limit (8,000 bytes). The parts of one change share a sequence number and are sent in one
-statement, so they arrive together and in order; `Assembler` puts them back together.
+A relayed change is a partial `Snapshot` (the rows a commit touched, as they now are), written
+as JSON and cut into payloads that each fit PostgreSQL's notification limit (8,000 bytes). The
+parts of one change share a sequence number and are sent in one transaction, so they arrive
+together and in order; `Assembler` puts them back together.
 
 A row too large for one payload on its own is not sent: its id goes in `refetch`, and each desk
 reads that row itself. Decoding is strict: a payload that does not decode is refused whole
@@ -22,7 +22,7 @@ from typing import Any
 
 from dispatch_tui.rules.views import CallView, HospitalView, Snapshot, UnitView
 
-__all__ = ["LIMIT", "Assembler", "Relayed", "decode", "encode"]
+__all__ = ["LIMIT", "Assembler", "Relayed", "TooLarge", "decode", "encode"]
 
 # PostgreSQL refuses a payload of 8,000 bytes or more; keep a margin for the envelope's growth.
 LIMIT = 7_800
@@ -33,21 +33,20 @@ _KINDS: dict[str, type[Any]] = {"calls": CallView, "units": UnitView, "hospitals
 
 @dataclass(frozen=True, slots=True)
 class Relayed:
-    """One change as relayed: its rows, the ids it touched, and the rows to read oneself."""
+    """One change as relayed: its rows, and the rows each desk reads itself (too large)."""
 
     seq: int
     snapshot: Snapshot  # partial: only the rows sent
-    touched: tuple[frozenset[int], frozenset[int], frozenset[int]]  # calls, units, hospitals
-    refetch: tuple[frozenset[int], frozenset[int], frozenset[int]]
+    refetch: tuple[frozenset[int], frozenset[int], frozenset[int]]  # calls, units, hospitals
 
 
-def encode(
-    seq: int,
-    snapshot: Snapshot,
-    touched: tuple[set[int], set[int], set[int]],
-    limit: int = LIMIT,
-) -> list[str]:
-    """The payloads that carry `snapshot` (a partial one): each under `limit` bytes."""
+class TooLarge(ValueError):
+    """A change whose list of rows to read alone would not fit one payload."""
+
+
+def encode(seq: int, snapshot: Snapshot, limit: int = LIMIT) -> list[str]:
+    """The payloads that carry `snapshot` (a partial one), each under `limit` bytes, the first
+    with the change's envelope. TooLarge when even that cannot fit."""
     rows: list[tuple[str, str]] = []  # (kind, row as JSON)
     refetch: dict[str, list[int]] = {"calls": [], "units": [], "hospitals": []}
     for kind, items in (
@@ -57,37 +56,33 @@ def encode(
     ):
         for item in items:
             text = json.dumps(_plain(item), separators=(",", ":"), ensure_ascii=False)
-            if len(text.encode()) > limit - 400:
+            if len(text.encode()) > limit // 2:
                 refetch[kind].append(item.id)
             else:
                 rows.append((kind, text))
-    head = {
-        "v": VERSION,
-        "seq": seq,
-        "now": snapshot.db_now.isoformat(),
-        "touched": {k: sorted(ids) for k, ids in zip(_KINDS, touched, strict=True)},
-        "refetch": refetch,
-    }
+    head = {"v": VERSION, "seq": seq, "now": snapshot.db_now.isoformat(), "refetch": refetch}
     parts: list[dict[str, list[str]]] = [{}]
-    size = len(json.dumps(head).encode()) + 60
-    used = size
     for kind, text in rows:
-        grow = len(text.encode()) + len(kind) + 8
-        if used + grow > limit and parts[-1]:
-            parts.append({})
-            used = 200  # a later part's envelope: seq, part, parts, now
         parts[-1].setdefault(kind, []).append(text)
-        used += grow
-    payloads = []
-    for index, part in enumerate(parts):
-        envelope: dict[str, Any] = head if index == 0 else {"v": VERSION, "seq": seq}
-        fields = ",".join(
-            f'"{key}":{json.dumps(value, separators=(",", ":"))}'
-            for key, value in {**envelope, "part": index, "parts": len(parts)}.items()
-        )
-        body = ",".join(f'"{kind}":[{",".join(texts)}]' for kind, texts in part.items())
-        payloads.append("{" + fields + ("," + body if body else "") + "}")
+        if len(_payload(head, parts, len(parts) - 1, 999).encode()) > limit:
+            parts[-1][kind].pop()  # (never the only row of a part: a row is under limit // 2)
+            parts.append({kind: [text]})
+    payloads = [_payload(head, parts, i, len(parts)) for i in range(len(parts))]
+    if max(len(p.encode()) for p in payloads) > limit:
+        raise TooLarge(f"a change of {len(rows)} rows does not fit its payloads")
     return payloads
+
+
+def _payload(head: dict[str, Any], parts: list[dict[str, list[str]]], index: int, of: int) -> str:
+    envelope = head if index == 0 else {"v": VERSION, "seq": head["seq"]}
+    fields = ",".join(
+        f'"{key}":{json.dumps(value, separators=(",", ":"))}'
+        for key, value in {**envelope, "part": index, "parts": of}.items()
+    )
+    body = ",".join(
+        f'"{kind}":[{",".join(texts)}]' for kind, texts in parts[index].items() if texts
+    )
+    return "{" + fields + ("," + body if body else "") + "}"
 
 
 def decode(payloads: list[str]) -> Relayed:
@@ -116,7 +111,7 @@ def decode(payloads: list[str]) -> Relayed:
         units=tuple(rows["units"]),
         hospitals=tuple(rows["hospitals"]),
     )
-    return Relayed(seq, snapshot, _ids(head.get("touched")), _ids(head.get("refetch")))
+    return Relayed(seq, snapshot, _ids(head.get("refetch")))
 
 
 def envelope(payload: str) -> tuple[int, int, int] | None:
@@ -138,12 +133,14 @@ def envelope(payload: str) -> tuple[int, int, int] | None:
 
 class Assembler:
     """Collects the parts of each relayed change; hands back a change's payloads once all its
-    parts are in. A part of another change arriving first means parts were lost: `broken` is
-    set (the receiver reloads everything) and the incomplete change dropped."""
+    parts are in. A part out of turn means parts were lost (or the listener came in mid-change):
+    `broken` is set once (the receiver reloads everything), and the rest of that change is
+    dropped without another word."""
 
     def __init__(self) -> None:
         self._seq: int | None = None
         self._parts: list[str] = []
+        self._dropped: int | None = None  # the change whose remaining parts are ignored
         self.broken = False
 
     def add(self, payload: str) -> list[str] | None:
@@ -154,14 +151,16 @@ class Assembler:
         seq, part, parts = head
         if part == 0:
             if self._parts:
+                self.broken = True  # the last change never completed
+            self._seq, self._parts, self._dropped = seq, [payload], None
+        elif seq == self._seq and part == len(self._parts):
+            self._parts.append(payload)
+        else:
+            if seq != self._dropped:
                 self.broken = True
-            self._seq, self._parts = seq, [payload]
-        elif seq != self._seq or part != len(self._parts):
-            self.broken = True
+                self._dropped = seq
             self._seq, self._parts = None, []
             return None
-        else:
-            self._parts.append(payload)
         if len(self._parts) == parts:
             done, self._seq, self._parts = self._parts, None, []
             return done

@@ -54,6 +54,10 @@ def _seconds(value: float | None) -> str:
 
 
 class BoardScreen(LiveScreen):
+    # Out of the relay: it may read a standby while it listens to the primary, and the rows it
+    # would send every desk must be the primary's.
+    in_relay = False
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh_kpis", "Refresh KPIs", id="refresh"),
         Binding(

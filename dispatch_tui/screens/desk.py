@@ -145,7 +145,8 @@ class DeskScreen(LiveScreen):
     @on(SnapshotLoaded)
     def apply(self, event: SnapshotLoaded) -> None:
         snapshot = event.snapshot
-        self.clock_from(snapshot)
+        if not event.relayed:
+            self.clock_from(snapshot)
         calls = self._fresh("call", snapshot.calls, snapshot)
         units = self._fresh("unit", snapshot.units, snapshot)
         hospitals = self._fresh("hospital", snapshot.hospitals, snapshot)

@@ -38,6 +38,10 @@ from dispatch_tui.widgets.status_line import StatusLine
 
 log = logging.getLogger(__name__)
 
+# How far ahead of this screen's estimate of the database clock a relayed change may be (the
+# estimate lags by its own read's delay; a change from further ahead is refused, and reloaded).
+RELAYED_AHEAD = timedelta(seconds=30)
+
 T = TypeVar("T")
 
 
@@ -53,9 +57,12 @@ class DeskContext:
 
 
 class SnapshotLoaded(Message):
-    def __init__(self, snapshot: Snapshot) -> None:
+    def __init__(self, snapshot: Snapshot, *, relayed: bool = False) -> None:
         super().__init__()
         self.snapshot = snapshot
+        # Read by the relay, not by this screen: its time is the relay's read, a little before
+        # it arrived here, so it does not set the screen's clock (`clock_from`).
+        self.relayed = relayed
 
 
 class ConnectionChanged(Message):
@@ -158,6 +165,8 @@ class LiveScreen(Screen[None]):
                     self.post_message(ActionDone(Answer(False, failure_message(error))))
                 raise
             loaded.set()
+            if isinstance(message, SnapshotLoaded):
+                self.clock_from(message.snapshot)  # now: relayed changes are judged by it
             self.post_message(message)
 
         def state(value: ConnectionState) -> None:
@@ -165,8 +174,11 @@ class LiveScreen(Screen[None]):
 
         def relayed(change: wire.Relayed) -> None:
             snapshot = change.snapshot
+            if snapshot.db_now > self.db_now() + RELAYED_AHEAD:
+                # A forged time would pin its rows over every later change (`versions`).
+                raise ValueError("a relayed change from the future")
             if snapshot.calls or snapshot.units or snapshot.hospitals:
-                self.post_message(SnapshotLoaded(snapshot))
+                self.post_message(SnapshotLoaded(snapshot, relayed=True))
             # Rows too large to relay: read here, as before the relay.
             message = self.read_changes(*(set(ids) for ids in change.refetch))
             if message is not None:

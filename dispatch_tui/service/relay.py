@@ -34,7 +34,7 @@ class Relay:
         if not (calls or units or hospitals):
             return []  # nothing a desk shows
         snapshot = self._service.changed(call_ids=calls, unit_ids=units, hospital_ids=hospitals)
-        return wire.encode(next(self._seq), snapshot, (calls, units, hospitals))
+        return wire.encode(next(self._seq), snapshot)
 
     def receive(self, payloads: list[str]) -> None:
         self._apply(wire.decode(payloads))

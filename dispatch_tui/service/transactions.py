@@ -217,10 +217,12 @@ def _commit(engine: Engine, session: Session, conn: Connection, xid: str) -> Non
         with commit_bound.bounded(driver) as watch, db_errors(in_doubt=True):
             session.commit()
     except OutcomeUnknown:
-        if committed(engine, xid):
-            log.warning("commit of transaction %s was in doubt: it committed", xid)
-            return
-        raise
+        if not committed(engine, xid):
+            raise
+        if watch is not None and watch.fired:  # committed, but cut short: unconfirmed
+            raise OutcomeUnknown(UNCONFIRMED) from None
+        log.warning("commit of transaction %s was in doubt: it committed", xid)
+        return
     except DBAPIError:
         if watch is None or not watch.fired:
             raise

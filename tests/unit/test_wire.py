@@ -38,18 +38,17 @@ def _snapshot(calls: int = 1, notes: str = "") -> Snapshot:
 
 def test_a_change_comes_back_as_it_was_sent() -> None:
     snapshot = _snapshot()
-    payloads = wire.encode(7, snapshot, ({1}, {1}, set()))
+    payloads = wire.encode(7, snapshot)
     assert len(payloads) == 1 and all(len(p.encode()) < 8000 for p in payloads)
     relayed = wire.decode(payloads)
     assert relayed.seq == 7
     assert relayed.snapshot == snapshot
-    assert relayed.touched == (frozenset({1}), frozenset({1}), frozenset())
     assert relayed.refetch == (frozenset(), frozenset(), frozenset())
 
 
 def test_a_large_change_is_cut_into_parts_each_under_the_limit_and_put_back_together() -> None:
     snapshot = _snapshot(calls=40, notes="n" * 500)
-    payloads = wire.encode(8, snapshot, ({*range(1, 41)}, {1}, set()))
+    payloads = wire.encode(8, snapshot)
     assert len(payloads) > 2
     assert all(len(p.encode()) < wire.LIMIT for p in payloads)
     assembler = wire.Assembler()
@@ -62,17 +61,15 @@ def test_a_large_change_is_cut_into_parts_each_under_the_limit_and_put_back_toge
 def test_a_row_too_large_for_one_payload_is_named_to_be_read_instead() -> None:
     snapshot = _snapshot(calls=2)
     huge = dataclasses.replace(snapshot.calls[0], notes="x" * 9000)
-    payloads = wire.encode(
-        9, dataclasses.replace(snapshot, calls=(huge, snapshot.calls[1])), ({1, 2}, set(), set())
-    )
+    payloads = wire.encode(9, dataclasses.replace(snapshot, calls=(huge, snapshot.calls[1])))
     relayed = wire.decode(payloads)
     assert [c.number for c in relayed.snapshot.calls] == ["C-2"]
     assert relayed.refetch[0] == frozenset({1})
 
 
 def test_a_lost_part_breaks_the_assembly_rather_than_apply_half_a_change() -> None:
-    payloads = wire.encode(10, _snapshot(calls=40, notes="n" * 500), ({1}, set(), set()))
-    later = wire.encode(11, _snapshot(), ({1}, set(), set()))
+    payloads = wire.encode(10, _snapshot(calls=40, notes="n" * 500))
+    later = wire.encode(11, _snapshot())
     assembler = wire.Assembler()
     assert assembler.add(payloads[0]) is None
     assert assembler.add(later[0]) == later  # the next change, whole
@@ -84,9 +81,9 @@ def test_a_lost_part_breaks_the_assembly_rather_than_apply_half_a_change() -> No
     [
         "not json",
         "[]",
-        '{"v": 1, "seq": 1, "part": 0, "parts": 1, "now": "2026-03-02T10:00:00", "touched": {}, "refetch": {}}',
+        '{"v": 1, "seq": 1, "part": 0, "parts": 1, "now": "2026-03-02T10:00:00", "refetch": {}}',
         '{"v": 1, "seq": 1, "part": 0, "parts": 1, "now": "2026-03-02T10:00:00+00:00",'
-        ' "touched": {}, "refetch": {}, "units": [{"id": 1}]}',
+        ' "refetch": {}, "units": [{"id": 1}]}',
         '{"v": 2, "seq": 1, "part": 0, "parts": 1}',
     ],
 )
@@ -96,8 +93,29 @@ def test_a_malformed_payload_is_refused_whole(payload: str) -> None:
 
 
 def test_a_unit_with_a_wrongly_typed_field_is_refused() -> None:
-    (payload,) = wire.encode(1, _snapshot(), (set(), {1}, set()))
+    (payload,) = wire.encode(1, _snapshot())
     data = json.loads(payload)
     data["units"][0]["lat"] = "forty"
     with pytest.raises(ValueError):
         wire.decode([json.dumps(data)])
+
+
+def test_the_rest_of_a_broken_change_is_dropped_with_one_reload_not_one_per_part() -> None:
+    payloads = wire.encode(12, _snapshot(calls=40, notes="n" * 500))
+    assert len(payloads) > 3
+    assembler = wire.Assembler()
+    breaks = 0
+    for payload in payloads[1:]:  # came in after its first part
+        assert assembler.add(payload) is None
+        breaks += assembler.broken
+        assembler.broken = False
+    assert breaks == 1
+    assert assembler.add(wire.encode(13, _snapshot())[0]) is not None and not assembler.broken
+
+
+def test_a_change_whose_rows_to_read_alone_cannot_fit_is_refused_to_the_relay() -> None:
+    snapshot = _snapshot(calls=1)
+    huge = dataclasses.replace(snapshot.calls[0], notes="x" * 5000)
+    many = tuple(dataclasses.replace(huge, id=n) for n in range(1_000_000, 1_001_500))
+    with pytest.raises(wire.TooLarge):
+        wire.encode(14, dataclasses.replace(snapshot, calls=many))
