@@ -309,3 +309,30 @@ async def test_the_crew_terminal_says_hazard_on_its_call_and_its_next(
         await until(pilot, lambda: f"on {on}  HAZARD" in str(crew.query_one("#crew-unit").render()))
         nxt = str(crew.query_one("#crew-next").render())
         assert f"{later}  P3  HAZARD  " in nxt
+
+
+async def test_the_crew_terminal_lists_the_last_five_calls_at_its_address(
+    world: DispatchService, database_url: str
+) -> None:
+    """How many calls the address had in 12 months, and the last five: date, nature, end."""
+    earlier = [
+        new_call(world, place="", location="77 Birch Ave", nature=f"Fall {n}", priority=3)
+        for n in range(6)
+    ]
+    for number in earlier:
+        world.cancel_call("alice", number, reason="caller called back")
+    on = new_call(world, place="", location="77 Birch Avenue", priority=1)
+    world.dispatch("alice", on, ["M1"])
+    world.acknowledge("carol", "M1")
+    options = DeskOptions(dict(DEFAULT_AGING), dict(DEFAULT_STATUS_STYLES), clock=False)
+    context = DeskContext(world, world.operator("carol"), "test", database_url, options)
+    app = DispatchApp(context, mode="crew", unit="M1")
+    async with app.run_test(size=(80, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.desk, CrewScreen) and app.desk.view is not None)
+        crew = app.desk
+        assert isinstance(crew, CrewScreen)
+        await until(pilot, lambda: "Prior calls" in str(crew.query_one("#crew-details").render()))
+        details = str(crew.query_one("#crew-details").render())
+        assert "6 in 12 months" in details
+        shown = [n for n in range(6) if f"Fall {n}" in details]
+        assert shown == [1, 2, 3, 4, 5]  # the last five, not the oldest

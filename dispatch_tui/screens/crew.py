@@ -344,10 +344,11 @@ class CrewScreen(LiveScreen):
                 for hazard in view.record.hazards:  # right under the address, loudly
                     text.append("\n")
                     text.append(f" {hazard.line()} ", style="bold reverse red")
-                if view.record.prior_count:  # has this house called before
-                    last = view.record.prior[0]
+                if view.record.prior_count:  # has this house called before: the last five
                     text.append(f"\n{'Prior calls':<12}", style="dim")
-                    text.append(f"{view.record.prior_count} in 12 months, last {last.line()}")
+                    text.append(f"{view.record.prior_count} in 12 months")
+                    for prior in view.record.prior[:5]:
+                        text.append(f"\n{'':<12}{prior.line()}")
         assignment = view.assignment
         if assignment is not None:
             # The bar's short words for the steps (en, os, tx, ah): one line at 80 columns.
