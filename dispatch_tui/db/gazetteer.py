@@ -250,29 +250,37 @@ def _along(a: Any, b: Any, share: float) -> tuple[float, float]:
     return a.lat + (b.lat - a.lat) * share, a.lon + (b.lon - a.lon) * share
 
 
+def _street(row: Any, score: float, note: str) -> AddressMatch:
+    """A street as a match (no number): at its middle."""
+    city = row.city or None
+    return AddressMatch(
+        id=None,
+        label=label(None, row.name, None, city),
+        number=None,
+        street=row.name,
+        unit=None,
+        city=city,
+        postcode=None,
+        lat=row.lat,
+        lon=row.lon,
+        score=score,
+        quality="street",
+        note=note,
+    )
+
+
 def _street_only(
     session: Session, streets: list[str], score: dict[str, float]
 ) -> list[AddressMatch]:
     """Each street at its middle: what a street typed without a number can be given."""
-    found = []
-    for row in session.execute(_STREET_CENTRES, {"streets": streets}):
-        city = row.city or None
-        found.append(
-            AddressMatch(
-                id=None,
-                label=label(None, row.name, None, city),
-                number=None,
-                street=row.name,
-                unit=None,
-                city=city,
-                postcode=None,
-                lat=row.lat,
-                lon=row.lon,
-                score=round(score[row.street_key] * QUALITY["street"], 3),
-                quality="street",
-                note="the street's middle: no number given",
-            )
+    found = [
+        _street(
+            row,
+            round(score[row.street_key] * QUALITY["street"], 3),
+            "the street's middle: no number given",
         )
+        for row in session.execute(_STREET_CENTRES, {"streets": streets})
+    ]
     return found
 
 
@@ -326,26 +334,10 @@ def complete(session: Session, prefix: addresses.Prefix, limit: int) -> list[Add
     if prefix.number is not None:
         rows = session.execute(_COMPLETE_NUMBER, {**params, "number": prefix.number.upper()})
         return [_match(row, 1.0, "exact") for row in rows]
-    found = []
-    for row in session.execute(_COMPLETE_STREET, params):
-        city = row.city or None
-        found.append(
-            AddressMatch(
-                id=None,
-                label=label(None, row.name, None, city),
-                number=None,
-                street=row.name,
-                unit=None,
-                city=city,
-                postcode=None,
-                lat=row.lat,
-                lon=row.lon,
-                score=1.0,
-                quality="street",
-                note="a street: type the number",
-            )
-        )
-    return found
+    return [
+        _street(row, 1.0, "a street: type the number")
+        for row in session.execute(_COMPLETE_STREET, params)
+    ]
 
 
 # -- the nearest address ------------------------------------------------------------------------
