@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from dispatch_tui.cli.main import main
 from dispatch_tui.db import listener as listener_module
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
-from dispatch_tui.db.listener import Listener, RelayRole
+from dispatch_tui.db.listener import ConnectionState, Listener, RelayRole
 from dispatch_tui.rules import wire
 from dispatch_tui.service.dispatch_service import DispatchService
 from dispatch_tui.service.read_service import ReadService
@@ -92,6 +92,7 @@ def desks(url: str, engine: Engine, n: int) -> Iterator[list[Desk]]:
             desk.thread.start()
             stack.callback(desk.close)
             wait_for(lambda d=desk: d.listener.role is not RelayRole.NONE, "the desk in the relay")
+            wait_for(lambda d=desk: d.recorder.resyncs >= 1, "the desk loaded")
             made.append(desk)
         yield made
 
@@ -124,7 +125,8 @@ def test_when_the_relay_stops_a_follower_takes_its_place_and_reloads_first(
         reloads = follower.recorder.resyncs
         relay.close()
         wait_for(lambda: follower.listener.role is RelayRole.RELAY, "the follower as the relay")
-        assert follower.recorder.resyncs > reloads
+        # (It takes the role, then reloads: wait for the reload rather than race it.)
+        wait_for(lambda: follower.recorder.resyncs > reloads, "the new relay reloaded")
         number = new_call(world)
         wait_for(lambda: number in follower.calls_applied(), f"{number} applied")
 
@@ -215,7 +217,7 @@ def test_a_relay_back_after_a_gap_makes_every_follower_reload(
         relay.listener._connect = held_connect  # type: ignore[method-assign]
         with psycopg.connect(libpq(database_url), autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (_relay_backend(database_url),))
-        wait_for(lambda: relay.listener.role is RelayRole.NONE or relay.recorder.resyncs, "lost")
+        wait_for(lambda: relay.recorder.state is ConnectionState.RECONNECTING, "the relay lost")
         reloads = [f.recorder.resyncs for f in followers]
         new_call(world)  # sent to nobody in the relay
         gate.set()
