@@ -166,3 +166,25 @@ async def test_intake_says_the_hazard_and_the_calls_as_the_address_is_typed(
         assert "1 call here in 12 months" in facts()
         await pilot.press(*" apt 2")  # another address: nothing known of it
         await until(pilot, lambda: facts() == "")
+
+
+def test_a_note_written_in_psql_wakes_the_desks_showing_calls_at_its_address(
+    world: DispatchService, database_url: str
+) -> None:
+    """Its trigger (migration 0017) notifies the open calls at the address, whoever writes."""
+    here = new_call(world, place="", location="9 Cedar Lane")
+    there = new_call(world, place="", location="10 Cedar Lane")
+    ids = {c.number: c.id for c in world.calls()}
+    with psycopg.connect(libpq(database_url), autocommit=True) as conn:
+        conn.execute("LISTEN dispatch_changes")
+        key = conn.execute("SELECT address_key FROM calls WHERE number = %s", (here,)).fetchone()
+        assert key is not None
+        with psycopg.connect(libpq(database_url), autocommit=True) as writer:
+            writer.execute(
+                "INSERT INTO premise_notes (address_key, address, note) VALUES (%s, %s, %s)",
+                (key[0], "9 Cedar Lane", "oxygen in use"),
+            )
+        heard = [json.loads(n.payload) for n in conn.notifies(timeout=2.0, stop_after=1)]
+    assert {"table": "calls", "id": ids[here], "op": "UPDATE"} in heard
+    assert all(h.get("id") != ids[there] for h in heard)
+    assert world.call(here).hazard and not world.call(there).hazard

@@ -3,22 +3,21 @@
 A note is kept by the address as compared (`rules.duplicates.normalise_address`), so a call
 typed `12 N. Main Street` finds the note on `12 north main st`. Every record of a call there,
 and its crew terminal, says it loudly (`db.views.premises`); the call's line on every desk says
-HAZARD (`CallView.hazard`), and a note added or retired wakes the desks showing those calls.
+HAZARD (`CallView.hazard`), and a note added or retired wakes the desks showing those calls
+(its trigger, migration 0017, whoever writes it).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-from sqlalchemy import Text, func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
-from dispatch_tui.db.listener import CHANNEL
-from dispatch_tui.db.models import Call, PremiseNote
+from dispatch_tui.db.models import PremiseNote
 from dispatch_tui.rules import duplicates, validation
 from dispatch_tui.rules.commands import Once
-from dispatch_tui.rules.enums import OPEN_CALL_STATUSES
 from dispatch_tui.rules.errors import Conflict, InvalidInput, NotFound
 from dispatch_tui.rules.views import PremiseView
 from dispatch_tui.service import steps
@@ -39,20 +38,6 @@ def _until(text: str | None) -> datetime | None:
             f"--until must be a date like 2026-12-24, not '{text.strip()[:24]}'"
         ) from None
     return datetime.combine(day, time.max).replace(tzinfo=UTC)
-
-
-def _wake_desks(s: Session, key: str) -> None:
-    """Tell every desk that the open calls at the address `key` changed: their lines say HAZARD
-    (or no longer do). premise_notes has no change trigger of its own, so the note's writer
-    sends, in its transaction (delivered at its commit), what the calls' trigger would
-    (`{table, id, op}`, migration 0002)."""
-    change = func.json_build_object("table", "calls", "id", Call.id, "op", "UPDATE")
-    s.execute(
-        select(func.pg_notify(CHANNEL, change.cast(Text))).where(
-            Call.address_key == key,
-            Call.status.in_([st.value for st in OPEN_CALL_STATUSES]),
-        )
-    )
 
 
 class PremiseWrites(Writer):
@@ -84,7 +69,6 @@ class PremiseWrites(Writer):
                 .returning(PremiseNote.id)
             ).scalar_one()
             self._audit(s, staff, "premise_added", address=where, note=said, note_id=note_id)
-            _wake_desks(s, key)
             (view,) = [p for p in views.premises(s, where) if p.id == note_id]
             return view
 
@@ -115,7 +99,6 @@ class PremiseWrites(Writer):
                 .values(retired_at=steps.clock(s), retired_by_id=staff.id)
             )
             self._audit(s, staff, "premise_retired", address=row.address, note_id=wanted)
-            _wake_desks(s, row.address_key)
             return PremiseView(row.id, row.address, row.note, row.until, row.added_at, None)
 
         return write(self.sessions, work, once)
