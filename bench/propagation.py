@@ -361,6 +361,12 @@ def run(srv: BenchServer) -> Report:
         f"the burst the desk skipped {burst_skipped} of {len(burst['committed'])} values because "
         "a later one arrived first (a change counts as shown when it or a later value was)"
     )
+    report.note(
+        "the desk is alone, so it is its own relay: it hears the change, reads it (the refetch"
+        " row), notifies the rows and applies them when they come back. The first stage's clock"
+        " stops at the first notification since the last read, which is the rows coming back:"
+        " read the stages as approximate (the total is exact)"
+    )
     return report
 
 
