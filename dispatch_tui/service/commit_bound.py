@@ -14,7 +14,8 @@ with a warning. The caller then asks how the transaction ended and says so: save
 primary but unconfirmed by any standby (`UNCONFIRMED`, an outcome-unknown answer), or not saved.
 
 The watchdog polls its armed entries every `_TICK_SECONDS` rather than being woken per write,
-so arming costs a dict insert: the dispatch's hot path pays no thread switch. A cancel is sent
+so arming costs a dict insert: the dispatch's hot path pays no thread switch. After
+`_SLEEP_AFTER_SECONDS` with nothing armed it sleeps until the next commit wakes it. A cancel is sent
 under the entry's own lock and `disarm` takes that lock, so once `disarm` returns no cancel for
 that connection can still be on its way (it would cancel whatever the connection ran next).
 """
@@ -49,6 +50,8 @@ def _seconds_from_env() -> float:
 # gives up by itself first, and only a commit waiting for a standby meets this bound.
 COMMIT_SECONDS = _seconds_from_env()
 _TICK_SECONDS = 0.1
+# Nothing armed for this long, the watchdog stops looking until a commit arms it again.
+_SLEEP_AFTER_SECONDS = 10.0
 _CANCEL_TIMEOUT_SECONDS = 3.0
 
 
@@ -68,15 +71,19 @@ class _Watchdog:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._woken = threading.Condition(self._lock)
         self._armed: dict[int, Watch] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        self._asleep = False  # nothing armed for a while: waiting to be woken, not polling
 
     def arm(self, connection: Any, seconds: float) -> tuple[int, Watch]:
         watch = Watch(connection, time.monotonic() + seconds)
         key = next(self._ids)
         with self._lock:
             self._armed[key] = watch
+            if self._asleep:
+                self._woken.notify()  # (under load it never sleeps: no wake-up per write)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="dispatch-commit-bound", daemon=True
@@ -91,10 +98,18 @@ class _Watchdog:
             watch.armed = False
 
     def _run(self) -> None:
+        busy = time.monotonic()  # when something was last armed, as far as it saw
         while True:
+            with self._lock:
+                if not self._armed and time.monotonic() - busy > _SLEEP_AFTER_SECONDS:
+                    self._asleep = True
+                    self._woken.wait_for(lambda: bool(self._armed))
+                    self._asleep = False
             time.sleep(_TICK_SECONDS)
             now = time.monotonic()
             with self._lock:
+                if self._armed:
+                    busy = now
                 due = [(k, w) for k, w in self._armed.items() if w.deadline <= now]
                 for key, _ in due:
                     del self._armed[key]
