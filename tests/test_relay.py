@@ -323,6 +323,7 @@ def test_the_relay_runs_as_a_service_of_its_own_and_stops_on_sigterm(
         out, err = relay.communicate(timeout=10)
     assert relay.returncode == 0, err
     assert out.startswith("relaying changes from ")
+    assert "relaying: every desk gets each change's rows from here" in out
 
 
 def test_a_login_that_may_not_hear_the_rows_is_refused_the_relay_in_one_line(

@@ -144,6 +144,15 @@ def alerter(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     return 0
 
 
+# What `dispatch-tui relay` says as its part changes (`db.listener.RelayRole`, by value).
+RELAY_ROLES = {
+    "relay": "relaying: every desk gets each change's rows from here",
+    "follower": "waiting: another relay is working; this one takes over if it stops",
+    "alone": "another relay holds on but is silent; trying to take over",
+    "none": "not relaying: the server is unreachable, or hears nothing back; retrying",
+}
+
+
 def until_signalled(run: Callable[[threading.Event], None]) -> None:
     """Run a service loop until SIGTERM or Ctrl-C sets its stop event."""
     stop = threading.Event()
@@ -179,6 +188,7 @@ def relay(settings: Settings, out: Console) -> int:
         on_resync=lambda: None,  # it shows nothing: there is nothing to reload
         relay=Relay(reader, apply=lambda _change: None),
         max_backoff_seconds=1.0,
+        on_role=lambda role: out.print(RELAY_ROLES[role], markup=False, highlight=False),
     )
     out.print(
         f"relaying changes from {db.label}; Ctrl-C or SIGTERM stops", markup=False, highlight=False

@@ -229,6 +229,7 @@ class Listener:
         poll_seconds: float = 2.0,
         listen: bool = True,
         relay: Relaying | None = None,
+        on_role: Callable[[RelayRole], None] | None = None,
     ) -> None:
         # Parse now, so a malformed URL fails in the caller and not silently in the thread.
         params = conninfo_to_dict(conninfo_from_url(url))
@@ -250,6 +251,7 @@ class Listener:
         # (None: this login may not read its name, or no relay), the parts of a change not yet
         # all in, when the rows channel was last heard, when the relay last beat.
         self._relay = relay
+        self._on_role = on_role  # told when its part in the relay changes
         self.role = RelayRole.NONE
         self._rows: str | None = None
         self._assembler = Assembler()
@@ -418,7 +420,7 @@ class Listener:
         if self.role is RelayRole.ALONE:
             log.info("listener hears the relay again: following it")
             conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(CHANNEL)))
-            self.role = RelayRole.FOLLOWER
+            self._set_role(RelayRole.FOLLOWER)
         if payload == _BEAT:
             return
         if payload == _RELOAD:
@@ -478,7 +480,8 @@ class Listener:
     def _join_relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         """On a new connection: find the rows channel, then be the relay if no one is, else
         follow it (plain notifications are then not this listener's concern)."""
-        self.role, self._rows = RelayRole.NONE, None
+        self._set_role(RelayRole.NONE)
+        self._rows = None
         if self._relay is None:
             return
         try:
@@ -502,7 +505,7 @@ class Listener:
             if self._take_relay(conn):
                 return
             conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(CHANNEL)))
-            self.role = RelayRole.FOLLOWER
+            self._set_role(RelayRole.FOLLOWER)
         except psycopg.OperationalError:
             raise
         except psycopg.Error:
@@ -527,14 +530,22 @@ class Listener:
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
         if self._rows is not None:
             conn.execute(sql.SQL("UNLISTEN {}").format(sql.Identifier(self._rows)))
-        self.role, self._rows = RelayRole.NONE, None
+        self._set_role(RelayRole.NONE)
+        self._rows = None
+
+    def _set_role(self, role: RelayRole) -> None:
+        if role is self.role:
+            return
+        self.role = role
+        if self._on_role is not None:
+            self._call(self._on_role, role)
 
     def _take_relay(self, conn: psycopg.Connection[tuple[object, ...]]) -> bool:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()
         if not (row and row[0]):
             return False
         log.info("listener is the relay now (backend pid %s)", conn.info.backend_pid)
-        self.role = RelayRole.RELAY
+        self._set_role(RelayRole.RELAY)
         self._assembler = Assembler()
         # Every follower reloads: what changed while no relay listened was sent to nobody. (It
         # hears plain notifications already, so its reload, at its caller, misses nothing.)
@@ -560,7 +571,7 @@ class Listener:
             log.warning("listener has not heard the relay for %.0f s", RELAY_SILENCE_SECONDS)
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
             if not self._take_relay(conn):
-                self.role = RelayRole.ALONE
+                self._set_role(RelayRole.ALONE)
                 self._assembler = Assembler()
             self._resync()
         elif self.role is RelayRole.ALONE:
@@ -610,6 +621,8 @@ class Listener:
             log.debug("listener still cannot reach the database: %s", exc)
         if conn is not None:
             conn.close()
+        self._set_role(RelayRole.NONE)  # its lock went with its session
+        self._rows = None
         self._set_state(ConnectionState.RECONNECTING)
 
     def _set_state(self, state: ConnectionState) -> None:
