@@ -377,3 +377,80 @@ def test_at_least_99_in_100_addresses_typed_as_callers_say_them_find_their_point
             misses.append((typed, settled.why))
     rate = 1 - len(misses) / SAMPLE
     assert rate >= GOAL, f"{rate:.1%} found; missed, e.g.: {misses[:10]}"
+
+
+# -- found in review: odd files and odd addresses -------------------------------------------------
+
+
+def test_a_line_of_junk_in_a_csv_is_refused_and_the_rest_loaded_and_found(
+    world: DispatchService,
+    db_env: dict[str, str],
+    tmp_path: Path,
+    capsys,
+    count,  # type: ignore[no-untyped-def]
+) -> None:
+    """A line with a field past the csv module's own limit is one refusal; the lines after it
+    load, and the streets' view knows them (geocoding finds what completion offers)."""
+    head = "LON,LAT,NUMBER,STREET,UNIT,CITY,DISTRICT,REGION,POSTCODE,ID,HASH\n"
+    good = [f"-83.2,40.2{n:03d},{n},Halfway St,,Hilltown,,OH,,hw{n},\n" for n in range(1, 1101)]
+    huge = f"-83.2,40.2,9000,{'X' * 200_000},,Hilltown,,OH,,hwx,\n"
+    data = tmp_path / "half.csv"
+    data.write_text(head + "".join(good[:1050]) + huge + "".join(good[1050:]))
+    code, loaded = cli(capsys, "gis", "import", str(data))
+    assert code == 0
+    assert loaded["points"] == 1100
+    assert loaded["refused"] == {"too long": 1}
+    code, found = cli(capsys, "gis", "geocode", "1075 Halfway St")
+    assert code == 0 and found["matches"][0]["quality"] == "exact"
+
+
+def test_geojson_features_that_are_not_objects_or_hold_odd_values_are_refused(
+    world: DispatchService,
+    db_env: dict[str, str],
+    tmp_path: Path,
+    capsys,
+    count,  # type: ignore[no-untyped-def]
+) -> None:
+    odd = {
+        "type": "FeatureCollection",
+        "features": [
+            "oops",
+            5,
+            {
+                "type": "Feature",
+                "properties": {"number": {"a": 1}, "street": ["x"]},
+                "geometry": {"type": "Point", "coordinates": [-83.1, 40.1]},
+            },
+        ],
+    }
+    data = tmp_path / "odd.geojson"
+    data.write_text(json.dumps(odd))
+    code, loaded = cli(capsys, "gis", "import", str(data))
+    assert code == 2  # every row refused
+    assert loaded["refused"] == {"not a feature": 2, "bad field": 1}
+    assert loaded["points"] == 0
+    deep = tmp_path / "deep.geojson"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["gis", "import", str(deep)]) == 2
+    assert "nested too deep" in capsys.readouterr().err
+
+
+def test_an_address_in_another_town_than_the_one_typed_is_offered_not_verified(
+    riverton: DispatchService,
+) -> None:
+    settled = riverton.settle("456 S Warren Ave, Springfield")
+    assert settled.match is not None and settled.match.label == "456 S Warren Ave, Riverton"
+    assert not settled.verified
+
+
+def test_a_number_with_a_suffix_the_data_lacks_is_placed_at_its_house_number(
+    riverton: DispatchService,
+) -> None:
+    found = riverton.geocode("456½ S Warren Ave")[0]
+    assert found.quality == "interpolated"
+    assert found.note == "no 456½ in the data: at 456, the same house number"
+    exact = riverton.geocode("456 S Warren Ave")[0]
+    assert (found.lat, found.lon) == (exact.lat, exact.lon)
+    too_long = riverton.geocode("99999999999999 S Warren Ave")
+    assert all("999999999 " not in (m.note or "") for m in too_long)
+    assert all(m.quality == "street" for m in too_long)  # no number it could place

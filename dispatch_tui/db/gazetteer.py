@@ -51,7 +51,9 @@ ALIKE_STREET = 0.85
 # How the number was found, as a factor of the street's score.
 QUALITY = {"exact": 1.0, "interpolated": 0.8, "nearest": 0.6, "street": 0.5}
 # A typed city or postcode that is not the point's.
-OTHER_CITY = 0.85
+# Below `addresses.VERIFIED_SCORE`: an address found in another town than the one typed is
+# offered, never taken as verified.
+OTHER_CITY = 0.75
 OTHER_POSTCODE = 0.9
 # The streets a typed street is looked for on, best first.
 STREETS_TRIED = 5
@@ -106,6 +108,9 @@ _NEIGHBOURS = text(
 SELECT s.key, n.side, n.id, n.number, n.street, n.unit, n.city, n.postcode, n.lat, n.lon, n.house
 FROM unnest(CAST(:streets AS text[])) AS s(key)
 CROSS JOIN LATERAL (
+    (SELECT 'at' AS side, p.* FROM address_points p
+     WHERE p.street_key = s.key AND p.house = :house ORDER BY p.number LIMIT 1)
+    UNION ALL
     (SELECT 'below' AS side, p.* FROM address_points p
      WHERE p.street_key = s.key AND p.house < :house
      ORDER BY p.house % 2 = :parity DESC, p.house DESC LIMIT 1)
@@ -171,7 +176,7 @@ def geocode(session: Session, typed: ParsedAddress, limit: int) -> list[AddressM
     house = typed.house
     missing = [key for key in streets if key not in numbered]
     if house is not None and missing:
-        found += _between(session, missing, house, streets)
+        found += _between(session, missing, house, typed.number or str(house), streets)
     if typed.number is None or house is None:
         found += _street_only(session, list(streets), streets)
     ranked = [_as_typed(m, typed) for m in found]
@@ -201,10 +206,12 @@ def _unit_key(unit: str | None) -> str:
 
 
 def _between(
-    session: Session, streets: list[str], house: int, score: dict[str, float]
+    session: Session, streets: list[str], house: int, typed: str, score: dict[str, float]
 ) -> list[AddressMatch]:
-    """A number the data lacks, on each of `streets` that has numbers: placed between its
-    neighbours on the same side (interpolated), or at the nearest when it has one only."""
+    """A number the data lacks (`typed`, its house number `house`), on each of `streets` that
+    has numbers: at the building with the same house number and another suffix (`456½` at
+    456), else placed between its neighbours on the same side (interpolated), or at the
+    nearest when it has one only."""
     rows = session.execute(
         _NEIGHBOURS, {"streets": streets, "house": house, "parity": house % 2}
     ).all()
@@ -213,8 +220,11 @@ def _between(
         sides.setdefault(row.key, {})[row.side] = row
     found = []
     for key, side in sides.items():
-        below, above = side.get("below"), side.get("above")
-        if below is not None and above is not None:
+        below, above, at = side.get("below"), side.get("above"), side.get("at")
+        if at is not None:
+            note = f"no {typed} in the data: at {at.number}, the same house number"
+            found.append(_match(at, score[key] * QUALITY["interpolated"], "interpolated", note))
+        elif below is not None and above is not None:
             share = (house - below.house) / (above.house - below.house)
             where = _along(below, above, share)
             found.append(
@@ -230,7 +240,7 @@ def _between(
                     lon=where[1],
                     score=round(score[key] * QUALITY["interpolated"], 3),
                     quality="interpolated",
-                    note=f"no {house} in the data: between {below.number} and {above.number}",
+                    note=f"no {typed} in the data: between {below.number} and {above.number}",
                 )
             )
         else:
@@ -240,7 +250,7 @@ def _between(
                     near,
                     score[key] * QUALITY["nearest"],
                     "nearest",
-                    f"no {house} in the data: its nearest number",
+                    f"no {typed} in the data: its nearest number",
                 )
             )
     return found

@@ -132,7 +132,8 @@ ABBREVIATIONS = {
     "tenth": "10th",
 }
 _WORD = re.compile(r"[a-z0-9]+")
-_HOUSE = re.compile(r"^\s*(\d{1,9})")
+# A house number's digits: at most nine (a longer run is no house number to place, never cut).
+_HOUSE = re.compile(r"^\s*(\d{1,9})(?!\d)")
 
 # usaddress's labels that say where a place is: a street address's number, street and unit,
 # and an intersection's two streets. The rest (a city, a state, a postcode, a building's or a
@@ -398,7 +399,17 @@ def _position(lat: object, lon: object) -> tuple[float, float] | None:
 
 
 def _clean(value: object) -> str:
-    return " ".join(str(value or "").split())
+    """A field's text, its spaces made single. Only text and numbers are fields: a list or an
+    object (GeoJSON properties may hold anything) is refused as `bad field`."""
+    if value is None:
+        return ""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise BadField
+    return " ".join(str(value).split())
+
+
+class BadField(ValueError):
+    """A field whose value is neither text nor a number."""
 
 
 def address_row(
@@ -413,11 +424,14 @@ def address_row(
     key: object = "",
 ) -> AddressRow | str:
     """A row of OpenAddresses-style data as an address point, or why it is refused: `bad
-    coordinates`, `no street`, `no number`, `too long`."""
+    coordinates`, `no street`, `no number`, `too long`, `bad field` (not text nor a number)."""
     position = _position(lat, lon)
     if position is None:
         return "bad coordinates"
-    fields = [_clean(v) for v in (number, street, unit, city, postcode, key)]
+    try:
+        fields = [_clean(v) for v in (number, street, unit, city, postcode, key)]
+    except BadField:
+        return "bad field"
     if any(len(f) > FIELD_MAX for f in fields):
         return "too long"
     number_, street_, unit_, city_, postcode_, key_ = fields
@@ -447,9 +461,12 @@ def street_line(
     name: object, coords: object, *, city: object = "", key: object = ""
 ) -> StreetLine | str:
     """A street's line from GeoJSON (`[[lon, lat], ...]`), or why it is refused: `no street`,
-    `bad coordinates`, `line of fewer than 2 points`, `too long`."""
-    named = _clean(name)
-    if len(named) > FIELD_MAX or len(_clean(city)) > FIELD_MAX:
+    `bad coordinates`, `line of fewer than 2 points`, `too long`, `bad field`."""
+    try:
+        named, town, identity = _clean(name), _clean(city), _clean(key)
+    except BadField:
+        return "bad field"
+    if len(named) > FIELD_MAX or len(town) > FIELD_MAX:
         return "too long"
     skey = street_key(named)
     if not skey:
@@ -466,5 +483,5 @@ def street_line(
         points.append((position[1], position[0]))
     if len(points) < 2:
         return "line of fewer than 2 points"
-    identity = _clean(key) or f"{skey}|{points[0]}|{points[-1]}|{len(points)}"
-    return StreetLine(named, skey, _clean(city) or None, tuple(points), identity)
+    identity = identity or f"{skey}|{points[0]}|{points[-1]}|{len(points)}"
+    return StreetLine(named, skey, town or None, tuple(points), identity)

@@ -184,6 +184,9 @@ _CSV_REQUIRED = ("LON", "LAT", "NUMBER", "STREET")
 def _csv_rows(reader: IO[str]) -> Iterator[Row]:
     """OpenAddresses-style CSV, its columns named in any case; DISTRICT and REGION are read
     but not kept (a county and a state name no place a crew drives to)."""
+    # A field may be long (a line of junk): read it whole, for `address_row` to refuse it as
+    # too long, rather than have the csv module stop at its 128 kB limit.
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_MAX))
     table = csv.DictReader(reader)
     columns = {c.strip().upper(): c for c in table.fieldnames or ()}
     missing = [c for c in _CSV_REQUIRED if c not in columns]
@@ -197,7 +200,10 @@ def _csv_rows(reader: IO[str]) -> Iterator[Row]:
         value = record.get(columns.get(column, ""), "")
         return value if isinstance(value, str) else ""
 
-    for line, record in enumerate(table, start=2):
+    for line, record in _records(table):
+        if isinstance(record, str):
+            yield (record, f"line {line}")
+            continue
         checked = addresses.address_row(
             get(record, "NUMBER"),
             get(record, "STREET"),
@@ -211,12 +217,35 @@ def _csv_rows(reader: IO[str]) -> Iterator[Row]:
         yield checked if not isinstance(checked, str) else (checked, f"line {line}")
 
 
+CSV_FIELD_MAX = 16 * 1024 * 1024
+
+
+def _records(table: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """The CSV's records by line number; a line the csv module cannot read (a field past its
+    limit, a stray quote) as why, once, and the rest read on."""
+    records = iter(table)
+    while True:
+        line = table.line_num + 1
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield line, f"unreadable: {err}"
+            if table.line_num < line:  # it could not move past it: nothing more can be read
+                return
+            continue
+        yield table.line_num, record
+
+
 def _geojson_rows(reader: IO[str]) -> Iterator[Row]:
     """A FeatureCollection (or one Feature): points as addresses, lines as streets."""
     try:
         document = json.load(reader)
     except json.JSONDecodeError as err:
         raise InvalidInput(f"not GeoJSON: {err.msg} at line {err.lineno}") from None
+    except RecursionError:
+        raise InvalidInput("not GeoJSON: nested too deep") from None
     if isinstance(document, dict) and document.get("type") == "Feature":
         features: Any = [document]
     elif isinstance(document, dict) and document.get("type") == "FeatureCollection":
@@ -230,12 +259,15 @@ def _geojson_rows(reader: IO[str]) -> Iterator[Row]:
 
 
 def _feature(feature: Any, where: str) -> Iterator[Row]:
+    if not isinstance(feature, dict):
+        yield ("not a feature", where)
+        return
     geometry = feature.get("geometry") if isinstance(feature, dict) else None
     props = feature.get("properties") if isinstance(feature, dict) else None
     props = {str(k).lower(): v for k, v in props.items()} if isinstance(props, dict) else {}
     shape = geometry.get("type") if isinstance(geometry, dict) else None
     coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
-    key = props.get("id") or props.get("hash") or (feature.get("id") if feature else "") or ""
+    key = props.get("id") or props.get("hash") or feature.get("id") or ""
     if shape == "Point":
         position = coords if isinstance(coords, list) and len(coords) >= 2 else [None, None]
         checked = addresses.address_row(
@@ -279,21 +311,29 @@ def load(
     tally = _Tally()
     points: dict[str, AddressRow] = {}
     lines: dict[str, StreetLine] = {}
-    for row in rows:
-        tally.rows += 1
-        if isinstance(row, AddressRow):
-            points[row.source_key] = row  # the last of two rows with one key wins
-        elif isinstance(row, StreetLine):
-            lines[row.source_key] = row
-        else:
-            tally.refuse(*row)
-        if len(points) + len(lines) >= BATCH:
-            _write(sessions, source, points, lines, tally)
-            points, lines = {}, {}
-            if tick is not None:
-                tick()
-    _write(sessions, source, points, lines, tally)
-    refresh_streets(sessions)
+    written = False
+    try:
+        for row in rows:
+            tally.rows += 1
+            if isinstance(row, AddressRow):
+                points[row.source_key] = row  # the last of two rows with one key wins
+            elif isinstance(row, StreetLine):
+                lines[row.source_key] = row
+            else:
+                tally.refuse(*row)
+            if len(points) + len(lines) >= BATCH:
+                written = True
+                _write(sessions, source, points, lines, tally)
+                points, lines = {}, {}
+                if tick is not None:
+                    tick()
+        written = True
+        _write(sessions, source, points, lines, tally)
+    finally:
+        # Batches already written are in the gazetteer even when a later one failed: its
+        # streets' view must say so, or geocoding misses what completion offers.
+        if written:
+            refresh_streets(sessions)
     if tick is not None:
         tick()
     return tally.report(source)
