@@ -33,7 +33,7 @@ from dispatch_tui.rules.errors import Conflict
 from dispatch_tui.rules.views import Dispatched, UnitView
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_calls
-from tests.invariants import ACTIVE, violations
+from tests.invariants import ACTIVE, INVARIANTS, violations
 
 pytestmark = pytest.mark.slow
 
@@ -600,3 +600,45 @@ def test_opposite_unit_order_never_deadlocks(
         side_by_side([partial(world.cancel_call, "alice", c, "round over") for _, c in booked[::2]])
 
     assert retries(log) == []
+
+
+def test_a_unit_added_as_the_calls_last_unit_is_cancelled_leaves_it_dispatched(
+    world: DispatchService, engine: Engine, database_url: str
+) -> None:
+    """A call's last unit cancelled (the call pending again) commits while a dispatch adding
+    another unit waits on it. The dispatch's statement saw the call still dispatched; it must
+    still leave the call dispatched, never pending with a unit on the way (found by the soak)."""
+    import psycopg
+
+    from tests.test_roles import libpq
+
+    (number,) = new_calls(world, 1)
+    world.dispatch("alice", number, ["M4"])
+    with psycopg.connect(libpq(database_url)) as cancel:
+        # What a cancel of M4 does, held open: the call locked, M4 off it, the call pending.
+        call_id = cancel.execute(
+            "SELECT id FROM calls WHERE number = %s FOR UPDATE", (number,)
+        ).fetchone()
+        assert call_id is not None
+        cancel.execute(
+            "UPDATE assignments SET cancelled_at = now() WHERE call_id = %s", (call_id[0],)
+        )
+        cancel.execute("UPDATE units SET status = 'AVAILABLE' WHERE code = 'M4'")
+        cancel.execute("UPDATE calls SET status = 'RECEIVED' WHERE id = %s", (call_id[0],))
+        added: list[object] = []
+        adding = threading.Thread(
+            target=lambda: added.append(world.dispatch("alice", number, ["M2"], add=True))
+        )
+        adding.start()
+        time.sleep(0.5)  # its statement has begun, and waits for the call
+        cancel.commit()
+    adding.join(timeout=10)
+    assert added, "the dispatch did not finish"
+    call = world.call(number)
+    assert (call.status, call.active_units) == ("DISPATCHED", ("M2",))
+    # (The cancel above writes no audit rows: only the states are checked.)
+    states = (
+        "a call's status disagrees with its units",
+        "a unit's status disagrees with its assignments",
+    )
+    assert violations(engine, {k: INVARIANTS[k] for k in states}) == ""

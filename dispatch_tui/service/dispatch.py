@@ -607,15 +607,12 @@ def _statement(rules: Sequence[Rule]) -> AnySelect:
             ),
             destination_hospital_id=func.coalesce(go.c.hospital_id, Call.destination_hospital_id),
         )
-        .where(
-            Call.id == go.c.call_id,
-            # Written only when something on it changes.
-            or_(
-                Call.status == const(CallStatus.RECEIVED),
-                Call.first_dispatched_at.is_(None),
-                go.c.hospital_id.is_not(None),
-            ),
-        )
+        # Always the call's row, even when nothing on it changes (a unit added to a call on its
+        # way): a filter here is judged on the statement's snapshot, so a call set pending by a
+        # change that committed meanwhile (its last unit cancelled) would be skipped, and left
+        # pending with this unit on it. Targeted by id alone, the row is locked and its CASEs
+        # judged on the row as it now is.
+        .where(Call.id == go.c.call_id)
         .cte("linked")
     )
     audited = (
