@@ -146,15 +146,8 @@ def _release_when_idle(engine: Engine, seconds: float) -> None:
     weakly and ends with it. Disposing swaps the pool for a new, empty one: a connection
     checked out meanwhile stays open, and is closed once its holder lets it go."""
     used = _USED[engine] = {"at": time.monotonic(), "released": False}
-
-    @event.listens_for(engine.pool, "checkout")
-    def _used(*_: Any) -> None:
-        used["at"], used["released"] = time.monotonic(), False
-
-    @event.listens_for(engine.pool, "checkin")
-    def _given_back(*_: Any) -> None:
-        used["at"] = time.monotonic()
-
+    for name in ("checkout", "checkin"):
+        event.listen(engine.pool, name, lambda *_: _stamp(used))
     ref = weakref.ref(engine)
 
     def watch() -> None:
@@ -182,7 +175,11 @@ _USED: weakref.WeakKeyDictionary[Engine, dict[str, Any]] = weakref.WeakKeyDictio
 def _used(engine: Engine) -> None:
     stamp = _USED.get(engine)
     if stamp is not None:
-        stamp["at"], stamp["released"] = time.monotonic(), False
+        _stamp(stamp)
+
+
+def _stamp(used: dict[str, Any]) -> None:
+    used["at"], used["released"] = time.monotonic(), False
 
 
 def _ping_idle_connections(engine: Engine) -> None:

@@ -94,12 +94,14 @@ RELAY_BEAT_SECONDS = 1.0
 RELAY_SILENCE_SECONDS = 3.0
 _BEAT = '{"beat":1}'
 _RELOAD = '{"reload":1}'
-# Whether this login may read the rows channel's name: asked first, or the server would log a
-# refusal on every connect of a paramedic's or a board's login.
-_MAY_RELAY = (
+# Whether this login may read the rows channel's name (migration 0015), and the name: asked in
+# two statements, or the server would log a refusal on every connect of a paramedic's or a
+# board's login (it checks a table's rights before running a statement that names it).
+MAY_RELAY = (
     "SELECT to_regclass('relay_channel') IS NOT NULL"
     " AND has_table_privilege('relay_channel', 'SELECT')"
 )
+RELAY_CHANNEL = "SELECT name FROM relay_channel"
 
 
 class RelayRole(StrEnum):
@@ -485,12 +487,8 @@ class Listener:
         if self._relay is None:
             return
         try:
-            allowed = conn.execute(_MAY_RELAY).fetchone()
-            row = (
-                conn.execute("SELECT name FROM relay_channel").fetchone()
-                if allowed and allowed[0]
-                else None
-            )
+            allowed = conn.execute(MAY_RELAY).fetchone()
+            row = conn.execute(RELAY_CHANNEL).fetchone() if allowed and allowed[0] else None
             if row is None:
                 # A paramedic's or a board's login, or a database before migration 0015.
                 log.info("listener is not in the relay: it reads what it is told")

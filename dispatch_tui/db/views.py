@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.types import Integer
 
+from dispatch_tui.db import listener
 from dispatch_tui.db.models import (
     Alert,
     Assignment,
@@ -41,7 +42,6 @@ from dispatch_tui.db.models import (
     Place,
     PremiseNote,
     Queued,
-    RelayChannel,
     Staff,
     Station,
     StreetSegment,
@@ -453,12 +453,10 @@ def standby_age(session: Session) -> float | None:
 
 
 def relay_channel(session: Session) -> str | None:
-    """The relay's channel (migration 0015), or None when this login may not read it. (Asked
-    first: the server checks a table's rights before it runs a statement, even for a branch
-    that would not read it.)"""
-    if not session.execute(text("SELECT has_table_privilege('relay_channel', 'SELECT')")).scalar():
+    """The relay's channel, or None when this login may not read it (as the listener asks)."""
+    if not session.execute(text(listener.MAY_RELAY)).scalar():
         return None
-    name = session.execute(select(RelayChannel.name)).scalar()
+    name = session.execute(text(listener.RELAY_CHANNEL)).scalar()
     return None if name is None else str(name)
 
 
