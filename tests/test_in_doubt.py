@@ -260,3 +260,29 @@ def test_a_status_change_whose_answer_cannot_be_read_back_still_says_it_was_done
     assert (cleared.code, cleared.status, cleared.call_number) == ("M1", "EN_ROUTE", nxt)
     assert not cleared.en_route_reported and cleared.queued_call is None
     assert world.call(nxt).active_units == ("M1",)
+
+
+def test_lining_up_a_call_whose_answer_cannot_be_read_back_still_says_it_was_done(
+    world: DispatchService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call lined up (one statement, migration 0018), then the server gone before the unit
+    could be read again: the answer is what the write said of the unit, its next call named."""
+    first, nxt = new_calls(world, 2)
+    world.dispatch("alice", first, ["M1"])
+
+    def gone(unit_id: int) -> object:
+        raise Unavailable(NOTHING_CHANGED)
+
+    monkeypatch.setattr(world, "_unit", gone)
+    lined = world.queue("alice", "M1", nxt)
+    assert (lined.code, lined.status, lined.call_number, lined.queued_call) == (
+        "M1",
+        "EN_ROUTE",
+        first,
+        nxt,
+    )
+    taken_back = world.unqueue("alice", "M1")
+    assert (taken_back.call_number, taken_back.queued_call) == (first, None)
+    monkeypatch.undo()
+    (unit,) = [u for u in world.units() if u.code == "M1"]
+    assert unit.queued_call is None

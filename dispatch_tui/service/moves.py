@@ -9,24 +9,26 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
-
-from dispatch_tui.db import views
-from dispatch_tui.db.models import Assignment, Call, Queued
 from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
-from dispatch_tui.rules.enums import CallStatus, UnitStatus
+from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import Conflict, DispatchError, NotFound
 from dispatch_tui.rules.views import Dispatched, UnitView
-from dispatch_tui.service import lookups, sql_functions, steps
-from dispatch_tui.service.transactions import write
+from dispatch_tui.service import lookups, sql_functions
 from dispatch_tui.service.writer import Writer
 
 log = logging.getLogger(__name__)
 
 _DIVERT = (
     b"SELECT * FROM dispatch_divert(%(operator)s, %(unit)s, %(call)s, %(reason)s, %(desk)s,"
+    b" %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
+)
+_QUEUE = (
+    b"SELECT * FROM dispatch_queue(%(operator)s, %(unit)s, %(call)s, %(desk)s,"
+    b" %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
+)
+_UNQUEUE = (
+    b"SELECT * FROM dispatch_unqueue(%(operator)s, %(unit)s, %(desk)s,"
     b" %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
 )
 
@@ -66,6 +68,38 @@ def _refusal(
                 return err
             return Conflict(f"{code} is {lifecycle.label(status)}: it cannot be diverted")
     raise AssertionError(f"dispatch_divert answered {outcome!r}")
+
+
+def _queue_refusal(
+    username: str, code: str, number: str, outcome: str, facts: dict[str, Any]
+) -> DispatchError:
+    """What `dispatch_queue` or `dispatch_unqueue` refused, in the words every path uses."""
+    status = str(facts.get("status", ""))
+    match outcome:
+        case "no_operator":
+            return lookups.not_an_operator(validation.username(username))
+        case "forbidden":
+            return permissions.refusal(str(facts["operator"]), str(facts["role"]), "dispatch")
+        case "no_unit":
+            return NotFound(f"no unit {code}")
+        case "no_call":
+            return NotFound(f"no call {number}")
+        case "not_busy" if status == UnitStatus.AVAILABLE:
+            return Conflict(f"{code} is available: dispatch it now (d {number} {code})")
+        case "not_busy":
+            return Conflict(f"{code} is {lifecycle.label(status)}")
+        case "already_there":
+            return Conflict(f"{code} is on {number} already")
+        case "not_pending":
+            return Conflict(
+                f"{number} is {lifecycle.label(status)}: only a pending call is lined up for a "
+                "busy unit"
+            )
+        case "lined_up":
+            return Conflict(f"{code} already has {facts['call']} lined up; unqueue {code} first")
+        case "nothing_lined":
+            return Conflict(f"{code} has no call lined up")
+    raise AssertionError(f"a queue function answered {outcome!r}")
 
 
 class UnitMoves(Writer):
@@ -115,88 +149,37 @@ class UnitMoves(Writer):
         self, username: str, unit_code: str, call_number: str, once: Once | None = None
     ) -> UnitView:
         """Line up a busy unit's next call: a pending call it goes to when it clears (in the
-        clearing transaction, `next_calls.promote`). At most one per unit; the call stays pending,
-        its clocks running, until then."""
+        clearing transaction, `dispatch_promote`). At most one per unit; the call stays pending,
+        its clocks running, until then. One statement, `dispatch_queue` (migration 0018): the
+        call and the unit's own call locked in id order, then the unit."""
         code = validation.unit_code(unit_code)
         number = validation.call_number(call_number)
-
-        def work(s: Session) -> UnitView:
-            staff = steps.authorise(s, username, "dispatch")
-            unit_id = lookups.unit_id(s, code)
-            call_id = lookups.call_id(s, number)
-            seen = s.scalar(
-                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *steps.ACTIVE)
-            )
-            calls = steps.lock_calls(s, [call_id, *([seen] if seen is not None else [])])
-            (unit,) = steps.lock_units(s, [code])
-            now_on = s.scalar(
-                select(Assignment.call_id).where(Assignment.unit_id == unit_id, *steps.ACTIVE)
-            )
-            if now_on != seen:  # moved between the first look and the locks
-                raise Conflict(f"{code} changed at another desk a moment ago; look again")
-            target = calls[call_id]
-            state = UnitStatus(unit.status)
-            if state == UnitStatus.AVAILABLE:
-                raise Conflict(f"{code} is available: dispatch it now (d {number} {code})")
-            if state == UnitStatus.OUT_OF_SERVICE:
-                raise Conflict(f"{code} is out of service")
-            if seen == call_id:
-                raise Conflict(f"{code} is on {number} already")
-            if target.status != CallStatus.RECEIVED:
-                raise Conflict(
-                    f"{number} is {lifecycle.label(target.status)}: only a pending call is "
-                    "lined up for a busy unit"
-                )
-            lined = s.scalar(
-                select(Call.number)
-                .join(Queued, Queued.call_id == Call.id)
-                .where(Queued.unit_id == unit_id, Queued.ended_at.is_(None))
-            )
-            if lined is not None:
-                raise Conflict(f"{code} already has {lined} lined up; unqueue {code} first")
-            s.execute(
-                insert(Queued).values(unit_id=unit_id, call_id=call_id, queued_by_id=staff.id)
-            )
-            self._audit(s, staff, "unit_queued", call_id=call_id, unit_id=unit_id)
-            clears = calls[seen].number if seen is not None else "its call"
-            steps.narrate(
-                s,
-                staff,
-                self.desk,
-                call_id,
-                f"{code} lined up to come here when it clears {clears}, by {staff.username}",
-            )
-            return views.unit(s, unit_id)
-
-        return write(self.sessions, work, once)
+        params = {
+            "operator": validation.username(username),
+            "unit": code,
+            "call": number,
+            "desk": self.desk,
+        }
+        unit_id, at, said = sql_functions.run(
+            self.statements,
+            _QUEUE,
+            params,
+            once,
+            lambda outcome, facts: _queue_refusal(username, code, number, outcome, facts),
+            f"{code} changed at another desk a moment ago; look again",
+        )
+        return self._unit_now(unit_id, at, said)
 
     def unqueue(self, username: str, unit_code: str, once: Once | None = None) -> UnitView:
-        """Take back a unit's lined-up next call."""
+        """Take back a unit's lined-up next call (`dispatch_unqueue`, migration 0018)."""
         code = validation.unit_code(unit_code)
-
-        def work(s: Session) -> UnitView:
-            staff = steps.authorise(s, username, "dispatch")
-            unit_id = lookups.unit_id(s, code)
-            calls = steps.lock_calls(s, list(steps.queued_calls(s, [unit_id]).values()))
-            steps.lock_units(s, [code])
-            entry = s.scalar(
-                select(Queued)
-                .where(Queued.unit_id == unit_id, Queued.ended_at.is_(None))
-                .with_for_update(),
-                execution_options=steps.FRESH,
-            )
-            if entry is None:
-                raise Conflict(f"{code} has no call lined up")
-            if entry.call_id not in calls:
-                raise Conflict(
-                    f"{code}'s next call changed at another desk a moment ago; look again"
-                )
-            at = steps.clock(s)
-            why = f"taken back by {staff.username}"
-            s.execute(
-                update(Queued).where(Queued.id == entry.id).values(ended_at=at, end_reason=why)
-            )
-            self._audit(s, staff, "queue_ended", call_id=entry.call_id, unit_id=unit_id, reason=why)
-            return views.unit(s, unit_id)
-
-        return write(self.sessions, work, once)
+        params = {"operator": validation.username(username), "unit": code, "desk": self.desk}
+        unit_id, at, said = sql_functions.run(
+            self.statements,
+            _UNQUEUE,
+            params,
+            once,
+            lambda outcome, facts: _queue_refusal(username, code, "", outcome, facts),
+            f"{code}'s next call changed at another desk a moment ago; look again",
+        )
+        return self._unit_now(unit_id, at, said)

@@ -8,28 +8,21 @@ the words every path uses. The unit it answers with is read straight on the driv
 
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
-from sqlalchemy.engine import Dialect
-
-from dispatch_tui.db import views
 from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import (
-    IN_DOUBT,
     Conflict,
     DispatchError,
     InvalidInput,
     NotFound,
-    OutcomeUnknown,
-    Unavailable,
 )
 from dispatch_tui.rules.views import UnitView
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import lookups, sql_functions, transactions
+from dispatch_tui.service import lookups, sql_functions
 from dispatch_tui.service.transactions import reading
 from dispatch_tui.service.writer import Writer
 
@@ -39,12 +32,6 @@ _UNIT_STATUS = (
     b"SELECT * FROM dispatch_unit_status(%(operator)s, %(unit)s, %(status)s, %(hospital)s,"
     b" %(override)s, %(reason)s, %(desk)s, %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
 )
-
-
-@functools.cache
-def _unit_by_id(dialect: Dialect) -> bytes:
-    """`views.UNIT_BY_ID` as the driver runs it, compiled once."""
-    return str(views.UNIT_BY_ID.compile(dialect=dialect)).encode()
 
 
 class UnitStatusWrites(Writer):
@@ -91,28 +78,7 @@ class UnitStatusWrites(Writer):
             refusal,
             f"{code} changed at another desk a moment ago; look again",
         )
-        try:
-            return self._unit(unit_id)
-        except Unavailable:
-            # Committed, and the server gone before it could be read again: answer with what
-            # the statement said of the unit, never "nothing was changed".
-            if not said:
-                raise OutcomeUnknown(IN_DOUBT) from None
-            log.warning("%s changed, and could not be read again; answering from the write", code)
-            return UnitView(
-                unit_id,
-                str(said["code"]),
-                str(said["capability"]),
-                str(said["status"]),
-                at,
-                None,
-                None,
-                None,
-                None,
-                said.get("call"),
-                en_route_reported=bool(said.get("reported")),
-                queued_call=said.get("next"),
-            )
+        return self._unit_now(unit_id, at, said)
 
     def _status_refusal(
         self,
@@ -162,10 +128,3 @@ class UnitStatusWrites(Writer):
                     return err
                 return None
         raise AssertionError(f"dispatch_unit_status answered {outcome!r}")
-
-    def _unit(self, unit_id: int) -> UnitView:
-        """A unit as it is now, read straight on the driver (a write that answers with it)."""
-        compiled = _unit_by_id(self.statements.engine.dialect)
-        row = transactions.one_statement(self.statements, compiled, {"unit_id": unit_id})
-        assert row is not None, "a unit a write just changed is there"
-        return views.unit_view(row)

@@ -6,26 +6,39 @@ action keeps: calls by id, then units by id. What they share lives here.
 
 from __future__ import annotations
 
+import functools
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session, sessionmaker
 
+from dispatch_tui.db import views
 from dispatch_tui.db.engine import DriverConnections
 from dispatch_tui.db.models import Call, Staff
 from dispatch_tui.rules import validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.duplicates import DuplicateRule
-from dispatch_tui.rules.errors import AlreadyDone
+from dispatch_tui.rules.errors import IN_DOUBT, AlreadyDone, OutcomeUnknown, Unavailable
 from dispatch_tui.rules.norms import STALE_POSITION_SECONDS
-from dispatch_tui.service import request_ids, steps
+from dispatch_tui.rules.views import UnitView
+from dispatch_tui.service import request_ids, steps, transactions
 from dispatch_tui.service.read_service import ReadService
 from dispatch_tui.service.transactions import db_errors
+
+log = logging.getLogger(__name__)
 
 # How near and how recent an open call is to be a new one's possible duplicate (by default).
 DUPLICATES = DuplicateRule()
 # How long after its end a closed or cancelled call may be re-opened (by default).
 REOPEN_HOURS = 24.0
+
+
+@functools.cache
+def _unit_by_id(dialect: Dialect) -> bytes:
+    """`views.UNIT_BY_ID` as the driver runs it, compiled once."""
+    return str(views.UNIT_BY_ID.compile(dialect=dialect)).encode()
 
 
 class Writer(ReadService):
@@ -78,6 +91,41 @@ class Writer(ReadService):
             hospital_id=hospital_id,
             **details,
         )
+
+    def _unit(self, unit_id: int) -> UnitView:
+        """A unit as it is now, read straight on the driver (a write that answers with it)."""
+        compiled = _unit_by_id(self.statements.engine.dialect)
+        row = transactions.one_statement(self.statements, compiled, {"unit_id": unit_id})
+        assert row is not None, "a unit a write just changed is there"
+        return views.unit_view(row)
+
+    def _unit_now(self, unit_id: int, at: datetime, said: dict[str, Any]) -> UnitView:
+        """The unit a one-statement write (`sql_functions.run`) just changed, as it is now.
+        When the server is gone before it can be read again, the answer is what the statement
+        said of the unit (`said`), never "nothing was changed"; with nothing said (a write in
+        doubt, settled by its request row), the outcome is unknown."""
+        try:
+            return self._unit(unit_id)
+        except Unavailable:
+            if not said:
+                raise OutcomeUnknown(IN_DOUBT) from None
+            log.warning(
+                "%s changed, and could not be read again; answering from the write", said["code"]
+            )
+            return UnitView(
+                unit_id,
+                str(said["code"]),
+                str(said["capability"]),
+                str(said["status"]),
+                at,
+                None,
+                None,
+                None,
+                None,
+                said.get("call"),
+                en_route_reported=bool(said.get("reported")),
+                queued_call=said.get("next"),
+            )
 
     def resolve(self, once: Once) -> AlreadyDone | None:
         """Whether the write sent under `once` went through (what it made), or not (None, and
