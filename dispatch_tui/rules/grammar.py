@@ -570,9 +570,12 @@ def command_of(ns: argparse.Namespace) -> commands.Command | None:
 
 
 def parse_line(line: str) -> commands.Command:
-    """Parse one command-bar line (shell-like quoting) into the command the CLI would build."""
+    """Parse one command-bar line (shell-like quoting) into the command the CLI would build.
+
+    A leading `:` is the key that opens the bar, typed again into a bar already open (after
+    one command the bar stays open for the next): it is not part of the command."""
     try:
-        tokens = shlex.split(line)
+        tokens = shlex.split(line.lstrip().removeprefix(":"))
     except ValueError as err:
         raise InvalidInput(f"cannot read that line: {err}") from None
     if not tokens:

@@ -48,6 +48,9 @@ from dispatch_tui.rules.validation import CallIntake
         ("show units", c.Show("units")),
         ("show calls --all", c.Show("calls", all=True)),
         ("audit --call C-1 -n 5", c.Audit("C-1", 5)),
+        # The key that opens the bar, typed again into a bar left open after a command.
+        (":queue M1 C-1002", c.Queue("M1", "C-1002")),
+        (" : os M12", c.SetUnitStatus("M12", "ON_SCENE")),
     ],
 )
 def test_bar_lines_parse_to_typed_commands(line: str, expected: c.Command) -> None:
@@ -71,6 +74,7 @@ def test_the_cli_s_own_verbs_build_no_command() -> None:
     ("line", "message"),
     [
         ("", "type a command"),
+        (":", "type a command"),
         ("d", "required"),
         ("zap M12", "unknown command .zap."),
         ("unit status M12 parked", "not a unit status"),
