@@ -131,7 +131,8 @@ class Unit(Base):
             name="position_range",
         ),
         Index("uq_units_code", "code", unique=True),
-        Index("ix_units_status", "status"),
+        # No index on status: a status change stays in place (migration 0019, which also
+        # leaves room on the table's pages for it).
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -224,8 +225,12 @@ class Call(Base):
             name="dispatched_time",
         ),
         Index("uq_calls_number", "number", unique=True),
+        # The open calls, by columns a status change between open statuses leaves alone, so
+        # that change stays in place (migration 0019; `end_times` ties them to the statuses).
         Index(
-            "ix_calls_open", "status", postgresql_where=text("status NOT IN ('CLOSED','CANCELLED')")
+            "ix_calls_open",
+            "id",
+            postgresql_where=text("closed_at IS NULL AND cancelled_at IS NULL"),
         ),
         Index("ix_calls_received_at", "received_at"),
         # A premise's history: the calls at an address, by time (migration 0013).

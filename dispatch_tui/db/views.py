@@ -48,7 +48,6 @@ from dispatch_tui.db.models import (
     Unit,
 )
 from dispatch_tui.rules import duplicates, timeline, validation
-from dispatch_tui.rules.enums import OPEN_CALL_STATUSES
 from dispatch_tui.rules.errors import InvalidInput
 from dispatch_tui.rules.views import (
     AddressFacts,
@@ -172,7 +171,9 @@ _CALLS = (
 )
 # Whether the call's position is verified, last: CallView's last field (`_call_view`).
 _CALLS = _CALLS.add_columns(Call.location_verified)
-_OPEN = Call.status.in_([s.value for s in OPEN_CALL_STATUSES])
+# Open: neither closed nor cancelled. Said by the end times, not the status (the `end_times`
+# check ties them), so the reads use ix_calls_open, whose condition this is (migration 0019).
+_OPEN = and_(Call.closed_at.is_(None), Call.cancelled_at.is_(None))
 _Select = Select[*tuple[Any, ...]]
 # A list read with a limit keeps the newest calls (ix_calls_received_at), shown in the same order.
 _NEWEST_IDS = (
