@@ -176,6 +176,34 @@ async def test_status_keys_take_the_unit_through_its_call(
     assert world.call(number).status == "CLOSED"
 
 
+async def test_the_crew_takes_its_unit_out_of_service_and_back_with_no_call(
+    world: DispatchService, database_url: str
+) -> None:
+    """Restocking, fuel, a break: `s` takes the free unit out of service, `v` brings it back;
+    neither is offered while the unit is on a call."""
+    app = crew(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: unit_status(app) == "AVAILABLE")
+        assert screen_of(app).check_action("status", ("OUT_OF_SERVICE",))
+        assert not screen_of(app).check_action("status", ("AVAILABLE",))
+        await pilot.press("s")
+        await until(pilot, lambda: unit_status(app) == "OUT_OF_SERVICE")
+        assert "OUT OF SERVICE" in shown(app, "#crew-unit")
+        assert screen_of(app).check_action("status", ("AVAILABLE",))
+        await pilot.press("v")
+        await until(pilot, lambda: unit_status(app) == "AVAILABLE")
+        number = new_call(world)
+        await asyncio.to_thread(world.dispatch, "alice", number, ["M1"])
+        await acknowledged(pilot, app, number)
+        assert not screen_of(app).check_action("status", ("OUT_OF_SERVICE",))
+    changes = [
+        (a.operator, a.details.get("new"))
+        for a in world.audit()
+        if a.action == "unit_status" and a.unit_code == "M1"
+    ]
+    assert changes == [("carol", "OUT_OF_SERVICE"), ("carol", "AVAILABLE")]
+
+
 async def test_a_note_lands_in_the_narrative_as_the_crew(
     world: DispatchService, database_url: str
 ) -> None:

@@ -48,7 +48,8 @@ CREW_KEYS = (
     ("o", UnitStatus.ON_SCENE, "On scene", "arrived at the call"),
     ("t", UnitStatus.TRANSPORTING, "Transport", "choose the destination, nearest open first"),
     ("h", UnitStatus.AT_HOSPITAL, "At hospital", "arrived at the destination"),
-    ("v", UnitStatus.AVAILABLE, "Available", "clears the unit from its call"),
+    ("v", UnitStatus.AVAILABLE, "Available", "clears the unit from its call; back in service"),
+    ("s", UnitStatus.OUT_OF_SERVICE, "Out of svc", "restocking, fuel, a break: on no call only"),
 )
 
 # While a new call waits for its acknowledgement, the bell rings again this often.
