@@ -335,13 +335,14 @@ def test_an_alerter_killed_at_random_loses_no_alert(
     world: DispatchService, engine: Engine, db_env: dict[str, str], alert_log: Path
 ) -> None:
     """SIGKILL at random moments, over and over, while alerts are delivered: every alert is
-    delivered at least once, and each ends sent."""
-    units = ["M1", "M2", "M3", "M4", "M5", "M6"]
+    delivered at least once, and each ends sent (but a dispatch overtaken before it left)."""
+    units = ["M1", "M2", "M3", "M4", "M5", "M6", "B1", "B2", "B3", "B4", "B5", "B6"]
     for number, unit in zip(new_calls(world, len(units)), units, strict=True):
         world.dispatch("alice", number, [unit])
-    for unit in units:  # each diverted once: a stand-down and a new dispatch more
+    for unit in units[:6]:  # diverted before any alert left: a stand-down and a new dispatch
         world.divert("alice", unit, new_call(world))
-    expected = len(_alerts(engine))
+    overtaken = 6  # the diverted units' first dispatches: never sent
+    expected = len(_alerts(engine)) - overtaken
     env = {
         **db_env,
         "ALERT_LOG": str(alert_log),
@@ -373,10 +374,17 @@ def test_an_alerter_killed_at_random_loses_no_alert(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(_alerts(engine, "state = 'sent'")) == expected
+    assert len(_alerts(engine, "state = 'superseded' AND kind = 'dispatch'")) == overtaken
     delivered = {str(m["id"]) for m in _lines(alert_log)}
     with engine.connect() as conn:
         ids = {r[0] for r in conn.execute(text("SELECT uid::text FROM alerts")).all()}
-    assert delivered == ids  # every one at least once
+        overtaken_ids = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT uid::text FROM alerts WHERE state = 'superseded'")
+            ).all()
+        }
+    assert delivered == ids - overtaken_ids  # every one at least once, none overtaken
 
 
 def test_the_alerter_refuses_to_start_without_a_sender(
@@ -432,7 +440,8 @@ def test_the_record_tells_how_each_alert_went(world: DispatchService, engine: En
     Alerter(engine, failing).deliver_due()
     texts = [e.text for e in world.record(first).timeline if e.source == "alert"]
     assert texts == [
-        "alert to M1 FAILED after 1 try: exit 1: gateway down",
+        # Overtaken before it was tried: not sent (the crew is not paged to the first call).
+        "alert to M1 not sent: the unit was stood down before it was sent",
         "stand-down alert to M1 FAILED after 1 try: exit 1: gateway down",
     ]
     assert [e.text for e in world.record(second).timeline if e.source == "alert"] == [
@@ -443,26 +452,43 @@ def test_the_record_tells_how_each_alert_went(world: DispatchService, engine: En
 def test_a_units_alerts_leave_in_order(
     world: DispatchService, engine: Engine, alert_log: Path, tmp_path: Path
 ) -> None:
-    """A stand-down never reaches the crew before the dispatch it stands down, even when the
-    dispatch's first try failed and waits to be tried again."""
-    number = new_call(world)
-    world.dispatch("alice", number, ["M1"])
-    world.cancel_unit("alice", "M1", "not needed")
+    """A stand-down never reaches the crew before the dispatch it stands down: while a second
+    unit's dispatch waits to be tried again, that unit's stand-down waits behind it."""
+    first, second = new_calls(world, 2)
+    world.dispatch("alice", first, ["M1"])
+    world.dispatch("alice", second, ["M3"])
     marker = tmp_path / "failed-once"
     script = (
-        'read -r line; case "$line" in *\'"kind":"dispatch"\'*) '
+        'read -r line; case "$line" in *\'"unit":"M3"\'*) '
         f'if [ ! -e "{marker}" ]; then touch "{marker}"; exit 1; fi;; esac; '
         'printf "%s\\n" "$line" >> "$ALERT_LOG"'
     )
-    alerter = Alerter(engine, SenderSettings(("sh", "-c", script), backoff=0.3))
-    (first,) = alerter.deliver_due()  # the dispatch fails; the stand-down waits behind it
-    assert (first.kind, first.state) == ("dispatch", "pending")
-    assert _lines(alert_log) == []
+    alerter = Alerter(engine, SenderSettings(("sh", "-c", script), backoff=2.0))
+    assert [(d.unit, d.state) for d in alerter.deliver_due()] == [
+        ("M1", "sent"),
+        ("M3", "pending"),  # failed once: tried again after its backoff
+    ]
+    world.cancel_unit("alice", "M1", "not needed")
+    # The gateway may have paged M3's crew on the failed try: once M3 is stood down, its
+    # dispatch is not tried again, and the stand-down follows it.
+    world.cancel_unit("alice", "M3", "not needed")
+    # M3's dispatch is not due again yet (2 s): its stand-down waits behind it.
+    assert [(d.unit, d.kind, d.state) for d in alerter.deliver_due()] == [
+        ("M1", "stand_down", "sent")
+    ]
     deadline = time.monotonic() + 20
-    while len(_lines(alert_log)) < 2 and time.monotonic() < deadline:
+    while len(_lines(alert_log)) < 3 and time.monotonic() < deadline:
         alerter.deliver_due()
         time.sleep(0.1)
-    assert [m["kind"] for m in _lines(alert_log)] == ["dispatch", "stand_down"]
+    assert [(m["unit"], m["kind"]) for m in _lines(alert_log)] == [
+        ("M1", "dispatch"),
+        ("M1", "stand_down"),
+        ("M3", "stand_down"),
+    ]
+    assert _alerts(engine, "a.unit_id = (SELECT id FROM units WHERE code = 'M3')") == [
+        ("dispatch", "M3", second, "superseded"),
+        ("stand_down", "M3", second, "sent"),
+    ]
 
 
 def test_the_alerter_runs_under_its_own_login(

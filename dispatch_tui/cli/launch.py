@@ -132,7 +132,7 @@ def alerter(ns: argparse.Namespace, settings: Settings, out: Console) -> int:
     )
     if ns.once:
         done = delivering.deliver_due()
-        return 0 if all(d.sent for d in done) else int(ExitCode.UNAVAILABLE)
+        return 0 if all(d.settled for d in done) else int(ExitCode.UNAVAILABLE)
     out.print(
         # The program only: its arguments may carry a gateway's token.
         f"delivering crew alerts from {db.label} with {sender.command[0]}"

@@ -463,7 +463,7 @@ class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
         CheckConstraint("kind IN ('dispatch', 'stand_down')", name="kind"),
-        CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state"),
+        CheckConstraint("state IN ('pending', 'sent', 'failed', 'superseded')", name="state"),
         CheckConstraint("(state = 'sent') = (sent_at IS NOT NULL)", name="sent"),
         CheckConstraint("attempts >= 0", name="attempts"),
         UniqueConstraint("assignment_id", "kind", name="uq_alerts_assignment_kind"),

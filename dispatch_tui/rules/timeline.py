@@ -25,7 +25,8 @@ def merge(
     alerts: Iterable[AlertView] = (),
 ) -> tuple[TimelineEntry, ...]:
     """Narrative entries, audit rows and alert deliveries as one timeline, oldest first (ties:
-    as written). An alert appears once it was tried: sent, or its last try and what came of it."""
+    as written). An alert appears once it was tried or settled: sent, its last try and what came
+    of it, or not sent (overtaken: the unit was stood down first)."""
     entries = [TimelineEntry(n.at, n.kind, n.operator, _note(n), n.id) for n in notes] + [
         TimelineEntry(a.at, "audit", a.operator, describe(a), a.id)
         for a in audit
@@ -50,6 +51,8 @@ def delivery(alert: AlertView) -> str:
         return f"{what} sent" + (f" (after {tries})" if alert.attempts > 1 else "")
     if alert.state == "failed":
         return f"{what} FAILED after {tries}{why}"
+    if alert.state == "superseded":
+        return f"{what} not sent{why}"
     return f"{what}: try {alert.attempts} failed{why}; trying again"
 
 

@@ -30,12 +30,15 @@ def _time(value: datetime | None) -> str:
 
 
 def _alert(a: AssignmentView) -> Text:
-    """The crew alert of an assignment: sent (when), pending, or FAILED (with why, loudly)."""
+    """The crew alert of an assignment: sent (when), pending, FAILED (with why, loudly), or not
+    sent because the unit was stood down or cleared first."""
     match a.alert_state:
         case "sent":
             return Text(f"sent {_time(a.alert_at)}")
         case "failed":
             return Text(f"FAILED {_time(a.alert_at)}: {a.alert_error or ''}", style="bold red")
+        case "superseded":
+            return Text(f"not sent: {a.alert_error or ''}", style="dim")
         case "pending" if a.alert_attempts:
             return Text(f"retrying ({a.alert_attempts} tried)", style="bold yellow")
         case "pending":

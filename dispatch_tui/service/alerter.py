@@ -14,6 +14,11 @@ gets the alert as one line of JSON on stdin and exits 0 once the gateway took it
   with the worker's connection. An alerter killed midway leaves the alert pending, unchanged, to
   be claimed again: delivery is at least once, and each alert carries a stable id (`id`, a UUID)
   for a gateway to drop a duplicate.
+- **Overtaken.** A dispatch alert whose unit was stood down (or cleared) before it was sent, as
+  happens while a gateway is down, is not sent: it is `superseded`, with why. Its stand-down is
+  always sent: an attempt at the dispatch cut short (an alerter killed mid-send) may have paged
+  the crew without leaving a trace, and a stand-down for a call a crew never heard of is only
+  puzzling, where a page to a call it no longer has sends it there.
 - **Outcomes.** Exit 0: sent. Another exit, no answer within the timeout (the sender is killed),
   or a command that cannot start: a failed attempt, with its reason; tried again after a backoff
   (doubling) until the attempts run out, then failed for good: every desk shows a failed alert
@@ -50,6 +55,8 @@ log = logging.getLogger(__name__)
 _CLAIM = text(
     """
 SELECT a.id, a.uid, a.kind, a.attempts, a.created_at,
+       CASE WHEN s.cancelled_at IS NOT NULL THEN 'stood down'
+            WHEN s.cleared_at IS NOT NULL THEN 'cleared' END AS ended,
        jsonb_build_object(
            'unit', u.code,
            'call', c.number,
@@ -83,6 +90,15 @@ _SENT = text(
     """
 UPDATE alerts SET state = 'sent', attempts = attempts + 1, sent_at = clock_timestamp(),
     last_attempt_at = clock_timestamp(), last_error = NULL
+WHERE id = :id
+RETURNING state, extract(epoch FROM clock_timestamp() - created_at)
+"""
+)
+# A dispatch alert overtaken before it was sent (see `Alerter._superseded`): not sent. Its last
+# attempt's time is when the alerter settled it (the time its record shows it at).
+_SUPERSEDED = text(
+    """
+UPDATE alerts SET state = 'superseded', last_error = :why, last_attempt_at = clock_timestamp()
 WHERE id = :id
 RETURNING state, extract(epoch FROM clock_timestamp() - created_at)
 """
@@ -175,12 +191,21 @@ class Delivery:
     call: str
     attempt: int
     sent: bool
-    state: str  # the alert's state after this attempt: sent, pending (tried again) or failed
+    # The alert's state after this attempt: sent, pending (tried again), failed, or superseded
+    # (overtaken before it was sent, and not sent: `error` says why).
+    state: str
     error: str | None
     seconds: float  # from the alert's creation to the end of this attempt (server's clock)
 
+    @property
+    def settled(self) -> bool:
+        """Whether nothing more is owed for it: sent, or superseded (the crew needs no page)."""
+        return self.state in ("sent", "superseded")
+
     def line(self) -> str:
         what = f"{self.kind.replace('_', ' ')} {self.unit} → {self.call} (alert {self.alert_id})"
+        if self.state == "superseded":
+            return f"not sent: {what}: {self.error}"
         if self.sent:
             return f"sent {what}, attempt {self.attempt}, {self.seconds:.2f} s after the change"
         then = "failed for good" if self.state == "failed" else "will try again"
@@ -266,6 +291,8 @@ class Alerter:
             row = conn.execute(_CLAIM).one_or_none()
             if row is None:
                 return None
+            if row.kind == "dispatch" and row.ended is not None:
+                return self._superseded(conn, row)
             error = send(self.settings, message(row))
             try:
                 if error is None:
@@ -303,6 +330,26 @@ class Alerter:
             state=state,
             error=error,
             seconds=float(age),  # by the server's clock, as the alert's creation was
+        )
+
+    def _superseded(self, conn: Any, row: Any) -> Delivery:
+        """A dispatch alert whose unit was stood down or cleared before it was sent: not sent,
+        so the crew is not paged to a call it no longer has. A stand-down written with it is
+        next in the unit's order, and is sent."""
+        why = f"the unit was {row.ended} before it was sent"
+        state, age = conn.execute(_SUPERSEDED, {"id": row.id, "why": why}).one()
+        payload: dict[str, Any] = row.payload
+        log.info("alert %s (dispatch) superseded: %s", row.uid, why)
+        return Delivery(
+            alert_id=str(row.uid),
+            kind=row.kind,
+            unit=str(payload.get("unit", "?")),
+            call=str(payload.get("call", "?")),
+            attempt=row.attempts,
+            sent=False,
+            state=state,
+            error=why,
+            seconds=float(age),
         )
 
     def deliver_due(self) -> list[Delivery]:
