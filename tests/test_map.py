@@ -10,6 +10,7 @@ the map names the address nearest what it is centred on, from Riverton's address
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -276,6 +277,37 @@ async def test_the_map_follows_the_desk_live(
                 <= 12
             ),
         )
+
+
+async def test_c_on_a_unit_follows_it_as_it_moves_until_a_pan(
+    world: DispatchService, database_url: str
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await on_unit(app, pilot, "M1")
+        await pilot.press("c")
+        assert "following M1" in said(app, "map-head")
+        mall = world.call(number)
+        assert mall.lat is not None and mall.lon is not None
+        # A position report halfway to the call: the view is centred on it again, its zoom kept.
+        await pilot.press("plus")
+        metres = map_of(app).view.metres  # type: ignore[union-attr]
+        start = map_of(app).view
+        assert start is not None
+        halfway = ((start.lat + mall.lat) / 2, (start.lon + mall.lon) / 2)
+        await asyncio.to_thread(world.locate_unit, "bob", "M1", *halfway)
+        await until(pilot, lambda: (map_of(app).view.lat, map_of(app).view.lon) == halfway)  # type: ignore[union-attr]
+        assert map_of(app).view.metres == metres  # type: ignore[union-attr]
+        assert map_of(app).picture.placed[unit_key("M1")] == map_of(app).view.cell(*halfway)  # type: ignore[union-attr]
+        # A pan ends it: the next report moves the unit, not the view.
+        await pilot.press("l")
+        panned = map_of(app).view
+        await asyncio.to_thread(world.locate_unit, "bob", "M1", mall.lat, mall.lon)
+        await until(pilot, lambda: "following" not in said(app, "map-head"))
+        await pilot.pause(0.3)
+        assert map_of(app).view == panned and map_of(app).following is None
 
 
 async def test_a_stale_position_is_drawn_and_listed_as_stale(

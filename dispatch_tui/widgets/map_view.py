@@ -156,7 +156,7 @@ class MapView(Widget, can_focus=True):
             "centre",
             "Centre",
             id="map-centre",
-            tooltip="on the call or unit selected in the panes",
+            tooltip="on the call or unit selected in the panes; a unit is followed as it moves",
         ),
         Binding(
             "right_square_bracket",
@@ -237,6 +237,9 @@ class MapView(Widget, can_focus=True):
         # Whether the view fits everything (at first, and after `f`), and keeps doing so as
         # units move and the map's size changes; any zoom, pan or centring ends it.
         self.fitting = True
+        # The unit the view stays centred on as it moves (after `c` on a unit); a pan, `f` or
+        # centring on something else ends it, a zoom keeps it.
+        self.following: str | None = None
         self._selected: str | None = None
         self.said = ""  # what the last key did, said on the first line
         self.picture: Picture | None = None
@@ -330,9 +333,11 @@ class MapView(Widget, can_focus=True):
     def action_pan(self, across: int, down: int) -> None:
         view = self.view
         if view is not None:
+            self.following = None
             self._move(view.panned(across * view.cols * PAN_SHARE, down * view.rows * PAN_SHARE))
 
     def action_fit(self) -> None:
+        self.following = None
         self.fitting = True
         self.say("fits every unit, call and hospital")
         self.redraw()
@@ -373,8 +378,13 @@ class MapView(Widget, can_focus=True):
         self._address_failed = None
         base = self.view or self._sized(Viewport(0, 0, CENTRE_METRES, 1, 1))
         nearer = base.zoomed(max(1.0, base.metres / CENTRE_METRES))
+        # A unit is followed as it moves; a call or a hospital stays where it is.
+        self.following = key if kind == "unit" else None
         self._move(nearer.centred(marker.lat, marker.lon))
-        self.say(f"centred on {self._describe(key)}")
+        if self.following:
+            self.say(f"following {self._describe(key)} (a pan or f stops)")
+        else:
+            self.say(f"centred on {self._describe(key)}")
 
     def say(self, words: str) -> None:
         self.said = words
@@ -418,6 +428,8 @@ class MapView(Widget, can_focus=True):
             self.view = fitted
         elif (self.view.cols, self.view.rows) != (cols, rows):
             self.view = self.view.sized(cols, rows)
+        if self.following is not None and not self.fitting:
+            self._follow()
         view = self.view
         self._want_streets(view)
         streets = self.streets_for(view)
@@ -441,6 +453,19 @@ class MapView(Widget, can_focus=True):
         self._head()
         self._notes()
         self._info()
+
+    def _follow(self) -> None:
+        """Keep the followed unit in the middle of the view; say so when it has left the map
+        (no position now, or no longer listed) and stop following it."""
+        key = self.following
+        assert key is not None and self.view is not None
+        marker = next((m for m in self.scene().markers if m.key == key), None)
+        if marker is None:
+            self.following = None
+            self.said = f"{key.partition(':')[2]} has no position now: no longer followed"
+            return
+        if (marker.lat, marker.lon) != (self.view.lat, self.view.lon):
+            self.view = self.view.centred(marker.lat, marker.lon)
 
     def _sized(self, view: Viewport) -> Viewport:
         canvas = self.canvas
