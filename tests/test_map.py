@@ -300,6 +300,7 @@ async def test_c_on_a_unit_follows_it_as_it_moves_until_a_pan(
         await asyncio.to_thread(world.locate_unit, "bob", "M1", *halfway)
         await until(pilot, lambda: (map_of(app).view.lat, map_of(app).view.lon) == halfway)  # type: ignore[union-attr]
         assert map_of(app).view.metres == metres  # type: ignore[union-attr]
+        assert "following M1 dispatched" in said(app, "map-head")  # said as it is, zoomed too
         assert map_of(app).picture.placed[unit_key("M1")] == map_of(app).view.cell(*halfway)  # type: ignore[union-attr]
         # A pan ends it: the next report moves the unit, not the view.
         await pilot.press("l")

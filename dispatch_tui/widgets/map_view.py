@@ -381,9 +381,7 @@ class MapView(Widget, can_focus=True):
         # A unit is followed as it moves; a call or a hospital stays where it is.
         self.following = key if kind == "unit" else None
         self._move(nearer.centred(marker.lat, marker.lon))
-        if self.following:
-            self.say(f"following {self._describe(key)} (a pan or f stops)")
-        else:
+        if not self.following:  # (a unit followed is said as it is drawn)
             self.say(f"centred on {self._describe(key)}")
 
     def say(self, words: str) -> None:
@@ -466,6 +464,8 @@ class MapView(Widget, can_focus=True):
             return
         if (marker.lat, marker.lon) != (self.view.lat, self.view.lon):
             self.view = self.view.centred(marker.lat, marker.lon)
+        # Said as the unit is now (its status changes as it goes), after a zoom too.
+        self.said = f"following {self._describe(key)} (a pan or f stops)"
 
     def _sized(self, view: Viewport) -> Viewport:
         canvas = self.canvas
