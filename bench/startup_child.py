@@ -99,7 +99,8 @@ def child_reference(conninfo: str, pending: int) -> dict[str, Any]:
     with psycopg.connect(conninfo) as conn:
         calls = conn.execute(
             "SELECT number, priority, status, nature, location_text FROM calls"
-            " WHERE status NOT IN ('CLOSED', 'CANCELLED') ORDER BY priority, received_at"
+            # Open: the condition of the open calls' index (migration 0019), as the desk reads.
+            " WHERE closed_at IS NULL AND cancelled_at IS NULL ORDER BY priority, received_at"
         ).fetchall()
         units = conn.execute(
             "SELECT code, capability, status, status_since::text, station_id FROM units ORDER BY code"

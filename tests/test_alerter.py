@@ -489,6 +489,12 @@ def test_a_units_alerts_leave_in_order(
         ("dispatch", "M3", second, "superseded"),
         ("stand_down", "M3", second, "sent"),
     ]
+    (m3,) = world.call(second).assignments
+    assert m3.alert_state == "superseded"
+    assert m3.alert_error == (
+        "the unit was stood down before it went through; not tried again after 1 try (the "
+        "crew may have been paged); its last try: exit 1"
+    )
 
 
 def test_the_alerter_runs_under_its_own_login(

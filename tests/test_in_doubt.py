@@ -286,3 +286,5 @@ def test_lining_up_a_call_whose_answer_cannot_be_read_back_still_says_it_was_don
     monkeypatch.undo()
     (unit,) = [u for u in world.units() if u.code == "M1"]
     assert unit.queued_call is None
+    # Its status did not change: said since when it is in it (its dispatch), not "since now".
+    assert lined.status_since == taken_back.status_since == unit.status_since

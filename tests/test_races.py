@@ -642,3 +642,104 @@ def test_a_unit_added_as_the_calls_last_unit_is_cancelled_leaves_it_dispatched(
         "a unit's status disagrees with its assignments",
     )
     assert violations(engine, {k: INVARIANTS[k] for k in states}) == ""
+
+
+def test_taking_back_a_lined_up_call_never_deadlocks_with_its_calls_cancel(
+    world: DispatchService, database_url: str
+) -> None:
+    """Desk B takes back M1's next call having seen none lined up (so it locks no call) and
+    waits for M1; meanwhile desk A lines M1 up for X, and desk C cancels X, which ends that
+    entry and then waits for M1 (its audit row). B, once it has M1, must not wait for the entry
+    C holds: it locks an entry only when it holds its call, else looks again (found in review;
+    before, PostgreSQL ended one of them with a deadlock)."""
+    import psycopg
+
+    from dispatch_tui.service import sql_functions
+    from tests.test_roles import libpq
+
+    first, x = new_calls(world, 2)
+    world.dispatch("alice", first, ["M1"])
+    url = libpq(database_url)
+    rules = sql_functions.RULES
+    out: dict[str, object] = {}
+
+    def waiting(admin: psycopg.Connection[Any], pid: int) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            row = admin.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row is not None and row[0] == "Lock":
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"backend {pid} never waited for a lock")
+
+    def run(name: str, conn: psycopg.Connection[Any], statements: list[tuple[str, Any]]) -> None:
+        try:
+            for sql, params in statements:
+                out[name] = conn.execute(sql, params).fetchall()
+        except psycopg.Error as err:
+            out[name] = f"{type(err).__name__}: {err}".splitlines()[0]
+
+    with (
+        psycopg.connect(url, autocommit=True) as admin,
+        psycopg.connect(url) as lining,
+        psycopg.connect(url) as crew,
+        psycopg.connect(url, autocommit=True) as taking_back,
+        psycopg.connect(url) as cancel,
+    ):
+        lining.execute(
+            "SELECT * FROM dispatch_queue('alice', 'M1', %s, 'A', NULL, NULL, %s::jsonb)",
+            (x, rules),
+        )
+        # Another writer of M1 (a crew's status change) waits for it first.
+        held = threading.Thread(
+            target=run,
+            args=("crew", crew, [("SELECT 1 FROM units WHERE code = 'M1' FOR UPDATE", None)]),
+        )
+        held.start()
+        waiting(admin, crew.info.backend_pid)
+        unqueue = threading.Thread(
+            target=run,
+            args=(
+                "unqueue",
+                taking_back,
+                [
+                    (
+                        "SELECT * FROM dispatch_unqueue('bob', 'M1', 'B', NULL, NULL, %s::jsonb)",
+                        (rules,),
+                    )
+                ],
+            ),
+        )
+        unqueue.start()
+        waiting(admin, taking_back.info.backend_pid)
+        lining.commit()  # the crew's writer gets M1; B still waits for it
+        held.join(10)
+        row = admin.execute("SELECT id FROM calls WHERE number = %s", (x,)).fetchone()
+        staff = admin.execute("SELECT id FROM staff WHERE username = 'alice'").fetchone()
+        assert row is not None and staff is not None
+        ending = threading.Thread(
+            target=run,
+            args=(
+                "cancel",
+                cancel,
+                [
+                    ("SELECT 1 FROM calls WHERE id = %s FOR UPDATE", (row[0],)),
+                    (
+                        "SELECT dispatch_end_lined_up(%s, clock_timestamp(), %s, 'alice', 'C',"
+                        " 'cancelled')",
+                        (row[0], staff[0]),
+                    ),
+                ],
+            ),
+        )
+        ending.start()
+        waiting(admin, cancel.info.backend_pid)
+        crew.commit()  # M1 free: B takes it
+        unqueue.join(10)
+        ending.join(10)
+        assert not unqueue.is_alive() and not ending.is_alive(), out
+        cancel.rollback()
+    assert "Deadlock" not in str(out), out
+    assert out["unqueue"] == [("moved", None, None, None)], out  # looks again, locks the call

@@ -94,11 +94,14 @@ WHERE id = :id
 RETURNING state, extract(epoch FROM clock_timestamp() - created_at)
 """
 )
-# A dispatch alert overtaken before it was sent (see `Alerter._superseded`): not sent. Its last
-# attempt's time is when the alerter settled it (the time its record shows it at).
+# A dispatch alert overtaken before it was sent (see `Alerter._superseded`): not sent (again).
+# The error of an earlier try is kept after why, and the time of that try (the one that may
+# have paged the crew); with none, when the alerter settled it (the time its record shows).
 _SUPERSEDED = text(
     """
-UPDATE alerts SET state = 'superseded', last_error = :why, last_attempt_at = clock_timestamp()
+UPDATE alerts SET state = 'superseded',
+    last_error = :why || coalesce('; its last try: ' || last_error, ''),
+    last_attempt_at = coalesce(last_attempt_at, clock_timestamp())
 WHERE id = :id
 RETURNING state, extract(epoch FROM clock_timestamp() - created_at)
 """
@@ -336,7 +339,14 @@ class Alerter:
         """A dispatch alert whose unit was stood down or cleared before it was sent: not sent,
         so the crew is not paged to a call it no longer has. A stand-down written with it is
         next in the unit's order, and is sent."""
-        why = f"the unit was {row.ended} before it was sent"
+        if row.attempts == 0:
+            why = f"the unit was {row.ended} before it was sent"
+        else:  # a try that failed may still have reached the crew: say so
+            tries = "1 try" if row.attempts == 1 else f"{row.attempts} tries"
+            why = (
+                f"the unit was {row.ended} before it went through; not tried again after "
+                f"{tries} (the crew may have been paged)"
+            )
         state, age = conn.execute(_SUPERSEDED, {"id": row.id, "why": why}).one()
         payload: dict[str, Any] = row.payload
         log.info("alert %s (dispatch) superseded: %s", row.uid, why)

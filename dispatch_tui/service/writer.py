@@ -112,12 +112,15 @@ class Writer(ReadService):
             log.warning(
                 "%s changed, and could not be read again; answering from the write", said["code"]
             )
+            # Since when it is in its status: said by the write when it did not change it
+            # (a call lined up), else now.
+            since = datetime.fromisoformat(said["since"]) if said.get("since") else at
             return UnitView(
                 unit_id,
                 str(said["code"]),
                 str(said["capability"]),
                 str(said["status"]),
-                at,
+                since,
                 None,
                 None,
                 None,

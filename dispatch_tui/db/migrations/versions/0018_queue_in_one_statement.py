@@ -38,7 +38,7 @@ UNIT_SAID = """
         SELECT 'done', v_unit, v_at,
                jsonb_build_object(
                    'code', u.code, 'capability', u.capability, 'status', u.status,
-                   'call', c.number, 'reported', a.en_route_at IS NOT NULL,
+                   'since', u.status_since, 'call', c.number, 'reported', a.en_route_at IS NOT NULL,
                    'next', (SELECT n.number FROM queued q JOIN calls n ON n.id = q.call_id
                             WHERE q.unit_id = v_unit AND q.ended_at IS NULL))
         FROM units u
@@ -125,7 +125,7 @@ BEGIN
         RETURN QUERY SELECT 'already_there', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
-    IF v_target_status <> 'RECEIVED' THEN
+    IF v_target_status IS DISTINCT FROM 'RECEIVED' THEN
         RETURN QUERY SELECT 'not_pending', NULL::integer, NULL::timestamptz,
             jsonb_build_object('status', v_target_status);
         RETURN;
@@ -200,16 +200,25 @@ BEGIN
         RETURN QUERY SELECT 'no_unit', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
-    -- The shared order: the lined-up call, then the unit; then the entry, read as it now is.
+    -- The shared order: the lined-up call, then the unit.
     PERFORM 1 FROM calls WHERE id = v_seen FOR UPDATE;
     PERFORM 1 FROM units WHERE id = v_unit FOR UPDATE;
+    -- The entry as it now is, read before it is locked: it is locked only once its call is
+    -- known to be the one locked above (every writer of an entry holds its call), so a close or
+    -- cancel of another call, ending an entry it lined up meanwhile, is never waited for while
+    -- holding the unit (migration 0016's order, for the same reason).
     SELECT id, call_id INTO v_entry, v_next
-    FROM queued WHERE unit_id = v_unit AND ended_at IS NULL FOR UPDATE;
+    FROM queued WHERE unit_id = v_unit AND ended_at IS NULL;
     IF v_entry IS NULL THEN
         RETURN QUERY SELECT 'nothing_lined', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
     IF v_next IS DISTINCT FROM v_seen THEN  -- lined up for another call meanwhile
+        RETURN QUERY SELECT 'moved', NULL::integer, NULL::timestamptz, NULL::jsonb;
+        RETURN;
+    END IF;
+    PERFORM 1 FROM queued WHERE id = v_entry AND ended_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN  -- ended meanwhile
         RETURN QUERY SELECT 'moved', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;

@@ -33,9 +33,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # A superseded alert was never sent, and the older schema has no word for it: failed, with
-    # the reason kept.
-    op.execute("UPDATE alerts SET state = 'failed' WHERE state = 'superseded'")
+    # A superseded alert was not sent, and the older schema has no word for it: failed, saying
+    # it was superseded, with why.
+    op.execute(
+        "UPDATE alerts SET state = 'failed',"
+        " last_error = 'superseded, not sent: ' || coalesce(last_error, '')"
+        " WHERE state = 'superseded'"
+    )
     op.execute("ALTER TABLE alerts DROP CONSTRAINT ck_alerts_state")
     op.execute(
         "ALTER TABLE alerts ADD CONSTRAINT ck_alerts_state"
