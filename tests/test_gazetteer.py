@@ -104,6 +104,54 @@ def test_a_csv_loads_once_says_what_it_refused_and_why(
     assert other["points"] == 4 and count("address_points") == 8
 
 
+def _clean_csv(ids: range, junk: bool = False) -> str:
+    rows = [
+        f"-83.2{i:03d},40.2{i:03d},{10 + 2 * i},S Kiln St,,Hilltown,,OH,43300,k{i}," for i in ids
+    ]
+    return (
+        CSV.splitlines()[0]
+        + "\n"
+        + "\n".join(rows + (["abc,40.2,99,S Kiln St"] if junk else []))
+        + "\n"
+    )
+
+
+def test_replace_removes_what_the_file_no_longer_has_and_no_more(
+    world: DispatchService,
+    db_env: dict[str, str],
+    tmp_path: Path,
+    capsys,
+    count,  # type: ignore[no-untyped-def]
+) -> None:
+    data = tmp_path / "kiln.csv"
+    data.write_text(_clean_csv(range(1, 9)))
+    assert cli(capsys, "gis", "import", str(data))[0] == 0
+    assert cli(capsys, "gis", "import", str(data), "--source", "county")[0] == 0
+    # One address demolished: the file is the source now, and its point goes.
+    data.write_text(_clean_csv(range(1, 8)))
+    code, done = cli(capsys, "gis", "import", str(data), "--replace")
+    assert (code, done["retired_points"], done["unchanged"]) == (0, 1, 7)
+    assert "1 points and 0 lines the file no longer has removed" in done["message"]
+    assert count("address_points", "source = 'kiln.csv'") == 7
+    assert count("address_points", "source = 'county' AND number = '26'") == 1  # not its source
+    # A file cut short would remove 4 of 7: refused in one line, nothing removed, unless forced.
+    data.write_text(_clean_csv(range(1, 4)))
+    code, kept = cli(capsys, "gis", "import", str(data), "--replace")
+    assert (code, kept["ok"], kept["retired_points"]) == (4, False, 0)
+    assert "lacks 4 of the 7 rows kept as kiln.csv" in kept["kept"]
+    assert count("address_points", "source = 'kiln.csv'") == 7
+    # A refused row would lose its good old version: nothing removed either.
+    data.write_text(_clean_csv(range(1, 7), junk=True))
+    code, kept = cli(capsys, "gis", "import", str(data), "--replace")
+    assert code == 4 and "1 rows were refused" in kept["kept"]
+    assert count("address_points", "source = 'kiln.csv'") == 7
+    data.write_text(_clean_csv(range(1, 4)))
+    code, forced = cli(capsys, "gis", "import", str(data), "--replace", "--force")
+    assert (code, forced["retired_points"]) == (0, 4)
+    assert count("address_points", "source = 'kiln.csv'") == 3
+    assert count("address_points", "source = 'county'") == 8
+
+
 def test_geojson_loads_points_as_addresses_and_lines_as_streets(
     world: DispatchService,
     db_env: dict[str, str],

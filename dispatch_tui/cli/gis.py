@@ -28,7 +28,8 @@ from dispatch_tui.service import gazetteer
 
 
 def add_import(gis: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
-    """`gis import FILE [--source NAME]`, on the CLI only (the command bar reads no files)."""
+    """`gis import FILE [--source NAME] [--replace [--force]]`, on the CLI only (the command
+    bar reads no files)."""
     parser = gis.add_parser(
         "import",
         help="load addresses and streets: OpenAddresses-style CSV or GeoJSON (safe to repeat)",
@@ -42,6 +43,17 @@ def add_import(gis: argparse._SubParsersAction, common: argparse.ArgumentParser)
     parser.add_argument(
         "--source",
         help="the name its rows are kept under (default: the file's name)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="the file is the whole source now: remove the source's rows it no longer has "
+        "(refused when the file has refused rows, or lacks more than a quarter of the source)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --replace: remove them even when that is more than a quarter of the source",
     )
     parser.set_defaults(verb="gis.import")
 
@@ -64,29 +76,48 @@ def run_import(ns: argparse.Namespace, settings: Settings, out: Console, as_json
             def moved(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = gazetteer.load_file(sessions, path, source=ns.source, progress=moved)
+            report = gazetteer.load_file(
+                sessions,
+                path,
+                source=ns.source,
+                progress=moved,
+                replace=ns.replace,
+                force=ns.force,
+            )
     else:
-        report = gazetteer.load_file(sessions, path, source=ns.source)
+        report = gazetteer.load_file(
+            sessions, path, source=ns.source, replace=ns.replace, force=ns.force
+        )
     points, lines = gazetteer.counts(sessions)
     message = _summary(report, points, lines)
     if as_json:
-        print(json.dumps({"ok": True, "message": message, **asdict(report)}))
+        print(json.dumps({"ok": not report.kept, "message": message, **asdict(report)}))
     else:
         out.print(Text(message))
         for why, count in report.refused.items():
             out.print(Text(f"  refused {count:,}: {why}"))
         for example in report.examples:
             out.print(Text(f"    e.g. {example}"))
+        if report.kept:
+            out.print(Text(f"--replace: {report.kept}"))
     nothing = report.rows and report.refused_total == report.rows
-    return int(ExitCode.INVALID) if nothing else 0
+    if nothing:
+        return int(ExitCode.INVALID)
+    return int(ExitCode.CONFLICT) if report.kept else 0
 
 
 def _summary(report: GazetteerImport, points: int, lines: int) -> str:
     """`12,000 rows of city.csv: 11,950 address points and 0 street lines written, 0
     unchanged, 50 refused; the gazetteer has 11,950 points and 0 lines`."""
+    retired = (
+        f", {report.retired_points:,} points and {report.retired_lines:,} lines the file no "
+        "longer has removed"
+        if report.retired_points or report.retired_lines
+        else ""
+    )
     return (
         f"{report.rows:,} rows of {report.source}: {report.points:,} address points and "
         f"{report.segments:,} street lines written, {report.unchanged:,} unchanged, "
-        f"{report.refused_total:,} refused; the gazetteer has {points:,} points and "
+        f"{report.refused_total:,} refused{retired}; the gazetteer has {points:,} points and "
         f"{lines:,} lines"
     )

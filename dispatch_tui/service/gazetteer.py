@@ -11,8 +11,11 @@ CSV (`LON,LAT,NUMBER,STREET,UNIT,CITY,DISTRICT,REGION,POSTCODE,ID,HASH`) or GeoJ
 features as address points, LineString and MultiLineString features as street lines). Rows are
 checked (`rules.addresses.address_row`, `street_line`) and written in batches, each its own
 transaction, keyed by (source, source_key): loading the same data again changes nothing, and a
-corrected row is changed in place. What is refused is counted by why. The streets' view is
-refreshed at the end, concurrently, so geocoding goes on meanwhile. Only the database's owner
+corrected row is changed in place. What is refused is counted by why. With `replace`, the
+source's rows the file no longer has (an address demolished, a street renamed) are removed once
+the whole file is in, in one transaction, unless the file had refused rows or would remove more
+than REPLACE_MOST of the source (a file cut short): then nothing is removed, and the report says
+why. The streets' view is refreshed at the end, concurrently, so geocoding goes on meanwhile. Only the database's owner
 writes the gazetteer (migration 0014): any other login is refused in one line.
 """
 
@@ -29,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import psycopg
-from sqlalchemy import func, text, tuple_
+from sqlalchemy import and_, bindparam, column, delete, exists, func, select, table, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -49,6 +52,8 @@ LIMIT_MAX = 50
 BATCH = 1000
 # Refused rows named in the summary, as examples.
 EXAMPLES = 5
+# The most of a source's rows a `replace` removes without being told to (`force`).
+REPLACE_MOST = 0.25
 
 Progress = Callable[[int, int], None]  # (done, total), in bytes of the file read
 
@@ -117,6 +122,9 @@ class _Tally:
         self.unchanged = 0
         self.refused: Counter[str] = Counter()
         self.examples: list[str] = []
+        self.retired_points = 0
+        self.retired_lines = 0
+        self.kept = ""
 
     def refuse(self, why: str, where: str) -> None:
         self.refused[why] += 1
@@ -132,6 +140,9 @@ class _Tally:
             self.unchanged,
             dict(self.refused.most_common()),
             tuple(self.examples),
+            self.retired_points,
+            self.retired_lines,
+            self.kept,
         )
 
 
@@ -144,9 +155,12 @@ def load_file(
     *,
     source: str | None = None,
     progress: Progress | None = None,
+    replace: bool = False,
+    force: bool = False,
 ) -> GazetteerImport:
     """Load a CSV or GeoJSON file (by its name's ending, else its first character) into the
-    gazetteer as `source` (default: the file's name)."""
+    gazetteer as `source` (default: the file's name); with `replace`, the source's rows the
+    file no longer has are removed (see `load`)."""
     name = validation.text_field("source", source or path.name, 100, required=True)
     try:
         handle = path.open("rb")
@@ -164,7 +178,7 @@ def load_file(
                 progress(handle.tell(), total)
 
         rows = _csv_rows(reader) if kind == "csv" else _geojson_rows(reader)
-        return load(sessions, name, rows, tick=done)
+        return load(sessions, name, rows, tick=done, replace=replace, force=force)
 
 
 def _kind(path: Path, reader: IO[str]) -> str:
@@ -305,20 +319,29 @@ def load(
     rows: Iterable[Row],
     *,
     tick: Callable[[], None] | None = None,
+    replace: bool = False,
+    force: bool = False,
 ) -> GazetteerImport:
     """Write checked rows into the gazetteer as `source`, BATCH at a time, then refresh the
-    streets' view. `tick` is called after each batch (a progress bar)."""
+    streets' view. `tick` is called after each batch (a progress bar). With `replace`, then
+    remove the source's rows these did not hold (`_retire`); `force`: even more than
+    REPLACE_MOST of them."""
     tally = _Tally()
     points: dict[str, AddressRow] = {}
     lines: dict[str, StreetLine] = {}
+    # Every key the rows held (for `replace`): a few bytes a row, 100k rows a few MB.
+    seen_points: set[str] = set()
+    seen_lines: set[str] = set()
     written = False
     try:
         for row in rows:
             tally.rows += 1
             if isinstance(row, AddressRow):
                 points[row.source_key] = row  # the last of two rows with one key wins
+                seen_points.add(row.source_key)
             elif isinstance(row, StreetLine):
                 lines[row.source_key] = row
+                seen_lines.add(row.source_key)
             else:
                 tally.refuse(*row)
             if len(points) + len(lines) >= BATCH:
@@ -329,6 +352,8 @@ def load(
                     tick()
         written = True
         _write(sessions, source, points, lines, tally)
+        if replace:
+            _retire(sessions, source, seen_points, seen_lines, tally, force=force)
     finally:
         # Batches already written are in the gazetteer even when a later one failed: its
         # streets' view must say so, or geocoding misses what completion offers.
@@ -357,6 +382,83 @@ def _write(
             written = _upsert_lines(s, source, list(lines.values()))
             tally.segments += written
             tally.unchanged += len(lines) - written
+
+
+def _retire(
+    sessions: sessionmaker[Session],
+    source: str,
+    points: set[str],
+    lines: set[str],
+    tally: _Tally,
+    *,
+    force: bool,
+) -> None:
+    """Remove the source's points and lines whose keys are not in `points` and `lines` (the
+    whole file, just loaded), in one transaction; nothing when the file had refused rows (a
+    row refused now would lose its good old version) or when more than REPLACE_MOST of the
+    source would go without `force` (a file cut short). Calls keep their location as typed:
+    nothing refers to a gazetteer row."""
+    refused = sum(tally.refused.values())
+    if refused:
+        tally.kept = (
+            f"nothing removed: {refused:,} rows were refused (a refused row's "
+            "old version would be lost); mend them, or load without --replace"
+        )
+        return
+    with _owner_only(), db_errors(), sessions.begin() as s:
+        s.execute(text("CREATE TEMPORARY TABLE seen (kind char(1), key text) ON COMMIT DROP"))
+        raw = s.connection().connection.driver_connection
+        assert raw is not None
+        with raw.cursor().copy("COPY seen (kind, key) FROM STDIN") as copy:
+            for key in points:
+                copy.write_row(("p", key))
+            for key in lines:
+                copy.write_row(("l", key))
+        s.execute(text("CREATE INDEX ON seen (kind, key)"))
+        s.execute(text("ANALYZE seen"))
+        tables: tuple[tuple[str, Any], ...] = (
+            ("p", AddressPoint.__table__),
+            ("l", StreetSegment.__table__),
+        )
+        gone = {
+            kind: int(
+                s.execute(
+                    select(func.count()).select_from(kept).where(_gone(kept, kind)),
+                    {"source": source},
+                ).scalar_one()
+            )
+            for kind, kept in tables
+        }
+        held = s.execute(
+            text(
+                "SELECT (SELECT count(*) FROM address_points WHERE source = :source)"
+                " + (SELECT count(*) FROM street_segments WHERE source = :source)"
+            ),
+            {"source": source},
+        ).scalar_one()
+        going = gone["p"] + gone["l"]
+        if going > REPLACE_MOST * held and not force:
+            tally.kept = (
+                f"nothing removed: the file lacks {going:,} of the {held:,} rows kept as "
+                f"{source} (more than {REPLACE_MOST:.0%}: a file cut short?); "
+                "add --force to remove them"
+            )
+            return
+        for kind, kept in tables:
+            s.execute(delete(kept).where(_gone(kept, kind)), {"source": source})
+        tally.retired_points, tally.retired_lines = gone["p"], gone["l"]
+
+
+_SEEN = table("seen", column("kind"), column("key"))
+
+
+def _gone(kept: Any, kind: str) -> Any:
+    """The source's rows of table `kept` whose key the file did not hold (`seen`)."""
+    return and_(
+        kept.c.source == bindparam("source"),
+        kept.c.source_key.is_not(None),
+        ~exists().where(_SEEN.c.kind == kind, _SEEN.c.key == kept.c.source_key),
+    )
 
 
 _POINT_DATA = ("number", "street", "street_key", "house", "unit", "city", "postcode", "lat", "lon")
