@@ -72,6 +72,28 @@ async def test_two_keys_dispatch_the_top_recommendation(
         )
 
 
+async def test_each_pane_says_how_many_rows_it_holds_live(
+    world: DispatchService, database_url: str
+) -> None:
+    """Rows scrolled out of view are never hidden without a word: each pane's border counts
+    them, and the hospitals' says which are not taking ambulances as usual."""
+    first, _second = new_call(world), new_call(world)
+    app = desk(world, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = screen_of(app)
+        await until(pilot, lambda: len(pending_numbers(app)) == 2)
+        assert screen.pending.border_title == "Pending calls · 2"
+        assert screen.active.border_title == "Active calls · 0"
+        assert screen.units.border_title == "Units · 12 of 12 available"
+        assert screen.hospitals.border_title == "Hospitals"  # every one open
+        await asyncio.to_thread(world.dispatch, "bob", first, ["M1"])
+        await asyncio.to_thread(world.hospital_status, "grace", "MERCY", "DIVERSION")
+        await until(pilot, lambda: screen.active.border_title == "Active calls · 1")
+        assert screen.pending.border_title == "Pending calls · 1"
+        await until(pilot, lambda: screen.units.border_title == "Units · 11 of 12 available")
+        await until(pilot, lambda: screen.hospitals.border_title == "Hospitals · 1 on diversion")
+
+
 async def test_unit_keys_take_a_call_to_available(
     world: DispatchService, database_url: str
 ) -> None:

@@ -481,7 +481,7 @@ class DeskScreen(LiveScreen):
                     Binding(self.app.COMMAND_PALETTE_BINDING, "command_palette", "Every action"),
                 ],
             ),
-            *((pane.border_title or "", _bindings(pane.BINDINGS)) for pane in self.panes()),
+            *((pane.pane_title, _bindings(pane.BINDINGS)) for pane in self.panes()),
             ("Map", _bindings(MapView.BINDINGS)),
             ("Command bar", _bindings(CommandBar.BINDINGS)),
         ]

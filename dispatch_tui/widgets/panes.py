@@ -10,6 +10,7 @@ pressed anyway is answered with one line saying why (`refusal`), never with sile
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -22,9 +23,9 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 
 from dispatch_tui.rules import norms, permissions
-from dispatch_tui.rules.enums import CallStatus, UnitStatus
+from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.rules.errors import Conflict
-from dispatch_tui.rules.lifecycle import unit_label, unit_short, unit_state, unit_step
+from dispatch_tui.rules.lifecycle import label, unit_label, unit_short, unit_state, unit_step
 from dispatch_tui.rules.norms import PROCESSING_GOAL_SECONDS, clock
 from dispatch_tui.rules.views import CallView, HospitalView, UnitView
 from dispatch_tui.widgets.keyed_table import KeyedTable
@@ -150,6 +151,9 @@ class Pane(KeyedTable[Row]):
 
     def __init__(self, title: str, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        # The pane's name; its border says it with how many rows it holds (`count_words`), so
+        # rows scrolled out of view are never hidden without a word.
+        self.pane_title = title
         self.border_title = title
         self.styles_by_status = styles
         # Whether the operator's role allows an action (service action name, selected row).
@@ -236,7 +240,15 @@ class Pane(KeyedTable[Row]):
             self.post_message(message)
 
     def rows_changed(self) -> None:
+        words = self.count_words()
+        title = f"{self.pane_title} · {words}" if words else self.pane_title
+        if title != self.border_title:
+            self.border_title = title
         self._refresh_keys()
+
+    def count_words(self) -> str | None:
+        """What the border says after the pane's name: how many rows (None: nothing)."""
+        return f"{len(self.rows_by_key):,}"
 
     def age(self, since: datetime | None) -> float:
         if since is None or self.now is None:
@@ -579,6 +591,10 @@ class Units(Pane[UnitView]):
         super().__init__("Units", styles, **kwargs)
         self.stale_seconds = stale_seconds
 
+    def count_words(self) -> str | None:
+        free = sum(1 for u in self.rows_by_key.values() if u.status == UnitStatus.AVAILABLE)
+        return f"{free:,} of {len(self.rows_by_key):,} available"
+
     def sort_key(self, row: UnitView) -> Any:
         return (row.code[0], len(row.code), row.code)
 
@@ -676,6 +692,16 @@ class Hospitals(Pane[HospitalView]):
 
     def __init__(self, styles: dict[str, str], **kwargs: Any) -> None:
         super().__init__("Hospitals", styles, **kwargs)
+
+    def count_words(self) -> str | None:
+        """The hospitals not taking ambulances as usual, counted; nothing when all are open."""
+        counted = Counter(h.status for h in self.rows_by_key.values())
+        words = [
+            f"{counted[status]} {'on diversion' if status == HospitalStatus.DIVERSION else label(status)}"
+            for status in (HospitalStatus.DIVERSION, HospitalStatus.CLOSED)
+            if counted[status]
+        ]
+        return ", ".join(words) or None
 
     def sort_key(self, row: HospitalView) -> Any:
         return row.code
