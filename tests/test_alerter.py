@@ -27,7 +27,7 @@ from sqlalchemy import Engine, text
 
 from dispatch_tui.cli import main
 from dispatch_tui.db.engine import make_engine, make_sessionmaker
-from dispatch_tui.rules.errors import Conflict, Forbidden
+from dispatch_tui.rules.errors import Conflict, Forbidden, InvalidInput
 from dispatch_tui.service.alerter import Alerter, SenderSettings
 from dispatch_tui.service.dispatch_service import DispatchService
 from tests.helpers import new_call, new_calls
@@ -221,6 +221,58 @@ def test_the_alerter_delivers_each_alert_with_its_stable_id(
     assert Alerter(engine, SenderSettings(TAKES)).deliver_due() == []  # nothing sent twice
 
 
+def test_a_dispatch_not_acknowledged_is_paged_again_once(
+    world: DispatchService, engine: Engine, alert_log: Path
+) -> None:
+    """A crew that has not acknowledged its dispatch `remind_after` seconds after the alert
+    went out is paged again, once; a crew that acknowledged (or reported en route) is not."""
+    first, second, third = new_calls(world, 3)
+    world.dispatch("alice", first, ["M1"])
+    world.dispatch("alice", second, ["M3"])
+    world.dispatch("alice", third, ["M4"])
+    alerter = Alerter(engine, SenderSettings(TAKES, remind_after=0.3))
+    assert [d.kind for d in alerter.deliver_due()] == ["dispatch"] * 3
+    world.acknowledge("alice", "M3")  # heard on the radio
+    world.unit_status("alice", "M4", "EN_ROUTE")  # the crew's en-route report: it has the call
+    assert alerter.remind(every=0) == 0  # not due yet
+    time.sleep(0.5)
+    done = alerter.deliver_due()
+    assert [(d.unit, d.kind, d.state) for d in done] == [("M1", "reminder", "sent")]
+    time.sleep(0.5)
+    assert alerter.deliver_due() == []  # once: past it, the dispatcher chases on the radio
+    assert [(m["unit"], m["kind"], m["call"]) for m in _lines(alert_log)][3:] == [
+        ("M1", "reminder", first)
+    ]
+    texts = [e.text for e in world.record(first).timeline if e.source == "alert"]
+    assert texts == ["alert to M1 sent", "reminder (not acknowledged) to M1 sent"]
+
+
+def test_a_reminder_the_crew_no_longer_needs_is_not_sent(
+    world: DispatchService, engine: Engine, alert_log: Path
+) -> None:
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    alerter = Alerter(engine, SenderSettings(TAKES, remind_after=0.2))
+    alerter.deliver_due()
+    time.sleep(0.4)
+    assert alerter.remind(every=0) == 1  # written, not yet sent
+    world.acknowledge("carol", "M1")
+    (done,) = alerter.deliver_due()
+    assert (done.kind, done.state) == ("reminder", "superseded")
+    assert done.error == "the crew had the call before it was sent"
+    assert [m["kind"] for m in _lines(alert_log)] == ["dispatch"]
+    # Without reminders (DISPATCH_ALERT_REMIND_SECONDS=0), none is ever written.
+    settings = SenderSettings.from_env(
+        {"DISPATCH_ALERT_COMMAND": "true", "DISPATCH_ALERT_REMIND_SECONDS": "0"}
+    )
+    assert settings.remind_after is None
+    assert SenderSettings.from_env({"DISPATCH_ALERT_COMMAND": "true"}).remind_after == 30
+    with pytest.raises(InvalidInput, match="DISPATCH_ALERT_REMIND_SECONDS must be"):
+        SenderSettings.from_env(
+            {"DISPATCH_ALERT_COMMAND": "true", "DISPATCH_ALERT_REMIND_SECONDS": "-1"}
+        )
+
+
 def test_a_failing_sender_is_retried_then_the_alert_fails_loudly(
     world: DispatchService, engine: Engine
 ) -> None:
@@ -349,6 +401,8 @@ def test_an_alerter_killed_at_random_loses_no_alert(
         # Each delivery takes a while, so kills land mid-delivery as well as between.
         "DISPATCH_ALERT_COMMAND": "sh -c 'sleep 0.2; cat >> \"$ALERT_LOG\"'",
         "DISPATCH_ALERT_WORKERS": "2",
+        # No reminders: a slow run must not page the crews again and change the count.
+        "DISPATCH_ALERT_REMIND_SECONDS": "0",
     }
     rng = random.Random(7)
     command = [sys.executable, "-m", "dispatch_tui", "alerter"]

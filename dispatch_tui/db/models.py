@@ -462,7 +462,7 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     __table_args__ = (
-        CheckConstraint("kind IN ('dispatch', 'stand_down')", name="kind"),
+        CheckConstraint("kind IN ('dispatch', 'stand_down', 'reminder')", name="kind"),
         CheckConstraint("state IN ('pending', 'sent', 'failed', 'superseded')", name="state"),
         CheckConstraint("(state = 'sent') = (sent_at IS NOT NULL)", name="sent"),
         CheckConstraint("attempts >= 0", name="attempts"),

@@ -44,7 +44,8 @@ def merge(
 def delivery(alert: AlertView) -> str:
     """How a crew alert's delivery went, in words: `alert to M1 sent`, `stand-down alert to M1
     FAILED after 5 tries: exit 1: gateway down`."""
-    what = f"{'stand-down alert' if alert.kind == 'stand_down' else 'alert'} to {alert.unit_code}"
+    kind = {"stand_down": "stand-down alert", "reminder": "reminder (not acknowledged)"}
+    what = f"{kind.get(alert.kind, 'alert')} to {alert.unit_code}"
     tries = f"{alert.attempts} tries" if alert.attempts != 1 else "1 try"
     why = f": {alert.last_error}" if alert.last_error else ""
     if alert.state == "sent":

@@ -19,6 +19,10 @@ gets the alert as one line of JSON on stdin and exits 0 once the gateway took it
   always sent: an attempt at the dispatch cut short (an alerter killed mid-send) may have paged
   the crew without leaving a trace, and a stand-down for a call a crew never heard of is only
   puzzling, where a page to a call it no longer has sends it there.
+- **Reminders.** A dispatch the crew has not acknowledged (nor reported en route or on scene)
+  `remind_after` seconds after its alert went out is paged again, once: a `reminder` alert,
+  written by `dispatch_remind` (migration 0021) as the alerter looks for work. One acknowledged
+  meanwhile is superseded, not sent.
 - **Outcomes.** Exit 0: sent. Another exit, no answer within the timeout (the sender is killed),
   or a command that cannot start: a failed attempt, with its reason; tried again after a backoff
   (doubling) until the attempts run out, then failed for good: every desk shows a failed alert
@@ -38,6 +42,7 @@ import shlex
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +52,7 @@ from sqlalchemy.exc import DBAPIError
 
 from dispatch_tui.db.listener import Change, ConnectionState, Listener
 from dispatch_tui.rules.errors import InvalidInput
+from dispatch_tui.rules.norms import ACK_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +62,10 @@ _CLAIM = text(
     """
 SELECT a.id, a.uid, a.kind, a.attempts, a.created_at,
        CASE WHEN s.cancelled_at IS NOT NULL THEN 'stood down'
-            WHEN s.cleared_at IS NOT NULL THEN 'cleared' END AS ended,
+            WHEN s.cleared_at IS NOT NULL THEN 'cleared'
+            WHEN a.kind = 'reminder' AND (s.acknowledged_at IS NOT NULL
+                 OR s.en_route_at IS NOT NULL OR s.on_scene_at IS NOT NULL)
+            THEN 'acknowledged' END AS ended,
        jsonb_build_object(
            'unit', u.code,
            'call', c.number,
@@ -122,6 +131,21 @@ _NEXT_DUE = text(
     "SELECT extract(epoch FROM min(next_attempt_at) - clock_timestamp())"
     " FROM alerts WHERE state = 'pending'"
 )
+# Seconds until the next reminder is due (None: none will be, as things stand): read from the
+# open assignments, never the history of alerts.
+_NEXT_REMINDER = text(
+    """
+SELECT extract(epoch FROM min(d.sent_at) + make_interval(secs => :after) - clock_timestamp())
+FROM assignments s
+JOIN alerts d ON d.assignment_id = s.id AND d.kind = 'dispatch' AND d.state = 'sent'
+WHERE s.cleared_at IS NULL AND s.cancelled_at IS NULL
+  AND s.acknowledged_at IS NULL AND s.en_route_at IS NULL AND s.on_scene_at IS NULL
+  AND NOT EXISTS (
+      SELECT 1 FROM alerts r WHERE r.assignment_id = s.id AND r.kind = 'reminder'
+  )
+"""
+)
+_REMIND = text("SELECT dispatch_remind(:after)")
 
 # The longest a worker sleeps without looking (the poll behind the notifications), and the
 # least, when it found nothing to claim yet an alert is due (another worker holds it).
@@ -141,11 +165,15 @@ class SenderSettings:
     backoff: float = 2.0  # seconds before the second try; doubling, at most `backoff_cap`
     backoff_cap: float = 60.0
     workers: int = 2  # alerts delivered at once by one alerter
+    # Seconds after a dispatch alert went out with no acknowledgement before the crew is paged
+    # again, once (None: never).
+    remind_after: float | None = float(ACK_SECONDS)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SenderSettings:
         """From DISPATCH_ALERT_COMMAND (required), DISPATCH_ALERT_TIMEOUT, _ATTEMPTS,
-        _BACKOFF and _WORKERS; a bad value is refused in one line."""
+        _BACKOFF, _WORKERS and _REMIND_SECONDS (0: no reminders; by default the desk's
+        DISPATCH_ACK_SECONDS); a bad value is refused in one line."""
         raw = environ.get("DISPATCH_ALERT_COMMAND", "").strip()
         if not raw:
             raise InvalidInput(
@@ -162,6 +190,14 @@ class SenderSettings:
             attempts=int(_number(environ, "DISPATCH_ALERT_ATTEMPTS", 5, 1, 100)),
             backoff=_number(environ, "DISPATCH_ALERT_BACKOFF", 2.0, 0, 3600),
             workers=int(_number(environ, "DISPATCH_ALERT_WORKERS", 2, 1, 32)),
+            remind_after=_number(
+                environ,
+                "DISPATCH_ALERT_REMIND_SECONDS",
+                _number(environ, "DISPATCH_ACK_SECONDS", ACK_SECONDS, 1, 3600),
+                0,
+                3600,
+            )
+            or None,
         )
 
     def delay(self, attempts_made: int) -> float:
@@ -287,6 +323,9 @@ class Alerter:
         self.report = report
         self._wake = threading.Condition()
         self._woken = 0  # bumped by every wake-up, so a worker sees one that came while it worked
+        # When reminders were last written (monotonic): one look a second is enough.
+        self._reminded = float("-inf")
+        self._reminding = threading.Lock()
 
     def deliver_one(self) -> Delivery | None:
         """Claim the oldest due alert, send it, record the outcome; None when none is due."""
@@ -294,7 +333,7 @@ class Alerter:
             row = conn.execute(_CLAIM).one_or_none()
             if row is None:
                 return None
-            if row.kind == "dispatch" and row.ended is not None:
+            if row.kind in ("dispatch", "reminder") and row.ended is not None:
                 return self._superseded(conn, row)
             error = send(self.settings, message(row))
             try:
@@ -339,7 +378,9 @@ class Alerter:
         """A dispatch alert whose unit was stood down or cleared before it was sent: not sent,
         so the crew is not paged to a call it no longer has. A stand-down written with it is
         next in the unit's order, and is sent."""
-        if row.attempts == 0:
+        if row.ended == "acknowledged":  # a reminder the crew no longer needs
+            why = "the crew had the call before it was sent"
+        elif row.attempts == 0:
             why = f"the unit was {row.ended} before it was sent"
         else:  # a try that failed may still have reached the crew: say so
             tries = "1 try" if row.attempts == 1 else f"{row.attempts} tries"
@@ -362,8 +403,25 @@ class Alerter:
             seconds=float(age),
         )
 
+    def remind(self, *, every: float = 1.0) -> int:
+        """Write the reminders due now (`dispatch_remind`), at most once every `every` seconds
+        across the workers; how many were written."""
+        after = self.settings.remind_after
+        if after is None:
+            return 0
+        with self._reminding:
+            if time.monotonic() - self._reminded < every:
+                return 0
+            self._reminded = time.monotonic()
+        with self.engine.begin() as conn:
+            written = int(conn.execute(_REMIND, {"after": after}).scalar_one())
+        if written:
+            log.info("%d unacknowledged dispatch(es) to page again", written)
+        return written
+
     def deliver_due(self) -> list[Delivery]:
         """Deliver every alert due now (one worker, in turn): for `alerter --once` and tests."""
+        self.remind(every=0)
         done: list[Delivery] = []
         while (delivery := self.deliver_one()) is not None:
             done.append(delivery)
@@ -390,6 +448,11 @@ class Alerter:
         try:
             with self.engine.connect() as conn:
                 due = conn.execute(_NEXT_DUE).scalar_one_or_none()
+                after = self.settings.remind_after
+                if after is not None:
+                    reminder = conn.execute(_NEXT_REMINDER, {"after": after}).scalar_one_or_none()
+                    if reminder is not None:
+                        due = reminder if due is None else min(due, reminder)
         except DBAPIError:
             return 1.0
         if due is None:
@@ -403,6 +466,7 @@ class Alerter:
             with self._wake:
                 seen = self._woken
             try:
+                self.remind()
                 delivery = self.deliver_one()
             except DBAPIError as err:
                 # The server went away (or refused): the claimed alert, if any, is pending
