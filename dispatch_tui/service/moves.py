@@ -36,7 +36,8 @@ _UNQUEUE = (
 def _refusal(
     username: str, code: str, number: str, outcome: str, facts: dict[str, Any]
 ) -> DispatchError:
-    """What `dispatch_divert` refused, in the words every path uses."""
+    """What `dispatch_divert`, `dispatch_queue` or `dispatch_unqueue` refused, in the words
+    every path uses."""
     status = str(facts.get("status", ""))
     match outcome:
         case "no_operator":
@@ -47,13 +48,14 @@ def _refusal(
             return NotFound(f"no unit {code}")
         case "no_call":
             return NotFound(f"no call {number}")
+        case "already_there":
+            return Conflict(f"{code} is on {number} already")
+        # A divert's
         case "on_no_call":
             return Conflict(
                 f"{code} is {lifecycle.label(status)}, on no call: dispatch it instead "
                 f"(d {number} {code})"
             )
-        case "already_there":
-            return Conflict(f"{code} is on {number} already")
         case "target_ended":
             return Conflict(f"{number} is {lifecycle.label(status)}")
         case "not_divertible" if status in (UnitStatus.ON_SCENE, UnitStatus.TRANSPORTING):
@@ -67,29 +69,11 @@ def _refusal(
             except Conflict as err:
                 return err
             return Conflict(f"{code} is {lifecycle.label(status)}: it cannot be diverted")
-    raise AssertionError(f"dispatch_divert answered {outcome!r}")
-
-
-def _queue_refusal(
-    username: str, code: str, number: str, outcome: str, facts: dict[str, Any]
-) -> DispatchError:
-    """What `dispatch_queue` or `dispatch_unqueue` refused, in the words every path uses."""
-    status = str(facts.get("status", ""))
-    match outcome:
-        case "no_operator":
-            return lookups.not_an_operator(validation.username(username))
-        case "forbidden":
-            return permissions.refusal(str(facts["operator"]), str(facts["role"]), "dispatch")
-        case "no_unit":
-            return NotFound(f"no unit {code}")
-        case "no_call":
-            return NotFound(f"no call {number}")
+        # Lining up a call, and taking it back
         case "not_busy" if status == UnitStatus.AVAILABLE:
             return Conflict(f"{code} is available: dispatch it now (d {number} {code})")
         case "not_busy":
             return Conflict(f"{code} is {lifecycle.label(status)}")
-        case "already_there":
-            return Conflict(f"{code} is on {number} already")
         case "not_pending":
             return Conflict(
                 f"{number} is {lifecycle.label(status)}: only a pending call is lined up for a "
@@ -99,7 +83,7 @@ def _queue_refusal(
             return Conflict(f"{code} already has {facts['call']} lined up; unqueue {code} first")
         case "nothing_lined":
             return Conflict(f"{code} has no call lined up")
-    raise AssertionError(f"a queue function answered {outcome!r}")
+    raise AssertionError(f"a move's function answered {outcome!r}")
 
 
 class UnitMoves(Writer):
@@ -165,7 +149,7 @@ class UnitMoves(Writer):
             _QUEUE,
             params,
             once,
-            lambda outcome, facts: _queue_refusal(username, code, number, outcome, facts),
+            lambda outcome, facts: _refusal(username, code, number, outcome, facts),
             f"{code} changed at another desk a moment ago; look again",
         )
         return self._unit_now(unit_id, at, said)
@@ -179,7 +163,7 @@ class UnitMoves(Writer):
             _UNQUEUE,
             params,
             once,
-            lambda outcome, facts: _queue_refusal(username, code, "", outcome, facts),
+            lambda outcome, facts: _refusal(username, code, "", outcome, facts),
             f"{code}'s next call changed at another desk a moment ago; look again",
         )
         return self._unit_now(unit_id, at, said)

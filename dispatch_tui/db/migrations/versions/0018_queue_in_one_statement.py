@@ -47,6 +47,23 @@ UNIT_SAID = """
         LEFT JOIN calls c ON c.id = a.call_id
         WHERE u.id = v_unit"""
 
+# Both first refuse an operator not on the staff list (or not active), one whose role may not
+# dispatch, and a unit not known, in that order, as the divert does (migration 0010).
+WHO_MAY = """    IF v_staff IS NULL THEN
+        RETURN QUERY SELECT 'no_operator', NULL::integer, NULL::timestamptz, NULL::jsonb;
+        RETURN;
+    END IF;
+    IF NOT (p_rules -> 'may_dispatch') ? v_role THEN
+        RETURN QUERY SELECT 'forbidden', NULL::integer, NULL::timestamptz,
+            jsonb_build_object('operator', v_username, 'role', v_role);
+        RETURN;
+    END IF;
+    IF v_unit IS NULL THEN
+        RETURN QUERY SELECT 'no_unit', NULL::integer, NULL::timestamptz, NULL::jsonb;
+        RETURN;
+    END IF;
+"""
+
 QUEUE = (
     """
 CREATE FUNCTION dispatch_queue(
@@ -79,20 +96,9 @@ BEGIN
     LEFT JOIN calls c ON c.number = p_call
     LEFT JOIN assignments a
         ON a.unit_id = u.id AND a.cleared_at IS NULL AND a.cancelled_at IS NULL;
-    IF v_staff IS NULL THEN
-        RETURN QUERY SELECT 'no_operator', NULL::integer, NULL::timestamptz, NULL::jsonb;
-        RETURN;
-    END IF;
-    IF NOT (p_rules -> 'may_dispatch') ? v_role THEN
-        RETURN QUERY SELECT 'forbidden', NULL::integer, NULL::timestamptz,
-            jsonb_build_object('operator', v_username, 'role', v_role);
-        RETURN;
-    END IF;
-    IF v_unit IS NULL THEN
-        RETURN QUERY SELECT 'no_unit', NULL::integer, NULL::timestamptz, NULL::jsonb;
-        RETURN;
-    END IF;
-    IF v_target IS NULL THEN
+"""
+    + WHO_MAY
+    + """    IF v_target IS NULL THEN
         RETURN QUERY SELECT 'no_call', NULL::integer, NULL::timestamptz, NULL::jsonb;
         RETURN;
     END IF;
@@ -187,20 +193,9 @@ BEGIN
     LEFT JOIN staff s ON lower(s.username) = lower(p_operator) AND s.active
     LEFT JOIN units u ON u.code = p_unit
     LEFT JOIN queued q ON q.unit_id = u.id AND q.ended_at IS NULL;
-    IF v_staff IS NULL THEN
-        RETURN QUERY SELECT 'no_operator', NULL::integer, NULL::timestamptz, NULL::jsonb;
-        RETURN;
-    END IF;
-    IF NOT (p_rules -> 'may_dispatch') ? v_role THEN
-        RETURN QUERY SELECT 'forbidden', NULL::integer, NULL::timestamptz,
-            jsonb_build_object('operator', v_username, 'role', v_role);
-        RETURN;
-    END IF;
-    IF v_unit IS NULL THEN
-        RETURN QUERY SELECT 'no_unit', NULL::integer, NULL::timestamptz, NULL::jsonb;
-        RETURN;
-    END IF;
-    -- The shared order: the lined-up call, then the unit.
+"""
+    + WHO_MAY
+    + """    -- The shared order: the lined-up call, then the unit.
     PERFORM 1 FROM calls WHERE id = v_seen FOR UPDATE;
     PERFORM 1 FROM units WHERE id = v_unit FOR UPDATE;
     -- The entry as it now is, read before it is locked: it is locked only once its call is
