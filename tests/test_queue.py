@@ -303,3 +303,34 @@ async def test_d_with_no_unit_free_offers_the_next_to_clear_to_line_up(
         await pilot.press("enter")
         await until(pilot, lambda: "lined up for" in feedback(app))
     assert world.call(waiting).queued_units != ()
+
+
+async def test_with_no_unit_free_d_offers_a_divert_and_the_next_to_clear_together(
+    world: DispatchService, database_url: str
+) -> None:
+    """A P1 with no unit free: a unit on its way to a P4 is offered to divert, and the units
+    that clear next to line up, in one list; either is one Enter away."""
+    p4 = new_call(world, priority=4, nature="Back pain")
+    big = new_call(world, nature="Bus crash")
+    rest = [u.code for u in world.units() if u.code != "B1"]
+    world.dispatch("alice", p4, ["B1"])
+    world.dispatch("alice", big, rest)
+    for code in rest:
+        world.unit_status("alice", code, "ON_SCENE")
+    waiting = new_call(world, priority=1, nature="Cardiac arrest")
+    app = desk(world, database_url)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: pending_numbers(app) == [waiting])
+        screen_of(app).pending.focus()
+        await pilot.press("d")
+        await until(pilot, lambda: app.screen.__class__.__name__ == "PickScreen")
+        title = str(app.screen.query_one(".modal-title").render())
+        assert f"No unit is free for {waiting}" in title and "line up one that clears" in title
+        options = app.screen.query_one("OptionList")
+        ids = [options.get_option_at_index(i).id for i in range(options.option_count)]  # type: ignore[attr-defined]
+        assert ids[0] == "divert:B1"
+        assert len(ids) > 1 and all(i is not None and i.startswith("queue:") for i in ids[1:])
+        await pilot.press("down", "enter")  # the first to clear
+        await until(pilot, lambda: "lined up for" in feedback(app))
+    assert world.call(waiting).queued_units == (ids[1].removeprefix("queue:"),)  # type: ignore[union-attr]
+    assert world.call(p4).active_units == ("B1",)  # not diverted

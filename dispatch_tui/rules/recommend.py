@@ -343,7 +343,7 @@ class Choices:
 
     recommended: list[Recommendation]
     diverts: list[DivertCandidate]
-    clearing: list[Clearing]  # only when no unit is free and none is worth diverting
+    clearing: list[Clearing]  # only when no unit is free
 
 
 def choices(
@@ -354,15 +354,14 @@ def choices(
     limit: int = 5,
     stale_seconds: int = norms.STALE_POSITION_SECONDS,
 ) -> Choices:
-    """The free units ranked, the units worth diverting, and, when there is neither, the units
-    expected to clear first; a position older than `stale_seconds` is said to be stale."""
+    """The free units ranked, the units worth diverting, and, when no unit is free, the units
+    expected to clear first (a dispatcher may rather line one of them up than divert a unit
+    from its call); a position older than `stale_seconds` is said to be stale."""
     units = list(units)
     recs = for_call(call, units, limit, now, stale_seconds)
     best = recs[0].eta_seconds if recs else None
     diverts = divert_candidates(
         call, units, priority_of, best, now=now, stale_seconds=stale_seconds
     )
-    clearing = (
-        [] if recs or diverts else next_to_clear(call, units, now, stale_seconds=stale_seconds)
-    )
+    clearing = [] if recs else next_to_clear(call, units, now, stale_seconds=stale_seconds)
     return Choices(recs, diverts, clearing)

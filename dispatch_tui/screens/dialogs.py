@@ -240,8 +240,11 @@ class DeskDialogs:
             stale_seconds=self.desk.options.stale_position_seconds,
         )
         recs, diverts = offered.recommended, offered.diverts
-        if not recs and not diverts:
-            self._offer_next_to_clear(call, offered.clearing, add=add)
+        # No unit free: those expected to clear first, each a key away from being lined up for
+        # the call (a pending call only), after any worth diverting.
+        clearing = offered.clearing if not add and call.status == "RECEIVED" else []
+        if not recs and not diverts and not clearing:
+            self.desk.say(recommend.NO_UNIT_AVAILABLE, ok=False)
             return
         options = []
         for d in diverts:  # much sooner than any free unit: offered first, marked
@@ -254,6 +257,11 @@ class DeskDialogs:
             text.append(f"{r.rank}. {r.unit.code:<5}", style="bold")
             text.append(f" {r.reason}")
             options.append((r.unit.code, text))
+        for c in clearing:
+            text = Text()
+            text.append(f"⇥  {c.unit.code:<5}", style="bold")
+            text.append(f" {c.reason}")
+            options.append((f"queue:{c.unit.code}", text))
 
         def send(unit: str) -> None:
             self.desk.perform(commands.Dispatch(call.number, (unit,), add=add))
@@ -263,6 +271,9 @@ class DeskDialogs:
                 return
             if unit.startswith("divert:"):
                 self._confirm_divert(unit.removeprefix("divert:"), call, diverts)
+                return
+            if unit.startswith("queue:"):
+                self.desk.perform(commands.Queue(unit.removeprefix("queue:"), call.number))
                 return
             waiting = self._last_als_wanted(call, unit)
             if waiting is None:
@@ -283,9 +294,30 @@ class DeskDialogs:
             )
 
         verb = "Add a unit to" if add else "Dispatch to"
-        self.desk.app.push_screen(
-            PickScreen(f"{verb} {call.number}: recommended units", options), chosen
-        )
+        if recs:
+            title, hint = f"{verb} {call.number}: recommended units", ""
+        else:
+            title = f"No unit is free for {call.number} (P{call.priority} {call.nature})" + (
+                ": divert one on its way (↪), or line up one that clears next (⇥)"
+                if diverts and clearing
+                else ": divert one on its way"
+                if diverts
+                else ". Next to clear:"
+            )
+            divert_words = "divert it here (asks first)"
+            queue_words = "line this unit up; it comes here when it clears"
+            hint = (
+                "Enter: "
+                + (
+                    f"↪ {divert_words}, ⇥ {queue_words}"
+                    if diverts and clearing
+                    else divert_words
+                    if diverts
+                    else queue_words
+                )
+                + " · Esc: back"
+            )
+        self.desk.app.push_screen(PickScreen(title, options, hint=hint), chosen)
 
     def _confirm_divert(
         self, unit: str, call: CallView, diverts: list[recommend.DivertCandidate]
@@ -303,28 +335,6 @@ class DeskDialogs:
                 "no unit is left on it."
             ),
             confirmed,
-        )
-
-    def _offer_next_to_clear(
-        self, call: CallView, clearing: list[recommend.Clearing], *, add: bool
-    ) -> None:
-        """No unit free: the units expected to reach the call first, each a key away from being
-        lined up for it (a pending call only)."""
-        if not clearing or add or call.status != "RECEIVED":
-            self.desk.say(recommend.NO_UNIT_AVAILABLE, ok=False)
-            return
-        options = []
-        for c in clearing:
-            text = Text()
-            text.append(f"{c.unit.code:<5}", style="bold")
-            text.append(f" {c.reason}")
-            options.append((c.unit.code, text))
-
-        self.pick(
-            f"No unit is free for {call.number} (P{call.priority} {call.nature}). Next to clear:",
-            options,
-            lambda unit: commands.Queue(unit, call.number),
-            hint="Enter: line this unit up; it comes here when it clears · Esc: back",
         )
 
     def divert(self, unit: UnitView) -> None:

@@ -327,7 +327,7 @@ def _read(service: DispatchService, command: c.Read) -> Outcome:
             first = offered.clearing[0]
             message = (
                 f"{NO_UNIT_AVAILABLE}; next to clear: {first.unit.code} ({first.reason}); "
-                f"line it up with: queue {first.unit.code} {number}"
+                f"line it up with: queue {first.unit.code} {number}{also}"
             )
             return Outcome(message, offered.clearing, "clearing")
         case c.Show(what, everything, limit):
