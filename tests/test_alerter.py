@@ -273,6 +273,25 @@ def test_a_reminder_the_crew_no_longer_needs_is_not_sent(
         )
 
 
+def test_reminders_that_cannot_be_written_never_hold_up_the_alerts(
+    world: DispatchService, engine: Engine, alert_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reminders' function missing (or not granted to the alerter's login): the dispatch
+    alerts still go, the reminders' times stop waking the workers, and it is said once."""
+    from dispatch_tui.service import alerter as alerting
+
+    number = new_call(world)
+    world.dispatch("alice", number, ["M1"])
+    monkeypatch.setattr(alerting, "_REMIND", text("SELECT no_such_function(:after)"))
+    alerter = Alerter(engine, SenderSettings(TAKES, remind_after=0.1))
+    (sent,) = alerter.deliver_due()
+    assert (sent.kind, sent.state) == ("dispatch", "sent")
+    time.sleep(0.3)
+    assert alerter.remind(every=0) == 0
+    assert alerter._next_due() >= 1.0  # the poll's pace, not a quarter-second loop
+    assert [m["kind"] for m in _lines(alert_log)] == ["dispatch"]
+
+
 def test_a_failing_sender_is_retried_then_the_alert_fails_loudly(
     world: DispatchService, engine: Engine
 ) -> None:

@@ -323,9 +323,11 @@ class Alerter:
         self.report = report
         self._wake = threading.Condition()
         self._woken = 0  # bumped by every wake-up, so a worker sees one that came while it worked
-        # When reminders were last written (monotonic): one look a second is enough.
+        # When reminders were last written (monotonic): one look a second is enough; and
+        # whether they could be, the last time (their times wake the workers only then).
         self._reminded = float("-inf")
         self._reminding = threading.Lock()
+        self._reminders_work = True
 
     def deliver_one(self) -> Delivery | None:
         """Claim the oldest due alert, send it, record the outcome; None when none is due."""
@@ -378,8 +380,11 @@ class Alerter:
         """A dispatch alert whose unit was stood down or cleared before it was sent: not sent,
         so the crew is not paged to a call it no longer has. A stand-down written with it is
         next in the unit's order, and is sent."""
-        if row.ended == "acknowledged":  # a reminder the crew no longer needs
+        if row.ended == "acknowledged" and row.attempts == 0:  # a reminder no longer needed
             why = "the crew had the call before it was sent"
+        elif row.ended == "acknowledged":
+            tries = "1 try" if row.attempts == 1 else f"{row.attempts} tries"
+            why = f"the crew had the call before a try went through; not tried again after {tries}"
         elif row.attempts == 0:
             why = f"the unit was {row.ended} before it was sent"
         else:  # a try that failed may still have reached the crew: say so
@@ -390,7 +395,7 @@ class Alerter:
             )
         state, age = conn.execute(_SUPERSEDED, {"id": row.id, "why": why}).one()
         payload: dict[str, Any] = row.payload
-        log.info("alert %s (dispatch) superseded: %s", row.uid, why)
+        log.info("alert %s (%s) superseded: %s", row.uid, row.kind, why)
         return Delivery(
             alert_id=str(row.uid),
             kind=row.kind,
@@ -405,7 +410,10 @@ class Alerter:
 
     def remind(self, *, every: float = 1.0) -> int:
         """Write the reminders due now (`dispatch_remind`), at most once every `every` seconds
-        across the workers; how many were written."""
+        across the workers; how many were written. Reminders that cannot be written (the
+        server gone, the function not granted to this login) are said in the log and never
+        hold up the alerts themselves: the delivery goes on, and the reminders' times stop
+        waking the workers (`_next_due`) until they can be written again."""
         after = self.settings.remind_after
         if after is None:
             return 0
@@ -413,8 +421,15 @@ class Alerter:
             if time.monotonic() - self._reminded < every:
                 return 0
             self._reminded = time.monotonic()
-        with self.engine.begin() as conn:
-            written = int(conn.execute(_REMIND, {"after": after}).scalar_one())
+        try:
+            with self.engine.begin() as conn:
+                written = int(conn.execute(_REMIND, {"after": after}).scalar_one())
+        except DBAPIError as err:
+            if self._reminders_work:
+                log.warning("reminders could not be written: %s", str(err).splitlines()[0])
+            self._reminders_work = False
+            return 0
+        self._reminders_work = True
         if written:
             log.info("%d unacknowledged dispatch(es) to page again", written)
         return written
@@ -449,7 +464,7 @@ class Alerter:
             with self.engine.connect() as conn:
                 due = conn.execute(_NEXT_DUE).scalar_one_or_none()
                 after = self.settings.remind_after
-                if after is not None:
+                if after is not None and self._reminders_work:
                     reminder = conn.execute(_NEXT_REMINDER, {"after": after}).scalar_one_or_none()
                     if reminder is not None:
                         due = reminder if due is None else min(due, reminder)

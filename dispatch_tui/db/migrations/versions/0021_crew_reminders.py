@@ -13,9 +13,14 @@ the call. One a dispatch at most (the unique (assignment, kind) says so); past i
 dispatcher's, on the radio.
 
 - **`dispatch_remind(after_seconds)`** writes the reminders due now and says how many. It runs
-  as the database's owner (SECURITY DEFINER, its search_path fixed), so the alerter's login,
-  which may not write alerts itself, writes only these. It reads the open assignments (through
-  the partial index of active ones), never the history of alerts.
+  as the database's owner (SECURITY DEFINER), so the alerter's login, which may not write alerts
+  itself, writes only these: its search_path is `pg_catalog, pg_temp` and every table in it is
+  named with its schema, so no object another login creates can stand in for one it uses; a
+  negative wait counts as none. It reads the open assignments (through the partial index of
+  active ones), never the history of alerts.
+- **No login but the owner creates objects in `public`** (`REVOKE CREATE ON SCHEMA public FROM
+  PUBLIC`, PostgreSQL's default since 15, not on a database made before it): an object made
+  there could stand in for one a SECURITY DEFINER function of this schema uses.
 - A reminder overtaken before it is sent (the crew acknowledged meanwhile, or the unit was stood
   down) is superseded by the alerter, as a dispatch alert is (migration 0020).
 """
@@ -31,7 +36,7 @@ depends_on = None
 
 REMIND = """
 CREATE FUNCTION dispatch_remind(p_after_seconds double precision) RETURNS integer
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     v_written integer;
 BEGIN
@@ -42,7 +47,7 @@ BEGIN
     WHERE s.cleared_at IS NULL AND s.cancelled_at IS NULL
       AND s.acknowledged_at IS NULL AND s.en_route_at IS NULL AND s.on_scene_at IS NULL
       AND d.state = 'sent'
-      AND d.sent_at <= clock_timestamp() - make_interval(secs => p_after_seconds)
+      AND d.sent_at <= clock_timestamp() - make_interval(secs => greatest(p_after_seconds, 0))
     ON CONFLICT (assignment_id, kind) DO NOTHING;
     GET DIAGNOSTICS v_written = ROW_COUNT;
     RETURN v_written;
@@ -60,6 +65,7 @@ def upgrade() -> None:
     op.execute(REMIND)
     op.execute("REVOKE EXECUTE ON FUNCTION dispatch_remind(double precision) FROM PUBLIC")
     op.execute("GRANT EXECUTE ON FUNCTION dispatch_remind(double precision) TO dispatch_alerter")
+    op.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
 
 def downgrade() -> None:
