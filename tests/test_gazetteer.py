@@ -125,7 +125,8 @@ def test_replace_removes_what_the_file_no_longer_has_and_no_more(
 ) -> None:
     data = tmp_path / "kiln.csv"
     data.write_text(_clean_csv(range(1, 9)))
-    assert cli(capsys, "gis", "import", str(data))[0] == 0
+    code, first = cli(capsys, "gis", "import", str(data), "--replace")
+    assert code == 0 and "nothing was kept as kiln.csv before" in first["message"]
     assert cli(capsys, "gis", "import", str(data), "--source", "county")[0] == 0
     # One address demolished: the file is the source now, and its point goes.
     data.write_text(_clean_csv(range(1, 8)))
@@ -134,22 +135,30 @@ def test_replace_removes_what_the_file_no_longer_has_and_no_more(
     assert "1 points and 0 lines the file no longer has removed" in done["message"]
     assert count("address_points", "source = 'kiln.csv'") == 7
     assert count("address_points", "source = 'county' AND number = '26'") == 1  # not its source
-    # A file cut short would remove 4 of 7: refused in one line, nothing removed, unless forced.
+    # A file cut short would remove 4 of 7: refused in one line, nothing loaded nor removed.
     data.write_text(_clean_csv(range(1, 4)))
-    code, kept = cli(capsys, "gis", "import", str(data), "--replace")
-    assert (code, kept["ok"], kept["retired_points"]) == (4, False, 0)
-    assert "lacks 4 of the 7 rows kept as kiln.csv" in kept["kept"]
+    code, refused = cli(capsys, "gis", "import", str(data), "--replace")
+    assert (code, refused["ok"]) == (2, False)
+    assert "lacks 4 of the 7 address points kept as kiln.csv" in refused["error"]["message"]
     assert count("address_points", "source = 'kiln.csv'") == 7
-    # A refused row would lose its good old version: nothing removed either.
+    # New keys do not pad the count: 2 of the 7 old ones gone (29 %), 2 new ones in (2 of 9
+    # would be 22 %), still refused.
+    data.write_text(_clean_csv(range(1, 6)) + _clean_csv(range(20, 22)).split("\n", 1)[1])
+    code, refused = cli(capsys, "gis", "import", str(data), "--replace")
+    assert code == 2 and "lacks 2 of the 7" in refused["error"]["message"]
+    assert count("address_points", "source = 'kiln.csv'") == 7  # the new ones not loaded
+    # A refused row would lose its good old version: nothing loaded nor removed either.
     data.write_text(_clean_csv(range(1, 7), junk=True))
-    code, kept = cli(capsys, "gis", "import", str(data), "--replace")
-    assert code == 4 and "1 rows were refused" in kept["kept"]
+    code, refused = cli(capsys, "gis", "import", str(data), "--replace")
+    assert code == 2 and "1 rows of the file were refused" in refused["error"]["message"]
     assert count("address_points", "source = 'kiln.csv'") == 7
     data.write_text(_clean_csv(range(1, 4)))
     code, forced = cli(capsys, "gis", "import", str(data), "--replace", "--force")
     assert (code, forced["retired_points"]) == (0, 4)
     assert count("address_points", "source = 'kiln.csv'") == 3
     assert count("address_points", "source = 'county'") == 8
+    code, alone = cli(capsys, "gis", "import", str(data), "--force")
+    assert code == 2 and "--force goes with --replace" in alone["error"]["message"]
 
 
 def test_geojson_loads_points_as_addresses_and_lines_as_streets(

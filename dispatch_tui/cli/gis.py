@@ -23,7 +23,7 @@ from dispatch_tui.cli import launch
 from dispatch_tui.config import Settings
 from dispatch_tui.db.connect import open_database
 from dispatch_tui.rules.addresses import GazetteerImport
-from dispatch_tui.rules.errors import ExitCode
+from dispatch_tui.rules.errors import ExitCode, InvalidInput
 from dispatch_tui.service import gazetteer
 
 
@@ -47,8 +47,9 @@ def add_import(gis: argparse._SubParsersAction, common: argparse.ArgumentParser)
     parser.add_argument(
         "--replace",
         action="store_true",
-        help="the file is the whole source now: remove the source's rows it no longer has "
-        "(refused when the file has refused rows, or lacks more than a quarter of the source)",
+        help="the file is the whole source now: load it and remove the source's rows it no "
+        "longer has, in one transaction (refused, nothing written, when the file has refused "
+        "rows, or lacks more than a quarter of the source's points or lines)",
     )
     parser.add_argument(
         "--force",
@@ -59,6 +60,8 @@ def add_import(gis: argparse._SubParsersAction, common: argparse.ArgumentParser)
 
 
 def run_import(ns: argparse.Namespace, settings: Settings, out: Console, as_json: bool) -> int:
+    if ns.force and not ns.replace:
+        raise InvalidInput("--force goes with --replace")
     db = open_database(settings.database_url, settings.data_dir)
     sessions = launch.service(db, settings).sessions
     path = Path(ns.file)
@@ -91,19 +94,15 @@ def run_import(ns: argparse.Namespace, settings: Settings, out: Console, as_json
     points, lines = gazetteer.counts(sessions)
     message = _summary(report, points, lines)
     if as_json:
-        print(json.dumps({"ok": not report.kept, "message": message, **asdict(report)}))
+        print(json.dumps({"ok": True, "message": message, **asdict(report)}))
     else:
         out.print(Text(message))
         for why, count in report.refused.items():
             out.print(Text(f"  refused {count:,}: {why}"))
         for example in report.examples:
             out.print(Text(f"    e.g. {example}"))
-        if report.kept:
-            out.print(Text(f"--replace: {report.kept}"))
     nothing = report.rows and report.refused_total == report.rows
-    if nothing:
-        return int(ExitCode.INVALID)
-    return int(ExitCode.CONFLICT) if report.kept else 0
+    return int(ExitCode.INVALID) if nothing else 0
 
 
 def _summary(report: GazetteerImport, points: int, lines: int) -> str:
@@ -115,9 +114,10 @@ def _summary(report: GazetteerImport, points: int, lines: int) -> str:
         if report.retired_points or report.retired_lines
         else ""
     )
+    note = f" ({report.note})" if report.note else ""
     return (
         f"{report.rows:,} rows of {report.source}: {report.points:,} address points and "
         f"{report.segments:,} street lines written, {report.unchanged:,} unchanged, "
         f"{report.refused_total:,} refused{retired}; the gazetteer has {points:,} points and "
-        f"{lines:,} lines"
+        f"{lines:,} lines{note}"
     )

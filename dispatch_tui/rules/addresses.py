@@ -75,11 +75,11 @@ class GazetteerImport:
     unchanged: int
     refused: dict[str, int]
     examples: tuple[str, ...] = ()
-    # With `--replace`: the source's points and lines the file no longer has, removed; or why
-    # none were (`kept`: the file had refused rows, or would remove too much of the source).
+    # With `--replace`: the source's points and lines the file no longer has, removed; and a
+    # word when there was nothing to replace (no rows kept as the source before).
     retired_points: int = 0
     retired_lines: int = 0
-    kept: str = ""
+    note: str = ""
 
     @property
     def refused_total(self) -> int:

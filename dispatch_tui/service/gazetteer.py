@@ -11,11 +11,11 @@ CSV (`LON,LAT,NUMBER,STREET,UNIT,CITY,DISTRICT,REGION,POSTCODE,ID,HASH`) or GeoJ
 features as address points, LineString and MultiLineString features as street lines). Rows are
 checked (`rules.addresses.address_row`, `street_line`) and written in batches, each its own
 transaction, keyed by (source, source_key): loading the same data again changes nothing, and a
-corrected row is changed in place. What is refused is counted by why. With `replace`, the
-source's rows the file no longer has (an address demolished, a street renamed) are removed once
-the whole file is in, in one transaction, unless the file had refused rows or would remove more
-than REPLACE_MOST of the source (a file cut short): then nothing is removed, and the report says
-why. The streets' view is refreshed at the end, concurrently, so geocoding goes on meanwhile. Only the database's owner
+corrected row is changed in place. What is refused is counted by why. With `replace`, the whole
+file is one transaction that also removes the source's rows the file no longer has (an address
+demolished, a street renamed); refused whole, nothing written, when the file had refused rows or
+lacks more than REPLACE_MOST of the source (a file cut short). The streets' view is refreshed at
+the end, concurrently, so geocoding goes on meanwhile. Only the database's owner
 writes the gazetteer (migration 0014): any other login is refused in one line.
 """
 
@@ -124,7 +124,7 @@ class _Tally:
         self.examples: list[str] = []
         self.retired_points = 0
         self.retired_lines = 0
-        self.kept = ""
+        self.note = ""
 
     def refuse(self, why: str, where: str) -> None:
         self.refused[why] += 1
@@ -142,7 +142,7 @@ class _Tally:
             tuple(self.examples),
             self.retired_points,
             self.retired_lines,
-            self.kept,
+            self.note,
         )
 
 
@@ -323,45 +323,79 @@ def load(
     force: bool = False,
 ) -> GazetteerImport:
     """Write checked rows into the gazetteer as `source`, BATCH at a time, then refresh the
-    streets' view. `tick` is called after each batch (a progress bar). With `replace`, then
-    remove the source's rows these did not hold (`_retire`); `force`: even more than
-    REPLACE_MOST of them."""
+    streets' view. `tick` is called after each batch (a progress bar).
+
+    Without `replace`, each batch is its own transaction. With it, the file is the whole source
+    now, and all of it is one transaction: the rows written, then the source's rows the file
+    no longer has removed (`_retire`). Refused whole, with nothing written (InvalidInput), when
+    the file had refused rows (a row refused now would lose its good old version) or lacks more
+    than REPLACE_MOST of the source's points or of its lines (a file cut short), unless
+    `force`."""
     tally = _Tally()
-    points: dict[str, AddressRow] = {}
-    lines: dict[str, StreetLine] = {}
-    # Every key the rows held (for `replace`): a few bytes a row, 100k rows a few MB.
-    seen_points: set[str] = set()
-    seen_lines: set[str] = set()
-    written = False
-    try:
-        for row in rows:
-            tally.rows += 1
-            if isinstance(row, AddressRow):
-                points[row.source_key] = row  # the last of two rows with one key wins
-                seen_points.add(row.source_key)
-            elif isinstance(row, StreetLine):
-                lines[row.source_key] = row
-                seen_lines.add(row.source_key)
-            else:
-                tally.refuse(*row)
-            if len(points) + len(lines) >= BATCH:
-                written = True
-                _write(sessions, source, points, lines, tally)
-                points, lines = {}, {}
-                if tick is not None:
-                    tick()
-        written = True
-        _write(sessions, source, points, lines, tally)
-        if replace:
-            _retire(sessions, source, seen_points, seen_lines, tally, force=force)
-    finally:
-        # Batches already written are in the gazetteer even when a later one failed: its
-        # streets' view must say so, or geocoding misses what completion offers.
-        if written:
-            refresh_streets(sessions)
+    if not replace:
+        try:
+            _load_rows(rows, tally, tick, lambda batch: _write(sessions, source, *batch, tally))
+        finally:
+            # Batches already written are in the gazetteer even when a later one failed: its
+            # streets' view must say so, or geocoding misses what completion offers.
+            if tally.rows:
+                refresh_streets(sessions)
+        if tick is not None:
+            tick()
+        return tally.report(source)
+    with _owner_only(), db_errors(), sessions.begin() as s:
+        before = _held(s, source)
+        seen = _load_rows(rows, tally, tick, lambda batch: _write_in(s, source, *batch, tally))
+        refused = sum(tally.refused.values())
+        if refused:
+            raise InvalidInput(
+                f"--replace: {refused:,} rows of the file were refused (a refused row's old "
+                "version would be lost); nothing was loaded or removed. Mend them, or load "
+                "without --replace"
+            )
+        _retire(s, source, seen, before, tally, force=force)
+    refresh_streets(sessions)
+    if not any(before.values()):
+        tally.note = (
+            f"nothing was kept as {source} before, so nothing was replaced (to replace an "
+            "earlier load, name its source: --source NAME)"
+        )
     if tick is not None:
         tick()
     return tally.report(source)
+
+
+Batch = tuple[dict[str, AddressRow], dict[str, StreetLine]]
+
+
+def _load_rows(
+    rows: Iterable[Row],
+    tally: _Tally,
+    tick: Callable[[], None] | None,
+    write: Callable[[Batch], None],
+) -> dict[str, set[str]]:
+    """Hand the checked rows to `write` BATCH at a time, counting the refused; every key the
+    rows held, by kind (`p` points, `l` lines): a few bytes a row, 100k rows a few MB."""
+    points: dict[str, AddressRow] = {}
+    lines: dict[str, StreetLine] = {}
+    seen: dict[str, set[str]] = {"p": set(), "l": set()}
+    for row in rows:
+        tally.rows += 1
+        if isinstance(row, AddressRow):
+            points[row.source_key] = row  # the last of two rows with one key wins
+            seen["p"].add(row.source_key)
+        elif isinstance(row, StreetLine):
+            lines[row.source_key] = row
+            seen["l"].add(row.source_key)
+        else:
+            tally.refuse(*row)
+        if len(points) + len(lines) >= BATCH:
+            write((points, lines))
+            points, lines = {}, {}
+            if tick is not None:
+                tick()
+    write((points, lines))
+    return seen
 
 
 def _write(
@@ -374,79 +408,87 @@ def _write(
     if not points and not lines:
         return
     with _owner_only(), db_errors(), sessions.begin() as s:
-        if points:
-            written = _upsert_points(s, source, list(points.values()))
-            tally.points += written
-            tally.unchanged += len(points) - written
-        if lines:
-            written = _upsert_lines(s, source, list(lines.values()))
-            tally.segments += written
-            tally.unchanged += len(lines) - written
+        _write_in(s, source, points, lines, tally)
+
+
+def _write_in(
+    s: Session,
+    source: str,
+    points: dict[str, AddressRow],
+    lines: dict[str, StreetLine],
+    tally: _Tally,
+) -> None:
+    """Write one batch in the caller's transaction."""
+    if points:
+        written = _upsert_points(s, source, list(points.values()))
+        tally.points += written
+        tally.unchanged += len(points) - written
+    if lines:
+        written = _upsert_lines(s, source, list(lines.values()))
+        tally.segments += written
+        tally.unchanged += len(lines) - written
+
+
+_TABLES: tuple[tuple[str, Any], ...] = (
+    ("p", AddressPoint.__table__),
+    ("l", StreetSegment.__table__),
+)
+_KINDS = {"p": "address points", "l": "street lines"}
+
+
+def _held(s: Session, source: str) -> dict[str, int]:
+    """How many points (`p`) and lines (`l`) are kept as `source` now."""
+    return {
+        kind: int(
+            s.execute(
+                select(func.count()).select_from(kept).where(kept.c.source == source)
+            ).scalar_one()
+        )
+        for kind, kept in _TABLES
+    }
 
 
 def _retire(
-    sessions: sessionmaker[Session],
+    s: Session,
     source: str,
-    points: set[str],
-    lines: set[str],
+    seen: dict[str, set[str]],
+    before: dict[str, int],
     tally: _Tally,
     *,
     force: bool,
 ) -> None:
-    """Remove the source's points and lines whose keys are not in `points` and `lines` (the
-    whole file, just loaded), in one transaction; nothing when the file had refused rows (a
-    row refused now would lose its good old version) or when more than REPLACE_MOST of the
-    source would go without `force` (a file cut short). Calls keep their location as typed:
-    nothing refers to a gazetteer row."""
-    refused = sum(tally.refused.values())
-    if refused:
-        tally.kept = (
-            f"nothing removed: {refused:,} rows were refused (a refused row's "
-            "old version would be lost); mend them, or load without --replace"
+    """Remove the source's points and lines whose keys the file did not hold (`seen`), in the
+    load's transaction; refused (InvalidInput, and the whole load rolled back) when that is more
+    than REPLACE_MOST of the points or of the lines kept as `source` before the load, unless
+    `force`. Calls keep their location as typed: nothing refers to a gazetteer row."""
+    s.execute(text("CREATE TEMPORARY TABLE seen (kind char(1), key text) ON COMMIT DROP"))
+    raw = s.connection().connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cursor, cursor.copy("COPY seen (kind, key) FROM STDIN") as copy:
+        for kind, keys in seen.items():
+            for key in keys:
+                copy.write_row((kind, key))
+    s.execute(text("CREATE INDEX ON seen (kind, key)"))
+    s.execute(text("ANALYZE seen"))
+    gone = {
+        kind: int(
+            s.execute(
+                select(func.count()).select_from(kept).where(_gone(kept, kind)),
+                {"source": source},
+            ).scalar_one()
         )
-        return
-    with _owner_only(), db_errors(), sessions.begin() as s:
-        s.execute(text("CREATE TEMPORARY TABLE seen (kind char(1), key text) ON COMMIT DROP"))
-        raw = s.connection().connection.driver_connection
-        assert raw is not None
-        with raw.cursor().copy("COPY seen (kind, key) FROM STDIN") as copy:
-            for key in points:
-                copy.write_row(("p", key))
-            for key in lines:
-                copy.write_row(("l", key))
-        s.execute(text("CREATE INDEX ON seen (kind, key)"))
-        s.execute(text("ANALYZE seen"))
-        tables: tuple[tuple[str, Any], ...] = (
-            ("p", AddressPoint.__table__),
-            ("l", StreetSegment.__table__),
-        )
-        gone = {
-            kind: int(
-                s.execute(
-                    select(func.count()).select_from(kept).where(_gone(kept, kind)),
-                    {"source": source},
-                ).scalar_one()
+        for kind, kept in _TABLES
+    }
+    for kind, count in gone.items():
+        if count > REPLACE_MOST * before[kind] and not force:
+            raise InvalidInput(
+                f"--replace: the file lacks {count:,} of the {before[kind]:,} {_KINDS[kind]} "
+                f"kept as {source} (more than {REPLACE_MOST:.0%}: a file cut short?); nothing "
+                "was loaded or removed. Add --force to remove them"
             )
-            for kind, kept in tables
-        }
-        held = s.execute(
-            text(
-                "SELECT (SELECT count(*) FROM address_points WHERE source = :source)"
-                " + (SELECT count(*) FROM street_segments WHERE source = :source)"
-            ),
-            {"source": source},
-        ).scalar_one()
-        going = gone["p"] + gone["l"]
-        if going > REPLACE_MOST * held and not force:
-            tally.kept = (
-                f"nothing removed: the file lacks {going:,} of the {held:,} rows kept as "
-                f"{source} (more than {REPLACE_MOST:.0%}: a file cut short?); "
-                "add --force to remove them"
-            )
-            return
-        for kind, kept in tables:
-            s.execute(delete(kept).where(_gone(kept, kind)), {"source": source})
-        tally.retired_points, tally.retired_lines = gone["p"], gone["l"]
+    for kind, kept in _TABLES:
+        s.execute(delete(kept).where(_gone(kept, kind)), {"source": source})
+    tally.retired_points, tally.retired_lines = gone["p"], gone["l"]
 
 
 _SEEN = table("seen", column("kind"), column("key"))
