@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from dispatch_tui.rules import norms
-from dispatch_tui.rules.enums import HospitalStatus, UnitStatus
+from dispatch_tui.rules.enums import CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.rules.lifecycle import unit_label
 from dispatch_tui.rules.views import CallView, HospitalView, Recommendation, UnitView
 
@@ -354,14 +354,25 @@ def choices(
     limit: int = 5,
     stale_seconds: int = norms.STALE_POSITION_SECONDS,
 ) -> Choices:
-    """The free units ranked, the units worth diverting, and, when no unit is free, the units
-    expected to clear first (a dispatcher may rather line one of them up than divert a unit
-    from its call); a position older than `stale_seconds` is said to be stale."""
+    """The free units ranked, the units worth diverting, and, when no unit is free and the call
+    is pending, the others expected to clear first (a dispatcher may rather line one of them up
+    than divert a unit from its call); a position older than `stale_seconds` is said to be
+    stale."""
     units = list(units)
     recs = for_call(call, units, limit, now, stale_seconds)
     best = recs[0].eta_seconds if recs else None
     diverts = divert_candidates(
         call, units, priority_of, best, now=now, stale_seconds=stale_seconds
     )
-    clearing = [] if recs else next_to_clear(call, units, now, stale_seconds=stale_seconds)
+    # Lined up for a pending call only; a unit offered to divert is not offered twice.
+    diverting = {d.unit.code for d in diverts}
+    clearing = (
+        []
+        if recs or call.status != CallStatus.RECEIVED
+        else [
+            c
+            for c in next_to_clear(call, units, now, stale_seconds=stale_seconds)
+            if c.unit.code not in diverting
+        ]
+    )
     return Choices(recs, diverts, clearing)
