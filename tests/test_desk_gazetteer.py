@@ -43,7 +43,7 @@ async def test_an_address_chosen_as_it_is_typed_takes_its_position(
         await open_form_at_location(app, pilot)
         await pilot.press(*"456 w map")
         await until(pilot, lambda: offered(app) == ["456 W Maple St, Riverton"])
-        assert "↓ ↑ choose" in said(app)
+        assert "Enter takes 456 W Maple St, Riverton" in said(app)
         await pilot.press("down", "enter")  # the first address, taken; on to the caller
         form = app.screen
         assert form.query_one("#location", Input).value == "456 W Maple St, Riverton"
@@ -55,6 +55,32 @@ async def test_an_address_chosen_as_it_is_typed_takes_its_position(
     (call,) = riverton.calls()
     assert call.location_text == "456 W Maple St, Riverton" and call.location_verified
     assert (call.lat, call.lon) == (40.0152, -83.022813)
+
+
+async def test_enter_alone_takes_the_one_address_the_typing_begins(
+    riverton: DispatchService, database_url: str
+) -> None:
+    """`456 w map` and Enter: the one address listed that begins so is taken (a dispatcher
+    need not press ↓ first); with several such, Enter moves on with the text as typed."""
+    app = desk(riverton, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_form_at_location(app, pilot)
+        await pilot.press(*"456 w map")
+        await until(pilot, lambda: offered(app) == ["456 W Maple St, Riverton"])
+        await pilot.press("enter")
+        form = app.screen
+        assert form.query_one("#location", Input).value == "456 W Maple St, Riverton"
+        assert form.chosen is not None and form.focused is form.query_one("#caller", Input)
+    app = desk(riverton, database_url)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_form_at_location(app, pilot)
+        await pilot.press(*"456 ")
+        await until(pilot, lambda: len(offered(app)) > 1)
+        assert "↓ ↑ choose" in said(app)
+        await pilot.press("enter")
+        form = app.screen
+        assert form.query_one("#location", Input).value == "456 " and form.chosen is None
+        assert form.focused is form.query_one("#caller", Input)
 
 
 async def test_escape_closes_the_list_and_typing_on_forgets_the_address_taken(

@@ -4,7 +4,8 @@ The same validation as the CLI (`rules.validation.intake`) runs on every submit,
 what is wrong in one line and keeps what was typed. Named places complete as you type (from the
 places the desk already holds) and fill in the coordinates. The location completes from the
 gazetteer once typing pauses (the desk asks it off the UI thread, `complete`): ↓ and ↑ choose
-an address in the list, Enter takes it (its position goes with the call, verified) and moves on.
+an address in the list, Enter takes it (its position goes with the call, verified) and moves on;
+Enter alone takes the one address listed that begins with what was typed.
 An address not in the list is taken as typed; the service looks it up again when the call is
 saved, and marks the call UNVERIFIED if it is not found.
 
@@ -220,7 +221,11 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         shown.clear_options()
         shown.add_options(Option(Text(m.label)) for m in self.matches)
         shown.set_class(not self.matches, "hidden")
-        if self.matches:
+        only = self._only_completion() if self.matches else None
+        if only is not None:
+            others = " (↓ ↑ choose another)" if len(self.matches) > 1 else ""
+            self._location_info(f"Enter takes {only.label}{others}")
+        elif self.matches:
             self._location_info("↓ ↑ choose an address, Enter takes it")
         elif typed.strip():
             self._location_info(
@@ -240,6 +245,22 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
             and not shown.has_class("hidden")
             and self.focused is self.query_one("#location", Input)
         )
+
+    def _only_completion(self) -> AddressMatch | None:
+        """The one address listed whose words begin with what was typed (`456 w map` for
+        `456 W Maple St, Riverton`), when it is the only such one: Enter takes it without ↓, as
+        a dispatcher expects; with two or more, or none, Enter moves on as typed."""
+        if not self._offering():
+            return None
+        typed = " ".join(self.query_one("#location", Input).value.split()).lower()
+        if not typed:
+            return None
+        extending = [
+            m
+            for m in self.matches
+            if m.quality != "street" and " ".join(m.label.split()).lower().startswith(typed)
+        ]
+        return extending[0] if len(extending) == 1 else None
 
     def action_completion(self, step: int) -> None:
         shown = self.query_one("#completions", OptionList)
@@ -310,6 +331,10 @@ class IntakeScreen(ModalScreen[CallIntake | None]):
         highlighted = self.query_one("#completions", OptionList).highlighted
         if self._offering() and highlighted is not None:
             self._take_address(self.matches[highlighted])
+            return
+        only = self._only_completion()
+        if only is not None:
+            self._take_address(only)
             return
         inputs = list(self.query(Input))
         if self.focused is inputs[-1]:
