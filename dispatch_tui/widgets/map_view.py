@@ -464,8 +464,10 @@ class MapView(Widget, can_focus=True):
             return
         if (marker.lat, marker.lon) != (self.view.lat, self.view.lon):
             self.view = self.view.centred(marker.lat, marker.lon)
-        # Said as the unit is now (its status changes as it goes), after a zoom too.
-        self.said = f"following {self._describe(key)} (a pan or f stops)"
+        # Said as the unit is now (its status changes as it goes), after a zoom too; what a key
+        # said since (`]` found no call, …) is left to be read.
+        if not self.said or self.said.startswith("following "):
+            self.said = f"following {self._describe(key)} (a pan or f stops)"
 
     def _sized(self, view: Viewport) -> Viewport:
         canvas = self.canvas
