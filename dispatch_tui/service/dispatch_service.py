@@ -18,23 +18,24 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
-from dispatch_tui.db.models import Call, Hospital, Unit
-from dispatch_tui.rules import duplicates, lifecycle, validation
+from dispatch_tui.db.models import Call, Hospital
+from dispatch_tui.rules import duplicates, lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import OPEN_CALL_STATUSES, CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.rules.errors import (
     Conflict,
+    DispatchError,
     DuplicateSuspected,
     InvalidInput,
     NotFound,
 )
 from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, UnitView
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import gazetteer, lookups, next_calls, steps
+from dispatch_tui.service import gazetteer, lookups, next_calls, sql_functions, steps
 from dispatch_tui.service.call_record import CallRecordWrites, check_answer
 from dispatch_tui.service.crew import CrewWrites
 from dispatch_tui.service.moves import UnitMoves
@@ -69,6 +70,12 @@ def _suspected(alike: list[duplicates.Candidate], now: datetime) -> DuplicateSus
 
 
 T = TypeVar("T")
+
+
+_LOCATE = (
+    b"SELECT * FROM dispatch_locate(%(operator)s, %(unit)s, %(lat)s, %(lon)s, %(desk)s,"
+    b" %(request)s, %(fingerprint)s, %(rules)s::jsonb)"
+)
 
 
 class DispatchService(CallRecordWrites, UnitMoves, UnitStatusWrites, CrewWrites, PremiseWrites):
@@ -206,24 +213,40 @@ class DispatchService(CallRecordWrites, UnitMoves, UnitStatusWrites, CrewWrites,
         lon: float | str,
         once: Once | None = None,
     ) -> UnitView:
+        """A unit's position, reported: its position's columns alone (a stale whole-row save
+        once undid a dispatch), stamped by the server's clock, audited. One statement,
+        `dispatch_locate` (migration 0022): the write a centre makes most often."""
         code = validation.unit_code(unit_code)
         position = validation.coordinate(lat, lon)
+        params = {
+            "operator": validation.username(username),
+            "unit": code,
+            "lat": position[0],
+            "lon": position[1],
+            "desk": self.desk,
+        }
 
-        def work(s: Session) -> UnitView:
-            unit_id = lookups.unit_id(s, code)
-            staff = steps.authorise(s, username, "locate_unit", unit_id)
-            # Only the position columns: a stale whole-row save once undid a dispatch.
-            s.execute(
-                update(Unit)
-                .where(Unit.id == unit_id)
-                .values(lat=position[0], lon=position[1], position_at=func.clock_timestamp())
-            )
-            self._audit(
-                s, staff, "unit_position", unit_id=unit_id, lat=position[0], lon=position[1]
-            )
-            return views.unit(s, unit_id)
+        def refusal(outcome: str, facts: dict[str, Any]) -> DispatchError:
+            match outcome:
+                case "no_unit":
+                    return NotFound(f"no unit {code}")
+                case "no_operator":
+                    return lookups.not_an_operator(validation.username(username))
+                case "forbidden":
+                    return permissions.refusal(
+                        str(facts["operator"]), str(facts["role"]), "locate_unit"
+                    )
+            raise AssertionError(f"dispatch_locate answered {outcome!r}")
 
-        return write(self.sessions, work, once)
+        unit_id, at, said = sql_functions.run(
+            self.statements,
+            _LOCATE,
+            params,
+            once,
+            refusal,
+            f"{code} changed at another desk a moment ago; look again",
+        )
+        return self._unit_now(unit_id, at, said)
 
     def cancel_unit(
         self, username: str, unit_code: str, reason: str = "", once: Once | None = None

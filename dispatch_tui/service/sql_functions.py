@@ -1,4 +1,5 @@
-"""Writes that are one SQL function each (migration 0010): a divert, a unit's status change.
+"""Writes that are one SQL function each (migrations 0010, 0018, 0022): a divert, a unit's
+status change, lining up a call and taking it back, a position report.
 
 Each function locks, checks, writes, audits and keeps the write's request id in one call, run as
 one statement in autocommit on the driver (`transactions.one_statement`), as a dispatch is: one
@@ -52,6 +53,9 @@ RULES = json.dumps(
         # Who may change a unit's status, and who may on the unit they crew.
         "may": sorted(r.value for r in permissions.PERMISSIONS["unit_status"]),
         "own_unit": [r.value for r in permissions.own_unit_roles("unit_status")],
+        # Who may report a unit's position, and who may for the unit they crew (migration 0022).
+        "may_locate": sorted(r.value for r in permissions.PERMISSIONS["locate_unit"]),
+        "own_locate": [r.value for r in permissions.own_unit_roles("locate_unit")],
         "steps": {
             f"{start.value}>{end.value}": {
                 "time_column": step.time_column,
