@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from dispatch_tui.db import views
 from dispatch_tui.db.models import Call, Hospital
-from dispatch_tui.rules import duplicates, lifecycle, permissions, validation
+from dispatch_tui.rules import duplicates, lifecycle, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import OPEN_CALL_STATUSES, CallStatus, HospitalStatus, UnitStatus
 from dispatch_tui.rules.errors import (
@@ -35,7 +35,7 @@ from dispatch_tui.rules.errors import (
 )
 from dispatch_tui.rules.views import CallView, Dispatched, HospitalView, UnitView
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import gazetteer, lookups, next_calls, sql_functions, steps
+from dispatch_tui.service import gazetteer, next_calls, sql_functions, steps
 from dispatch_tui.service.call_record import CallRecordWrites, check_answer
 from dispatch_tui.service.crew import CrewWrites
 from dispatch_tui.service.moves import UnitMoves
@@ -227,16 +227,10 @@ class DispatchService(CallRecordWrites, UnitMoves, UnitStatusWrites, CrewWrites,
         }
 
         def refusal(outcome: str, facts: dict[str, Any]) -> DispatchError:
-            match outcome:
-                case "no_unit":
-                    return NotFound(f"no unit {code}")
-                case "no_operator":
-                    return lookups.not_an_operator(validation.username(username))
-                case "forbidden":
-                    return permissions.refusal(
-                        str(facts["operator"]), str(facts["role"]), "locate_unit"
-                    )
-            raise AssertionError(f"dispatch_locate answered {outcome!r}")
+            said = sql_functions.shared_refusal(username, "locate_unit", outcome, facts, unit=code)
+            if said is None:
+                raise AssertionError(f"dispatch_locate answered {outcome!r}")
+            return said
 
         unit_id, at, said = sql_functions.run(
             self.statements,

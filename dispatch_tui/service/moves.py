@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dispatch_tui.rules import lifecycle, permissions, validation
+from dispatch_tui.rules import lifecycle, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import UnitStatus
-from dispatch_tui.rules.errors import Conflict, DispatchError, NotFound
+from dispatch_tui.rules.errors import Conflict, DispatchError
 from dispatch_tui.rules.views import Dispatched, UnitView
-from dispatch_tui.service import lookups, sql_functions
+from dispatch_tui.service import sql_functions
 from dispatch_tui.service.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -38,16 +38,13 @@ def _refusal(
 ) -> DispatchError:
     """What `dispatch_divert`, `dispatch_queue` or `dispatch_unqueue` refused, in the words
     every path uses."""
+    shared = sql_functions.shared_refusal(
+        username, "dispatch", outcome, facts, unit=code, call=number
+    )
+    if shared is not None:
+        return shared
     status = str(facts.get("status", ""))
     match outcome:
-        case "no_operator":
-            return lookups.not_an_operator(validation.username(username))
-        case "forbidden":
-            return permissions.refusal(str(facts["operator"]), str(facts["role"]), "dispatch")
-        case "no_unit":
-            return NotFound(f"no unit {code}")
-        case "no_call":
-            return NotFound(f"no call {number}")
         case "already_there":
             return Conflict(f"{code} is on {number} already")
         # A divert's

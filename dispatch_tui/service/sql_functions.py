@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from dispatch_tui.db.engine import DriverConnections
-from dispatch_tui.rules import lifecycle, permissions
+from dispatch_tui.rules import lifecycle, permissions, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import (
     OPEN_CALL_STATUSES,
@@ -37,9 +37,10 @@ from dispatch_tui.rules.errors import (
     AlreadyDone,
     Conflict,
     DispatchError,
+    NotFound,
     Unavailable,
 )
-from dispatch_tui.service import request_ids, transactions
+from dispatch_tui.service import lookups, request_ids, transactions
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,30 @@ RULES = json.dumps(
     },
     sort_keys=True,
 )
+
+
+def shared_refusal(
+    username: str,
+    action: str,
+    outcome: str,
+    facts: dict[str, Any],
+    *,
+    unit: str = "",
+    call: str = "",
+) -> DispatchError | None:
+    """The refusals every function answers alike (an operator not on the staff list, one whose
+    role may not do `action`, a unit or a call not known), in the words every path uses; None
+    for a refusal of the function's own."""
+    match outcome:
+        case "no_operator":
+            return lookups.not_an_operator(validation.username(username))
+        case "forbidden":
+            return permissions.refusal(str(facts["operator"]), str(facts["role"]), action)
+        case "no_unit":
+            return NotFound(f"no unit {unit}")
+        case "no_call":
+            return NotFound(f"no call {call}")
+    return None
 
 
 def run(

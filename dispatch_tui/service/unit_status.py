@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from dispatch_tui.rules import lifecycle, permissions, validation
+from dispatch_tui.rules import lifecycle, validation
 from dispatch_tui.rules.commands import Once
 from dispatch_tui.rules.enums import UnitStatus
 from dispatch_tui.rules.errors import (
     Conflict,
     DispatchError,
     InvalidInput,
-    NotFound,
 )
 from dispatch_tui.rules.views import UnitView
 from dispatch_tui.service import dispatch as dispatching
-from dispatch_tui.service import lookups, sql_functions
+from dispatch_tui.service import sql_functions
 from dispatch_tui.service.transactions import reading
 from dispatch_tui.service.writer import Writer
 
@@ -92,16 +91,11 @@ class UnitStatusWrites(Writer):
     ) -> DispatchError | None:
         """What `dispatch_unit_status` refused, in the words every path uses (None: nothing
         refuses it now)."""
+        shared = sql_functions.shared_refusal(username, "unit_status", outcome, facts, unit=code)
+        if shared is not None:
+            return shared
         status = str(facts.get("status", ""))
         match outcome:
-            case "no_operator":
-                return lookups.not_an_operator(validation.username(username))
-            case "no_unit":
-                return NotFound(f"no unit {code}")
-            case "forbidden":
-                return permissions.refusal(
-                    str(facts["operator"]), str(facts["role"]), "unit_status"
-                )
             case "inconsistent":
                 try:
                     lifecycle.check_consistent(code, status, facts.get("call"))
