@@ -239,10 +239,9 @@ class DeskDialogs:
             limit=8,
             stale_seconds=self.desk.options.stale_position_seconds,
         )
-        recs, diverts = offered.recommended, offered.diverts
-        # No unit free: those expected to clear first, each a key away from being lined up for
-        # the call (a pending call only), after any worth diverting.
-        clearing = offered.clearing if not add and call.status == "RECEIVED" else []
+        # No unit free: those expected to clear first (a pending call's only, `choices`), each
+        # a key away from being lined up for the call, after any worth diverting.
+        recs, diverts, clearing = offered.recommended, offered.diverts, offered.clearing
         if not recs and not diverts and not clearing:
             self.desk.say(recommend.NO_UNIT_AVAILABLE, ok=False)
             return
@@ -297,26 +296,22 @@ class DeskDialogs:
         if recs:
             title, hint = f"{verb} {call.number}: recommended units", ""
         else:
-            title = f"No unit is free for {call.number} (P{call.priority} {call.nature})" + (
-                ": divert one on its way (↪), or line up one that clears next (⇥)"
-                if diverts and clearing
-                else ": divert one on its way"
-                if diverts
-                else ". Next to clear:"
-            )
-            divert_words = "divert it here (asks first)"
-            queue_words = "line this unit up; it comes here when it clears"
-            hint = (
-                "Enter: "
-                + (
-                    f"↪ {divert_words}, ⇥ {queue_words}"
-                    if diverts and clearing
-                    else divert_words
-                    if diverts
-                    else queue_words
+            ways = [
+                (way, enter)
+                for way, enter, offered_any in (
+                    ("divert one on its way (↪)", "↪ diverts it here (asks first)", diverts),
+                    (
+                        "line up one that clears next (⇥)",
+                        "⇥ lines the unit up; it comes here when it clears",
+                        clearing,
+                    ),
                 )
-                + " · Esc: back"
+                if offered_any
+            ]
+            title = f"No unit is free for {call.number} (P{call.priority} {call.nature}): " + (
+                ", or ".join(way for way, _ in ways)
             )
+            hint = "Enter: " + ", ".join(enter for _, enter in ways) + " · Esc: back"
         self.desk.app.push_screen(PickScreen(title, options, hint=hint), chosen)
 
     def _confirm_divert(
