@@ -306,6 +306,23 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
+def _delivery(row: Any, attempt: int, state: str, error: str | None, age: float) -> Delivery:
+    """What became of a claimed alert, as the alerter reports it; `age` by the server's clock,
+    as the alert's creation was."""
+    payload: dict[str, Any] = row.payload
+    return Delivery(
+        alert_id=str(row.uid),
+        kind=row.kind,
+        unit=str(payload.get("unit", "?")),
+        call=str(payload.get("call", "?")),
+        attempt=attempt,
+        sent=state == "sent",
+        state=state,
+        error=error,
+        seconds=float(age),
+    )
+
+
 class Alerter:
     """Delivers due alerts with `settings.workers` workers until stopped."""
 
@@ -363,50 +380,24 @@ class Alerter:
                     "was sent" if error is None else "failed",
                 )
                 raise
-        payload: dict[str, Any] = row.payload
-        return Delivery(
-            alert_id=str(row.uid),
-            kind=row.kind,
-            unit=str(payload.get("unit", "?")),
-            call=str(payload.get("call", "?")),
-            attempt=row.attempts + 1,
-            sent=error is None,
-            state=state,
-            error=error,
-            seconds=float(age),  # by the server's clock, as the alert's creation was
-        )
+        return _delivery(row, row.attempts + 1, state, error, age)
 
     def _superseded(self, conn: Any, row: Any) -> Delivery:
-        """A dispatch alert whose unit was stood down or cleared before it was sent: not sent,
-        so the crew is not paged to a call it no longer has. A stand-down written with it is
-        next in the unit's order, and is sent."""
-        if row.ended == "acknowledged" and row.attempts == 0:  # a reminder no longer needed
-            why = "the crew had the call before it was sent"
-        elif row.ended == "acknowledged":
-            tries = "1 try" if row.attempts == 1 else f"{row.attempts} tries"
-            why = f"the crew had the call before a try went through; not tried again after {tries}"
-        elif row.attempts == 0:
-            why = f"the unit was {row.ended} before it was sent"
+        """A dispatch alert whose unit was stood down or cleared before it was sent (or a
+        reminder the crew no longer needs): not sent, so the crew is not paged to a call it no
+        longer has. A stand-down written with it is next in the unit's order, and is sent."""
+        who = (
+            "the crew had the call" if row.ended == "acknowledged" else f"the unit was {row.ended}"
+        )
+        if row.attempts == 0:
+            why = f"{who} before it was sent"
         else:  # a try that failed may still have reached the crew: say so
             tries = "1 try" if row.attempts == 1 else f"{row.attempts} tries"
-            why = (
-                f"the unit was {row.ended} before it went through; not tried again after "
-                f"{tries} (the crew may have been paged)"
-            )
+            paged = "" if row.ended == "acknowledged" else " (the crew may have been paged)"
+            why = f"{who} before it went through; not tried again after {tries}{paged}"
         state, age = conn.execute(_SUPERSEDED, {"id": row.id, "why": why}).one()
-        payload: dict[str, Any] = row.payload
         log.info("alert %s (%s) superseded: %s", row.uid, row.kind, why)
-        return Delivery(
-            alert_id=str(row.uid),
-            kind=row.kind,
-            unit=str(payload.get("unit", "?")),
-            call=str(payload.get("call", "?")),
-            attempt=row.attempts,
-            sent=False,
-            state=state,
-            error=why,
-            seconds=float(age),
-        )
+        return _delivery(row, row.attempts, state, why, age)
 
     def remind(self, *, every: float = 1.0) -> int:
         """Write the reminders due now (`dispatch_remind`), at most once every `every` seconds
