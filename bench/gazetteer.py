@@ -2,7 +2,7 @@
 
 Riverton's street grid (`service.demo.Grid`) with 44 houses on every side of every block:
 about 100,000 address points and 1,137 street lines, loaded through `gis import`'s own loader
-(`service.gazetteer.load`, timed too), then VACUUM ANALYZE. What a dispatcher types in the
+(`service.gazetteer_import.load`, timed too), then VACUUM ANALYZE. What a dispatcher types in the
 location field is asked of `ReadService.complete`, as the desk's worker asks it: a house number
 and the start of a street (`1456 w ma`), a street alone (`magn`), a whole address with two letters
 swapped (no prefix matches: the geocoder answers). One read transaction each, on a warm pool.
@@ -22,7 +22,7 @@ import psycopg
 from bench.common import BenchServer, Report, engine_for, fmt, ms, pct, ratio, throwaway_server
 from dispatch_tui.db.engine import make_sessionmaker
 from dispatch_tui.rules.addresses import AddressRow
-from dispatch_tui.service import demo, gazetteer
+from dispatch_tui.service import demo, gazetteer_import
 from dispatch_tui.service.read_service import ReadService
 
 HOUSES = 44  # on each side of each block: ~100k address points
@@ -54,7 +54,7 @@ def run(srv: BenchServer) -> Report:
     rows = demo.gazetteer_rows(demo.Grid(houses=HOUSES))
     points = [r for r in rows if isinstance(r, AddressRow)]
     started = time.perf_counter()
-    loaded = gazetteer.load(sessions, demo.SOURCE, rows)
+    loaded = gazetteer_import.load(sessions, demo.SOURCE, rows)
     load_seconds = time.perf_counter() - started
     with psycopg.connect(srv.conninfo("dispatch"), autocommit=True) as admin:
         admin.execute("VACUUM ANALYZE")
@@ -93,7 +93,7 @@ def run(srv: BenchServer) -> Report:
     report.goal(f"completion p99 ≤ {GOAL_P99_MS:.0f} ms", f"{fmt(p99)} ms", p99 <= GOAL_P99_MS)
     report.note(
         f"loaded {loaded.points:,} points and {loaded.segments:,} lines in {load_seconds:.1f} s "
-        f"({loaded.points / load_seconds:,.0f} points/s, batches of {gazetteer.BATCH})"
+        f"({loaded.points / load_seconds:,.0f} points/s, batches of {gazetteer_import.BATCH})"
     )
     report.note(f"{empty} of {len(every)} completions offered nothing (a number not on a street)")
     return report

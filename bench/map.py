@@ -42,7 +42,7 @@ from bench.common import (
     throwaway_server,
 )
 from dispatch_tui.db.engine import make_sessionmaker
-from dispatch_tui.service import demo, gazetteer
+from dispatch_tui.service import demo, gazetteer_import
 
 MOVES = 60  # of each kind, after WARMUP
 WARMUP = 10
@@ -93,7 +93,7 @@ def prepare(srv: BenchServer, database: str, city: bool) -> int:
                     {"south": south, "north": north, "west": west, "east": east, "step": step},
                 )
         else:
-            gazetteer.load(make_sessionmaker(engine), demo.SOURCE, demo.gazetteer_rows())
+            gazetteer_import.load(make_sessionmaker(engine), demo.SOURCE, demo.gazetteer_rows())
         with engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM street_segments")).scalar_one())
     finally:

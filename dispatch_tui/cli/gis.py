@@ -24,7 +24,7 @@ from dispatch_tui.config import Settings
 from dispatch_tui.db.connect import open_database
 from dispatch_tui.rules.addresses import GazetteerImport
 from dispatch_tui.rules.errors import ExitCode, InvalidInput
-from dispatch_tui.service import gazetteer
+from dispatch_tui.service import gazetteer_import
 
 
 def add_import(gis: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -79,7 +79,7 @@ def run_import(ns: argparse.Namespace, settings: Settings, out: Console, as_json
             def moved(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            report = gazetteer.load_file(
+            report = gazetteer_import.load_file(
                 sessions,
                 path,
                 source=ns.source,
@@ -88,10 +88,10 @@ def run_import(ns: argparse.Namespace, settings: Settings, out: Console, as_json
                 force=ns.force,
             )
     else:
-        report = gazetteer.load_file(
+        report = gazetteer_import.load_file(
             sessions, path, source=ns.source, replace=ns.replace, force=ns.force
         )
-    points, lines = gazetteer.counts(sessions)
+    points, lines = gazetteer_import.counts(sessions)
     message = _summary(report, points, lines)
     if as_json:
         print(json.dumps({"ok": True, "message": message, **asdict(report)}))

@@ -6,7 +6,7 @@ here: lower case, punctuation set aside, the usual abbreviations in one form (`s
 `north` is `n`, `first` is `1st`). Two keys are made from those words, each in one place:
 
 - `street_key(street)`: a street as compared. The gazetteer stores it for every address point and
-  street line (`service.gazetteer`), and a typed address is looked up by it.
+  street line (`service.gazetteer_import`), and a typed address is looked up by it.
 - `normalise_address(text)`: a whole location as compared (a call's `address_key`, a premise's
   hazard notes, duplicate calls). A typed address is parsed first, so that what does not name
   the place is left out: `123 W Maple St, Riverton OH 43210` and `Riverton Mall, 123 West Maple

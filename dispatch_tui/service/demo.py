@@ -35,7 +35,7 @@ from dispatch_tui.rules.addresses import (
     street_line,
 )
 from dispatch_tui.rules.errors import InvalidInput
-from dispatch_tui.service import gazetteer
+from dispatch_tui.service import gazetteer_import
 from dispatch_tui.service.dispatch_service import DispatchService
 
 log = logging.getLogger(__name__)
@@ -448,4 +448,4 @@ def gazetteer_rows(grid: Grid = GRID) -> list[AddressRow | StreetLine]:
 
 def seed_gazetteer(service: DispatchService) -> GazetteerImport:
     """Load Riverton's gazetteer (safe to repeat: what is there already is left as it is)."""
-    return gazetteer.load(service.sessions, SOURCE, gazetteer_rows())
+    return gazetteer_import.load(service.sessions, SOURCE, gazetteer_rows())
